@@ -1,0 +1,88 @@
+// Owns the service's configuration: read once from the environment, validated, frozen.
+// Nothing else in the service reads process.env.
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Unset: an embedded PostgreSQL under dataDir/db, started by the supervisor. */
+  databaseUrl: string | undefined;
+  /** Connections per HTTP worker process; the pool is the bound on concurrent DB work. */
+  databasePoolSize: number;
+  workers: number;
+  /** Unset: generated once and kept in dataDir/admin-token. */
+  adminToken: string | undefined;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  publicUrl: string;
+  emailConcurrency: number;
+  rateLimitPerMinute: number;
+  /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
+  shutdownTimeoutMs: number;
+  logLevel: string;
+}>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
+  }
+  return value;
+}
+
+function readString(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function readUrl(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = readString(env, name);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  }
+  return raw;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const host = readString(env, 'HOST') ?? '127.0.0.1';
+  const port = readInteger(env, 'PORT', 3000, 0, 65535);
+  const adminToken = readString(env, 'ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 16 characters; unset it to have one generated');
+  }
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const config: Config = {
+    host,
+    port,
+    dataDir: path.resolve(readString(env, 'DATA_DIR') ?? './data'),
+    databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databasePoolSize: readInteger(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    workers: readInteger(env, 'WORKERS', availableParallelism(), 1, 256),
+    adminToken,
+    smtpUrl: readUrl(env, 'SMTP_URL', ['smtp:', 'smtps:']),
+    mailFrom: readString(env, 'MAIL_FROM') ?? 'Registrar <no-reply@localhost>',
+    publicUrl: (readUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${urlHost}:${port}`).replace(/\/+$/, ''),
+    emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', 8, 1, 1000),
+    rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
+    shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    logLevel: readString(env, 'LOG_LEVEL') ?? 'info',
+  };
+  return Object.freeze(config);
+}

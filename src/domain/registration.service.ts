@@ -1,0 +1,94 @@
+// The rules of registering and cancelling. The seat decisions themselves run inside the
+// database (registrar_register / registrar_cancel) under the course lock; this module prepares
+// their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
+// into results or DomainErrors.
+import type { Sql } from '../db/database.ts';
+import { cancel, findRegistration, register } from '../db/queries/registrations.queries.ts';
+import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, tokenMatchesHash, unsealToken } from '../security/tokens.ts';
+import { DomainError } from './domain-error.ts';
+import { emailKey, type Registration, toRegistration } from './registration.ts';
+
+export type RegisterInput = {
+  name: string;
+  email: string;
+  course: string;
+  idempotencyKey?: string | undefined;
+};
+
+export type RegisterResult =
+  | { kind: 'created'; registration: Registration; manageToken: string }
+  | { kind: 'existing'; registration: Registration };
+
+/** Who is asking for a registration: the admin, or whoever holds a manage token. */
+export type RegistrationCredential = { kind: 'admin' } | { kind: 'manage-token'; token: string };
+
+export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {
+  const name = input.name.trim().normalize('NFC');
+  const email = input.email.trim();
+  const key = emailKey(email);
+  const manageToken = generateManageToken();
+  const idempotencyKey = input.idempotencyKey;
+  const outcome = await register(sql, {
+    courseId: input.course,
+    name,
+    email,
+    emailKey: key,
+    manageTokenHash: hashToken(manageToken),
+    idempotency: idempotencyKey === undefined ? null : {
+      keyHash: hashIdempotencyKey(idempotencyKey),
+      requestHash: hashRequest([input.course, name, key]),
+      sealedToken: sealToken(manageToken, idempotencyKey),
+    },
+  });
+  switch (outcome.outcome) {
+    case 'created':
+      return { kind: 'created', registration: toRegistration(outcome.registration), manageToken };
+    case 'existing':
+      return { kind: 'existing', registration: toRegistration(outcome.registration) };
+    case 'replay':
+      // The original answer, as it was then: a 201 carries its token again, unsealed with the key.
+      if (outcome.statusCode === 201 && outcome.sealedToken !== null && idempotencyKey !== undefined) {
+        const token = unsealToken(Buffer.from(outcome.sealedToken, 'base64'), idempotencyKey);
+        return { kind: 'created', registration: toRegistration(outcome.registration), manageToken: token };
+      }
+      return { kind: 'existing', registration: toRegistration(outcome.registration) };
+    case 'key-reused':
+      throw new DomainError('idempotency-key-reused', 'This Idempotency-Key was already used for a different request; use a new key for a new request');
+    case 'course-not-found':
+      throw new DomainError('course-not-found', `There is no course "${input.course}"`);
+    case 'registration-closed':
+      throw new DomainError('registration-closed', `Registration for "${input.course}" is not open now`);
+    case 'course-full':
+      throw new DomainError('course-full', `"${input.course}" has no seats and no waitlist places left`);
+    default:
+      return outcome satisfies never;
+  }
+}
+
+async function authorize(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+  const stored = await findRegistration(sql, id);
+  if (!stored) throw new DomainError('registration-not-found', `There is no registration "${id}"`);
+  if (credential.kind === 'manage-token' && !tokenMatchesHash(credential.token, stored.manageTokenHash)) {
+    throw new DomainError('unauthorized', 'This token does not manage this registration');
+  }
+  return toRegistration(stored.registration);
+}
+
+export async function getRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+  return authorize(sql, id, credential);
+}
+
+/** Cancelling twice is fine: the second call reports the cancelled registration again. */
+export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+  await authorize(sql, id, credential);
+  const outcome = await cancel(sql, id);
+  switch (outcome.outcome) {
+    case 'cancelled':
+    case 'already-cancelled':
+      return toRegistration(outcome.registration);
+    case 'not-found':
+      throw new DomainError('registration-not-found', `There is no registration "${id}"`);
+    default:
+      return outcome satisfies never;
+  }
+}

@@ -1,0 +1,40 @@
+// A registration as the API speaks it, and how it is read from the rows the database returns.
+export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
+
+/** Built by registrar_registration_row() in SQL: snake_case columns, JSON types. */
+export type RegistrationRow = {
+  id: string;
+  course_id: string;
+  name: string;
+  email: string;
+  status: RegistrationStatus;
+  waitlist_position: number | null;
+  created_at: string | Date;
+};
+
+export type Registration = {
+  id: string;
+  course: string;
+  name: string;
+  email: string;
+  status: RegistrationStatus;
+  waitlistPosition: number | null;
+  createdAt: string;
+};
+
+export function toRegistration(row: RegistrationRow): Registration {
+  return {
+    id: row.id,
+    course: row.course_id,
+    name: row.name,
+    email: row.email,
+    status: row.status,
+    waitlistPosition: row.waitlist_position === null ? null : Number(row.waitlist_position),
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+/** What makes two registrations "the same student": the address, trimmed, case-insensitive. */
+export function emailKey(email: string): string {
+  return email.trim().toLowerCase();
+}

@@ -1,0 +1,12 @@
+// The Fastify instance type the routes are written against, and what every route may use.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { Sql } from '../db/database.ts';
+import type { Auth } from './auth.ts';
+
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+export type RouteDeps = {
+  sql: Sql;
+  auth: Auth;
+};

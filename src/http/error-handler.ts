@@ -1,0 +1,54 @@
+// The one place errors become answers: DomainErrors by the table in problem.ts, validation and
+// Fastify's own client errors by their status, an unreachable database as 503, anything else as
+// a logged, generic 500 with no stack or SQL in it.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorObject } from 'ajv';
+import { DomainError } from '../domain/domain-error.ts';
+import { isDatabaseUnavailable } from '../db/postgres-errors.ts';
+import { DOMAIN_PROBLEMS, problem, sendProblem, type ProblemSlug } from './problem.ts';
+import { toFieldErrors } from './validation.ts';
+
+function slugForStatus(status: number): ProblemSlug {
+  switch (status) {
+    case 401:
+    case 403:
+      return 'unauthorized';
+    case 404:
+    case 405:
+      return 'not-found';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'payload-too-large';
+    case 429:
+      return 'rate-limited';
+    case 503:
+      return 'overloaded';
+    default:
+      return 'validation';
+  }
+}
+
+export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof DomainError) {
+    const { status, slug } = DOMAIN_PROBLEMS[error.code];
+    return sendProblem(reply, problem(status, slug, error.message));
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const errors = toFieldErrors(fastifyError.validation as ErrorObject[], fastifyError.validationContext);
+    const detail = errors.map((e) => `${e.field} ${e.message}`).join('; ');
+    return sendProblem(reply, problem(400, 'validation', detail || 'The request does not match its schema', errors));
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Fastify's client errors (bad JSON, wrong content type, body too large) carry safe messages.
+    return sendProblem(reply, problem(status, slugForStatus(status), fastifyError.message));
+  }
+  if (isDatabaseUnavailable(error)) {
+    request.log.warn({ err: error }, 'database unavailable');
+    return sendProblem(reply, problem(503, 'overloaded', 'The database is not reachable right now; retry shortly'));
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return sendProblem(reply, problem(500, 'internal', 'Something went wrong on our side; it has been logged'));
+}

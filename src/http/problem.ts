@@ -1,0 +1,66 @@
+// RFC 9457 problem answers: the one shape of every error this service sends, and the one table
+// that maps domain error codes to them.
+import type { FastifyReply } from 'fastify';
+import type { DomainErrorCode } from '../domain/domain-error.ts';
+
+export type ProblemSlug =
+  | 'validation'
+  | 'not-found'
+  | 'unauthorized'
+  | 'course-full'
+  | 'registration-closed'
+  | 'conflict'
+  | 'rate-limited'
+  | 'overloaded'
+  | 'payload-too-large'
+  | 'internal';
+
+export type FieldError = { field: string; message: string };
+
+export type Problem = {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  errors?: FieldError[];
+};
+
+const TITLES: Record<ProblemSlug, string> = {
+  validation: 'The request is not valid',
+  'not-found': 'Not found',
+  unauthorized: 'Not authorized',
+  'course-full': 'The course is full',
+  'registration-closed': 'Registration is closed',
+  conflict: 'Conflict',
+  'rate-limited': 'Too many requests',
+  overloaded: 'The service is overloaded',
+  'payload-too-large': 'The request body is too large',
+  internal: 'Internal error',
+};
+
+export function problem(status: number, slug: ProblemSlug, detail: string, errors?: FieldError[]): Problem {
+  return { type: `/problems/${slug}`, title: TITLES[slug], status, detail, ...(errors ? { errors } : {}) };
+}
+
+export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: ProblemSlug }> = {
+  'course-not-found': { status: 404, slug: 'not-found' },
+  'registration-not-found': { status: 404, slug: 'not-found' },
+  'course-exists': { status: 409, slug: 'conflict' },
+  'course-full': { status: 409, slug: 'course-full' },
+  'registration-closed': { status: 409, slug: 'registration-closed' },
+  'capacity-below-enrolled': { status: 409, slug: 'conflict' },
+  'invalid-course-window': { status: 400, slug: 'validation' },
+  // draft-ietf-httpapi-idempotency-key-header: a key reused with another payload is 422.
+  'idempotency-key-reused': { status: 422, slug: 'validation' },
+  unauthorized: { status: 401, slug: 'unauthorized' },
+  'database-unavailable': { status: 503, slug: 'overloaded' },
+};
+
+/** Seconds a client should wait before retrying a 503; short, the database usually returns fast. */
+export const RETRY_AFTER_SECONDS = 2;
+
+export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  if (body.status === 401) reply.header('www-authenticate', 'Bearer');
+  if (body.status === 503 || body.status === 429) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  return reply.code(body.status).type('application/problem+json').send(body);
+}

@@ -1,0 +1,88 @@
+// Registration routes: register (public), see and cancel one's registration (manage token or
+// admin), and the admin's list and CSV export of a course's registrations.
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { exportRegistrations, pageRegistrations } from '../../domain/registration-list.service.ts';
+import { cancelRegistration, getRegistration, registerStudent } from '../../domain/registration.service.ts';
+import type { App, RouteDeps } from '../app.ts';
+import { problemResponses } from '../schemas/common.schemas.ts';
+import { CourseParams } from '../schemas/course.schemas.ts';
+import {
+  CreatedRegistration,
+  RegisterBody,
+  RegisterHeaders,
+  Registration,
+  RegistrationListQuery,
+  RegistrationPage,
+  RegistrationParams,
+} from '../schemas/registration.schemas.ts';
+
+const CSV_COLUMNS = ['id', 'course', 'name', 'email', 'status', 'waitlistPosition', 'createdAt'] as const;
+
+/** Surrounding spaces are not part of a name or an address; drop them before validating. */
+function trimStrings(body: unknown): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+  const record = body as Record<string, unknown>;
+  for (const field of ['name', 'email', 'course']) {
+    const value = record[field];
+    if (typeof value === 'string') record[field] = value.trim();
+  }
+}
+
+export function registerRegistrationRoutes(app: App, { sql, auth }: RouteDeps): void {
+  const adminOnly = auth.requireAdmin;
+  const security = [{ bearer: [] }];
+
+  app.post('/register', {
+    preValidation: async function trimRegistration(request) {
+      trimStrings(request.body);
+    },
+    schema: {
+      tags: ['registrations'],
+      summary: 'Register a student for a course',
+      description: '201 with a new registration and its manageToken; 200 with the existing registration when this email already holds one for this course (no token). An Idempotency-Key replay gets the original answer.',
+      headers: RegisterHeaders,
+      body: RegisterBody,
+      response: { 201: CreatedRegistration, 200: Registration, ...problemResponses(400, 404, 409, 413, 422, 429, 503) },
+    },
+  }, async function registerRoute(request, reply) {
+    const result = await registerStudent(sql, { ...request.body, idempotencyKey: request.headers['idempotency-key'] });
+    if (result.kind === 'created') {
+      return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
+    }
+    return reply.code(200).send(result.registration);
+  });
+
+  app.get('/registrations/:id', {
+    schema: { tags: ['registrations'], summary: 'A registration with its current waitlist position (manage token or admin)', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
+  }, async function getRegistrationRoute(request) {
+    return getRegistration(sql, request.params.id, auth.registrationCredential(request));
+  });
+
+  app.delete('/registrations/:id', {
+    schema: { tags: ['registrations'], summary: 'Cancel a registration (manage token or admin); the seat goes to waitlist position 1', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
+  }, async function cancelRegistrationRoute(request) {
+    return cancelRegistration(sql, request.params.id, auth.registrationCredential(request));
+  });
+
+  app.get('/courses/:id/registrations', {
+    onRequest: adminOnly,
+    schema: { tags: ['registrations'], summary: 'A course\'s registrations in arrival order, paged (admin)', security, params: CourseParams, querystring: RegistrationListQuery, response: { 200: RegistrationPage, ...problemResponses(400, 401, 404) } },
+  }, async function listRegistrationsRoute(request) {
+    const { status, after, limit } = request.query;
+    return pageRegistrations(sql, { courseId: request.params.id, status, after }, limit ?? 100);
+  });
+
+  app.get('/courses/:id/registrations.csv', {
+    onRequest: adminOnly,
+    schema: { tags: ['registrations'], summary: 'A course\'s registrations as CSV, streamed (admin)', security, params: CourseParams, querystring: RegistrationListQuery },
+  }, async function exportRegistrationsRoute(request, reply) {
+    const rows = await exportRegistrations(sql, { courseId: request.params.id, status: request.query.status });
+    // escape_formulas: a name like "=HYPERLINK(...)" must stay text in a spreadsheet.
+    const csv = Readable.from(rows).pipe(stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true }));
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="${request.params.id}-registrations.csv"`)
+      .send(csv);
+  });
+}

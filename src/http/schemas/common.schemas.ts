@@ -1,0 +1,31 @@
+// Schemas shared by every route: the problem answer (RFC 9457) and the building blocks of
+// input validation. These same objects validate requests and document them in /openapi.json.
+import Type from 'typebox';
+
+export const COURSE_ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
+
+/** No control characters (NUL cannot be stored) and no lone surrogates (not valid UTF-8). */
+const PRINTABLE_PATTERN = '^[^\\p{Cc}\\p{Cs}]*$';
+
+export const CourseId = Type.String({ pattern: COURSE_ID_PATTERN, description: 'lowercase letters, digits and dashes; 1-64 characters, starting with a letter or digit' });
+
+export const PrintableText = (minLength: number, maxLength: number, description: string) =>
+  Type.String({ minLength, maxLength, pattern: PRINTABLE_PATTERN, description });
+
+// The WHATWG "valid e-mail address" grammar (what a browser's <input type=email> accepts).
+export const EMAIL_PATTERN = "^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$";
+
+export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN, description: 'an e-mail address; compared trimmed and case-insensitively' });
+
+export const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339 date-time' });
+
+export const Problem = Type.Object({
+  type: Type.String({ description: '/problems/<slug>' }),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+}, { description: 'RFC 9457 problem details' });
+
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, Problem]));

@@ -1,0 +1,43 @@
+// Request and response schemas of the registration routes.
+import Type from 'typebox';
+import { CourseId, Email, PrintableText } from './common.schemas.ts';
+
+const Status = Type.Union([Type.Literal('enrolled'), Type.Literal('waitlisted'), Type.Literal('cancelled')]);
+
+export const Registration = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  course: Type.String(),
+  name: Type.String(),
+  email: Type.String(),
+  status: Status,
+  waitlistPosition: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.String(),
+});
+
+export const CreatedRegistration = Type.Object({
+  ...Registration.properties,
+  manageToken: Type.String({ description: 'given once: keep it to see or cancel this registration' }),
+});
+
+export const RegisterBody = Type.Object({
+  name: PrintableText(1, 200, '1-200 characters, without control characters'),
+  email: Email,
+  course: CourseId,
+}, { additionalProperties: false });
+
+export const RegisterHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'a unique key per logical request (e.g. a UUID); a retry with the same key gets the original answer' })),
+});
+
+export const RegistrationParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+export const RegistrationListQuery = Type.Object({
+  status: Type.Optional(Status),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$', description: 'the `next` cursor of the previous page' })),
+}, { additionalProperties: false });
+
+export const RegistrationPage = Type.Object({
+  items: Type.Array(Registration),
+  next: Type.Union([Type.String(), Type.Null()]),
+});

@@ -1,0 +1,62 @@
+// Builds the HTTP application (no listen): plugins, routes, the error handler. The same build
+// serves the worker processes and the tests.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
+import type { Sql } from '../db/database.ts';
+import type { App } from './app.ts';
+import { createAuth } from './auth.ts';
+import { handleError } from './error-handler.ts';
+import { problem, sendProblem } from './problem.ts';
+import { registerCourseRoutes } from './routes/courses.routes.ts';
+import { registerHealthRoutes } from './routes/health.routes.ts';
+import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
+import { validatorCompiler } from './validation.ts';
+
+export type ServerOptions = {
+  sql: Sql;
+  adminToken: string;
+  logger?: FastifyBaseLogger | false;
+  /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
+  bodyLimitBytes?: number;
+};
+
+export async function buildServer(options: ServerOptions): Promise<App> {
+  const app: App = Fastify({
+    loggerInstance: options.logger || undefined,
+    logger: options.logger === false ? false : undefined,
+    // One log line per request would cost more than the request; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimitBytes ?? 64 * 1024,
+    // Deliberate timeouts: a client that trickles its headers or body is cut off.
+    requestTimeout: 30_000,
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 10_000,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(function notFound(request, reply) {
+    return sendProblem(reply, problem(404, 'not-found', `No route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Registrar', version: '0.1.0', description: 'Registration for limited-seat courses. Errors are RFC 9457 problem details.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async function openApiRoute() {
+    return app.swagger();
+  });
+
+  const deps = { sql: options.sql, auth: createAuth(options.adminToken) };
+  registerHealthRoutes(app, deps);
+  registerCourseRoutes(app, deps);
+  registerRegistrationRoutes(app, deps);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,18 @@
+// Entry point: the same file runs as the supervisor (cluster primary) and as each HTTP worker.
+import cluster from 'node:cluster';
+import { ConfigError, loadConfig } from './config.ts';
+import { runHttpWorker } from './runtime/http-worker.ts';
+import { runSupervisor } from './runtime/supervisor.ts';
+
+try {
+  const config = loadConfig();
+  if (cluster.isPrimary) await runSupervisor(config);
+  else await runHttpWorker(config);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`Configuration error: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`Registrar could not start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}

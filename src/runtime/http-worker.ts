@@ -1,0 +1,32 @@
+// One HTTP worker process: its own event loop, its own bounded database pool, the shared
+// listening socket from the supervisor. Stops when the supervisor says so (or on SIGTERM, or
+// when the supervisor is gone): stop accepting, finish requests in flight, close the pool.
+import type { Config } from '../config.ts';
+import { connectDatabase } from '../db/database.ts';
+import { buildServer } from '../http/server.ts';
+import { createLogger } from '../observability/logger.ts';
+import { Lifecycle } from './lifecycle.ts';
+
+export type WorkerMessage = { type: 'shutdown' };
+
+export async function runHttpWorker(config: Config): Promise<void> {
+  const logger = createLogger(config, 'http-worker');
+  const lifecycle = new Lifecycle((message) => logger.info(message));
+  if (config.databaseUrl === undefined || config.adminToken === undefined) {
+    throw new Error('an HTTP worker needs DATABASE_URL and ADMIN_TOKEN from its supervisor');
+  }
+  const sql = connectDatabase(config.databaseUrl, { max: config.databasePoolSize, applicationName: `registrar-http-${process.pid}` });
+  lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
+  const app = await buildServer({ sql, adminToken: config.adminToken, logger });
+  lifecycle.add('http server', () => app.close());
+  await app.listen({ host: config.host, port: config.port });
+
+  const stop = () => void lifecycle.stop(config.shutdownTimeoutMs).then(() => process.exit(0));
+  process.on('message', (message: WorkerMessage) => {
+    if (message?.type === 'shutdown') stop();
+  });
+  process.on('disconnect', stop); // the supervisor died: nobody routes connections here any more
+  process.on('SIGTERM', stop);
+  // Ctrl-C reaches every process of the terminal's group; the supervisor orders the stop.
+  process.on('SIGINT', () => {});
+}

@@ -1,0 +1,115 @@
+// The supervisor (node:cluster primary), the only process that forks. It starts the embedded
+// PostgreSQL (unless DATABASE_URL is set), applies migrations once, forks the HTTP workers and
+// replaces any that die, with exponential backoff so a crash loop does not spin. On SIGINT or
+// SIGTERM it drains the workers, then stops the database.
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { migrateDatabase } from '../db/migrate.ts';
+import { createLogger } from '../observability/logger.ts';
+import { loadAdminToken } from './admin-token.ts';
+import { startEmbeddedDatabase } from './embedded-database.ts';
+import type { WorkerMessage } from './http-worker.ts';
+import { Lifecycle } from './lifecycle.ts';
+
+const RESTART_BASE_DELAY_MS = 100;
+const RESTART_MAX_DELAY_MS = 30_000;
+/** A worker that lived this long before dying counts as healthy: its slot's backoff resets. */
+const HEALTHY_UPTIME_MS = 10_000;
+
+type Slot = { index: number; worker: Worker | undefined; startedAt: number; crashes: number };
+
+export async function runSupervisor(config: Config): Promise<void> {
+  const logger = createLogger(config, 'supervisor');
+  const lifecycle = new Lifecycle((message) => logger.info(message));
+  lifecycle.handleSignals(config.shutdownTimeoutMs + 5_000);
+  try {
+    await startAll(config, logger, lifecycle);
+  } catch (error) {
+    // Whatever started (the embedded database above all) must not outlive a failed start.
+    await lifecycle.stop(config.shutdownTimeoutMs);
+    throw error;
+  }
+}
+
+async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): Promise<void> {
+
+  let databaseUrl = config.databaseUrl;
+  let databaseLabel = 'external PostgreSQL (DATABASE_URL)';
+  if (databaseUrl === undefined) {
+    const database = await startEmbeddedDatabase({ dataDir: config.dataDir, log: (line) => logger.info(line) });
+    lifecycle.add('embedded PostgreSQL', () => database.stop());
+    databaseUrl = database.url;
+    databaseLabel = `embedded PostgreSQL in ${config.dataDir}/db`;
+  }
+  const applied = await migrateDatabase(databaseUrl);
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  const adminToken = await loadAdminToken(config);
+
+  const workerEnv = { DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken };
+  const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({ index, worker: undefined, startedAt: 0, crashes: 0 }));
+
+  const fork = (slot: Slot) => {
+    slot.startedAt = Date.now();
+    const worker = cluster.fork({ ...workerEnv, REGISTRAR_WORKER_SLOT: String(slot.index) });
+    slot.worker = worker;
+    worker.on('exit', (code, signal) => {
+      slot.worker = undefined;
+      if (lifecycle.isStopping) return;
+      const uptimeMs = Date.now() - slot.startedAt;
+      slot.crashes = uptimeMs >= HEALTHY_UPTIME_MS ? 1 : slot.crashes + 1;
+      const delayMs = Math.min(RESTART_BASE_DELAY_MS * 2 ** (slot.crashes - 1), RESTART_MAX_DELAY_MS);
+      logger.warn({ slot: slot.index, pid: worker.process.pid, code, signal, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
+      setTimeout(() => {
+        if (!lifecycle.isStopping) fork(slot);
+      }, delayMs).unref();
+    });
+  };
+
+  // Workers stop first (registered last): they drain their requests while the database is up.
+  lifecycle.add('HTTP workers', () => stopWorkers(slots, config.shutdownTimeoutMs));
+
+  const listening = new Promise<{ port: number }>((resolve) => {
+    let count = 0;
+    cluster.on('listening', function onListening(_worker, address) {
+      count += 1;
+      if (count === config.workers) {
+        cluster.off('listening', onListening);
+        resolve(address);
+      }
+    });
+  });
+  for (const slot of slots) fork(slot);
+  const address = await listening;
+  printBanner(config, address.port, databaseLabel, adminToken);
+}
+
+async function stopWorkers(slots: Slot[], timeoutMs: number): Promise<void> {
+  await Promise.all(slots.map(async (slot) => {
+    const worker = slot.worker;
+    if (!worker || worker.isDead()) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.send({ type: 'shutdown' } satisfies WorkerMessage);
+    const timer = setTimeout(() => worker.process.kill('SIGKILL'), timeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }));
+}
+
+function printBanner(config: Config, port: number, databaseLabel: string, adminToken: string): void {
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const base = config.port === port ? config.publicUrl : `http://${host}:${port}`;
+  const lines = [
+    '',
+    `Registrar is running: ${config.workers} HTTP worker${config.workers === 1 ? '' : 's'}, ${databaseLabel}`,
+    `  API        ${base}`,
+    `  Docs       ${base}/docs`,
+    `  Dashboard  ${base}/dashboard`,
+    `  Health     ${base}/health`,
+    `  Admin token (Authorization: Bearer ...): ${adminToken}`,
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}

@@ -1,0 +1,59 @@
+// Owns every secret the service hands out or checks: manage tokens, the admin token, and the
+// sealing of a manage token inside an Idempotency-Key replay. Comparisons are constant-time.
+// The sync crypto calls here hash a few dozen bytes (microseconds), so they stay on the loop;
+// nothing slow (scrypt, bcrypt) runs on a request path.
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** 256 bits of randomness, URL-safe: the bearer secret of one registration. */
+export function generateManageToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function generateAdminToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** Compares a presented token with a stored SHA-256 hash in constant time. */
+export function tokenMatchesHash(presented: string, storedHash: Uint8Array): boolean {
+  const presentedHash = hashToken(presented);
+  return storedHash.length === presentedHash.length && timingSafeEqual(presentedHash, storedHash);
+}
+
+/** Compares two secrets in constant time; hashing first makes the lengths equal. */
+export function secretsMatch(presented: string, expected: string): boolean {
+  return timingSafeEqual(hashToken(presented), hashToken(expected));
+}
+
+/** What is stored for an Idempotency-Key: a hash that cannot be turned into the sealing key. */
+export function hashIdempotencyKey(key: string): Buffer {
+  return createHash('sha256').update('registrar idempotency-key\0').update(key, 'utf8').digest();
+}
+
+function sealingKey(idempotencyKey: string): Buffer {
+  return createHmac('sha256', idempotencyKey).update('registrar manage-token seal').digest();
+}
+
+/** AES-256-GCM under a key only the holder of the Idempotency-Key can derive: iv | tag | data. */
+export function sealToken(token: string, idempotencyKey: string): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealingKey(idempotencyKey), iv);
+  const data = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), data]);
+}
+
+export function unsealToken(sealed: Buffer, idempotencyKey: string): string {
+  const decipher = createDecipheriv('aes-256-gcm', sealingKey(idempotencyKey), sealed.subarray(0, 12));
+  decipher.setAuthTag(sealed.subarray(12, 28));
+  return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]).toString('utf8');
+}
+
+/** A stable fingerprint of a request body, to tell a replay from a reused key. */
+export function hashRequest(parts: readonly string[]): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part, 'utf8').update('\0');
+  return hash.digest();
+}
