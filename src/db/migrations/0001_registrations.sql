@@ -239,13 +239,13 @@ BEGIN
   END IF;
   UPDATE registrations SET status = 'cancelled', updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
+  PERFORM registrar_record_event(v_after, 'cancelled', NULL);
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
     PERFORM registrar_promote_waitlisted(v_course_id);
   ELSE
     UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
   END IF;
-  PERFORM registrar_record_event(v_after, 'cancelled', NULL);
   RETURN jsonb_build_object('outcome', 'cancelled', 'registration', registrar_registration_row(v_after));
 END
 $$;

@@ -1,0 +1,207 @@
+// Races for seats over real HTTP against a real PostgreSQL: many requests at once, then the
+// database is read back and every invariant of SPEC.md checked.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { newCourse, student } from '../support/factories.ts';
+import { startTestServer, type TestServer } from '../support/http.ts';
+import { assertInvariants, waitlistPositions } from '../support/invariants.ts';
+
+let db: TestDatabase;
+let server: TestServer;
+
+before(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db.sql);
+});
+after(async () => {
+  await server.close();
+  await db.drop();
+});
+
+function countBy<T>(items: T[], key: (item: T) => string | number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
+  return counts;
+}
+
+describe('a course far over capacity', () => {
+  test('300 students at once: exactly capacity enrolled, waitlist full, the rest 409 course-full', async () => {
+    const course = await newCourse(server.client, { capacity: 25, waitlistCapacity: 10 });
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => server.client.register(student(course, i))));
+    const statuses = countBy(answers, (a) => a.status);
+    assert.deepEqual(statuses, { 201: 35, 409: 265 });
+    const created = answers.filter((a) => a.status === 201).map((a) => a.body);
+    assert.equal(created.filter((r) => r.status === 'enrolled').length, 25);
+    assert.equal(created.filter((r) => r.status === 'waitlisted').length, 10);
+    // Positions handed out are exactly 1..10, each once.
+    assert.deepEqual(created.filter((r) => r.status === 'waitlisted').map((r) => r.waitlistPosition).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    for (const answer of answers.filter((a) => a.status === 409)) {
+      assert.equal(answer.body.type, '/problems/course-full');
+      assert.match(answer.headers.get('content-type') ?? '', /application\/problem\+json/);
+    }
+    const [stored] = await db.sql<{ enrolled: number; waitlisted: number }[]>`SELECT enrolled, waitlisted FROM courses WHERE id = ${course}`;
+    assert.deepEqual({ ...stored }, { enrolled: 25, waitlisted: 10 });
+    const [rows] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+    assert.equal(rows?.n, 35);
+    // Every created registration has exactly one event (its email), none for the refused.
+    const [events] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registration_events WHERE course_id = ${course}`;
+    assert.equal(events?.n, 35);
+    await assertInvariants(db.sql);
+  });
+
+  test('many courses at once each keep their own count', async () => {
+    const courses = await Promise.all(Array.from({ length: 5 }, () => newCourse(server.client, { capacity: 7, waitlistCapacity: 3 })));
+    const answers = await Promise.all(courses.flatMap((course) => Array.from({ length: 40 }, (_, i) => server.client.register(student(course, i)))));
+    assert.deepEqual(countBy(answers, (a) => a.status), { 201: 50, 409: 150 });
+    await assertInvariants(db.sql);
+  });
+});
+
+describe('the same student many times at once', () => {
+  test('mixed case and spaces: one registration, exactly one 201, the rest 200 with it and no token', async () => {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const spellings = ['ada@example.org', 'ADA@example.org', '  Ada@Example.Org ', 'ada@EXAMPLE.ORG\t', ' aDa@example.org'];
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      server.client.register({ name: 'Ada Lovelace', email: spellings[i % spellings.length]!, course })));
+    assert.deepEqual(countBy(answers, (a) => a.status), { 201: 1, 200: 199 });
+    const created = answers.find((a) => a.status === 201)!.body;
+    assert.equal(typeof created.manageToken, 'string');
+    for (const answer of answers.filter((a) => a.status === 200)) {
+      assert.equal(answer.body.id, created.id);
+      assert.equal('manageToken' in answer.body, false, 'a duplicate answer must not reveal the token');
+    }
+    const [rows] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+    assert.equal(rows?.n, 1);
+    const [events] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registration_events WHERE course_id = ${course}`;
+    assert.equal(events?.n, 1, 'one registration, one email');
+    await assertInvariants(db.sql);
+  });
+
+  test('after cancelling, the same email may register again', async () => {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const first = await server.client.register(student(course, 1));
+    assert.equal(first.status, 201);
+    const cancelled = await server.client.request('DELETE', `/registrations/${first.body.id}`, { token: first.body.manageToken });
+    assert.equal(cancelled.status, 200);
+    const again = await server.client.register(student(course, 1));
+    assert.equal(again.status, 201);
+    assert.notEqual(again.body.id, first.body.id);
+  });
+});
+
+describe('cancels and registrations racing', () => {
+  test('waitlist positions stay 1..n without gaps and seats go to the waitlist in order', async () => {
+    const course = await newCourse(server.client, { capacity: 20, waitlistCapacity: 100 });
+    // Fill the seats and a waitlist, one at a time so the arrival order is known.
+    const enrolled: { id: string; manageToken: string }[] = [];
+    const waitlisted: { id: string; manageToken: string }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const answer = await server.client.register(student(course, i, 'first'));
+      assert.equal(answer.status, 201);
+      (answer.body.status === 'enrolled' ? enrolled : waitlisted).push(answer.body);
+    }
+    assert.equal(enrolled.length, 20);
+    assert.equal(waitlisted.length, 40);
+
+    // At once: 10 seat holders cancel, 10 waitlisted cancel, 30 newcomers join the waitlist.
+    const cancelsEnrolled = enrolled.slice(0, 10);
+    const cancelsWaitlisted = waitlisted.filter((_, i) => i % 4 === 1).slice(0, 10);
+    const answers = await Promise.all([
+      ...cancelsEnrolled.map((r) => server.client.request('DELETE', `/registrations/${r.id}`, { token: r.manageToken })),
+      ...cancelsWaitlisted.map((r) => server.client.request('DELETE', `/registrations/${r.id}`, { token: r.manageToken })),
+      ...Array.from({ length: 30 }, (_, i) => server.client.register(student(course, i, 'late'))),
+    ]);
+    for (const answer of answers) assert.ok(answer.status === 200 || answer.status === 201, JSON.stringify(answer.body));
+
+    await assertInvariants(db.sql);
+    const course_ = (await server.client.request('GET', `/courses/${course}`)).body;
+    assert.equal(course_.enrolled, 20, 'every freed seat was refilled from the waitlist');
+    assert.deepEqual(await waitlistPositions(db.sql, course), Array.from({ length: course_.waitlisted }, (_, i) => i + 1));
+
+    // First come, first served: everyone promoted arrived before everyone still waiting, and no
+    // newcomer got a seat while earlier students waited. (A waitlisted student whose cancel lost
+    // the race to a promotion was promoted first, then cancelled: that is fine.)
+    const [order] = await db.sql<{ last_promoted: string; first_waiting: string; late_enrolled: number }[]>`
+      SELECT
+        (SELECT max(r.seq) FROM registrations r JOIN registration_events e ON e.registration_id = r.id
+          WHERE r.course_id = ${course} AND e.kind = 'promoted')::text AS last_promoted,
+        (SELECT min(seq) FROM registrations WHERE course_id = ${course} AND status = 'waitlisted')::text AS first_waiting,
+        (SELECT count(*) FROM registrations WHERE course_id = ${course} AND email LIKE 'late%' AND status = 'enrolled')::int AS late_enrolled`;
+    assert.ok(BigInt(order!.last_promoted) < BigInt(order!.first_waiting), 'promoted out of order');
+    assert.equal(order!.late_enrolled, 0);
+
+    // Positions reported by the API agree with arrival order.
+    const list = (await server.client.admin('GET', `/courses/${course}/registrations?status=waitlisted&limit=1000`)).body;
+    assert.deepEqual(list.items.map((r: { waitlistPosition: number }) => r.waitlistPosition), Array.from({ length: list.items.length }, (_, i) => i + 1));
+    const one = list.items[3];
+    const direct = await server.client.admin('GET', `/registrations/${one.id}`);
+    assert.equal(direct.body.waitlistPosition, 4);
+  });
+
+  test('the same registration cancelled many times at once: one cancel event, always 200', async () => {
+    const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 5 });
+    const holder = (await server.client.register(student(course, 0))).body;
+    const waiting = (await server.client.register(student(course, 1))).body;
+    const answers = await Promise.all(Array.from({ length: 50 }, () =>
+      server.client.request('DELETE', `/registrations/${holder.id}`, { token: holder.manageToken })));
+    assert.ok(answers.every((a) => a.status === 200 && a.body.status === 'cancelled'));
+    const events = await db.sql`SELECT kind, registration_id FROM registration_events WHERE course_id = ${course} ORDER BY id`;
+    assert.deepEqual(events.map((e) => [e.kind, e.registration_id]), [
+      ['enrolled', holder.id], ['waitlisted', waiting.id], ['cancelled', holder.id], ['promoted', waiting.id],
+    ]);
+    await assertInvariants(db.sql);
+  });
+
+  test('raising capacity while students register promotes the waitlist first, in order', async () => {
+    const course = await newCourse(server.client, { capacity: 2, waitlistCapacity: 20 });
+    const first = [];
+    for (let i = 0; i < 12; i++) first.push((await server.client.register(student(course, i))).body);
+    const [raise] = await Promise.all([
+      server.client.admin('PATCH', `/courses/${course}`, { capacity: 8 }),
+      ...Array.from({ length: 20 }, (_, i) => server.client.register(student(course, i, 'new'))),
+    ]);
+    assert.equal(raise!.status, 200);
+    await assertInvariants(db.sql);
+    // The six promoted by the raise are waitlist positions 1..6 at the time: first[2..7].
+    const promoted = await db.sql<{ registration_id: string }[]>`
+      SELECT registration_id FROM registration_events WHERE course_id = ${course} AND kind = 'promoted'`;
+    assert.deepEqual(promoted.map((p) => p.registration_id).sort(), first.slice(2, 8).map((r) => r.id).sort());
+  });
+});
+
+describe('Idempotency-Key', () => {
+  test('the same key sent many times at once yields one registration and the original 201 each time', async () => {
+    const course = await newCourse(server.client, { capacity: 3 });
+    const headers = { 'idempotency-key': `key-${course}` };
+    const answers = await Promise.all(Array.from({ length: 50 }, () => server.client.register(student(course, 7), headers)));
+    assert.ok(answers.every((a) => a.status === 201), JSON.stringify(countBy(answers, (a) => a.status)));
+    const ids = new Set(answers.map((a) => a.body.id));
+    const tokens = new Set(answers.map((a) => a.body.manageToken));
+    assert.equal(ids.size, 1);
+    assert.equal(tokens.size, 1);
+    // The replayed token is the real one: it manages the registration.
+    const own = await server.client.request('GET', `/registrations/${[...ids][0]}`, { token: [...tokens][0]! });
+    assert.equal(own.status, 200);
+  });
+
+  test('a key reused with another body is refused with 422 and changes nothing', async () => {
+    const course = await newCourse(server.client, { capacity: 3 });
+    const headers = { 'idempotency-key': `key-${course}` };
+    assert.equal((await server.client.register(student(course, 1), headers)).status, 201);
+    const reused = await server.client.register(student(course, 2), headers);
+    assert.equal(reused.status, 422);
+    const [rows] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+    assert.equal(rows?.n, 1);
+  });
+
+  test('an error answer is not stored: the same key succeeds once a seat frees', async () => {
+    const course = await newCourse(server.client, { capacity: 1 });
+    const holder = (await server.client.register(student(course, 1))).body;
+    const headers = { 'idempotency-key': `key-${course}` };
+    assert.equal((await server.client.register(student(course, 2), headers)).status, 409);
+    await server.client.request('DELETE', `/registrations/${holder.id}`, { token: holder.manageToken });
+    const retry = await server.client.register(student(course, 2), headers);
+    assert.equal(retry.status, 201);
+  });
+});
