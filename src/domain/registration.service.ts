@@ -3,8 +3,8 @@
 // their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
 // into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findRegistration, register } from '../db/queries/registrations.queries.ts';
-import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, tokenMatchesHash, unsealToken } from '../security/tokens.ts';
+import { cancel, findRegistration, register, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { emailKey, type Registration, toRegistration } from './registration.ts';
 
@@ -33,7 +33,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     name,
     email,
     emailKey: key,
-    manageTokenHash: hashToken(manageToken),
+    manageToken,
     idempotency: idempotencyKey === undefined ? null : {
       keyHash: hashIdempotencyKey(idempotencyKey),
       requestHash: hashRequest([input.course, name, key]),
@@ -66,12 +66,12 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
 }
 
 async function authorize(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
-  const stored = await findRegistration(sql, id);
-  if (!stored) throw new DomainError('registration-not-found', `There is no registration "${id}"`);
-  if (credential.kind === 'manage-token' && !tokenMatchesHash(credential.token, stored.manageTokenHash)) {
+  const row = await findRegistration(sql, id);
+  if (!row) throw new DomainError('registration-not-found', `There is no registration "${id}"`);
+  if (credential.kind === 'manage-token' && !(await tokenManagesRegistration(sql, id, hashToken(credential.token)))) {
     throw new DomainError('unauthorized', 'This token does not manage this registration');
   }
-  return toRegistration(stored.registration);
+  return toRegistration(row);
 }
 
 export async function getRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {

@@ -34,9 +34,14 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     connectionTimeout: 30_000,
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
+    // A URL that cannot be decoded (e.g. /courses/%ZZ) or a path parameter over the router's
+    // length limit: answered as a problem like every other error, not Fastify's own JSON.
+    frameworkErrors: handleError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
   app.setValidatorCompiler(validatorCompiler);
+  // The API takes JSON only; a text/plain body is 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(function notFound(request, reply) {
     return sendProblem(reply, problem(404, 'not-found', `No route ${request.method} ${request.url.split('?')[0]}`));

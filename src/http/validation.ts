@@ -18,7 +18,24 @@ function makeAjv(coerceTypes: boolean): Ajv {
     verbose: true, // keeps the failing schema, for readable messages
   });
   addFormats(ajv);
+  ajv.addFormat('date-time', { type: 'string', validate: storableDateTime(ajv.formats['date-time']) });
   return ajv;
+}
+
+/**
+ * RFC 3339 admits instants the service cannot store: a leap second (23:59:60, which JavaScript's
+ * Date cannot parse) and years outside 0001-9999 in UTC (year 0000, or 9999-12-31 with a
+ * negative offset). Those fail validation (400) instead of failing in the database (500).
+ */
+function storableDateTime(rfc3339: unknown): (value: string) => boolean {
+  const check = typeof rfc3339 === 'function' ? rfc3339 : (rfc3339 as { validate: (value: string) => boolean }).validate;
+  return (value) => {
+    if (!check(value)) return false;
+    const time = Date.parse(value);
+    if (!Number.isFinite(time)) return false;
+    const year = new Date(time).getUTCFullYear();
+    return year >= 1 && year <= 9999;
+  };
 }
 
 const strictAjv = makeAjv(false);

@@ -17,12 +17,6 @@ export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
-/** Compares a presented token with a stored SHA-256 hash in constant time. */
-export function tokenMatchesHash(presented: string, storedHash: Uint8Array): boolean {
-  const presentedHash = hashToken(presented);
-  return storedHash.length === presentedHash.length && timingSafeEqual(presentedHash, storedHash);
-}
-
 /** Compares two secrets in constant time; hashing first makes the lengths equal. */
 export function secretsMatch(presented: string, expected: string): boolean {
   return timingSafeEqual(hashToken(presented), hashToken(expected));

@@ -1,5 +1,6 @@
--- Courses, registrations and their events; the invariants of SPEC.md live here as constraints
--- and as the only functions that change seats.
+-- Courses and registrations: the invariants of SPEC.md live here as constraints and as the
+-- only functions that change seats. Each change calls registrar_record_event (0002), which
+-- records the event and queues its email and webhooks in the same transaction.
 --
 -- Concurrency design: every change to a course's seats (register, cancel, promote, capacity
 -- change) first locks that course's row (FOR UPDATE) and then reads and writes its
@@ -39,8 +40,6 @@ CREATE TABLE registrations (
   -- lower(trim(email)): what "the same student" means (invariant 2).
   email_key         text NOT NULL,
   status            registration_status NOT NULL,
-  -- SHA-256 of the manage token; the token itself is never stored.
-  manage_token_hash bytea NOT NULL,
   created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now()
 );
@@ -51,18 +50,6 @@ CREATE UNIQUE INDEX registrations_one_active_per_email
 -- Invariant 3: the waitlist, in arrival order; position = rank in this index.
 CREATE INDEX registrations_waitlist ON registrations (course_id, seq) WHERE status = 'waitlisted';
 CREATE INDEX registrations_by_course ON registrations (course_id, seq);
-
--- One row per change a student must hear about. Emails (and later webhooks) are jobs that
--- point here, added in the same transaction: committed means delivered, rolled back means never.
-CREATE TABLE registration_events (
-  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  registration_id  uuid NOT NULL REFERENCES registrations (id),
-  course_id        text NOT NULL REFERENCES courses (id),
-  kind             text NOT NULL CHECK (kind IN ('enrolled', 'waitlisted', 'promoted', 'cancelled')),
-  waitlist_position integer,
-  created_at       timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX registration_events_by_registration ON registration_events (registration_id);
 
 -- Idempotency-Key replays. Only a hash of the key is stored; the manage token of the original
 -- answer is kept sealed with a key derived from the Idempotency-Key itself, so only a client
@@ -93,19 +80,6 @@ LANGUAGE sql STABLE AS $$
     WHERE w.course_id = r.course_id AND w.status = 'waitlisted' AND w.seq <= r.seq) END)
 $$;
 
--- Records an event and queues its email in the caller's transaction.
-CREATE FUNCTION registrar_record_event(p_registration registrations, p_kind text, p_position integer)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-  v_event_id bigint;
-BEGIN
-  INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
-  VALUES (p_registration.id, p_registration.course_id, p_kind, p_position)
-  RETURNING id INTO v_event_id;
-  PERFORM graphile_worker.add_job('send_email', json_build_object('eventId', v_event_id), max_attempts => 25);
-END
-$$;
-
 -- Fills free seats from the waitlist, first come first served. The caller holds the course lock.
 CREATE FUNCTION registrar_promote_waitlisted(p_course_id text) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -124,7 +98,7 @@ BEGIN
       LIMIT greatest(v_course.capacity - v_course.enrolled, 0))
     RETURNING *
   LOOP
-    PERFORM registrar_record_event(v_promoted, 'promoted', NULL);
+    PERFORM registrar_record_event(v_promoted, 'promoted', NULL, NULL);
     v_count := v_count + 1;
   END LOOP;
   IF v_count > 0 THEN
@@ -139,7 +113,7 @@ $$;
 -- Returns {"outcome": ...}: 'created' | 'existing' | 'replay' | 'key-reused' |
 -- 'course-not-found' | 'registration-closed' | 'course-full'.
 CREATE FUNCTION registrar_register(
-  p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token_hash bytea,
+  p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token text,
   p_key_hash bytea, p_request_hash bytea, p_sealed_token bytea
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -193,10 +167,10 @@ BEGIN
       IF v_status IS NULL THEN
         v_result := jsonb_build_object('outcome', 'course-full');
       ELSE
-        INSERT INTO registrations (course_id, name, email, email_key, status, manage_token_hash)
-        VALUES (p_course_id, p_name, p_email, p_email_key, v_status, p_manage_token_hash)
+        INSERT INTO registrations (course_id, name, email, email_key, status)
+        VALUES (p_course_id, p_name, p_email, p_email_key, v_status)
         RETURNING * INTO v_registration;
-        PERFORM registrar_record_event(v_registration, v_status::text, v_position);
+        PERFORM registrar_record_event(v_registration, v_status::text, v_position, p_manage_token);
         v_result := jsonb_build_object('outcome', 'created', 'registration', registrar_registration_row(v_registration, v_position));
         v_code := 201;
       END IF;
@@ -239,7 +213,7 @@ BEGIN
   END IF;
   UPDATE registrations SET status = 'cancelled', updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
-  PERFORM registrar_record_event(v_after, 'cancelled', NULL);
+  PERFORM registrar_record_event(v_after, 'cancelled', NULL, NULL);
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
     PERFORM registrar_promote_waitlisted(v_course_id);

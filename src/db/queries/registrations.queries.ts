@@ -8,7 +8,8 @@ export type RegisterParams = {
   name: string;
   email: string;
   emailKey: string;
-  manageTokenHash: Buffer;
+  /** Plaintext: its hash is stored, and it rides in the first email's job until sent. */
+  manageToken: string;
   idempotency: { keyHash: Buffer; requestHash: Buffer; sealedToken: Buffer } | null;
 };
 
@@ -21,7 +22,7 @@ export async function register(sql: Sql, params: RegisterParams): Promise<Regist
   const key = params.idempotency;
   const [row] = await sql<{ result: RegisterOutcome }[]>`
     SELECT registrar_register(${params.courseId}, ${params.name}, ${params.email}, ${params.emailKey},
-      ${params.manageTokenHash}, ${key?.keyHash ?? null}, ${key?.requestHash ?? null}, ${key?.sealedToken ?? null}) AS result`;
+      ${params.manageToken}, ${key?.keyHash ?? null}, ${key?.requestHash ?? null}, ${key?.sealedToken ?? null}) AS result`;
   if (!row) throw new Error('registrar_register returned no row');
   return row.result;
 }
@@ -36,18 +37,16 @@ export async function cancel(sql: Sql, registrationId: string): Promise<CancelOu
   return row.result;
 }
 
-export type StoredRegistration = { registration: RegistrationRow; manageTokenHash: Buffer };
-
-export async function findRegistration(sql: Sql, id: string): Promise<StoredRegistration | undefined> {
-  const [row] = await sql<{ registration: RegistrationRow; manage_token_hash: Buffer }[]>`
-    SELECT registrar_registration_row(r) AS registration, r.manage_token_hash
-    FROM registrations r WHERE r.id = ${id}`;
-  return row && { registration: row.registration, manageTokenHash: row.manage_token_hash };
+export async function findRegistration(sql: Sql, id: string): Promise<RegistrationRow | undefined> {
+  const [row] = await sql<{ registration: RegistrationRow }[]>`
+    SELECT registrar_registration_row(r) AS registration FROM registrations r WHERE r.id = ${id}`;
+  return row?.registration;
 }
 
-export async function findTokenHash(sql: Sql, id: string): Promise<Buffer | undefined> {
-  const [row] = await sql<{ manage_token_hash: Buffer }[]>`SELECT manage_token_hash FROM registrations WHERE id = ${id}`;
-  return row?.manage_token_hash;
+/** Looked up by hash: a B-tree probe on a SHA-256 tells an attacker nothing about the token. */
+export async function tokenManagesRegistration(sql: Sql, id: string, tokenHash: Buffer): Promise<boolean> {
+  const rows = await sql`SELECT 1 FROM manage_tokens WHERE token_hash = ${tokenHash} AND registration_id = ${id}`;
+  return rows.length > 0;
 }
 
 export type RegistrationFilter = { courseId: string; status: RegistrationStatus | null; afterSeq: bigint };

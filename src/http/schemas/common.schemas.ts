@@ -4,8 +4,12 @@ import Type from 'typebox';
 
 export const COURSE_ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
 
-/** No control characters (NUL cannot be stored) and no lone surrogates (not valid UTF-8). */
-const PRINTABLE_PATTERN = '^[^\\p{Cc}\\p{Cs}]*$';
+/**
+ * No control characters (NUL cannot be stored), no lone surrogates (not valid UTF-8) and no
+ * bidirectional embedding, override or isolate controls (U+202A-U+202E, U+2066-U+2069), which
+ * make a name display as something else ("Trojan Source"). Emoji, ZWJ sequences included, pass.
+ */
+const PRINTABLE_PATTERN = '^[^\\p{Cc}\\p{Cs}\\u202A-\\u202E\\u2066-\\u2069]*$';
 
 export const CourseId = Type.String({ pattern: COURSE_ID_PATTERN, description: 'lowercase letters, digits and dashes; 1-64 characters, starting with a letter or digit' });
 

@@ -29,12 +29,16 @@ export const RegisterHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'a unique key per logical request (e.g. a UUID); a retry with the same key gets the original answer' })),
 });
 
-export const RegistrationParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+// A plain pattern, not format: 'uuid', which also passes "urn:uuid:..." (PostgreSQL refuses it).
+export const RegistrationParams = Type.Object({
+  id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'a UUID' }),
+});
 
 export const RegistrationListQuery = Type.Object({
   status: Type.Optional(Status),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$', description: 'the `next` cursor of the previous page' })),
+  // At most 18 digits: always within PostgreSQL's bigint, whose largest value has 19.
+  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'the `next` cursor of the previous page' })),
 }, { additionalProperties: false });
 
 export const RegistrationPage = Type.Object({
