@@ -18,10 +18,15 @@ export type Config = Readonly<{
   mailFrom: string;
   publicUrl: string;
   emailConcurrency: number;
+  /** Webhook deliveries in flight per job process; apart from email, so a hung receiver never delays mail. */
+  webhookConcurrency: number;
+  webhookTimeoutMs: number;
   rateLimitPerMinute: number;
   /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
   shutdownTimeoutMs: number;
   logLevel: string;
+  /** Set by the supervisor for the processes it forks; unset in the supervisor itself. */
+  processRole: 'http' | 'jobs' | undefined;
 }>;
 
 export class ConfigError extends Error {
@@ -60,6 +65,12 @@ function readUrl(env: Env, name: string, protocols: string[]): string | undefine
   return raw;
 }
 
+function readRole(env: Env): Config['processRole'] {
+  const role = readString(env, 'REGISTRAR_ROLE');
+  if (role === undefined || role === 'http' || role === 'jobs') return role;
+  throw new ConfigError(`REGISTRAR_ROLE is internal (http or jobs); got "${role}"`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const host = readString(env, 'HOST') ?? '127.0.0.1';
   const port = readInteger(env, 'PORT', 3000, 0, 65535);
@@ -80,9 +91,12 @@ export function loadConfig(env: Env = process.env): Config {
     mailFrom: readString(env, 'MAIL_FROM') ?? 'Registrar <no-reply@localhost>',
     publicUrl: (readUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${urlHost}:${port}`).replace(/\/+$/, ''),
     emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', 8, 1, 1000),
+    webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
+    webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
     shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel: readString(env, 'LOG_LEVEL') ?? 'info',
+    processRole: readRole(env),
   };
   return Object.freeze(config);
 }

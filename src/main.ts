@@ -2,11 +2,13 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config.ts';
 import { runHttpWorker } from './runtime/http-worker.ts';
+import { runJobWorker } from './runtime/job-worker.ts';
 import { runSupervisor } from './runtime/supervisor.ts';
 
 try {
   const config = loadConfig();
   if (cluster.isPrimary) await runSupervisor(config);
+  else if (config.processRole === 'jobs') await runJobWorker(config);
   else await runHttpWorker(config);
 } catch (error) {
   if (error instanceof ConfigError) {

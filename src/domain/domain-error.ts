@@ -3,6 +3,8 @@
 export type DomainErrorCode =
   | 'course-not-found'
   | 'registration-not-found'
+  | 'webhook-not-found'
+  | 'invalid-webhook'
   | 'course-exists'
   | 'course-full'
   | 'registration-closed'

@@ -45,6 +45,8 @@ export function problem(status: number, slug: ProblemSlug, detail: string, error
 export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: ProblemSlug }> = {
   'course-not-found': { status: 404, slug: 'not-found' },
   'registration-not-found': { status: 404, slug: 'not-found' },
+  'webhook-not-found': { status: 404, slug: 'not-found' },
+  'invalid-webhook': { status: 400, slug: 'validation' },
   'course-exists': { status: 409, slug: 'conflict' },
   'course-full': { status: 409, slug: 'course-full' },
   'registration-closed': { status: 409, slug: 'registration-closed' },

@@ -9,9 +9,12 @@ import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import { handleError } from './error-handler.ts';
 import { problem, sendProblem } from './problem.ts';
+import { registerAdminRoutes } from './routes/admin.routes.ts';
 import { registerCourseRoutes } from './routes/courses.routes.ts';
 import { registerHealthRoutes } from './routes/health.routes.ts';
+import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
+import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
 import { validatorCompiler } from './validation.ts';
 
 export type ServerOptions = {
@@ -62,6 +65,9 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
+  registerWebhookRoutes(app, deps);
+  registerAdminRoutes(app, deps);
+  await registerManagePageRoutes(app);
   await app.ready();
   return app;
 }

@@ -17,7 +17,7 @@ const RESTART_MAX_DELAY_MS = 30_000;
 /** A worker that lived this long before dying counts as healthy: its slot's backoff resets. */
 const HEALTHY_UPTIME_MS = 10_000;
 
-type Slot = { index: number; worker: Worker | undefined; startedAt: number; crashes: number };
+type Slot = { role: 'http' | 'jobs'; index: number; worker: Worker | undefined; startedAt: number; crashes: number };
 
 export async function runSupervisor(config: Config): Promise<void> {
   const logger = createLogger(config, 'supervisor');
@@ -47,11 +47,15 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
   const adminToken = await loadAdminToken(config);
 
   const workerEnv = { DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken };
-  const slots: Slot[] = Array.from({ length: config.workers }, (_, index) => ({ index, worker: undefined, startedAt: 0, crashes: 0 }));
+  // WORKERS HTTP workers, and one job worker for email and webhooks.
+  const slots: Slot[] = [
+    ...Array.from({ length: config.workers }, (_, index): Slot => ({ role: 'http', index, worker: undefined, startedAt: 0, crashes: 0 })),
+    { role: 'jobs', index: 0, worker: undefined, startedAt: 0, crashes: 0 },
+  ];
 
   const fork = (slot: Slot) => {
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ ...workerEnv, REGISTRAR_WORKER_SLOT: String(slot.index) });
+    const worker = cluster.fork({ ...workerEnv, REGISTRAR_ROLE: slot.role });
     slot.worker = worker;
     worker.on('exit', (code, signal) => {
       slot.worker = undefined;
@@ -59,15 +63,17 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
       const uptimeMs = Date.now() - slot.startedAt;
       slot.crashes = uptimeMs >= HEALTHY_UPTIME_MS ? 1 : slot.crashes + 1;
       const delayMs = Math.min(RESTART_BASE_DELAY_MS * 2 ** (slot.crashes - 1), RESTART_MAX_DELAY_MS);
-      logger.warn({ slot: slot.index, pid: worker.process.pid, code, signal, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
+      logger.warn({ role: slot.role, slot: slot.index, pid: worker.process.pid, code, signal, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
       setTimeout(() => {
         if (!lifecycle.isStopping) fork(slot);
       }, delayMs).unref();
     });
   };
 
-  // Workers stop first (registered last): they drain their requests while the database is up.
-  lifecycle.add('HTTP workers', () => stopWorkers(slots, config.shutdownTimeoutMs));
+  // Workers stop first (registered last): they drain their requests while the database is up;
+  // the job worker after the HTTP workers, so jobs queued by the last requests still start.
+  lifecycle.add('job worker', () => stopWorkers(slots.filter((slot) => slot.role === 'jobs'), config.shutdownTimeoutMs));
+  lifecycle.add('HTTP workers', () => stopWorkers(slots.filter((slot) => slot.role === 'http'), config.shutdownTimeoutMs));
 
   const listening = new Promise<{ port: number }>((resolve) => {
     let count = 0;
@@ -101,7 +107,8 @@ function printBanner(config: Config, port: number, databaseLabel: string, adminT
   const base = config.port === port ? config.publicUrl : `http://${host}:${port}`;
   const lines = [
     '',
-    `Registrar is running: ${config.workers} HTTP worker${config.workers === 1 ? '' : 's'}, ${databaseLabel}`,
+    `Registrar is running: ${config.workers} HTTP worker${config.workers === 1 ? '' : 's'}, 1 job worker, ${databaseLabel}`,
+    `  Mail       ${config.smtpUrl ? 'SMTP (SMTP_URL)' : 'built-in mailbox: GET /admin/mail with the admin token'}`,
     `  API        ${base}`,
     `  Docs       ${base}/docs`,
     `  Dashboard  ${base}/dashboard`,

@@ -1,0 +1,59 @@
+// Webhook subscriptions: which URL hears which registration events, and what happened to each
+// delivery. Secrets are Standard Webhooks secrets ("whsec_" + base64 of 32 random bytes).
+import { randomBytes } from 'node:crypto';
+import type { Sql } from '../db/database.ts';
+import { deleteWebhook, type DeliveryRow, findWebhook, insertWebhook, listDeliveries, listWebhooks, type WebhookRow } from '../db/queries/webhooks.queries.ts';
+import { DomainError } from './domain-error.ts';
+
+export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+export type Webhook = { id: string; url: string; events: string[]; createdAt: string };
+export type Delivery = { id: string; eventId: string; eventType: string; status: DeliveryRow['status']; attempts: number; lastStatusCode: number | null; lastError: string | null; createdAt: string; updatedAt: string };
+
+function toWebhook(row: WebhookRow): Webhook {
+  return { id: row.id, url: row.url, events: row.events, createdAt: row.created_at.toISOString() };
+}
+
+/** Only http and https: no file:, no data:, no credentials smuggled in the URL. */
+function assertDeliverableUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new DomainError('invalid-webhook', 'url must be an absolute http or https URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DomainError('invalid-webhook', 'url must use http or https');
+  if (url.username || url.password) throw new DomainError('invalid-webhook', 'url must not contain credentials');
+  return url.href;
+}
+
+export async function createWebhook(sql: Sql, input: { url: string; events: WebhookEvent[] }): Promise<Webhook & { secret: string }> {
+  const url = assertDeliverableUrl(input.url);
+  const events = [...new Set(input.events)];
+  const row = await insertWebhook(sql, { url, events, secret: `whsec_${randomBytes(32).toString('base64')}` });
+  return { ...toWebhook(row), secret: row.secret };
+}
+
+export async function getWebhooks(sql: Sql): Promise<Webhook[]> {
+  return (await listWebhooks(sql)).map(toWebhook);
+}
+
+export async function removeWebhook(sql: Sql, id: string): Promise<void> {
+  if (!(await deleteWebhook(sql, id))) throw new DomainError('webhook-not-found', `There is no webhook "${id}"`);
+}
+
+export async function getDeliveries(sql: Sql, webhookId: string, limit: number): Promise<Delivery[]> {
+  if (!(await findWebhook(sql, webhookId))) throw new DomainError('webhook-not-found', `There is no webhook "${webhookId}"`);
+  return (await listDeliveries(sql, webhookId, limit)).map((row) => ({
+    id: row.id,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    status: row.status,
+    attempts: row.attempts,
+    lastStatusCode: row.last_status_code,
+    lastError: row.last_error,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  }));
+}

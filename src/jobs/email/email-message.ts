@@ -1,0 +1,91 @@
+// The four emails a student can get, in plain text and HTML. Pure: the same event always gives
+// the same message, so a retry sends identical bytes under the same Message-ID.
+
+export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled';
+
+export type EmailEvent = {
+  eventId: string;
+  kind: EmailKind;
+  registrationId: string;
+  name: string;
+  email: string;
+  courseId: string;
+  courseTitle: string;
+  waitlistPosition: number | null;
+};
+
+export type EmailMessage = {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** RFC 5322 msg-id, stable per event: a receiver can drop a duplicate by it. */
+  messageId: string;
+};
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+}
+
+/** The link that lets the student see or cancel; the token sits in the fragment, which
+ *  browsers never send to a server, so it stays out of access logs. */
+export function manageLink(publicUrl: string, registrationId: string, token: string): string {
+  return `${publicUrl}/manage/${registrationId}#token=${encodeURIComponent(token)}`;
+}
+
+function summary(event: EmailEvent): { subject: string; headline: string; status: string } {
+  const course = `${event.courseTitle} (${event.courseId})`;
+  switch (event.kind) {
+    case 'enrolled':
+      return { subject: `You are enrolled in ${event.courseTitle}`, headline: `You have a seat in ${course}.`, status: 'enrolled' };
+    case 'waitlisted':
+      return { subject: `You are on the waitlist for ${event.courseTitle}`, headline: `${course} is full; you are number ${event.waitlistPosition ?? '?'} on its waitlist. If a seat frees up, it goes to the first on the list, and we will write to you.`, status: `waitlisted, position ${event.waitlistPosition ?? '?'}` };
+    case 'promoted':
+      return { subject: `A seat opened up: you are enrolled in ${event.courseTitle}`, headline: `A seat in ${course} freed up and it is yours: you moved from the waitlist to enrolled.`, status: 'enrolled' };
+    case 'cancelled':
+      return { subject: `Your registration for ${event.courseTitle} is cancelled`, headline: `Your registration for ${course} is cancelled.`, status: 'cancelled' };
+    default:
+      return event.kind satisfies never;
+  }
+}
+
+export function buildEmail(event: EmailEvent, options: { from: string; publicUrl: string; manageToken: string; messageDomain: string }): EmailMessage {
+  const { subject, headline, status } = summary(event);
+  const link = manageLink(options.publicUrl, event.registrationId, options.manageToken);
+  const text = [
+    `Hello ${event.name},`,
+    '',
+    headline,
+    '',
+    `Course: ${event.courseTitle} (${event.courseId})`,
+    `Status: ${status}`,
+    '',
+    `See or cancel your registration: ${link}`,
+    '',
+    '-- Registrar',
+    '',
+  ].join('\n');
+  const html = `<!doctype html>
+<html><body style="font-family: sans-serif; line-height: 1.5">
+<p>Hello ${escapeHtml(event.name)},</p>
+<p>${escapeHtml(headline)}</p>
+<table>
+<tr><th align="left">Course</th><td>${escapeHtml(event.courseTitle)} (${escapeHtml(event.courseId)})</td></tr>
+<tr><th align="left">Status</th><td>${escapeHtml(status)}</td></tr>
+</table>
+<p><a href="${escapeHtml(link)}">See or cancel your registration</a></p>
+<p>&mdash; Registrar</p>
+</body></html>
+`;
+  return {
+    from: options.from,
+    to: event.email,
+    subject,
+    text,
+    html,
+    messageId: `<registrar.${event.registrationId}.${event.kind}.${event.eventId}@${options.messageDomain}>`,
+  };
+}

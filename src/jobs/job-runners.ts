@@ -1,0 +1,55 @@
+// The job runners of one job process: graphile-worker pools, one per kind of work, each with its
+// own concurrency, so slow work cannot starve urgent work: a webhook receiver that hangs until
+// its timeout holds a webhook slot, never an email slot.
+import { EventEmitter } from 'node:events';
+import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
+import type { Logger } from 'pino';
+import { type LeaseKeeper, startLeaseKeeper } from './lease-keeper.ts';
+import type { Sql } from '../db/database.ts';
+
+export type RunnerSpec = { name: string; concurrency: number; taskList: TaskList };
+
+export type JobRunners = { stop(): Promise<void> };
+
+function graphileLogger(logger: Logger): GraphileLogger {
+  return new GraphileLogger((scope) => (level, message, meta) => {
+    const method = level === 'error' ? 'error' : level === 'warning' ? 'warn' : level === 'info' ? 'info' : 'debug';
+    logger[method]({ scope, ...meta }, message);
+  });
+}
+
+export async function startJobRunners(options: { databaseUrl: string; sql: Sql; specs: RunnerSpec[]; logger: Logger; pollIntervalMs?: number }): Promise<JobRunners> {
+  const workerIds = new Set<string>();
+  const runners: Runner[] = [];
+  const stopRunners = () => Promise.all(runners.map((runner) => runner.stop()));
+  try {
+    for (const spec of options.specs) {
+      const events: WorkerEvents = new EventEmitter();
+      events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
+      events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
+      runners.push(await run({
+        connectionString: options.databaseUrl,
+        concurrency: spec.concurrency,
+        // One connection per job in flight, plus the LISTEN connection and some slack.
+        maxPoolSize: spec.concurrency + 2,
+        taskList: spec.taskList,
+        noHandleSignals: true, // the process's Lifecycle owns the signals
+        pollInterval: options.pollIntervalMs ?? 1_000,
+        logger: graphileLogger(options.logger.child({ runner: spec.name })),
+        events,
+      }));
+    }
+  } catch (error) {
+    await stopRunners();
+    throw error;
+  }
+  const keeper: LeaseKeeper = startLeaseKeeper(options.sql, () => [...workerIds], {
+    onError: (error) => options.logger.warn({ err: error }, 'job lease keeper: database unavailable'),
+  });
+  return {
+    async stop() {
+      await stopRunners();
+      await keeper.stop();
+    },
+  };
+}

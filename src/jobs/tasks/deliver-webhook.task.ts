@@ -1,0 +1,87 @@
+// The deliver_webhook task: POST one event to one subscribed URL, signed per the Standard
+// Webhooks specification (webhook-id / webhook-timestamp / webhook-signature), with a timeout.
+// 2xx is delivered; anything else is retried with backoff until the attempts run out. The
+// webhook-id is the delivery's id, the same on every retry, so a receiver can drop duplicates.
+import type { Task } from 'graphile-worker';
+import type { Logger } from 'pino';
+import { Webhook } from 'standardwebhooks';
+import type { Sql } from '../../db/database.ts';
+import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
+import { addRetryJitter } from '../job-retry.ts';
+
+export type DeliverWebhookDeps = {
+  sql: Sql;
+  timeoutMs: number;
+  logger: Logger;
+  onOutcome?: (outcome: 'delivered' | 'failed' | 'retry') => void;
+};
+
+const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitlisted: 'waitlisted', promoted: 'enrolled', cancelled: 'cancelled' };
+
+export function webhookBody(delivery: PendingDelivery): string {
+  return JSON.stringify({
+    type: delivery.event_type,
+    timestamp: delivery.event_at.toISOString(),
+    data: {
+      eventId: delivery.event_id,
+      registration: {
+        id: delivery.registration_id,
+        course: delivery.course_id,
+        name: delivery.name,
+        email: delivery.email,
+        status: STATUS_AFTER_EVENT[delivery.kind] ?? delivery.kind,
+        waitlistPosition: delivery.waitlist_position,
+      },
+      course: { id: delivery.course_id, title: delivery.course_title },
+    },
+  });
+}
+
+export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
+  return async function deliverWebhook(payload, helpers) {
+    const deliveryId = (payload as { deliveryId?: unknown } | null)?.deliveryId;
+    if (typeof deliveryId !== 'string') throw new Error(`deliver_webhook: malformed payload ${JSON.stringify(payload)}`);
+    const delivery = await loadDelivery(deps.sql, deliveryId);
+    if (!delivery || delivery.status !== 'pending') return; // webhook deleted, or already done
+    const body = webhookBody(delivery);
+    const signature = new Webhook(delivery.secret).sign(delivery.id, new Date(), body);
+    const { attempts, max_attempts: maxAttempts } = helpers.job;
+    let statusCode: number | null = null;
+    let error: string | null = null;
+    try {
+      const response = await fetch(delivery.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Registrar-Webhooks/1',
+          'webhook-id': delivery.id,
+          'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          'webhook-signature': signature,
+        },
+        body,
+        redirect: 'manual', // a redirect is an answer, not an invitation to post elsewhere
+        signal: AbortSignal.timeout(deps.timeoutMs),
+      });
+      statusCode = response.status;
+      await response.body?.cancel();
+      if (response.ok) {
+        await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: 'delivered', attempts, statusCode, error: null });
+        deps.onOutcome?.('delivered');
+        return;
+      }
+      error = `HTTP ${response.status}`;
+    } catch (cause) {
+      error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    }
+    const final = attempts >= maxAttempts;
+    await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
+    if (final) {
+      deps.onOutcome?.('failed');
+      deps.logger.warn({ deliveryId, url: delivery.url, attempts, error }, 'webhook delivery failed for good');
+      return;
+    }
+    deps.onOutcome?.('retry');
+    await addRetryJitter(deps.sql, helpers.job.id, attempts);
+    throw new Error(`webhook delivery ${delivery.id} to ${delivery.url}: ${error}`);
+  };
+}

@@ -1,0 +1,56 @@
+// The job process: sends the emails and delivers the webhooks that registration changes queued,
+// off the request path. Its own database pool, bounded concurrency per kind of work. Stops like
+// an HTTP worker: on the supervisor's order, SIGTERM, or when the supervisor is gone, it lets the
+// jobs in flight finish (graphile-worker's graceful stop) and closes its connections.
+import type { Config } from '../config.ts';
+import { connectDatabase } from '../db/database.ts';
+import { createMailboxTransport, createSmtpTransport } from '../jobs/email/mail-transport.ts';
+import { startJobRunners } from '../jobs/job-runners.ts';
+import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
+import { createSendEmailTask } from '../jobs/tasks/send-email.task.ts';
+import { createLogger } from '../observability/logger.ts';
+import type { WorkerMessage } from './http-worker.ts';
+import { Lifecycle } from './lifecycle.ts';
+
+export async function runJobWorker(config: Config): Promise<void> {
+  const logger = createLogger(config, 'job-worker');
+  const lifecycle = new Lifecycle((message) => logger.info(message));
+  if (config.databaseUrl === undefined) throw new Error('the job worker needs DATABASE_URL from its supervisor');
+  const sql = connectDatabase(config.databaseUrl, {
+    max: config.emailConcurrency + config.webhookConcurrency + 2,
+    applicationName: `registrar-jobs-${process.pid}`,
+  });
+  lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
+  const transport = config.smtpUrl
+    ? createSmtpTransport({ url: config.smtpUrl, concurrency: config.emailConcurrency })
+    : createMailboxTransport(sql);
+  lifecycle.add('mail transport', () => transport.close());
+
+  const runners = await startJobRunners({
+    databaseUrl: config.databaseUrl,
+    sql,
+    logger,
+    specs: [
+      {
+        name: 'email',
+        concurrency: config.emailConcurrency,
+        taskList: { send_email: createSendEmailTask({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }) },
+      },
+      {
+        name: 'webhooks',
+        concurrency: config.webhookConcurrency,
+        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger }) },
+      },
+    ],
+  });
+  lifecycle.add('job runners', () => runners.stop());
+  logger.info({ mail: transport.kind, emailConcurrency: config.emailConcurrency, webhookConcurrency: config.webhookConcurrency }, 'job worker running');
+
+  const stop = () => void lifecycle.stop(config.shutdownTimeoutMs).then(() => process.exit(0));
+  process.on('message', (message: WorkerMessage) => {
+    if (message?.type === 'shutdown') stop();
+  });
+  process.on('disconnect', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => {});
+}

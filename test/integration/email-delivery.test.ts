@@ -1,0 +1,169 @@
+// Email off the request path, against a real SMTP server: answers never wait for mail, every
+// committed event is delivered exactly once through slowness, refusals and outages, and a
+// rolled-back change sends nothing.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { JobRunners } from '../../src/jobs/job-runners.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { newCourse, student } from '../support/factories.ts';
+import { startTestServer, type TestServer } from '../support/http.ts';
+import { startTestJobRunners } from '../support/job-runners.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
+
+let db: TestDatabase;
+let server: TestServer;
+let smtp: TestSmtpServer;
+let runners: JobRunners;
+
+before(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db.sql);
+  smtp = await startSmtpServer();
+  runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+});
+after(async () => {
+  await runners.stop();
+  await smtp.stop();
+  await server.close();
+  await db.drop();
+});
+
+function byMessageId(messages: { messageId: string }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of messages) counts.set(m.messageId, (counts.get(m.messageId) ?? 0) + 1);
+  return counts;
+}
+
+async function settle(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function pendingEmailJobs(): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM graphile_worker._private_jobs j
+    JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE t.identifier = 'send_email'`;
+  return row?.n ?? 0;
+}
+
+describe('email', () => {
+  test('100 registrations at once with a 2 s SMTP server: every answer comes back before any email, then all 100 arrive once', async () => {
+    smtp.messages.length = 0;
+    smtp.behaviour.delayMs = 2_000;
+    const course = await newCourse(server.client, { capacity: 80, waitlistCapacity: 20 });
+    const started = Date.now();
+    const latencies: number[] = [];
+    const answers = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const t0 = Date.now();
+      const answer = await server.client.register(student(course, i, 'mail'));
+      latencies.push(Date.now() - t0);
+      return answer;
+    }));
+    const lastAnswerAt = Date.now();
+    assert.ok(answers.every((a) => a.status === 201));
+    const messages = await smtp.waitForMessages(100, 120_000);
+    const lastEmailAt = Math.max(...messages.map((m) => m.receivedAt));
+    // Ordering, not timing: no answer waited for the 2-second email.
+    assert.ok(lastAnswerAt <= Math.min(...messages.map((m) => m.receivedAt)), 'an answer waited for an email');
+    const counts = byMessageId(messages);
+    assert.equal(counts.size, 100);
+    assert.ok([...counts.values()].every((n) => n === 1), 'a message arrived twice');
+    const recipients = new Set(messages.flatMap((m) => m.to));
+    assert.equal(recipients.size, 100);
+    assert.equal(messages.filter((m) => /enrolled in/.test(m.subject)).length, 80);
+    assert.equal(messages.filter((m) => /waitlist/.test(m.subject)).length, 20);
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99) - 1];
+    console.log(`# figures: 100 registrations, SMTP 2 s/message, 25 sends in flight: answer p99 ${p99} ms, last answer ${lastAnswerAt - started} ms, last email ${lastEmailAt - started} ms`);
+    smtp.behaviour.delayMs = 0;
+  });
+
+  test('an email carries the course, the status and a manage link whose token works', async () => {
+    smtp.messages.length = 0;
+    const course = await newCourse(server.client, { capacity: 1, title: 'Analytical Engines <101>' });
+    const created = (await server.client.register(student(course, 1, 'link'))).body;
+    const [message] = await smtp.waitForMessages(1);
+    assert.match(message!.raw, /Analytical Engines/);
+    assert.match(message!.raw, /Analytical Engines &lt;101&gt;/, 'the HTML part escapes the title');
+    // Undo quoted-printable (soft line breaks, =XX escapes) to read the link as the student does.
+    const decoded = message!.raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const token = /#token=([A-Za-z0-9_%-]+)/.exec(decoded)?.[1];
+    assert.ok(token, 'a manage link with its token');
+    assert.equal(decodeURIComponent(token), created.manageToken);
+  });
+
+  test('every message first refused with 451 arrives exactly once after the retry', async () => {
+    smtp.messages.length = 0;
+    smtp.behaviour.refuseFirstAttempt = true;
+    const course = await newCourse(server.client, { capacity: 20 });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => server.client.register(student(course, i, 'retry'))));
+    const messages = await smtp.waitForMessages(20, 60_000);
+    await settle(async () => (await pendingEmailJobs()) === 0);
+    const counts = byMessageId(messages);
+    assert.equal(counts.size, 20);
+    assert.ok([...counts.values()].every((n) => n === 1));
+    for (const id of counts.keys()) assert.equal(smtp.attempts.get(id), 2, 'refused once, accepted once');
+    smtp.behaviour.refuseFirstAttempt = false;
+  });
+
+  test('a 550 is marked failed, visible to the admin, and never retried', async () => {
+    smtp.messages.length = 0;
+    const course = await newCourse(server.client, { capacity: 5 });
+    smtp.behaviour.rejectRecipients.add('bounce@example.org');
+    const created = (await server.client.register({ name: 'Bounce', email: 'bounce@example.org', course })).body;
+    await settle(async () => (await db.sql`SELECT 1 FROM email_deliveries d JOIN registration_events e ON e.id = d.event_id WHERE e.registration_id = ${created.id} AND d.status = 'failed'`).length === 1);
+    await settle(async () => (await pendingEmailJobs()) === 0);
+    const jobs = (await server.client.admin('GET', '/admin/jobs')).body;
+    assert.ok(jobs.emails.failed >= 1);
+    assert.ok(jobs.emails.recentFailures.some((f: { to: string; error: string }) => f.to === 'bounce@example.org' && /550/.test(f.error)));
+    assert.equal(smtp.messages.length, 0);
+  });
+
+  test('the SMTP server down for seconds during registrations: everything arrives once it is back', async () => {
+    smtp.messages.length = 0;
+    const course = await newCourse(server.client, { capacity: 30 });
+    await smtp.stop();
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => server.client.register(student(course, i, 'outage'))));
+    assert.ok(answers.every((a) => a.status === 201), 'registration does not depend on the mail server');
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    await smtp.start();
+    const messages = await smtp.waitForMessages(30, 90_000);
+    await settle(async () => (await pendingEmailJobs()) === 0, 90_000);
+    const counts = byMessageId(smtp.messages);
+    assert.equal(counts.size, 30);
+    assert.ok([...counts.values()].every((n) => n === 1));
+    assert.equal(messages.length, 30);
+  });
+
+  test('a rolled-back registration sends nothing: a full course, and a failure forced inside the transaction', async () => {
+    smtp.messages.length = 0;
+    const course = await newCourse(server.client, { capacity: 1 });
+    assert.equal((await server.client.register(student(course, 1, 'kept'))).status, 201);
+    assert.equal((await server.client.register(student(course, 2, 'full'))).status, 409);
+    // A trigger that fails the transaction after the event, its token and its email job were written.
+    await db.sql.unsafe(`
+      CREATE FUNCTION fail_forced() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT name FROM registrations WHERE id = NEW.registration_id) = 'Forced Failure' THEN
+          RAISE EXCEPTION 'forced failure';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_forced AFTER INSERT ON manage_tokens FOR EACH ROW EXECUTE FUNCTION fail_forced();`);
+    try {
+      const other = await newCourse(server.client, { capacity: 5 });
+      const failed = await server.client.register({ name: 'Forced Failure', email: 'forced@example.org', course: other });
+      assert.equal(failed.status, 500);
+      const stored = await db.sql`SELECT 1 FROM registrations WHERE email = 'forced@example.org'`;
+      assert.equal(stored.length, 0);
+    } finally {
+      await db.sql.unsafe('DROP TRIGGER fail_forced ON manage_tokens; DROP FUNCTION fail_forced();');
+    }
+    await smtp.waitForMessages(1);
+    await settle(async () => (await pendingEmailJobs()) === 0);
+    assert.deepEqual(smtp.messages.flatMap((m) => m.to), ['kept1@example.org']);
+  });
+});

@@ -1,0 +1,31 @@
+// The job process's runners, started inside a test process against its test database: the real
+// graphile-worker, the real tasks, a real SMTP server or the built-in mailbox.
+import { pino } from 'pino';
+import { createMailboxTransport, createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
+import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts';
+import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
+import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
+import type { TestDatabase } from './database.ts';
+
+export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number } = {}): Promise<JobRunners> {
+  const logger = pino({ level: 'silent' });
+  const transport = options.smtpUrl
+    ? createSmtpTransport({ url: options.smtpUrl, concurrency: options.emailConcurrency ?? 8, timeoutMs: 5_000 })
+    : createMailboxTransport(db.sql);
+  const runners = await startJobRunners({
+    databaseUrl: db.url,
+    sql: db.sql,
+    logger,
+    pollIntervalMs: 200,
+    specs: [
+      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }) } },
+      { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger }) } },
+    ],
+  });
+  return {
+    async stop() {
+      await runners.stop();
+      await transport.close();
+    },
+  };
+}
