@@ -1,0 +1,76 @@
+// Jobs held by a dead worker come back within seconds; jobs held by a live one are left alone;
+// and a hung webhook receiver never delays an email.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { beatAndReap } from '../../src/jobs/lease-keeper.ts';
+import type { JobRunners } from '../../src/jobs/job-runners.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { newCourse, student } from '../support/factories.ts';
+import { startTestServer, type TestServer } from '../support/http.ts';
+import { startTestJobRunners } from '../support/job-runners.ts';
+
+let db: TestDatabase;
+let server: TestServer;
+
+before(async () => {
+  db = await createTestDatabase();
+  server = await startTestServer(db.sql);
+});
+after(async () => {
+  await server.close();
+  await db.drop();
+});
+
+test('the lease keeper unlocks the jobs of a worker with no heartbeat, and only those', async () => {
+  const course = await newCourse(server.client, { capacity: 5 });
+  await server.client.register(student(course, 1));
+  await server.client.register(student(course, 2));
+  const jobs = await db.sql<{ id: string }[]>`SELECT id::text FROM graphile_worker._private_jobs ORDER BY id`;
+  assert.equal(jobs.length, 2);
+  // One job held by a worker that died a minute ago, one by a live worker (fresh heartbeat).
+  await db.sql`UPDATE graphile_worker._private_jobs SET locked_by = 'worker-dead', locked_at = now() - interval '1 minute' WHERE id = ${jobs[0]!.id}`;
+  await db.sql`UPDATE graphile_worker._private_jobs SET locked_by = 'worker-alive', locked_at = now() - interval '1 minute' WHERE id = ${jobs[1]!.id}`;
+  await db.sql`INSERT INTO job_worker_heartbeats (worker_id, pid) VALUES ('worker-alive', 1)`;
+
+  const unlocked = await beatAndReap(db.sql, ['worker-me'], 8_000);
+  assert.deepEqual(unlocked, ['worker-dead']);
+  const after_ = await db.sql<{ id: string; locked_by: string | null }[]>`SELECT id::text, locked_by FROM graphile_worker._private_jobs ORDER BY id`;
+  assert.deepEqual(after_.map((j) => j.locked_by), [null, 'worker-alive']);
+  const beats = await db.sql`SELECT worker_id FROM job_worker_heartbeats ORDER BY worker_id`;
+  assert.deepEqual(beats.map((b) => b.worker_id), ['worker-alive', 'worker-me']);
+  await db.sql`DELETE FROM graphile_worker._private_jobs`;
+});
+
+test('a webhook receiver that hangs never delays the emails', async () => {
+  const hung = createServer(() => {}); // accepts, never answers
+  await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', () => resolve()));
+  const url = `http://127.0.0.1:${(hung.address() as AddressInfo).port}/hook`;
+  let runners: JobRunners | undefined;
+  try {
+    await server.client.admin('POST', '/webhooks', { url, events: ['registration.created'] });
+    runners = await startTestJobRunners(db, { webhookTimeoutMs: 5_000 });
+    const course = await newCourse(server.client, { capacity: 20 });
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => server.client.register(student(course, i, 'hung'))));
+    assert.ok(answers.every((a) => a.status === 201));
+    // All 12 emails land while the webhook slots (4 in the test runners) are all stuck.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [row] = await db.sql<{ mails: number; pending: number }[]>`
+        SELECT (SELECT count(*) FROM mailbox WHERE recipient LIKE 'hung%')::int AS mails,
+               (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0)::int AS pending`;
+      if (row!.mails === 12) {
+        assert.ok(row!.pending >= 8, `webhooks should still be waiting on the hung receiver; ${row!.pending} pending`);
+        break;
+      }
+      assert.ok(Date.now() < deadline, `only ${row!.mails} of 12 emails arrived`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await db.sql`DELETE FROM webhooks`;
+    hung.closeAllConnections();
+    hung.close();
+    await runners?.stop();
+  }
+});
