@@ -18,6 +18,12 @@ export type Config = Readonly<{
   mailFrom: string;
   publicUrl: string;
   emailConcurrency: number;
+  /**
+   * 'queue' (the default, and the only mode for real use): emails go through the job queue.
+   * 'inline' is a demonstration for the bench: the HTTP worker sends the email inside the request,
+   * after the commit, and answers only then, as the naive design of SPEC.md's story does.
+   */
+  emailDelivery: 'queue' | 'inline';
   /** Webhook deliveries in flight per job process; apart from email, so a hung receiver never delays mail. */
   webhookConcurrency: number;
   webhookTimeoutMs: number;
@@ -65,6 +71,13 @@ function readUrl(env: Env, name: string, protocols: string[]): string | undefine
   return raw;
 }
 
+function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const raw = readString(env, name);
+  if (raw === undefined) return fallback;
+  if ((choices as readonly string[]).includes(raw)) return raw as T;
+  throw new ConfigError(`${name} must be one of ${choices.join(', ')}; got "${raw}"`);
+}
+
 function readRole(env: Env): Config['processRole'] {
   const role = readString(env, 'REGISTRAR_ROLE');
   if (role === undefined || role === 'http' || role === 'jobs') return role;
@@ -91,6 +104,7 @@ export function loadConfig(env: Env = process.env): Config {
     mailFrom: readString(env, 'MAIL_FROM') ?? 'Registrar <no-reply@localhost>',
     publicUrl: (readUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${urlHost}:${port}`).replace(/\/+$/, ''),
     emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', 8, 1, 1000),
+    emailDelivery: readChoice(env, 'EMAIL_DELIVERY', ['queue', 'inline'] as const, 'queue'),
     webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),

@@ -2,6 +2,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
+import type { InlineEmail } from '../jobs/email/deliver-email.ts';
 import type { Auth } from './auth.ts';
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -9,4 +10,6 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 export type RouteDeps = {
   sql: Sql;
   auth: Auth;
+  /** Only in the EMAIL_DELIVERY=inline demonstration: send the email before answering. */
+  inlineEmail?: InlineEmail | undefined;
 };

@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import type { Sql } from '../db/database.ts';
+import type { InlineEmail } from '../jobs/email/deliver-email.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import { handleError } from './error-handler.ts';
@@ -21,6 +22,7 @@ export type ServerOptions = {
   sql: Sql;
   adminToken: string;
   logger?: FastifyBaseLogger | false;
+  inlineEmail?: InlineEmail | undefined;
   /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
   bodyLimitBytes?: number;
 };
@@ -61,7 +63,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     return app.swagger();
   });
 
-  const deps = { sql: options.sql, auth: createAuth(options.adminToken) };
+  const deps = { sql: options.sql, auth: createAuth(options.adminToken), inlineEmail: options.inlineEmail };
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);

@@ -4,6 +4,8 @@
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { buildServer } from '../http/server.ts';
+import { createEmailDelivery, createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
+import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Lifecycle } from './lifecycle.ts';
 
@@ -17,7 +19,14 @@ export async function runHttpWorker(config: Config): Promise<void> {
   }
   const sql = connectDatabase(config.databaseUrl, { max: config.databasePoolSize, applicationName: `registrar-http-${process.pid}` });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
-  const app = await buildServer({ sql, adminToken: config.adminToken, logger });
+  let inlineEmail: InlineEmail | undefined;
+  if (config.emailDelivery === 'inline') {
+    const transport = createConfiguredTransport(config, sql);
+    lifecycle.add('mail transport', () => transport.close());
+    inlineEmail = createInlineEmail(createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }), sql);
+    logger.warn('EMAIL_DELIVERY=inline: emails are sent inside the request (a demonstration, not for real use)');
+  }
+  const app = await buildServer({ sql, adminToken: config.adminToken, logger, inlineEmail });
   lifecycle.add('http server', () => app.close());
   await app.listen({ host: config.host, port: config.port });
 

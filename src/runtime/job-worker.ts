@@ -4,7 +4,8 @@
 // jobs in flight finish (graphile-worker's graceful stop) and closes its connections.
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
-import { createMailboxTransport, createSmtpTransport } from '../jobs/email/mail-transport.ts';
+import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
+import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { startJobRunners } from '../jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
 import { createSendEmailTask } from '../jobs/tasks/send-email.task.ts';
@@ -21,9 +22,7 @@ export async function runJobWorker(config: Config): Promise<void> {
     applicationName: `registrar-jobs-${process.pid}`,
   });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
-  const transport = config.smtpUrl
-    ? createSmtpTransport({ url: config.smtpUrl, concurrency: config.emailConcurrency })
-    : createMailboxTransport(sql);
+  const transport = createConfiguredTransport(config, sql);
   lifecycle.add('mail transport', () => transport.close());
 
   const runners = await startJobRunners({
@@ -31,11 +30,12 @@ export async function runJobWorker(config: Config): Promise<void> {
     sql,
     logger,
     specs: [
-      {
+      // EMAIL_DELIVERY=inline (a demonstration): the HTTP workers send, so no email runner here.
+      ...(config.emailDelivery === 'inline' ? [] : [{
         name: 'email',
         concurrency: config.emailConcurrency,
-        taskList: { send_email: createSendEmailTask({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }) },
-      },
+        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger })) },
+      }]),
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,

@@ -6,6 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
+import { pino } from 'pino';
+import { createEmailDelivery, createInlineEmail } from '../../src/jobs/email/deliver-email.ts';
+import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
@@ -165,5 +168,32 @@ describe('email', () => {
     await smtp.waitForMessages(1);
     await settle(async () => (await pendingEmailJobs()) === 0);
     assert.deepEqual(smtp.messages.flatMap((m) => m.to), ['kept1@example.org']);
+  });
+
+  test('EMAIL_DELIVERY=inline, the demonstration: each answer waits for its email, sent once', async () => {
+    smtp.messages.length = 0;
+    smtp.behaviour.delayMs = 300;
+    const transport = createSmtpTransport({ url: smtp.url, concurrency: 4, timeoutMs: 5_000 });
+    const logger = pino({ level: 'silent' });
+    const inlineEmail = createInlineEmail(createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), db.sql);
+    // As in EMAIL_DELIVERY=inline, no email runner works the queue meanwhile.
+    await runners.stop();
+    const inline = await startTestServer(db.sql, { inlineEmail });
+    try {
+      const course = await newCourse(inline.client, { capacity: 5 });
+      const answer = await inline.client.register(student(course, 1, 'inline'));
+      const answeredAt = Date.now();
+      assert.equal(answer.status, 201);
+      assert.equal(smtp.messages.length, 1, 'the email was accepted before the answer');
+      assert.ok(smtp.messages[0]!.receivedAt <= answeredAt);
+      // Back to queue mode: the queued job finds the email sent and sends nothing.
+      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+      await settle(async () => (await pendingEmailJobs()) === 0);
+      assert.equal(smtp.messages.length, 1);
+    } finally {
+      smtp.behaviour.delayMs = 0;
+      await inline.close();
+      await transport.close();
+    }
   });
 });

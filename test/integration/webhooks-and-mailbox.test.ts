@@ -95,12 +95,13 @@ describe('the built-in mailbox', () => {
     const answers = await Promise.all(Array.from({ length: 4 }, (_, i) => server.client.register(student(course, i, 'box'))));
     assert.ok(answers.every((a) => a.status === 201));
     const emails = answers.map((a) => a.body.email as string);
+    type Mail = { id: string; to: string; subject: string; text: string; html: string };
     const inbox = await eventually(
-      async () => (await server.client.admin('GET', '/admin/mail?limit=500')).body.items.filter((m: { to: string }) => emails.includes(m.to)),
-      (items: unknown[]) => items.length >= 4,
+      async (): Promise<Mail[]> => (await server.client.admin('GET', '/admin/mail?limit=500')).body.items.filter((m: Mail) => emails.includes(m.to)),
+      (items) => items.length >= 4,
     );
     assert.equal(inbox.length, 4);
-    const ids = inbox.map((m: { id: string }) => Number(m.id));
+    const ids = inbox.map((m) => Number(m.id));
     assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first');
     for (const message of inbox) {
       assert.match(message.subject, /enrolled|waitlist/);

@@ -2,7 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import type { Sql } from '../../src/db/database.ts';
-import { buildServer } from '../../src/http/server.ts';
+import { buildServer, type ServerOptions } from '../../src/http/server.ts';
 
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -42,8 +42,8 @@ export class Client {
 
 export type TestServer = { client: Client; url: string; close(): Promise<void> };
 
-export async function startTestServer(sql: Sql): Promise<TestServer> {
-  const app = await buildServer({ sql, adminToken: TEST_ADMIN_TOKEN, logger: false });
+export async function startTestServer(sql: Sql, options: Pick<ServerOptions, 'inlineEmail'> = {}): Promise<TestServer> {
+  const app = await buildServer({ sql, adminToken: TEST_ADMIN_TOKEN, logger: false, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

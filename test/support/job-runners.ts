@@ -1,6 +1,7 @@
 // The job process's runners, started inside a test process against its test database: the real
 // graphile-worker, the real tasks, a real SMTP server or the built-in mailbox.
 import { pino } from 'pino';
+import { createEmailDelivery } from '../../src/jobs/email/deliver-email.ts';
 import { createMailboxTransport, createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
@@ -18,7 +19,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     logger,
     pollIntervalMs: 200,
     specs: [
-      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }) } },
+      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger })) } },
       { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger }) } },
     ],
   });

@@ -37,6 +37,13 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailE
   };
 }
 
+/** The newest event of a registration: for a registration just created, its creation event. */
+export async function findLatestEventId(sql: Sql, registrationId: string): Promise<string | undefined> {
+  const [row] = await sql<{ id: string }[]>`
+    SELECT id::text FROM registration_events WHERE registration_id = ${registrationId} ORDER BY id DESC LIMIT 1`;
+  return row?.id;
+}
+
 export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null }): Promise<void> {
   await sql`
     INSERT INTO email_deliveries (event_id, recipient, message_id, status, attempts, last_error)

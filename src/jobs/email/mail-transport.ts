@@ -71,3 +71,8 @@ export function createMailboxTransport(sql: Sql): MailTransport {
     async close() {},
   };
 }
+
+/** SMTP when SMTP_URL is set, else the built-in mailbox. */
+export function createConfiguredTransport(config: { smtpUrl: string | undefined; emailConcurrency: number }, sql: Sql): MailTransport {
+  return config.smtpUrl ? createSmtpTransport({ url: config.smtpUrl, concurrency: config.emailConcurrency }) : createMailboxTransport(sql);
+}
