@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import type { InlineEmail } from '../jobs/email/deliver-email.ts';
+import type { RequestTracker } from '../observability/request-tracker.ts';
 import type { Auth } from './auth.ts';
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -10,6 +11,8 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 export type RouteDeps = {
   sql: Sql;
   auth: Auth;
+  /** Marks what a request is waiting for, for the dashboard's worker lanes. */
+  tracker: RequestTracker;
   /** Only in the EMAIL_DELIVERY=inline demonstration: send the email before answering. */
   inlineEmail?: InlineEmail | undefined;
 };

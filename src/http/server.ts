@@ -6,14 +6,20 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import type { InlineEmail } from '../jobs/email/deliver-email.ts';
+import { publishActivity } from '../observability/cluster-state.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { RequestTracker } from '../observability/request-tracker.ts';
+import { createDashboardSessions } from './dashboard-session.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import { handleError } from './error-handler.ts';
 import { problem, sendProblem } from './problem.ts';
 import { registerAdminRoutes } from './routes/admin.routes.ts';
 import { registerCourseRoutes } from './routes/courses.routes.ts';
+import { registerDashboardRoutes } from './routes/dashboard.routes.ts';
 import { registerHealthRoutes } from './routes/health.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
+import { registerOperationsRoutes } from './routes/operations.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
 import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
 import { validatorCompiler } from './validation.ts';
@@ -23,6 +29,12 @@ export type ServerOptions = {
   adminToken: string;
   logger?: FastifyBaseLogger | false;
   inlineEmail?: InlineEmail | undefined;
+  /** This process's Prometheus metrics; unset in tests that do not look at them. */
+  metrics?: Metrics | undefined;
+  /** Database connections of this process: requests beyond it wait for one (for the metrics). */
+  poolSize?: number;
+  /** Mark the dashboard cookie Secure (when PUBLIC_URL is https). */
+  secureCookies?: boolean;
   /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
   bodyLimitBytes?: number;
 };
@@ -63,13 +75,25 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     return app.swagger();
   });
 
-  const deps = { sql: options.sql, auth: createAuth(options.adminToken), inlineEmail: options.inlineEmail };
+  const tracker = new RequestTracker({ metrics: options.metrics, poolSize: options.poolSize ?? 10 });
+  tracker.attach(app);
+  const activity = publishActivity(() => tracker.snapshot());
+  app.addHook('onClose', async () => activity.stop());
+
+  const deps = { sql: options.sql, auth: createAuth(options.adminToken), tracker, inlineEmail: options.inlineEmail };
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
   registerWebhookRoutes(app, deps);
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);
+  registerOperationsRoutes(app);
+  await registerDashboardRoutes(app, {
+    sql: options.sql,
+    adminToken: options.adminToken,
+    sessions: createDashboardSessions(options.adminToken, options.secureCookies ?? false),
+    clusterView: () => activity.view(),
+  });
   await app.ready();
   return app;
 }

@@ -12,13 +12,20 @@ export type RunnerSpec = { name: string; concurrency: number; taskList: TaskList
 export type JobRunners = { stop(): Promise<void> };
 
 function graphileLogger(logger: Logger): GraphileLogger {
-  return new GraphileLogger((scope) => (level, message, meta) => {
-    const method = level === 'error' ? 'error' : level === 'warning' ? 'warn' : level === 'info' ? 'info' : 'debug';
-    logger[method]({ scope, ...meta }, message);
+  // Only the scope goes to the log, never the job: its payload can hold a manage token.
+  // graphile-worker's per-job "completed" lines are info; here they are debug.
+  return new GraphileLogger((scope) => (level, message) => {
+    const method = level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'debug';
+    logger[method]({ task: scope.taskIdentifier, jobId: scope.jobId }, message);
   });
 }
 
-export async function startJobRunners(options: { databaseUrl: string; sql: Sql; specs: RunnerSpec[]; logger: Logger; pollIntervalMs?: number }): Promise<JobRunners> {
+export type JobObserver = {
+  started(job: { id: string; task: string; attempts: number }): void;
+  finished(jobId: string): void;
+};
+
+export async function startJobRunners(options: { databaseUrl: string; sql: Sql; specs: RunnerSpec[]; logger: Logger; pollIntervalMs?: number; observer?: JobObserver }): Promise<JobRunners> {
   const workerIds = new Set<string>();
   const runners: Runner[] = [];
   const stopRunners = () => Promise.all(runners.map((runner) => runner.stop()));
@@ -27,6 +34,8 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
       const events: WorkerEvents = new EventEmitter();
       events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
       events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
+      events.on('job:start', ({ job }) => options.observer?.started({ id: job.id, task: job.task_identifier, attempts: job.attempts }));
+      events.on('job:complete', ({ job }) => options.observer?.finished(job.id));
       runners.push(await run({
         connectionString: options.databaseUrl,
         concurrency: spec.concurrency,

@@ -7,6 +7,7 @@ import { buildServer } from '../http/server.ts';
 import { createEmailDelivery, createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { createLogger } from '../observability/logger.ts';
+import { processMetrics } from '../observability/metrics.ts';
 import { Lifecycle } from './lifecycle.ts';
 
 export type WorkerMessage = { type: 'shutdown' };
@@ -26,7 +27,15 @@ export async function runHttpWorker(config: Config): Promise<void> {
     inlineEmail = createInlineEmail(createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }), sql);
     logger.warn('EMAIL_DELIVERY=inline: emails are sent inside the request (a demonstration, not for real use)');
   }
-  const app = await buildServer({ sql, adminToken: config.adminToken, logger, inlineEmail });
+  const app = await buildServer({
+    sql,
+    adminToken: config.adminToken,
+    logger,
+    inlineEmail,
+    metrics: processMetrics('http'),
+    poolSize: config.databasePoolSize,
+    secureCookies: config.publicUrl.startsWith('https:'),
+  });
   lifecycle.add('http server', () => app.close());
   await app.listen({ host: config.host, port: config.port });
 

@@ -9,7 +9,9 @@ import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { startJobRunners } from '../jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
 import { createSendEmailTask } from '../jobs/tasks/send-email.task.ts';
+import { startJobActivity } from '../observability/job-activity.ts';
 import { createLogger } from '../observability/logger.ts';
+import { processMetrics } from '../observability/metrics.ts';
 import type { WorkerMessage } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 
@@ -24,22 +26,28 @@ export async function runJobWorker(config: Config): Promise<void> {
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
   const transport = createConfiguredTransport(config, sql);
   lifecycle.add('mail transport', () => transport.close());
+  const metrics = processMetrics('jobs');
+  const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'));
+  lifecycle.add('job activity', async () => activity.stop());
+  const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
+  const countWebhook = (outcome: string) => metrics.webhooks.inc({ outcome });
 
   const runners = await startJobRunners({
     databaseUrl: config.databaseUrl,
     sql,
     logger,
+    observer: activity.observer,
     specs: [
       // EMAIL_DELIVERY=inline (a demonstration): the HTTP workers send, so no email runner here.
       ...(config.emailDelivery === 'inline' ? [] : [{
         name: 'email',
         concurrency: config.emailConcurrency,
-        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger })) },
+        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail })) },
       }]),
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,
-        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger }) },
+        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, onOutcome: countWebhook }) },
       },
     ],
   });

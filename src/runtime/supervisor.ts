@@ -6,6 +6,8 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { migrateDatabase } from '../db/migrate.ts';
+import { serveClusterMetrics } from '../observability/cluster-metrics.ts';
+import { ClusterStateHub, runClusterStateHub } from '../observability/cluster-state.ts';
 import { createLogger } from '../observability/logger.ts';
 import { loadAdminToken } from './admin-token.ts';
 import { startEmbeddedDatabase } from './embedded-database.ts';
@@ -53,13 +55,21 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
     { role: 'jobs', index: 0, worker: undefined, startedAt: 0, crashes: 0 },
   ];
 
+  // /metrics and the dashboard's lanes: gathered here, from every worker.
+  serveClusterMetrics();
+  const hub = new ClusterStateHub();
+  const stopHub = runClusterStateHub(hub);
+  lifecycle.add('cluster state', async () => stopHub());
+
   const fork = (slot: Slot) => {
     slot.startedAt = Date.now();
     const worker = cluster.fork({ ...workerEnv, REGISTRAR_ROLE: slot.role });
     slot.worker = worker;
+    worker.once('online', () => worker.process.pid && hub.recordStart(worker.process.pid, slot.role));
     worker.on('exit', (code, signal) => {
       slot.worker = undefined;
       if (lifecycle.isStopping) return;
+      if (worker.process.pid) hub.recordExit(worker.process.pid, slot.role, code, signal);
       const uptimeMs = Date.now() - slot.startedAt;
       slot.crashes = uptimeMs >= HEALTHY_UPTIME_MS ? 1 : slot.crashes + 1;
       const delayMs = Math.min(RESTART_BASE_DELAY_MS * 2 ** (slot.crashes - 1), RESTART_MAX_DELAY_MS);

@@ -29,7 +29,7 @@ function trimStrings(body: unknown): void {
   }
 }
 
-export function registerRegistrationRoutes(app: App, { sql, auth, inlineEmail }: RouteDeps): void {
+export function registerRegistrationRoutes(app: App, { sql, auth, tracker, inlineEmail }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
   const security = [{ bearer: [] }];
 
@@ -48,7 +48,10 @@ export function registerRegistrationRoutes(app: App, { sql, auth, inlineEmail }:
   }, async function registerRoute(request, reply) {
     const result = await registerStudent(sql, { ...request.body, idempotencyKey: request.headers['idempotency-key'] });
     if (result.kind === 'created') {
-      await inlineEmail?.(result.registration.id, result.manageToken);
+      if (inlineEmail) {
+        tracker.setPhase(request, 'waiting for email');
+        await inlineEmail(result.registration.id, result.manageToken);
+      }
       return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
     }
     return reply.code(200).send(result.registration);

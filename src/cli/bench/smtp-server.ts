@@ -1,0 +1,116 @@
+// A real SMTP server (smtp-server) shared by the bench and the tests: takes a configurable time
+// per message, can refuse messages (451 once per Message-ID, or 550 always), can be stopped and
+// started again on the same port to play an outage, and records when each message arrived.
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+export type ReceivedMessage = {
+  messageId: string;
+  to: string[];
+  subject: string;
+  raw: string;
+  /** Date.now() when the message's data had arrived, before the configured delay. */
+  dataAt: number;
+  /** Date.now() when the server accepted it (after the delay): the moment the email is "sent". */
+  receivedAt: number;
+};
+
+export type SmtpBehaviour = {
+  delayMs: number;
+  /** 451 on the first attempt of each Message-ID, accepted on the next. */
+  refuseFirstAttempt: boolean;
+  /** Recipients refused with 550, permanently. */
+  rejectRecipients: Set<string>;
+};
+
+export type TestSmtpServer = {
+  url: string;
+  port: number;
+  messages: ReceivedMessage[];
+  attempts: Map<string, number>;
+  behaviour: SmtpBehaviour;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+};
+
+function header(raw: string, name: string): string {
+  const match = new RegExp(`^${name}:\\s*(.*(?:\\r?\\n[ \\t].*)*)`, 'im').exec(raw);
+  return match?.[1]?.replace(/\r?\n[ \t]/g, ' ').trim() ?? '';
+}
+
+export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Promise<TestSmtpServer> {
+  const behaviour: SmtpBehaviour = { delayMs: 0, refuseFirstAttempt: false, rejectRecipients: new Set(), ...options };
+  const messages: ReceivedMessage[] = [];
+  const attempts = new Map<string, number>();
+  let port = 0;
+  let server: SMTPServer | undefined;
+
+  const make = () => new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    size: 1024 * 1024,
+    onRcptTo(address, _session, callback) {
+      if (behaviour.rejectRecipients.has(address.address.toLowerCase())) {
+        return callback(Object.assign(new Error('550 5.1.1 mailbox unavailable'), { responseCode: 550 }));
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const dataAt = Date.now();
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const messageId = header(raw, 'Message-ID');
+        const seen = (attempts.get(messageId) ?? 0) + 1;
+        attempts.set(messageId, seen);
+        setTimeout(() => {
+          if (behaviour.refuseFirstAttempt && seen === 1) {
+            return callback(Object.assign(new Error('451 4.3.0 try again later'), { responseCode: 451 }));
+          }
+          messages.push({ messageId, to: session.envelope.rcptTo.map((r) => r.address), subject: header(raw, 'Subject'), raw, dataAt, receivedAt: Date.now() });
+          callback();
+        }, behaviour.delayMs);
+      });
+    },
+  });
+
+  const start = async () => {
+    server = make();
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(port, '127.0.0.1', () => resolve());
+    });
+    port = (server.server.address() as AddressInfo).port;
+  };
+  await start();
+
+  return {
+    get url() {
+      return `smtp://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    messages,
+    attempts,
+    behaviour,
+    start,
+    async stop() {
+      const current = server;
+      server = undefined;
+      // Drop open connections too: an outage, not a polite goodbye.
+      await new Promise<void>((resolve) => current?.close(() => resolve()) ?? resolve());
+    },
+    async waitForMessages(count, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (messages.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${messages.length} in ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return messages;
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// The live dashboard: a browser login (admin token -> session cookie), a static page, and a
+// server-sent event stream that pushes the cluster's activity and the service's state every
+// second. Static assets hold no data; everything user-provided reaches the page as JSON and is
+// rendered with textContent.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ServerResponse } from 'node:http';
+import Type from 'typebox';
+import type { Sql } from '../../db/database.ts';
+import { getCourses } from '../../domain/courses.service.ts';
+import { readDeliveryState, readMailbox } from '../../domain/mailbox.service.ts';
+import type { ClusterView } from '../../observability/cluster-state.ts';
+import { secretsMatch } from '../../security/tokens.ts';
+import type { App } from '../app.ts';
+import type { DashboardSessions } from '../dashboard-session.ts';
+import { problem, sendProblem } from '../problem.ts';
+
+const PAGES = path.join(import.meta.dirname, '..', 'pages');
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
+const PUSH_INTERVAL_MS = 1_000;
+
+export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView };
+
+/** The database part of the picture, read at most once a second per worker, whoever watches. */
+function cachedServiceState(sql: Sql) {
+  let cache: { at: number; value: Promise<unknown> } | undefined;
+  return () => {
+    if (!cache || Date.now() - cache.at >= PUSH_INTERVAL_MS) {
+      const value = Promise.all([getCourses(sql), readDeliveryState(sql), readMailbox(sql, { limit: 8 })])
+        .then(([courses, jobs, mail]) => ({
+          courses,
+          jobs,
+          mail: mail.items.map((m) => ({ id: m.id, to: m.to, subject: m.subject, createdAt: m.createdAt })),
+        }))
+        .catch(() => ({ error: 'The database is not answering' }));
+      cache = { at: Date.now(), value };
+    }
+    return cache.value;
+  };
+}
+
+export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Promise<void> {
+  const files = ['dashboard.html', 'login.html', 'dashboard.js', 'dashboard.css'];
+  const [dashboardHtml, loginHtml, script, style] = await Promise.all(files.map((file) => readFile(path.join(PAGES, file), 'utf8')));
+  const serviceState = cachedServiceState(deps.sql);
+  const streams = new Set<ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.end();
+  });
+
+  app.get('/dashboard', { schema: { tags: ['operations'], summary: 'The live dashboard (admin login in the browser)' } }, async function dashboardPage(request, reply) {
+    reply.headers(SECURITY_HEADERS).type('text/html; charset=utf-8');
+    return deps.sessions.isLoggedIn(request) ? reply.send(dashboardHtml) : reply.code(401).send(loginHtml);
+  });
+  app.get('/dashboard/dashboard.js', { schema: { hide: true } }, async function dashboardScript(_request, reply) {
+    return reply.headers(SECURITY_HEADERS).type('text/javascript; charset=utf-8').send(script);
+  });
+  app.get('/dashboard/dashboard.css', { schema: { hide: true } }, async function dashboardStyle(_request, reply) {
+    return reply.headers(SECURITY_HEADERS).type('text/css; charset=utf-8').send(style);
+  });
+
+  // JSON only: a cross-site form cannot send it without a CORS preflight, and the cookie is
+  // SameSite=Strict, so neither login nor logout can be forged from another site.
+  app.post('/dashboard/login', {
+    schema: { hide: true, body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }) },
+  }, async function logIn(request, reply) {
+    if (!secretsMatch(request.body.token, deps.adminToken)) {
+      return sendProblem(reply, problem(401, 'unauthorized', 'That is not the admin token'));
+    }
+    deps.sessions.logIn(reply);
+    return reply.code(204).send();
+  });
+  app.post('/dashboard/logout', { schema: { hide: true } }, async function logOut(_request, reply) {
+    deps.sessions.logOut(reply);
+    return reply.code(204).send();
+  });
+
+  app.get('/dashboard/events', { schema: { hide: true } }, async function dashboardEvents(request, reply) {
+    if (!deps.sessions.isLoggedIn(request)) return sendProblem(reply, problem(401, 'unauthorized', 'Log in to the dashboard first'));
+    reply.hijack();
+    const stream = reply.raw;
+    stream.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    streams.add(stream);
+    let sending = false;
+    const push = async () => {
+      if (sending) return; // a slow client gets fewer frames, never a backlog
+      sending = true;
+      try {
+        const state = { cluster: deps.clusterView(), service: await serviceState() };
+        stream.write(`data: ${JSON.stringify(state)}\n\n`);
+      } finally {
+        sending = false;
+      }
+    };
+    const timer = setInterval(() => void push(), PUSH_INTERVAL_MS);
+    void push();
+    stream.on('close', () => {
+      clearInterval(timer);
+      streams.delete(stream);
+    });
+  });
+}

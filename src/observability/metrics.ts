@@ -1,0 +1,70 @@
+// Owns the Prometheus metrics of one process (prom-client's global registry). Every series that
+// differs per process carries a `worker` label, so the cluster aggregation (a sum by default)
+// keeps them apart; counters without it add up across workers, as they should.
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import client from 'prom-client';
+
+export type ProcessRole = 'http' | 'jobs';
+
+let registered: Metrics | undefined;
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+function createMetrics(role: ProcessRole, worker: string) {
+  // Constructing an AggregatorRegistry is what makes a cluster worker answer the supervisor's
+  // requests for its metrics (prom-client installs the listener then).
+  new client.AggregatorRegistry();
+  client.collectDefaultMetrics({ labels: { worker, role } });
+  const labels = { worker, role };
+
+  let lastElu = performance.eventLoopUtilization();
+  new client.Gauge({
+    name: 'registrar_event_loop_utilization',
+    help: 'Share of time the event loop was busy since the previous scrape (0-1)',
+    labelNames: ['worker', 'role'],
+    collect() {
+      const now = performance.eventLoopUtilization();
+      this.set(labels, performance.eventLoopUtilization(now, lastElu).utilization);
+      lastElu = now;
+    },
+  });
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  new client.Gauge({
+    name: 'registrar_event_loop_delay_p99_seconds',
+    help: 'p99 event-loop delay since the previous scrape',
+    labelNames: ['worker', 'role'],
+    collect() {
+      this.set(labels, delay.percentile(99) / 1e9);
+      delay.reset();
+    },
+  });
+
+  return {
+    worker,
+    role,
+    httpRequests: new client.Counter({ name: 'registrar_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] }),
+    httpDuration: new client.Histogram({
+      name: 'registrar_http_request_duration_seconds',
+      help: 'Time from the first byte of a request to its answer',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
+    dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Database connections busy with a request', labelNames: ['worker'] }),
+    dbWaiting: new client.Gauge({ name: 'registrar_db_pool_waiting', help: 'Requests waiting for a free database connection', labelNames: ['worker'] }),
+    dbPoolSize: new client.Gauge({ name: 'registrar_db_pool_size', help: 'Database connections this process may open', labelNames: ['worker'] }),
+    jobs: new client.Gauge({ name: 'registrar_jobs', help: 'Jobs by task and state (queued, running, retrying, dead)', labelNames: ['task', 'state'], aggregator: 'max' }),
+    oldestJob: new client.Gauge({ name: 'registrar_job_oldest_queued_seconds', help: 'Age of the oldest job ready to run, per task', labelNames: ['task'], aggregator: 'max' }),
+    emails: new client.Counter({ name: 'registrar_emails_total', help: 'Email attempts by outcome (sent, failed, retry)', labelNames: ['outcome'] }),
+    webhooks: new client.Counter({ name: 'registrar_webhooks_total', help: 'Webhook attempts by outcome (delivered, failed, retry)', labelNames: ['outcome'] }),
+  };
+}
+
+/** The metrics of this process, registered once. */
+export function processMetrics(role: ProcessRole = 'http', worker = String(process.pid)): Metrics {
+  registered ??= createMetrics(role, worker);
+  return registered;
+}
+
+export const metricsRegistry = client.register;
