@@ -93,6 +93,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     adminToken: options.adminToken,
     sessions: createDashboardSessions(options.adminToken, options.secureCookies ?? false),
     clusterView: () => activity.view(),
+    tracker,
   });
   await app.ready();
   return app;

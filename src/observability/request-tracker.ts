@@ -43,6 +43,11 @@ export class RequestTracker {
     this.updateGauges();
   }
 
+  /** A long-lived stream (server-sent events) is not a request in flight: stop following it. */
+  forget(request: FastifyRequest): void {
+    if (this.inFlight.delete(request)) this.updateGauges();
+  }
+
   /** Fastify hooks that follow each request through its phases. */
   attach(app: FastifyInstance): void {
     app.addHook('onRequest', async (request) => {

@@ -10,6 +10,7 @@ import type { Sql } from '../../db/database.ts';
 import { getCourses } from '../../domain/courses.service.ts';
 import { readDeliveryState, readMailbox } from '../../domain/mailbox.service.ts';
 import type { ClusterView } from '../../observability/cluster-state.ts';
+import type { RequestTracker } from '../../observability/request-tracker.ts';
 import { secretsMatch } from '../../security/tokens.ts';
 import type { App } from '../app.ts';
 import type { DashboardSessions } from '../dashboard-session.ts';
@@ -20,7 +21,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
 const PUSH_INTERVAL_MS = 1_000;
 
-export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView };
+export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker };
 
 /** The database part of the picture, read at most once a second per worker, whoever watches. */
 function cachedServiceState(sql: Sql) {
@@ -79,6 +80,7 @@ export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Pr
   app.get('/dashboard/events', { schema: { hide: true } }, async function dashboardEvents(request, reply) {
     if (!deps.sessions.isLoggedIn(request)) return sendProblem(reply, problem(401, 'unauthorized', 'Log in to the dashboard first'));
     reply.hijack();
+    deps.tracker.forget(request);
     const stream = reply.raw;
     stream.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     streams.add(stream);

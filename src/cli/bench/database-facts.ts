@@ -1,0 +1,61 @@
+// Owns what the bench reads back from the service's database after a run: the courses and their
+// stored counters, every registration with the waitlist position the database computes, and the
+// email facts (registration events, recorded deliveries). Read-only.
+import postgres from 'postgres';
+import type { CourseState, StoredRegistration } from './invariants.ts';
+
+export type DatabaseFacts = {
+  courses: CourseState[];
+  registrations: StoredRegistration[];
+  events: number;
+  emailsRecordedSent: number;
+  emailsRecordedFailed: number;
+};
+
+export async function readDatabaseFacts(databaseUrl: string): Promise<DatabaseFacts> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10, idle_timeout: 5 });
+  try {
+    return await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
+      const courses = await tx<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
+        SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
+      const registrations = await tx<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
+        SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
+          registrar_registration_row(r) ->> 'waitlist_position' AS position
+        FROM registrations r ORDER BY r.seq`;
+      const [events] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM registration_events`;
+      const deliveries = await tx<{ status: string; n: number }[]>`SELECT status, count(*)::int AS n FROM email_deliveries GROUP BY status`;
+      return {
+        courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
+        registrations: registrations.map((r) => ({
+          id: r.id,
+          courseId: r.course_id,
+          emailKey: r.email_key,
+          status: r.status,
+          seq: Number(r.seq),
+          waitlistPosition: r.position === null ? null : Number(r.position),
+        })),
+        events: events?.n ?? 0,
+        emailsRecordedSent: deliveries.find((d) => d.status === 'sent')?.n ?? 0,
+        emailsRecordedFailed: deliveries.find((d) => d.status === 'failed')?.n ?? 0,
+      };
+    });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Polls until the job worker's lease keeper has written a heartbeat: its runners are up. */
+export async function waitForJobWorker(databaseUrl: string, timeoutMs: number): Promise<boolean> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10, idle_timeout: 5 });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM job_worker_heartbeats`;
+      if ((row?.n ?? 0) > 0) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return false;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

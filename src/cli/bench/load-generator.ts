@@ -1,0 +1,89 @@
+// Owns the load: POST /register for a list of students through an undici Pool of C connections,
+// with C requests in flight until the list is done (a closed loop), recording per request when
+// it was sent and answered, its status and the registration it names.
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+
+export type StudentRequest = { name: string; email: string; course: string };
+
+export type AnswerRecord = {
+  index: number;
+  request: StudentRequest;
+  /** Epoch milliseconds (sub-millisecond precision), comparable with Date.now(). */
+  startedAt: number;
+  endedAt: number;
+  /** HTTP status; 0 when no answer came (network error or timeout). */
+  status: number;
+  registrationId?: string;
+  registrationStatus?: string;
+  problemType?: string;
+  error?: string;
+};
+
+export type LoadOptions = {
+  baseUrl: string;
+  requests: readonly StudentRequest[];
+  concurrency: number;
+  /** Per request: for the answer's headers and for its body. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+};
+
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function readAnswer(record: AnswerRecord, text: string): void {
+  try {
+    const body = JSON.parse(text) as { id?: unknown; status?: unknown; type?: unknown };
+    if (typeof body.id === 'string') record.registrationId = body.id;
+    if (typeof body.status === 'string') record.registrationStatus = body.status;
+    if (typeof body.type === 'string') record.problemType = body.type;
+  } catch {
+    record.error = `not JSON: ${text.slice(0, 80)}`;
+  }
+}
+
+export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]> {
+  const concurrency = Math.max(1, Math.min(options.concurrency, options.requests.length || 1));
+  const pool = new Pool(options.baseUrl, {
+    connections: concurrency,
+    pipelining: 1,
+    connectTimeout: 10_000,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
+  const records: AnswerRecord[] = new Array(options.requests.length);
+  let next = 0;
+  const loop = async () => {
+    // Bounded by the list: every turn takes the next request, or ends.
+    while (next < options.requests.length && !options.signal?.aborted) {
+      const index = next++;
+      const request = options.requests[index]!;
+      const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
+      try {
+        const answer = await pool.request({
+          path: '/register',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(request),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        const text = await answer.body.text();
+        record.status = answer.statusCode;
+        readAnswer(record, text);
+      } catch (error) {
+        record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      }
+      record.endedAt = epochNow();
+      records[index] = record;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, loop));
+  } finally {
+    await pool.close().catch(() => undefined);
+  }
+  if (options.signal?.aborted) throw new Error('interrupted');
+  return records;
+}

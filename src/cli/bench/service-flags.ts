@@ -1,0 +1,8 @@
+// Owns the flags every scenario that starts the service shares: its worker processes and its
+// email settings, with the same defaults everywhere.
+import { availableParallelism } from 'node:os';
+
+export const serviceFlags = {
+  workers: { type: 'integer', description: 'HTTP worker processes of the service (WORKERS)', default: availableParallelism(), min: 1, max: 64 },
+  'email-concurrency': { type: 'integer', description: 'SMTP sends in flight per process (EMAIL_CONCURRENCY)', default: 50, min: 1, max: 1000 },
+} as const;

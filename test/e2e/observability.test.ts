@@ -1,0 +1,128 @@
+// The service as a user starts it (two HTTP workers and a job worker), seen from outside:
+// /metrics parses as Prometheus text and its counters move by exactly the requests made, summed
+// over the workers; the dashboard, in a real browser (Debian's chromium driven by
+// playwright-core), logs in, and its lanes and counters change under load without a reload.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { Agent } from 'undici';
+import { newCourse, student } from '../support/factories.ts';
+import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { parsePrometheusText, sum } from '../support/prometheus-text.ts';
+import {
+  collectWorkerPids, findSupervisorPid, freePort, killProcessGroup, REPO_DIR, type ServiceProcess,
+  spawnService, stopEmbeddedPostgres, stopProcess, waitForHealth,
+} from '../support/service-process.ts';
+
+const ARTIFACTS = path.join(REPO_DIR, 'test-artifacts');
+let dataDir: string;
+let baseUrl: string;
+let client: Client;
+let service: ServiceProcess | undefined;
+let supervisorPid: number | undefined;
+let browser: Browser | undefined;
+
+before(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-observability-'));
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  client = new Client(baseUrl);
+  service = spawnService({ via: 'node', env: { WORKERS: '2', PORT: String(port), DATA_DIR: dataDir, ADMIN_TOKEN: TEST_ADMIN_TOKEN, RATE_LIMIT_PER_MINUTE: '0' } });
+  await waitForHealth(baseUrl, { timeoutMs: 60_000, service });
+  supervisorPid = await findSupervisorPid(service);
+});
+
+after(async () => {
+  await browser?.close();
+  if (service?.isRunning()) await stopProcess(service, { pid: supervisorPid }).catch(() => killProcessGroup(service));
+  await stopEmbeddedPostgres(dataDir).catch(() => undefined);
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function scrape() {
+  const answer = await fetch(`${baseUrl}/metrics`);
+  assert.equal(answer.status, 200);
+  assert.match(answer.headers.get('content-type') ?? '', /text\/plain/);
+  return parsePrometheusText(await answer.text());
+}
+
+test('/metrics is Prometheus text, aggregated: its counters move by exactly the requests made', async () => {
+  const course = await newCourse(client, { capacity: 40, waitlistCapacity: 0 });
+  await collectWorkerPids(baseUrl, (pids) => pids.size >= 2);
+  const before_ = await scrape();
+  const counted = (samples: ReturnType<typeof parsePrometheusText>) => sum(samples, 'registrar_http_requests_total', { route: '/register' });
+  // New connections for each request, so the supervisor spreads them over both workers.
+  const fresh = new Agent({ connections: 1, pipelining: 1, keepAliveTimeout: 1 });
+  const answers = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+    fetch(`${baseUrl}/register`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify(student(course, i, 'metrics')), dispatcher: fresh } as RequestInit)));
+  assert.deepEqual([...new Set(answers.map((a) => a.status))].sort(), [201, 409]);
+  const after_ = await scrape();
+  assert.equal(counted(after_) - counted(before_), 60);
+  assert.equal(sum(after_, 'registrar_http_requests_total', { route: '/register', status: '201' }) - sum(before_, 'registrar_http_requests_total', { route: '/register', status: '201' }), 40);
+  // Per-process series stay apart: two HTTP workers and the job worker each report their loop.
+  const loops = after_.filter((s) => s.name === 'registrar_event_loop_utilization');
+  assert.equal(loops.filter((s) => s.labels.role === 'http').length, 2);
+  assert.equal(loops.filter((s) => s.labels.role === 'jobs').length, 1);
+  assert.ok(after_.some((s) => s.name === 'registrar_http_request_duration_seconds_bucket'));
+  // The job worker reads the queue's depth every 2 s: the email tasks show up shortly.
+  const deadline = Date.now() + 20_000;
+  while (!(await scrape()).some((s) => s.name === 'registrar_jobs' && s.labels.task === 'send_email')) {
+    assert.ok(Date.now() < deadline, 'no registrar_jobs{task="send_email"} in /metrics');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+});
+
+test('the dashboard refuses a request without the admin login', async () => {
+  const page = await fetch(`${baseUrl}/dashboard`);
+  assert.equal(page.status, 401);
+  assert.match(await page.text(), /Admin token/);
+  const events = await fetch(`${baseUrl}/dashboard/events`);
+  assert.equal(events.status, 401);
+  const forged = await fetch(`${baseUrl}/dashboard/events`, { headers: { cookie: 'registrar_dashboard=9999999999.forged' } });
+  assert.equal(forged.status, 401);
+  const wrong = await fetch(`${baseUrl}/dashboard/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'not-the-token' }) });
+  assert.equal(wrong.status, 401);
+});
+
+test('in a real browser: log in, then worker lanes and counters change under load without a reload', async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const page = await browser.newPage();
+  await page.goto(`${baseUrl}/dashboard`);
+  await page.fill('#token', TEST_ADMIN_TOKEN);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.status.live', { timeout: 30_000 });
+  // One lane per process: two HTTP workers and the job worker.
+  await page.waitForFunction(() => document.querySelectorAll('#lanes .lane').length === 3, undefined, { timeout: 30_000 });
+  const marker = await page.evaluate(() => {
+    (window as unknown as { marker: number }).marker = 42; // survives only if the page is never reloaded
+    return document.querySelector('#courses tbody')?.textContent ?? '';
+  });
+
+  const course = await newCourse(client, { capacity: 500, waitlistCapacity: 0, title: '<img src=x onerror=alert(1)> Load' });
+  const load = Promise.all(Array.from({ length: 400 }, (_, i) => client.register({ ...student(course, i, 'dash'), name: `<b>Student ${i}</b>` })));
+  // The lanes show requests in flight while the load runs, or the counters move: either way the
+  // page changed by itself.
+  await page.waitForFunction((id) => (document.querySelector('#courses tbody')?.textContent ?? '').includes(id), course, { timeout: 30_000 });
+  await load;
+  await page.waitForFunction((id) => [...document.querySelectorAll('#courses tbody tr')].some((tr) => tr.textContent?.includes(id) && tr.textContent.includes('400 / 500')), course, { timeout: 30_000 });
+  await page.waitForFunction(() => Number(document.querySelector('#rps')?.textContent?.replace('/s', '') ?? 0) > 0 || document.querySelectorAll('#throughput polyline').length > 0, undefined, { timeout: 30_000 });
+  const state = await page.evaluate(() => ({
+    marker: (window as unknown as { marker?: number }).marker,
+    courses: document.querySelector('#courses tbody')?.textContent ?? '',
+    injected: document.querySelectorAll('#courses img, #lanes b, #mail b').length,
+    mailItems: document.querySelectorAll('#mail li').length,
+  }));
+  assert.equal(state.marker, 42, 'the page was not reloaded');
+  assert.notEqual(state.courses, marker);
+  assert.ok(state.courses.includes('<img src=x onerror=alert(1)> Load'), 'user text shown as text');
+  assert.equal(state.injected, 0, 'user text never becomes markup');
+  await page.waitForFunction(() => document.querySelectorAll('#mail li').length > 0, undefined, { timeout: 30_000 });
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+});
