@@ -6,7 +6,7 @@ import type { Sql } from '../db/database.ts';
 import { cancel, findRegistration, register, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
-import { emailKey, type Registration, toRegistration } from './registration.ts';
+import { normalizeStudent, type Registration, toRegistration } from './registration.ts';
 
 export type RegisterInput = {
   name: string;
@@ -23,9 +23,7 @@ export type RegisterResult =
 export type RegistrationCredential = { kind: 'admin' } | { kind: 'manage-token'; token: string };
 
 export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {
-  const name = input.name.trim().normalize('NFC');
-  const email = input.email.trim();
-  const key = emailKey(email);
+  const { name, email, emailKey: key } = normalizeStudent(input);
   const manageToken = generateManageToken();
   const idempotencyKey = input.idempotencyKey;
   const outcome = await register(sql, {

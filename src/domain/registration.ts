@@ -38,3 +38,9 @@ export function toRegistration(row: RegistrationRow): Registration {
 export function emailKey(email: string): string {
   return email.trim().toLowerCase();
 }
+
+/** A student as registered: name trimmed and NFC-normalized, email trimmed, and its key. */
+export function normalizeStudent(input: { name: string; email: string }): { name: string; email: string; emailKey: string } {
+  const email = input.email.trim();
+  return { name: input.name.trim().normalize('NFC'), email, emailKey: emailKey(email) };
+}

@@ -1,5 +1,5 @@
-// One HTTP worker process: its own event loop, its own bounded database pool, the shared
-// listening socket from the supervisor. Stops when the supervisor says so (or on SIGTERM, or
+// One HTTP worker process: its own event loop, its own bounded database pool, its own listening
+// socket on the shared port. Stops when the supervisor says so (or on SIGTERM, or
 // when the supervisor is gone): stop accepting, finish requests in flight, close the pool.
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
@@ -10,7 +10,10 @@ import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
 import { Lifecycle } from './lifecycle.ts';
 
+/** From the supervisor to a worker. */
 export type WorkerMessage = { type: 'shutdown' };
+/** From an HTTP worker to the supervisor. */
+export type WorkerReport = { type: 'listening'; port: number };
 
 export async function runHttpWorker(config: Config): Promise<void> {
   const logger = createLogger(config, 'http-worker');
@@ -37,7 +40,13 @@ export async function runHttpWorker(config: Config): Promise<void> {
     secureCookies: config.publicUrl.startsWith('https:'),
   });
   lifecycle.add('http server', () => app.close());
-  await app.listen({ host: config.host, port: config.port });
+  // Each worker binds its own socket with SO_REUSEPORT (Linux), and the kernel spreads the
+  // connections: no hand-off through the supervisor, so a worker that dies cannot strand a
+  // connection the supervisor accepted for it. (PORT=0 picks one shared port the classic way.)
+  const reusePort = config.port !== 0 && process.platform === 'linux';
+  await app.listen({ host: config.host, port: config.port, ...(reusePort ? { exclusive: true, reusePort: true } : {}) });
+  const address = app.server.address();
+  process.send?.({ type: 'listening', port: typeof address === 'object' && address ? address.port : config.port } satisfies WorkerReport);
 
   const stop = () => void lifecycle.stop(config.shutdownTimeoutMs).then(() => process.exit(0));
   process.on('message', (message: WorkerMessage) => {

@@ -3,6 +3,7 @@
 // replaces any that die, with exponential backoff so a crash loop does not spin. On SIGINT or
 // SIGTERM it drains the workers, then stops the database.
 import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { migrateDatabase } from '../db/migrate.ts';
@@ -11,7 +12,7 @@ import { ClusterStateHub, runClusterStateHub } from '../observability/cluster-st
 import { createLogger } from '../observability/logger.ts';
 import { loadAdminToken } from './admin-token.ts';
 import { startEmbeddedDatabase } from './embedded-database.ts';
-import type { WorkerMessage } from './http-worker.ts';
+import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 
 const RESTART_BASE_DELAY_MS = 100;
@@ -85,19 +86,36 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
   lifecycle.add('job worker', () => stopWorkers(slots.filter((slot) => slot.role === 'jobs'), config.shutdownTimeoutMs));
   lifecycle.add('HTTP workers', () => stopWorkers(slots.filter((slot) => slot.role === 'http'), config.shutdownTimeoutMs));
 
+  // Each HTTP worker says when it listens (with SO_REUSEPORT the primary sees no 'listening').
   const listening = new Promise<{ port: number }>((resolve) => {
     let count = 0;
-    cluster.on('listening', function onListening(_worker, address) {
+    cluster.on('message', function onListening(_worker, message: WorkerReport) {
+      if (message?.type !== 'listening') return;
       count += 1;
       if (count === config.workers) {
-        cluster.off('listening', onListening);
-        resolve(address);
+        cluster.off('message', onListening);
+        resolve({ port: message.port });
       }
     });
   });
+  if (config.port !== 0) await assertPortFree(config.host, config.port);
   for (const slot of slots) fork(slot);
   const address = await listening;
   printBanner(config, address.port, databaseLabel, adminToken);
+}
+
+/**
+ * The workers bind with SO_REUSEPORT, which would let a second instance on the same port join
+ * in silently; a plain bind first makes a port already in use an error, as users expect.
+ */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} on ${host} is already in use (another Registrar?); set PORT to a free port`, { cause: error }) : error);
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 async function stopWorkers(slots: Slot[], timeoutMs: number): Promise<void> {

@@ -11,7 +11,7 @@ import { createEmailDelivery, createInlineEmail } from '../../src/jobs/email/del
 import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
-import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../../src/cli/bench/smtp-server.ts';
 
 let db: TestDatabase;
 let server: TestServer;
