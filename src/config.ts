@@ -28,6 +28,10 @@ export type Config = Readonly<{
   webhookConcurrency: number;
   webhookTimeoutMs: number;
   rateLimitPerMinute: number;
+  /** Largest import upload accepted, in bytes. */
+  importMaxBytes: number;
+  /** Threads that parse and validate imports (the worker-thread pool of the job process). */
+  importThreads: number;
   /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
   shutdownTimeoutMs: number;
   logLevel: string;
@@ -107,6 +111,8 @@ export function loadConfig(env: Env = process.env): Config {
     emailDelivery: readChoice(env, 'EMAIL_DELIVERY', ['queue', 'inline'] as const, 'queue'),
     webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+    importMaxBytes: readInteger(env, 'IMPORT_MAX_BYTES', 256 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
+    importThreads: readInteger(env, 'IMPORT_THREADS', availableParallelism(), 1, 256),
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
     shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel: readString(env, 'LOG_LEVEL') ?? 'info',

@@ -46,6 +46,9 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'course-not-found': { status: 404, slug: 'not-found' },
   'registration-not-found': { status: 404, slug: 'not-found' },
   'webhook-not-found': { status: 404, slug: 'not-found' },
+  'import-not-found': { status: 404, slug: 'not-found' },
+  'invalid-import': { status: 400, slug: 'validation' },
+  'payload-too-large': { status: 413, slug: 'payload-too-large' },
   'invalid-webhook': { status: 400, slug: 'validation' },
   'course-exists': { status: 409, slug: 'conflict' },
   'course-full': { status: 409, slug: 'course-full' },
@@ -64,5 +67,7 @@ export const RETRY_AFTER_SECONDS = 2;
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   if (body.status === 401) reply.header('www-authenticate', 'Bearer');
   if (body.status === 503 || body.status === 429) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  // The rest of a refused oversized body is not read: the connection cannot carry another request.
+  if (body.status === 413) reply.header('connection', 'close');
   return reply.code(body.status).type('application/problem+json').send(body);
 }

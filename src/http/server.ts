@@ -18,6 +18,7 @@ import { registerAdminRoutes } from './routes/admin.routes.ts';
 import { registerCourseRoutes } from './routes/courses.routes.ts';
 import { registerDashboardRoutes } from './routes/dashboard.routes.ts';
 import { registerHealthRoutes } from './routes/health.routes.ts';
+import { type ImportLimits, registerImportRoutes } from './routes/imports.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerOperationsRoutes } from './routes/operations.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
@@ -33,6 +34,8 @@ export type ServerOptions = {
   metrics?: Metrics | undefined;
   /** Database connections of this process: requests beyond it wait for one (for the metrics). */
   poolSize?: number;
+  /** Where uploads go and how large they may be; unset: DATA_DIR=./data, 256 MiB. */
+  imports?: ImportLimits;
   /** Mark the dashboard cookie Secure (when PUBLIC_URL is https). */
   secureCookies?: boolean;
   /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
@@ -85,6 +88,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
   registerWebhookRoutes(app, deps);
+  registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);
   registerOperationsRoutes(app);

@@ -4,12 +4,14 @@ import cluster from 'node:cluster';
 import type { Sql } from '../db/database.ts';
 import { queueStats } from '../db/queries/jobs.queries.ts';
 import type { JobObserver } from '../jobs/job-runners.ts';
+import type { ThreadPool } from '../runtime/thread-pool.ts';
 import type { Metrics } from './metrics.ts';
 import type { WorkerActivity } from './request-tracker.ts';
 
-const PHASE_BY_TASK: Record<string, string> = { send_email: 'sending email', deliver_webhook: 'calling a webhook' };
+const PHASE_BY_TASK: Record<string, string> = { send_email: 'sending email', deliver_webhook: 'calling a webhook', import_csv: 'importing a CSV on the thread pool' };
 
-export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: unknown) => void): { observer: JobObserver; stop(): void } {
+export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: unknown) => void): { observer: JobObserver; watchThreadPool(pool: ThreadPool): void; stop(): void } {
+  let threadPool: ThreadPool | undefined;
   const running = new Map<string, { task: string; attempts: number; startedAt: number }>();
 
   const observer: JobObserver = {
@@ -43,6 +45,12 @@ export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: un
     if (cluster.isWorker && process.connected) process.send!({ type: 'worker-state', activity: snapshot() });
   }, 500);
   const poll = setInterval(() => {
+    if (threadPool) {
+      const stats = threadPool.stats();
+      metrics.threadPoolQueue.set({ worker: metrics.worker }, stats.queued);
+      metrics.threadPoolUtilization.set({ worker: metrics.worker }, stats.utilization);
+      metrics.threadPoolThreads.set({ worker: metrics.worker }, stats.threads);
+    }
     queueStats(sql).then((rows) => {
       for (const row of rows) {
         for (const state of ['queued', 'running', 'retrying', 'dead'] as const) metrics.jobs.set({ task: row.task, state }, row[state]);
@@ -54,6 +62,9 @@ export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: un
   poll.unref();
   return {
     observer,
+    watchThreadPool(pool) {
+      threadPool = pool;
+    },
     stop() {
       clearInterval(publish);
       clearInterval(poll);

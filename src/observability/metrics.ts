@@ -57,6 +57,9 @@ function createMetrics(role: ProcessRole, worker: string) {
     jobs: new client.Gauge({ name: 'registrar_jobs', help: 'Jobs by task and state (queued, running, retrying, dead)', labelNames: ['task', 'state'], aggregator: 'max' }),
     oldestJob: new client.Gauge({ name: 'registrar_job_oldest_queued_seconds', help: 'Age of the oldest job ready to run, per task', labelNames: ['task'], aggregator: 'max' }),
     emails: new client.Counter({ name: 'registrar_emails_total', help: 'Email attempts by outcome (sent, failed, retry)', labelNames: ['outcome'] }),
+    threadPoolQueue: new client.Gauge({ name: 'registrar_thread_pool_queued', help: 'Tasks waiting for a thread of the worker-thread pool', labelNames: ['worker'] }),
+    threadPoolUtilization: new client.Gauge({ name: 'registrar_thread_pool_utilization', help: 'Share of the pool\'s capacity busy since it started (piscina utilization, 0-1)', labelNames: ['worker'] }),
+    threadPoolThreads: new client.Gauge({ name: 'registrar_thread_pool_threads', help: 'Threads in the worker-thread pool', labelNames: ['worker'] }),
     webhooks: new client.Counter({ name: 'registrar_webhooks_total', help: 'Webhook attempts by outcome (delivered, failed, retry)', labelNames: ['outcome'] }),
   };
 }

@@ -37,6 +37,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
     inlineEmail,
     metrics: processMetrics('http'),
     poolSize: config.databasePoolSize,
+    imports: { dataDir: config.dataDir, maxBytes: config.importMaxBytes },
     secureCookies: config.publicUrl.startsWith('https:'),
   });
   lifecycle.add('http server', () => app.close());

@@ -8,7 +8,9 @@ import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { startJobRunners } from '../jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
+import { createImportCsvTask } from '../jobs/tasks/import-csv.task.ts';
 import { createSendEmailTask } from '../jobs/tasks/send-email.task.ts';
+import { createThreadPool } from './thread-pool.ts';
 import { startJobActivity } from '../observability/job-activity.ts';
 import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
@@ -29,6 +31,9 @@ export async function runJobWorker(config: Config): Promise<void> {
   const metrics = processMetrics('jobs');
   const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'));
   lifecycle.add('job activity', async () => activity.stop());
+  const pool = createThreadPool(config.importThreads);
+  lifecycle.add('thread pool', () => pool.close());
+  activity.watchThreadPool(pool);
   const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
   const countWebhook = (outcome: string) => metrics.webhooks.inc({ outcome });
 
@@ -44,6 +49,12 @@ export async function runJobWorker(config: Config): Promise<void> {
         concurrency: config.emailConcurrency,
         taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail })) },
       }]),
+      {
+        // One import at a time; its parallelism is the thread pool's.
+        name: 'imports',
+        concurrency: 1,
+        taskList: { import_csv: createImportCsvTask({ sql, pool, logger }) },
+      },
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,

@@ -5,10 +5,13 @@ import { createEmailDelivery } from '../../src/jobs/email/deliver-email.ts';
 import { createMailboxTransport, createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
+import { createImportCsvTask } from '../../src/jobs/tasks/import-csv.task.ts';
 import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
+import { createThreadPool } from '../../src/runtime/thread-pool.ts';
 import type { TestDatabase } from './database.ts';
 
-export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number } = {}): Promise<JobRunners> {
+export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number; importThreads?: number; importChunkBytes?: number } = {}): Promise<JobRunners> {
+  const pool = createThreadPool(options.importThreads ?? 2);
   const logger = pino({ level: 'silent' });
   const transport = options.smtpUrl
     ? createSmtpTransport({ url: options.smtpUrl, concurrency: options.emailConcurrency ?? 8, timeoutMs: 5_000 })
@@ -20,6 +23,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     pollIntervalMs: 200,
     specs: [
       { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger })) } },
+      { name: 'imports', concurrency: 1, taskList: { import_csv: createImportCsvTask({ sql: db.sql, pool, logger, ...(options.importChunkBytes ? { chunkBytes: options.importChunkBytes } : {}) }) } },
       { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger }) } },
     ],
   });
@@ -27,6 +31,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     async stop() {
       await runners.stop();
       await transport.close();
+      await pool.close();
     },
   };
 }

@@ -1,0 +1,96 @@
+// Bulk imports as the admin sees them: an upload streamed to DATA_DIR/uploads (never held whole
+// in memory, cut off at the size limit), its header checked, then an import row and its job
+// committed together. A refused upload leaves no file and no row behind.
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Sql } from '../db/database.ts';
+import { findImport, type ImportRow, insertImport, listImports } from '../db/queries/imports.queries.ts';
+import { firstRecordBoundary, ImportFileError } from '../jobs/imports/csv-chunks.ts';
+import { readHeader } from '../jobs/imports/csv-header.ts';
+import { DomainError } from './domain-error.ts';
+
+export type Import = {
+  id: string;
+  status: ImportRow['status'];
+  rows: number;
+  processed: number;
+  created: number;
+  existing: number;
+  waitlisted: number;
+  rejected: number;
+  errors: { line: number; message: string }[];
+  failure: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+};
+
+function toImport(row: ImportRow): Import {
+  return {
+    id: row.id, status: row.status, rows: row.rows, processed: row.processed, created: row.created,
+    existing: row.existing, waitlisted: row.waitlisted, rejected: row.rejected, errors: row.errors,
+    failure: row.failure, createdAt: row.created_at.toISOString(), finishedAt: row.finished_at?.toISOString() ?? null,
+  };
+}
+
+class TooLarge extends Error {}
+
+function limitBytes(maxBytes: number): Transform & { bytes: number } {
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      counter.bytes += chunk.length;
+      if (counter.bytes > maxBytes) return callback(new TooLarge());
+      callback(null, chunk);
+    },
+  }) as Transform & { bytes: number };
+  counter.bytes = 0;
+  return counter;
+}
+
+/** Reads the start of the file until its first record ends, and checks it is a valid header. */
+async function checkHeader(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(64 * 1024), position: 0 });
+    const start = buffer.subarray(0, bytesRead);
+    if (bytesRead === 0) throw new ImportFileError('the file is empty: line 1 must be a header with the columns name,email,course');
+    const end = firstRecordBoundary(start);
+    readHeader(start.subarray(0, end === -1 ? bytesRead : end).toString('utf8'));
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function acceptImport(sql: Sql, options: { dataDir: string; maxBytes: number }, upload: Readable): Promise<Import> {
+  const id = randomUUID();
+  const directory = path.join(options.dataDir, 'uploads');
+  await mkdir(directory, { recursive: true });
+  const partial = path.join(directory, `${id}.csv.part`);
+  const file = path.join(directory, `${id}.csv`);
+  const counter = limitBytes(options.maxBytes);
+  try {
+    await pipeline(upload, counter, createWriteStream(partial, { flags: 'wx' }));
+    await checkHeader(partial);
+    await rename(partial, file);
+    return toImport(await insertImport(sql, { id, filePath: file, fileBytes: counter.bytes }));
+  } catch (error) {
+    await rm(partial, { force: true });
+    await rm(file, { force: true });
+    if (error instanceof TooLarge) throw new DomainError('payload-too-large', `An import file may have at most ${options.maxBytes} bytes (IMPORT_MAX_BYTES)`);
+    if (error instanceof ImportFileError) throw new DomainError('invalid-import', error.message);
+    throw error;
+  }
+}
+
+export async function getImport(sql: Sql, id: string): Promise<Import> {
+  const row = await findImport(sql, id);
+  if (!row) throw new DomainError('import-not-found', `There is no import "${id}"`);
+  return toImport(row);
+}
+
+export async function getImports(sql: Sql, limit: number): Promise<Import[]> {
+  return (await listImports(sql, limit)).map(toImport);
+}

@@ -1,0 +1,63 @@
+// Bulk import routes (admin): upload a CSV (streamed to storage, answered 202 at once), follow
+// its progress, list imports newest first.
+import type { Readable } from 'node:stream';
+import Type from 'typebox';
+import { acceptImport, getImport, getImports } from '../../domain/imports.service.ts';
+import type { App, RouteDeps } from '../app.ts';
+import { problemResponses } from '../schemas/common.schemas.ts';
+import { LimitQuery } from '../schemas/delivery.schemas.ts';
+
+const Import = Type.Object({
+  id: Type.String(),
+  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
+  rows: Type.Integer({ description: 'data rows read so far; the total once done' }),
+  processed: Type.Integer(),
+  created: Type.Integer({ description: 'new registrations, enrolled or waitlisted' }),
+  existing: Type.Integer({ description: 'rows whose email already held a registration for the course' }),
+  waitlisted: Type.Integer({ description: 'of the created, those put on a waitlist' }),
+  rejected: Type.Integer({ description: 'invalid rows, and rows refused (course full, closed or unknown)' }),
+  errors: Type.Array(Type.Object({ line: Type.Integer(), message: Type.String() }), { description: 'the first 100 row errors' }),
+  failure: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  finishedAt: Type.Union([Type.String(), Type.Null()]),
+});
+const ImportParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }) });
+
+export type ImportLimits = { dataDir: string; maxBytes: number };
+
+export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits: ImportLimits): void {
+  const security = [{ bearer: [] }];
+  const tags = ['imports'];
+
+  // The body stays a stream: acceptImport writes it to disk as it arrives, within maxBytes.
+  app.addContentTypeParser('text/csv', function passStream(_request, payload, done) {
+    done(null, payload);
+  });
+
+  app.post('/imports', {
+    onRequest: auth.requireAdmin,
+    schema: {
+      tags, security,
+      summary: 'Import registrations from a CSV with the header name,email,course (admin)',
+      description: 'Content-Type: text/csv. Each row is registered with the rules and emails of POST /register. Answers 202 at once; follow GET /imports/{id}.',
+      response: { 202: Import, ...problemResponses(400, 401, 413, 415) },
+    },
+  }, async function createImportRoute(request, reply) {
+    const imported = await acceptImport(sql, limits, request.body as Readable);
+    return reply.code(202).header('location', `/imports/${imported.id}`).send(imported);
+  });
+
+  app.get('/imports/:id', {
+    onRequest: auth.requireAdmin,
+    schema: { tags, security, summary: 'An import\'s progress and its first 100 row errors (admin)', params: ImportParams, response: { 200: Import, ...problemResponses(400, 401, 404) } },
+  }, async function getImportRoute(request) {
+    return getImport(sql, request.params.id);
+  });
+
+  app.get('/imports', {
+    onRequest: auth.requireAdmin,
+    schema: { tags, security, summary: 'Imports, newest first (admin)', querystring: LimitQuery, response: { 200: Type.Array(Import), ...problemResponses(400, 401) } },
+  }, async function listImportsRoute(request) {
+    return getImports(sql, request.query.limit ?? 100);
+  });
+}

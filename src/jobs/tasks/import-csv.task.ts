@@ -1,0 +1,78 @@
+// The import_csv task: a pipeline with bounded stages. The file is read as a stream and cut at
+// record boundaries (csv-chunks.ts); chunks are parsed and validated on the thread pool, at most
+// two per thread in flight; results are written in file order, in batches, each batch one
+// transaction through registrar_import_batch (the rules, emails and webhooks of POST /register)
+// that also advances the import's resume point. The writer is the slowest stage; awaiting it
+// stops the reading, so memory stays flat whatever the file's size.
+import type { Task } from 'graphile-worker';
+import type { Logger } from 'pino';
+import type { Sql } from '../../db/database.ts';
+import { applyImportBatch, findImport, setImportStatus } from '../../db/queries/imports.queries.ts';
+import type { ChunkResult, ColumnIndexes, ParsedRow, RowError } from '../../runtime/csv-chunk.thread.ts';
+import type { ThreadPool } from '../../runtime/thread-pool.ts';
+import { firstRecordBoundary, ImportFileError, readRecordChunks } from '../imports/csv-chunks.ts';
+import { readHeader } from '../imports/csv-header.ts';
+
+export type ImportCsvDeps = { sql: Sql; pool: ThreadPool; logger: Logger; batchRows?: number; chunkBytes?: number };
+
+type Item = { line: number; row?: ParsedRow; error?: RowError };
+
+export function createImportCsvTask(deps: ImportCsvDeps): Task {
+  const batchRows = deps.batchRows ?? 1000;
+  return async function importCsv(payload, helpers) {
+    const importId = (payload as { importId?: unknown } | null)?.importId;
+    if (typeof importId !== 'string') throw new Error(`import_csv: malformed payload ${JSON.stringify(payload)}`);
+    const imported = await findImport(deps.sql, importId);
+    if (!imported || imported.status === 'done' || imported.status === 'failed') return;
+    await setImportStatus(deps.sql, importId, 'running');
+    try {
+      await runImport(importId, imported.file_path, imported.done_through_line);
+      await setImportStatus(deps.sql, importId, 'done');
+    } catch (error) {
+      const final = error instanceof ImportFileError || helpers.job.attempts >= helpers.job.max_attempts;
+      if (!final) throw error; // retried by the queue; the next attempt resumes after the last batch
+      const reason = error instanceof Error ? error.message : String(error);
+      deps.logger.warn({ importId, reason }, 'import failed');
+      await setImportStatus(deps.sql, importId, 'failed', reason);
+    }
+  };
+
+  async function runImport(importId: string, file: string, resumeAfterLine: number): Promise<void> {
+    const maxInFlight = deps.pool.threads * 2;
+    const inFlight: Promise<ChunkResult>[] = [];
+    let columns: ColumnIndexes | undefined;
+    let baseLine = 1; // the header is line 1; a chunk's relative line n is file line base + n
+
+    const writeNext = async () => {
+      const result = await inFlight.shift()!;
+      const items: Item[] = [
+        ...result.rows.map((row) => ({ line: baseLine + row.line, row: { ...row, line: baseLine + row.line } })),
+        ...result.errors.map((error) => ({ line: baseLine + error.line, error: { ...error, line: baseLine + error.line } })),
+      ].filter((item) => item.line > resumeAfterLine).sort((a, b) => a.line - b.line);
+      baseLine += result.newlines;
+      for (let start = 0; start < items.length; start += batchRows) {
+        const batch = items.slice(start, start + batchRows);
+        // Stable sort by course: each course keeps the file's order, and locks come in one order.
+        const rows = batch.flatMap((item) => (item.row ? [item.row] : [])).sort((a, b) => (a.course < b.course ? -1 : a.course > b.course ? 1 : 0));
+        const errors = batch.flatMap((item) => (item.error ? [item.error] : []));
+        await applyImportBatch(deps.sql, importId, { rows, errors, items: batch.length, throughLine: batch.at(-1)!.line });
+      }
+    };
+
+    for await (let chunk of readRecordChunks(file, { chunkBytes: deps.chunkBytes })) {
+      if (!columns) {
+        const end = firstRecordBoundary(chunk);
+        const headerEnd = end === -1 ? chunk.length : end;
+        columns = readHeader(chunk.subarray(0, headerEnd).toString('utf8'));
+        chunk = chunk.subarray(headerEnd);
+        if (chunk.length === 0) continue;
+      }
+      const parsing = deps.pool.parseChunk({ bytes: chunk, columns });
+      parsing.catch(() => {}); // awaited in order by writeNext; this only marks it handled
+      inFlight.push(parsing);
+      if (inFlight.length >= maxInFlight) await writeNext();
+    }
+    if (!columns) throw new ImportFileError('the file is empty: line 1 must be a header with the columns name,email,course');
+    while (inFlight.length > 0) await writeNext();
+  }
+}

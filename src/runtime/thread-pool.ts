@@ -1,0 +1,29 @@
+// The worker-thread pool (piscina) for CPU-bound work: parsing and validating import files.
+// Bounded twice: `threads` threads, and a queue of at most 2 tasks per thread; a caller that
+// finds it full waits (backpressure) instead of piling chunks of a file into memory.
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { ChunkResult, ChunkTask } from './csv-chunk.thread.ts';
+
+export type ThreadPool = {
+  readonly threads: number;
+  parseChunk(task: ChunkTask): Promise<ChunkResult>;
+  stats(): { queued: number; utilization: number; threads: number };
+  close(): Promise<void>;
+};
+
+export function createThreadPool(threads = availableParallelism()): ThreadPool {
+  const pool = new Piscina({
+    filename: new URL('./csv-chunk.thread.ts', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    maxQueue: threads * 2,
+    idleTimeout: 30_000,
+  });
+  return {
+    threads,
+    parseChunk: (task) => pool.run(task) as Promise<ChunkResult>,
+    stats: () => ({ queued: pool.queueSize, utilization: pool.utilization, threads: pool.threads.length }),
+    close: () => pool.close(),
+  };
+}
