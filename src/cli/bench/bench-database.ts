@@ -1,6 +1,5 @@
-// Owns the bench's PostgreSQL: one embedded cluster in a temporary directory for the whole run
-// (started with startEmbeddedDatabase), a fresh database in it per measured run, and the
-// postmaster's pid for CPU accounting. Stopped and its directory removed by the cleanup.
+// Owns the bench's PostgreSQL: one embedded cluster in a temporary directory per bench run, a fresh
+// database in it per measured run, the postmaster's pid; stopped and removed by the cleanup.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

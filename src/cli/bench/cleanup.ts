@@ -4,7 +4,7 @@
 export type Cleanup = {
   /** Registers an undo step; later steps run first. */
   add(label: string, step: () => Promise<void> | void): void;
-  /** Runs every step once (idempotent: later callers wait for the same run). */
+  /** Runs every step once (idempotent: later callers wait for the same run, and steps added later). */
   run(): Promise<void>;
 };
 
@@ -35,6 +35,9 @@ export function createCleanup(log: (line: string) => void, stepTimeoutMs = STEP_
   return {
     add(label, step) {
       steps.push({ label, step });
+      // Registered after the cleanup began (something finished starting after a Ctrl-C): undo
+      // it too, right after the steps already under way.
+      if (running) running = running.then(runSteps);
     },
     run() {
       running ??= runSteps();

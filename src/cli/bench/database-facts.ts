@@ -1,6 +1,5 @@
-// Owns what the bench reads back from the service's database after a run: the courses and their
-// stored counters, every registration with the waitlist position the database computes, and the
-// email facts (registration events, recorded deliveries). Read-only.
+// Owns what the bench reads back from the service's database after a run (read-only): courses and
+// counters, every registration with its computed waitlist position, the email facts.
 import postgres from 'postgres';
 import type { CourseState, StoredRegistration } from './invariants.ts';
 

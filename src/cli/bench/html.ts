@@ -29,8 +29,8 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-t
 .meta { color: #5a6578; margin-top: 0; }
 table { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
-th, td { border: 1px solid #d8dee8; padding: .25rem .6rem; text-align: right; } th { background: #f2f5f9; }
-td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #d8dee8; padding: .25rem .6rem; text-align: right; white-space: nowrap; } th { background: #f2f5f9; white-space: normal; }
+td:first-child, th:first-child { text-align: left; white-space: normal; }
 .ok { color: #1f7a3a; font-weight: 600; } .fail { color: #b42318; font-weight: 600; }
 .note { color: #5a6578; }
 svg { display: block; margin: .6rem 0 1.2rem; max-width: 100%; height: auto; }

@@ -1,6 +1,5 @@
-// Owns the invariants of SPEC.md as a pure check over a plain snapshot (rows read back from the
-// database, the answers the bench received, the emails its SMTP server accepted): no I/O here,
-// so a test can feed it a broken snapshot.
+// Owns the invariants of SPEC.md as a pure check over a plain snapshot (rows read back, answers
+// received, emails accepted): no I/O, so a test can feed it a broken snapshot.
 
 export type CourseState = {
   id: string;

@@ -1,8 +1,8 @@
-// Owns the load: POST /register for a list of students through an undici Pool of C connections,
-// with C requests in flight until the list is done (a closed loop), recording per request when
-// it was sent and answered, its status and the registration it names.
+// Owns the load: POST /register for a list of students through an undici Pool, C requests in flight
+// (a closed loop), recording per request when it was sent and answered, its status and its id.
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import type { ObservedAnswer } from './invariants.ts';
 
 export type StudentRequest = { name: string; email: string; course: string };
 
@@ -45,6 +45,7 @@ function readAnswer(record: AnswerRecord, text: string): void {
 }
 
 export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]> {
+  options.signal?.throwIfAborted();
   const concurrency = Math.max(1, Math.min(options.concurrency, options.requests.length || 1));
   const pool = new Pool(options.baseUrl, {
     connections: concurrency,
@@ -86,4 +87,15 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
   }
   if (options.signal?.aborted) throw new Error('interrupted');
   return records;
+}
+
+/** The answers as the invariant check sees them: course, normalized email, status, id. */
+export function observedAnswers(records: readonly AnswerRecord[]): ObservedAnswer[] {
+  return records.map((r) => ({
+    course: r.request.course,
+    emailKey: r.request.email.trim().toLowerCase(),
+    status: r.status,
+    ...(r.registrationId !== undefined ? { registrationId: r.registrationId } : {}),
+    ...(r.problemType !== undefined ? { problemType: r.problemType } : {}),
+  }));
 }

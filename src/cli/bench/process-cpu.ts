@@ -1,6 +1,5 @@
-// Owns CPU accounting from /proc: the CPU time (utime + stime, plus cutime + cstime of children
-// already reaped) of whole process trees, so a measured window can be charged to the service and
-// to PostgreSQL, including processes that started or exited inside the window.
+// Owns CPU accounting from /proc: utime+stime (and reaped children's) of whole process trees between
+// two samples, so a window is charged to the service and PostgreSQL; and the machine's busy time.
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -93,4 +92,14 @@ export function cpuBetween(before: CpuSample, after: CpuSample): CpuUsage {
     totalMs += Math.max(0, ms);
   }
   return { byTree, totalMs };
+}
+
+/** Non-idle CPU time of the whole machine (all cores, all processes) since boot, in ms; /proc/stat. */
+export async function machineBusyMs(): Promise<number | undefined> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? '';
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (!line.startsWith('cpu ') || fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return undefined;
+  // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+  return (busy * 1000) / (await clockTicks());
 }

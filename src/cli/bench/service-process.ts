@@ -1,12 +1,11 @@
-// Owns the service under test as a real process tree: `node src/main.ts` (the supervisor, its
-// HTTP workers and its job worker) spawned with the bench's settings, awaited until it answers
-// GET /health with every worker up, and stopped with SIGTERM (SIGKILL to its group after a bound).
+// Owns the service under test as a real process tree (`node src/main.ts`: supervisor, HTTP workers, job
+// worker): spawned with the bench's settings, awaited on GET /health, stopped with SIGTERM.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { findFreePort } from '../../runtime/free-port.ts';
 
 export const REPO_DIR = path.resolve(import.meta.dirname, '../../..');
 /** Node 24 from the `node` npm package, the one `npm start` runs. */
@@ -37,17 +36,6 @@ export type ServiceProcess = {
   /** SIGTERM, then wait for the exit (SIGKILL to the group after a bound). Idempotent. */
   stop(): Promise<void>;
 };
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
 
 function serviceEnvironment(settings: ServiceSettings, port: number, adminToken: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -88,8 +76,9 @@ async function healthy(baseUrl: string): Promise<boolean> {
  * workers too, and a Ctrl-C on the bench's terminal does not: the bench stops it in order).
  * Resolves once the supervisor has printed its banner (all HTTP workers listen) and /health is 200.
  */
-export async function startServiceProcess(settings: ServiceSettings): Promise<ServiceProcess> {
-  const port = await freePort();
+export async function startServiceProcess(settings: ServiceSettings, options: { signal: AbortSignal; onSpawned: (service: ServiceProcess) => void }): Promise<ServiceProcess> {
+  options.signal.throwIfAborted();
+  const port = await findFreePort();
   const adminToken = randomBytes(24).toString('base64url'); // 32 characters
   const baseUrl = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(NODE_BIN, ['src/main.ts'], {
@@ -156,9 +145,11 @@ export async function startServiceProcess(settings: ServiceSettings): Promise<Se
     },
   };
 
+  options.onSpawned(service);
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   try {
     while (!(output.includes('Registrar is running') && (await healthy(baseUrl)))) {
+      options.signal.throwIfAborted();
       if (!running) throw new Error(`the service exited during startup; its output ends with:\n${tail(output)}`);
       if (Date.now() > deadline) throw new Error(`the service did not answer GET /health within ${STARTUP_TIMEOUT_MS} ms; its output ends with:\n${tail(output)}`);
       await sleep(100);

@@ -1,6 +1,5 @@
-// A real SMTP server (smtp-server) shared by the bench and the tests: takes a configurable time
-// per message, can refuse messages (451 once per Message-ID, or 550 always), can be stopped and
-// started again on the same port to play an outage, and records when each message arrived.
+// A real SMTP server (smtp-server), shared by the bench and the tests: a configurable delay and refusals
+// per message, stop/start to play an outage, and when each message arrived.
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 

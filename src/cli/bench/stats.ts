@@ -24,16 +24,23 @@ export function summarize(values: readonly number[]): LatencySummary {
   };
 }
 
+/** 1, 2 or 5 times a power of ten, so that `span` needs about `count` steps. */
+export function niceStep(span: number, count: number): number {
+  const raw = Math.max(span, 1e-9) / Math.max(1, count);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw * (1 - 1e-9)) ?? 10 * power;
+}
+
 export type Bin = { from: number; to: number; count: number };
 
 /**
- * `binCount` equal bins from 0 to `upTo`, and one last bin for everything above it (to: Infinity)
- * when any value lies above.
+ * About `binCount` bins of a round width covering 0 to `upTo`, and one last bin for everything
+ * above (to: Infinity) when any value lies above.
  */
 export function histogram(values: readonly number[], binCount: number, upTo: number): Bin[] {
-  const count = Math.max(1, Math.min(binCount, 1000));
-  const top = upTo > 0 ? upTo : 1;
-  const width = top / count;
+  const width = niceStep(upTo > 0 ? upTo : 1, Math.max(1, Math.min(binCount, 1000)));
+  const count = Math.max(1, Math.min(2000, Math.ceil((upTo > 0 ? upTo : 1) / width)));
+  const top = count * width;
   const bins: Bin[] = Array.from({ length: count }, (_, i) => ({ from: i * width, to: (i + 1) * width, count: 0 }));
   const overflow: Bin = { from: top, to: Number.POSITIVE_INFINITY, count: 0 };
   for (const value of values) {
@@ -66,7 +73,15 @@ export function countBy<T>(items: readonly T[], key: (item: T) => string | numbe
 /** Milliseconds as the reports print them: "0.84 ms", "647 ms", "8.69 s". */
 export function formatMs(ms: number): string {
   if (!Number.isFinite(ms)) return 'n/a';
+  if (ms === 0) return '0 ms';
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   if (ms < 10_000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** The largest value (NaN for none), without spreading a large array into arguments. */
+export function maxOf(values: Iterable<number>): number {
+  let max = Number.NaN;
+  for (const value of values) if (!(value <= max)) max = value;
+  return max;
 }

@@ -1,17 +1,10 @@
-// Owns the charts of the HTML report as inline SVG strings: the request timeline (one row per
-// request, a bar from sent to answered, email marks), a horizontal bar comparison, a histogram
-// and a per-interval series. Every label is escaped; sizes are bounded whatever the data.
+// Owns the report's charts as inline SVG strings (request timeline, bar comparison, histogram,
+// per-interval series); every label escaped, sizes bounded whatever the data.
 import { escapeHtml } from './html.ts';
+import { niceStep } from './stats.ts';
 
 const COLORS = { ok: '#2f6fdf', client: '#e8912d', error: '#c8322b', email: '#1f9d55', emailWait: '#9bd3ae', grid: '#e3e8ef', axis: '#8a94a6' };
 
-/** 1, 2 or 5 times a power of ten, so that `span` needs about `count` steps. */
-function niceStep(span: number, count: number): number {
-  const raw = Math.max(span, 1e-9) / Math.max(1, count);
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
-  return step ?? 10 * power;
-}
 
 function msLabel(ms: number): string {
   if (ms === 0) return '0';
@@ -65,7 +58,7 @@ export function timelineChart(options: { title: string; rows: readonly TimelineR
   const left = 56;
   const right = 16;
   const top = 28;
-  const rowHeight = Math.max(1, Math.min(8, Math.floor(520 / Math.max(1, rows.length))));
+  const rowHeight = Math.max(1, Math.min(14, Math.floor(520 / Math.max(1, rows.length))));
   const plotHeight = rowHeight * rows.length;
   const height = top + plotHeight + 44;
   const plotWidth = width - left - right;
@@ -104,13 +97,13 @@ export type BarGroup = { label: string; bars: { label: string; value: number; co
 /** Horizontal bars on one shared time axis, a group per model (e.g. last answer, last email). */
 export function comparisonChart(options: { title: string; groups: readonly BarGroup[]; width?: number }): string {
   const width = options.width ?? 1100;
-  const left = 300;
+  const left = 170;
   const right = 90;
   const top = 28;
   const barHeight = 14;
   const palette = ['#2f6fdf', COLORS.email, '#7a5af8', '#e8912d'];
   const rowCount = options.groups.reduce((n, g) => n + g.bars.length, 0);
-  const plotHeight = rowCount * (barHeight + 4) + options.groups.length * 10;
+  const plotHeight = rowCount * (barHeight + 4) + options.groups.length * 30;
   const height = top + plotHeight + 30;
   const plotWidth = width - left - right;
   const span = Math.max(1, ...options.groups.flatMap((g) => g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0))));
@@ -119,6 +112,7 @@ export function comparisonChart(options: { title: string; groups: readonly BarGr
   let y = top + 4;
   for (const group of options.groups) {
     parts.push(`<text x="8" y="${y + barHeight - 3}" font-weight="600">${escapeHtml(group.label)}</text>`);
+    y += barHeight + 6;
     group.bars.forEach((bar, i) => {
       const value = Number.isFinite(bar.value) ? bar.value : 0;
       const w = Math.max(1, (value / span) * plotWidth);

@@ -1,0 +1,236 @@
+// `npm run bench` end to end at a small size, as a user runs it (a child process that starts its
+// own PostgreSQL, SMTP server and service): exit code, printed verdict, HTML report with charts,
+// nothing left behind, also after a Ctrl-C. And checkInvariants fed good and broken snapshots.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../../src/cli/bench/invariants.ts';
+
+const REPO_DIR = path.resolve(import.meta.dirname, '../..');
+const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');
+const RUN_TIMEOUT_MS = 120_000;
+
+type BenchRun = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+
+/** The environment of a user's shell: none of the test runner's or the test database's variables. */
+function benchEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('NODE_TEST') || name.startsWith('REGISTRAR_') || name === 'NODE_OPTIONS') continue;
+    env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * Runs the bench; `interruptWhen` sends SIGINT once stderr matches it. On timeout: SIGTERM (the
+ * bench cleans up), then SIGKILL.
+ */
+function runBench(args: string[], interruptWhen?: RegExp): Promise<BenchRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE_BIN, ['src/cli/bench/main.ts', ...args], { cwd: REPO_DIR, env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let interrupted = false;
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+      if (interruptWhen && !interrupted && interruptWhen.test(stderr)) {
+        interrupted = true;
+        child.kill('SIGINT');
+      }
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
+    }, RUN_TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+function explain(run: BenchRun): string {
+  return `exit ${run.code ?? run.signal}\n--- stdout\n${run.stdout.slice(-4000)}\n--- stderr\n${run.stderr.slice(-4000)}`;
+}
+
+/** The bench's temporary directory, from its log line. */
+function benchDir(run: BenchRun): string {
+  const dir = /starting an embedded PostgreSQL in (\S+)/.exec(run.stderr)?.[1];
+  assert.ok(dir, `the bench names its temporary directory\n${explain(run)}`);
+  return dir;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(() => true, () => false);
+}
+
+/** Processes whose command line mentions `text` (a postmaster runs as `postgres -D <dir>/db`). */
+async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const commandLine = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (commandLine.split('\0').join(' ').includes(text)) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Nothing the bench started outlives it: no process on its directory, and no directory. */
+async function assertNothingLeft(dir: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let pids = await processesMentioning(dir);
+  while (pids.length > 0 && Date.now() < deadline) {
+    await sleep(200);
+    pids = await processesMentioning(dir);
+  }
+  assert.deepEqual(pids, [], `processes still run on ${dir}`);
+  assert.equal(await exists(dir), false, `${dir} is removed`);
+}
+
+async function assertReport(run: BenchRun, scenario: string, reportDir: string): Promise<string> {
+  const file = /^Report: (.+\.html)$/m.exec(run.stdout)?.[1];
+  assert.ok(file, `the report path is printed\n${explain(run)}`);
+  assert.equal(path.dirname(file), reportDir);
+  assert.match(path.basename(file), new RegExp(`^${scenario}-\\d{8}-\\d{6}(-\\d+)?\\.html$`));
+  const html = await readFile(file, 'utf8');
+  assert.match(html, /^<!doctype html>/);
+  assert.match(html, /<svg[\s>]/);
+  return html;
+}
+
+let reportDir: string;
+
+before(async () => {
+  reportDir = await mkdtemp(path.join(tmpdir(), 'registrar-bench-reports-'));
+});
+after(async () => {
+  await rm(reportDir, { recursive: true, force: true });
+});
+
+describe('npm run bench', { timeout: 300_000 }, () => {
+  test('seed: the three models run, every email arrives, a report with timelines is written, nothing is left behind', async () => {
+    const run = await runBench(['seed', '--n', '6', '--email-delay-ms', '100', '--workers', '2', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^Invariants: passed/m, explain(run));
+    for (const model of ['1 sequential, email in request', '2 concurrent, email in request', '3 concurrent, email on the job queue, all workers']) {
+      assert.match(run.stdout, new RegExp(`^${model} .* 6x201 +6/6$`, 'm'), `a row for model ${model}\n${explain(run)}`);
+    }
+    const html = await assertReport(run, 'seed', reportDir);
+    assert.equal(html.match(/<svg /g)?.length, 4, 'a comparison chart and three timelines');
+    await assertNothingLeft(benchDir(run));
+  });
+
+  test('rush: throughput, latency, answers by status, and the invariants checked against the database', async () => {
+    const run = await runBench(['rush', '--students', '300', '--courses', '5', '--concurrency', '32', '--hot-capacity', '20', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^Invariants: passed \(11 checks over 6 courses/m, explain(run));
+    assert.match(run.stdout, /^ +306 +0 +\S+ m?s +\d+ \/s/m, 'all 306 requests answered, no network error');
+    assert.match(run.stdout, /^201 created, waitlisted +50$/m, 'the hot course waitlist filled');
+    assert.match(run.stdout, /^409 course-full +\d+$/m);
+    assert.match(run.stdout, /^200 existing registration \(duplicate\) +\d+$/m);
+    const html = await assertReport(run, 'rush', reportDir);
+    assert.match(html, /Latency histogram/);
+    assert.match(html, /Throughput over time/);
+    await assertNothingLeft(benchDir(run));
+  });
+
+  test('Ctrl-C during a rush: exit 130, the service and PostgreSQL are stopped, the temporary directory removed', async () => {
+    const run = await runBench(['rush', '--students', '20000', '--courses', '5', '--concurrency', '16', '--warmup', '0', '--report-dir', reportDir], /rush: \d+ requests/);
+    assert.equal(run.code, 130, explain(run));
+    assert.match(run.stderr, /interrupted/);
+    await assertNothingLeft(benchDir(run));
+  });
+
+  test('a bad flag: exit 2 and a message naming it, before anything is started', async () => {
+    const run = await runBench(['rush', '--students', 'many']);
+    assert.equal(run.code, 2, explain(run));
+    assert.match(run.stderr, /--students must be a whole number/);
+    assert.doesNotMatch(run.stderr, /starting an embedded PostgreSQL/);
+  });
+});
+
+describe('checkInvariants', () => {
+  const registration = (id: string, courseId: string, status: StoredRegistration['status'], seq: number, waitlistPosition: number | null = null): StoredRegistration =>
+    ({ id, courseId, emailKey: `${id}@example.org`, status, seq, waitlistPosition });
+
+  /** A full course: 2 seats, 2 waitlisted at positions 1 and 2; every row answered 201. */
+  function goodSnapshot(): InvariantSnapshot {
+    const registrations = [
+      registration('a', 'cs101', 'enrolled', 1),
+      registration('b', 'cs101', 'enrolled', 2),
+      registration('c', 'cs101', 'waitlisted', 3, 1),
+      registration('d', 'cs101', 'waitlisted', 5, 2),
+    ];
+    return {
+      courses: [{ id: 'cs101', capacity: 2, waitlistCapacity: 2, enrolled: 2, waitlisted: 2 }],
+      registrations,
+      answers: [
+        ...registrations.map((r) => ({ course: r.courseId, emailKey: r.emailKey, status: 201, registrationId: r.id })),
+        { course: 'cs101', emailKey: 'a@example.org', status: 200, registrationId: 'a' },
+        { course: 'cs101', emailKey: 'e@example.org', status: 409, problemType: '/problems/course-full' },
+      ],
+      expectFull: ['cs101'],
+      emails: { events: 4, messageIds: ['<1>', '<2>', '<3>', '<4>'] },
+    };
+  }
+
+  const checksFailed = (snapshot: InvariantSnapshot) => [...new Set(checkInvariants(snapshot).map((v) => v.check))];
+
+  test('a good snapshot: no violation', () => {
+    assert.deepEqual(checkInvariants(goodSnapshot()), []);
+  });
+
+  test('an enrolled counter that does not match the rows', () => {
+    const snapshot = goodSnapshot();
+    snapshot.courses[0]!.enrolled = 1;
+    const violations = checkInvariants(snapshot);
+    assert.ok(violations.some((v) => v.check === 'counters equal the rows stored' && v.subject === 'cs101' && /enrolled counter 1 != 2/.test(v.detail)), JSON.stringify(violations));
+  });
+
+  test('more enrolled than seats', () => {
+    const snapshot = goodSnapshot();
+    snapshot.courses[0]!.capacity = 1;
+    assert.ok(checksFailed(snapshot).includes('enrolled <= capacity and waitlisted <= waitlistCapacity'));
+  });
+
+  test('two active registrations for one email', () => {
+    const snapshot = goodSnapshot();
+    snapshot.registrations[1]!.emailKey = 'a@example.org';
+    assert.ok(checksFailed(snapshot).includes('one active registration per (course, email)'));
+  });
+
+  test('a gap in the waitlist positions', () => {
+    const snapshot = goodSnapshot();
+    snapshot.registrations[3]!.waitlistPosition = 3;
+    assert.deepEqual(checksFailed(snapshot), ['waitlist positions 1..n in arrival order']);
+  });
+
+  test('a 201 answer whose registration is not stored, and a stored row nobody was told about', () => {
+    const snapshot = goodSnapshot();
+    snapshot.answers![0] = { ...snapshot.answers![0]!, registrationId: 'zz' };
+    const violations = checkInvariants(snapshot).filter((v) => v.check === 'the 201 answers are exactly the rows stored');
+    assert.equal(violations.length, 2, JSON.stringify(violations));
+  });
+
+  test('a course-full answer while a seat was free', () => {
+    const snapshot = goodSnapshot();
+    snapshot.courses[0]!.capacity = 3;
+    assert.ok(checksFailed(snapshot).includes('nobody turned away (course-full) while a place was free'));
+  });
+
+  test('an email sent twice, and one missing', () => {
+    const twice = goodSnapshot();
+    twice.emails = { events: 4, messageIds: ['<1>', '<2>', '<3>', '<4>', '<4>'] };
+    assert.deepEqual(checksFailed(twice), ['every event emailed, each Message-ID once']);
+    const missing = goodSnapshot();
+    missing.emails = { events: 4, messageIds: ['<1>', '<2>', '<3>'] };
+    assert.deepEqual(checksFailed(missing), ['every event emailed, each Message-ID once']);
+  });
+});
