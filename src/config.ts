@@ -28,10 +28,16 @@ export type Config = Readonly<{
   webhookConcurrency: number;
   webhookTimeoutMs: number;
   rateLimitPerMinute: number;
+  /** Behind a proxy: 'true' trusts X-Forwarded-For from any hop, or a list of proxy addresses/CIDRs. */
+  trustProxy: boolean | string;
   /** Largest import upload accepted, in bytes. */
   importMaxBytes: number;
   /** Threads that parse and validate imports (the worker-thread pool of the job process). */
   importThreads: number;
+  /** Load shedding: new requests get 503 when the event loop lags more than this... */
+  maxEventLoopDelayMs: number;
+  /** ...or when more requests than this wait for a database connection (per worker). */
+  maxDatabaseBacklog: number;
   /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
   shutdownTimeoutMs: number;
   logLevel: string;
@@ -82,6 +88,12 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
   throw new ConfigError(`${name} must be one of ${choices.join(', ')}; got "${raw}"`);
 }
 
+function readTrustProxy(env: Env): boolean | string {
+  const raw = readString(env, 'TRUST_PROXY');
+  if (raw === undefined || raw === 'false') return false;
+  return raw === 'true' ? true : raw;
+}
+
 function readRole(env: Env): Config['processRole'] {
   const role = readString(env, 'REGISTRAR_ROLE');
   if (role === undefined || role === 'http' || role === 'jobs') return role;
@@ -113,7 +125,10 @@ export function loadConfig(env: Env = process.env): Config {
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     importMaxBytes: readInteger(env, 'IMPORT_MAX_BYTES', 256 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
     importThreads: readInteger(env, 'IMPORT_THREADS', availableParallelism(), 1, 256),
+    trustProxy: readTrustProxy(env),
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
+    maxEventLoopDelayMs: readInteger(env, 'MAX_EVENT_LOOP_DELAY_MS', 500, 10, 60_000),
+    maxDatabaseBacklog: readInteger(env, 'MAX_DATABASE_BACKLOG', 250, 1, 1_000_000),
     shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     logLevel: readString(env, 'LOG_LEVEL') ?? 'info',
     processRole: readRole(env),

@@ -14,6 +14,7 @@ export type DomainErrorCode =
   | 'capacity-below-enrolled'
   | 'invalid-course-window'
   | 'idempotency-key-reused'
+  | 'idempotency-key-in-progress'
   | 'unauthorized'
   | 'database-unavailable';
 

@@ -52,6 +52,8 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
       return { kind: 'existing', registration: toRegistration(outcome.registration) };
     case 'key-reused':
       throw new DomainError('idempotency-key-reused', 'This Idempotency-Key was already used for a different request; use a new key for a new request');
+    case 'key-in-progress':
+      throw new DomainError('idempotency-key-in-progress', 'A request with this Idempotency-Key is still being handled; retry shortly to get its answer');
     case 'course-not-found':
       throw new DomainError('course-not-found', `There is no course "${input.course}"`);
     case 'registration-closed':

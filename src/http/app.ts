@@ -1,6 +1,6 @@
 // The Fastify instance type the routes are written against, and what every route may use.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import type { InlineEmail } from '../jobs/email/deliver-email.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
@@ -13,6 +13,8 @@ export type RouteDeps = {
   auth: Auth;
   /** Marks what a request is waiting for, for the dashboard's worker lanes. */
   tracker: RequestTracker;
+  /** The rate-limit hook for a class of routes (a no-op when RATE_LIMIT_PER_MINUTE=0). */
+  limit: (routeClass: 'register' | 'manage' | 'login') => onRequestHookHandler;
   /** Only in the EMAIL_DELIVERY=inline demonstration: send the email before answering. */
   inlineEmail?: InlineEmail | undefined;
 };

@@ -57,6 +57,7 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'invalid-course-window': { status: 400, slug: 'validation' },
   // draft-ietf-httpapi-idempotency-key-header: a key reused with another payload is 422.
   'idempotency-key-reused': { status: 422, slug: 'validation' },
+  'idempotency-key-in-progress': { status: 409, slug: 'conflict' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
 };
@@ -66,7 +67,7 @@ export const RETRY_AFTER_SECONDS = 2;
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   if (body.status === 401) reply.header('www-authenticate', 'Bearer');
-  if (body.status === 503 || body.status === 429) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if ((body.status === 503 || body.status === 429) && !reply.hasHeader('retry-after')) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   // The rest of a refused oversized body is not read: the connection cannot carry another request.
   if (body.status === 413) reply.header('connection', 'close');
   return reply.code(body.status).type('application/problem+json').send(body);

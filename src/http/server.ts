@@ -10,6 +10,8 @@ import { publishActivity } from '../observability/cluster-state.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { RequestTracker } from '../observability/request-tracker.ts';
 import { createDashboardSessions } from './dashboard-session.ts';
+import { registerLoadShedding, type SheddingOptions } from './load-shedding.ts';
+import { createRateLimiter } from './rate-limit.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import { handleError } from './error-handler.ts';
@@ -36,6 +38,12 @@ export type ServerOptions = {
   poolSize?: number;
   /** Where uploads go and how large they may be; unset: DATA_DIR=./data, 256 MiB. */
   imports?: ImportLimits;
+  /** Per-client limit on register, manage and login routes; 0 or unset: none. */
+  rateLimitPerMinute?: number;
+  /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. */
+  trustProxy?: boolean | string;
+  /** Load shedding bounds; unset (tests of other things): nothing is shed. */
+  shedding?: SheddingOptions;
   /** Mark the dashboard cookie Secure (when PUBLIC_URL is https). */
   secureCookies?: boolean;
   /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
@@ -54,6 +62,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     connectionTimeout: 30_000,
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
+    trustProxy: options.trustProxy ?? false,
     // A URL that cannot be decoded (e.g. /courses/%ZZ) or a path parameter over the router's
     // length limit: answered as a problem like every other error, not Fastify's own JSON.
     frameworkErrors: handleError,
@@ -80,10 +89,21 @@ export async function buildServer(options: ServerOptions): Promise<App> {
 
   const tracker = new RequestTracker({ metrics: options.metrics, poolSize: options.poolSize ?? 10 });
   tracker.attach(app);
+  if (options.shedding) await registerLoadShedding(app, tracker, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());
 
-  const deps = { sql: options.sql, auth: createAuth(options.adminToken), tracker, inlineEmail: options.inlineEmail };
+  const perMinute = options.rateLimitPerMinute ?? 0;
+  const limiter = perMinute > 0 ? createRateLimiter(options.sql, perMinute, (error) => app.log.warn({ err: error }, 'rate-limit counts not saved')) : undefined;
+  if (limiter) app.addHook('onClose', () => limiter.stop());
+  const noLimit = async () => undefined;
+  const deps = {
+    sql: options.sql,
+    auth: createAuth(options.adminToken),
+    tracker,
+    limit: (routeClass: 'register' | 'manage' | 'login') => limiter?.hook(routeClass) ?? noLimit,
+    inlineEmail: options.inlineEmail,
+  };
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
@@ -98,6 +118,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     sessions: createDashboardSessions(options.adminToken, options.secureCookies ?? false),
     clusterView: () => activity.view(),
     tracker,
+    limitLogin: deps.limit('login'),
   });
   await app.ready();
   return app;

@@ -50,6 +50,7 @@ function createMetrics(role: ProcessRole, worker: string) {
       labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     }),
+    shed: new client.Counter({ name: 'registrar_http_shed_total', help: 'Requests refused with 503 overloaded by load shedding' }),
     httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
     dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Database connections busy with a request', labelNames: ['worker'] }),
     dbWaiting: new client.Gauge({ name: 'registrar_db_pool_waiting', help: 'Requests waiting for a free database connection', labelNames: ['worker'] }),

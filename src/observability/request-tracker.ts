@@ -43,6 +43,17 @@ export class RequestTracker {
     this.updateGauges();
   }
 
+  /** Requests in the database phase beyond the pool's connections: the pool's queue. */
+  databaseBacklog(): number {
+    let waiting = 0;
+    for (const entry of this.inFlight.values()) if (entry.phase === 'waiting for the database') waiting += 1;
+    return Math.max(0, waiting - this.poolSize);
+  }
+
+  countShed(): void {
+    this.metrics?.shed.inc();
+  }
+
   /** A long-lived stream (server-sent events) is not a request in flight: stop following it. */
   forget(request: FastifyRequest): void {
     if (this.inFlight.delete(request)) this.updateGauges();

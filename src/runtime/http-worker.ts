@@ -38,6 +38,9 @@ export async function runHttpWorker(config: Config): Promise<void> {
     metrics: processMetrics('http'),
     poolSize: config.databasePoolSize,
     imports: { dataDir: config.dataDir, maxBytes: config.importMaxBytes },
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    trustProxy: config.trustProxy,
+    shedding: { maxEventLoopDelayMs: config.maxEventLoopDelayMs, maxDatabaseBacklog: config.maxDatabaseBacklog, maxHeapUsedBytes: 1024 * 1024 * 1024 },
     secureCookies: config.publicUrl.startsWith('https:'),
   });
   lifecycle.add('http server', () => app.close());

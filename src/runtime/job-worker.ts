@@ -11,6 +11,7 @@ import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts'
 import { createImportCsvTask } from '../jobs/tasks/import-csv.task.ts';
 import { createSendEmailTask } from '../jobs/tasks/send-email.task.ts';
 import { createThreadPool } from './thread-pool.ts';
+import { startHousekeeping } from '../jobs/housekeeping.ts';
 import { startJobActivity } from '../observability/job-activity.ts';
 import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
@@ -31,6 +32,8 @@ export async function runJobWorker(config: Config): Promise<void> {
   const metrics = processMetrics('jobs');
   const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'));
   lifecycle.add('job activity', async () => activity.stop());
+  const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'));
+  lifecycle.add('housekeeping', async () => stopHousekeeping());
   const pool = createThreadPool(config.importThreads);
   lifecycle.add('thread pool', () => pool.close());
   activity.watchThreadPool(pool);

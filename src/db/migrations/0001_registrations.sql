@@ -110,7 +110,7 @@ END
 $$;
 
 -- Registers a student in one statement, so the course lock is held for one round trip only.
--- Returns {"outcome": ...}: 'created' | 'existing' | 'replay' | 'key-reused' |
+-- Returns {"outcome": ...}: 'created' | 'existing' | 'replay' | 'key-reused' | 'key-in-progress' |
 -- 'course-not-found' | 'registration-closed' | 'course-full'.
 CREATE FUNCTION registrar_register(
   p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token text,
@@ -126,9 +126,13 @@ DECLARE
   v_code integer;
 BEGIN
   IF p_key_hash IS NOT NULL THEN
-    -- A concurrent request with the same key blocks here until the first one commits; it then
-    -- sees the stored answer. An attempt that ended in an error deleted its key row, so the
-    -- retry proceeds as a fresh request.
+    -- The key's lock lives as long as the transaction that handles it: if another request with
+    -- this key is still being handled, answer 409 at once (draft-ietf-httpapi-idempotency-key-
+    -- header) instead of waiting. Once that one has committed, its stored answer is replayed; an
+    -- attempt that ended in an error deleted its key row, so a retry proceeds as a fresh request.
+    IF NOT pg_try_advisory_xact_lock(('x' || encode(substr(p_key_hash, 1, 8), 'hex'))::bit(64)::bigint) THEN
+      RETURN jsonb_build_object('outcome', 'key-in-progress');
+    END IF;
     INSERT INTO idempotency_keys (key_hash, request_hash) VALUES (p_key_hash, p_request_hash)
     ON CONFLICT (key_hash) DO NOTHING;
     IF NOT FOUND THEN

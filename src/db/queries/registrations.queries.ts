@@ -16,7 +16,7 @@ export type RegisterParams = {
 export type RegisterOutcome =
   | { outcome: 'created' | 'existing'; registration: RegistrationRow }
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
-  | { outcome: 'key-reused' | 'course-not-found' | 'registration-closed' | 'course-full' };
+  | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'course-full' };
 
 export async function register(sql: Sql, params: RegisterParams): Promise<RegisterOutcome> {
   const key = params.idempotency;

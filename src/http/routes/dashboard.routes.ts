@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
+import type { onRequestHookHandler } from 'fastify';
 import Type from 'typebox';
 import type { Sql } from '../../db/database.ts';
 import { getCourses } from '../../domain/courses.service.ts';
@@ -21,7 +22,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
 const PUSH_INTERVAL_MS = 1_000;
 
-export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker };
+export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker; limitLogin: onRequestHookHandler };
 
 /** The database part of the picture, read at most once a second per worker, whoever watches. */
 function cachedServiceState(sql: Sql) {
@@ -64,6 +65,7 @@ export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Pr
   // JSON only: a cross-site form cannot send it without a CORS preflight, and the cookie is
   // SameSite=Strict, so neither login nor logout can be forged from another site.
   app.post('/dashboard/login', {
+    onRequest: deps.limitLogin, // the admin token cannot be guessed at speed
     schema: { hide: true, body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }) },
   }, async function logIn(request, reply) {
     if (!secretsMatch(request.body.token, deps.adminToken)) {

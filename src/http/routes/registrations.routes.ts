@@ -29,11 +29,12 @@ function trimStrings(body: unknown): void {
   }
 }
 
-export function registerRegistrationRoutes(app: App, { sql, auth, tracker, inlineEmail }: RouteDeps): void {
+export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit, inlineEmail }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
   const security = [{ bearer: [] }];
 
   app.post('/register', {
+    onRequest: limit('register'),
     preValidation: async function trimRegistration(request) {
       trimStrings(request.body);
     },
@@ -58,12 +59,14 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, inlin
   });
 
   app.get('/registrations/:id', {
+    onRequest: limit('manage'), // a manage token cannot be guessed at speed
     schema: { tags: ['registrations'], summary: 'A registration with its current waitlist position (manage token or admin)', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
   }, async function getRegistrationRoute(request) {
     return getRegistration(sql, request.params.id, auth.registrationCredential(request));
   });
 
   app.delete('/registrations/:id', {
+    onRequest: limit('manage'),
     schema: { tags: ['registrations'], summary: 'Cancel a registration (manage token or admin); the seat goes to waitlist position 1', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
   }, async function cancelRegistrationRoute(request) {
     return cancelRegistration(sql, request.params.id, auth.registrationCredential(request));

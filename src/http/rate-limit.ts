@@ -1,0 +1,89 @@
+// Per-client rate limits, counted across every worker and instance in PostgreSQL (the one store
+// they all share). Fixed one-minute windows. Each process decides from the last known total plus
+// what it admitted since, and sends its counts in one batched upsert every 100 ms, so the hot
+// path never waits for the database. The price is a bound, not an exact count: a client bursting
+// faster than the flush may get up to RATE_LIMIT_PER_MINUTE from each process once before the
+// totals arrive; after that every process refuses it until the window ends, without a query.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Sql } from '../db/database.ts';
+import { addRateLimitCounts, deleteOldRateLimitWindows } from '../db/queries/rate-limits.queries.ts';
+import { problem, sendProblem } from './problem.ts';
+
+const WINDOW_MS = 60_000;
+const FLUSH_INTERVAL_MS = 100;
+const CLEANUP_EVERY_FLUSHES = 600;
+
+type Counter = { known: number; pending: number };
+
+export type RateLimiter = {
+  /** A Fastify onRequest hook for one class of route (its own budget per client). */
+  hook(routeClass: string): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  stop(): Promise<void>;
+};
+
+export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: unknown) => void): RateLimiter {
+  const counters = new Map<string, Counter>(); // `${window}|${bucket}`
+  let flushes = 0;
+  let flushing: Promise<void> = Promise.resolve();
+
+  const flush = async () => {
+    const window = Math.floor(Date.now() / WINDOW_MS);
+    const batch: { key: string; bucket: string; windowStart: Date; count: number }[] = [];
+    for (const [key, counter] of counters) {
+      const [windowText, bucket] = [key.slice(0, key.indexOf('|')), key.slice(key.indexOf('|') + 1)];
+      if (Number(windowText) < window) {
+        counters.delete(key); // a past window: its counts no longer matter
+        continue;
+      }
+      if (counter.pending > 0) batch.push({ key, bucket, windowStart: new Date(Number(windowText) * WINDOW_MS), count: counter.pending });
+    }
+    if (batch.length === 0) return;
+    for (const item of batch) counters.get(item.key)!.pending -= item.count;
+    try {
+      const totals = await addRateLimitCounts(sql, batch);
+      for (const total of totals) {
+        const counter = counters.get(`${Math.floor(total.window_start.getTime() / WINDOW_MS)}|${total.bucket}`);
+        if (counter) counter.known = total.count;
+      }
+      if (++flushes % CLEANUP_EVERY_FLUSHES === 0) await deleteOldRateLimitWindows(sql);
+    } catch (error) {
+      // Counts that did not reach the database are counted again next time.
+      for (const item of batch) {
+        const counter = counters.get(item.key);
+        if (counter) counter.pending += item.count;
+      }
+      onError(error);
+    }
+  };
+  const timer = setInterval(() => {
+    flushing = flushing.then(flush);
+  }, FLUSH_INTERVAL_MS);
+  timer.unref();
+
+  return {
+    hook(routeClass) {
+      return async function rateLimit(request, reply) {
+        const now = Date.now();
+        const window = Math.floor(now / WINDOW_MS);
+        const key = `${window}|${routeClass}:${request.ip}`;
+        let counter = counters.get(key);
+        if (!counter) {
+          counter = { known: 0, pending: 0 };
+          counters.set(key, counter);
+        }
+        if (counter.known + counter.pending >= perMinute) {
+          const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
+          reply.header('retry-after', String(retryAfter));
+          return sendProblem(reply, problem(429, 'rate-limited', `At most ${perMinute} requests a minute per client here; retry in ${retryAfter} s`));
+        }
+        counter.pending += 1;
+        return undefined;
+      };
+    },
+    async stop() {
+      clearInterval(timer);
+      await flushing;
+      await flush();
+    },
+  };
+}
