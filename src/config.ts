@@ -27,6 +27,8 @@ export type Config = Readonly<{
   /** Webhook deliveries in flight per job process; apart from email, so a hung receiver never delays mail. */
   webhookConcurrency: number;
   webhookTimeoutMs: number;
+  /** Let webhooks reach loopback and private addresses (off: no SSRF into the network). */
+  webhookAllowPrivate: boolean;
   rateLimitPerMinute: number;
   /** Behind a proxy: 'true' trusts X-Forwarded-For from any hop, or a list of proxy addresses/CIDRs. */
   trustProxy: boolean | string;
@@ -123,6 +125,7 @@ export function loadConfig(env: Env = process.env): Config {
     emailDelivery: readChoice(env, 'EMAIL_DELIVERY', ['queue', 'inline'] as const, 'queue'),
     webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+    webhookAllowPrivate: readChoice(env, 'WEBHOOK_ALLOW_PRIVATE', ['true', 'false'] as const, 'false') === 'true',
     importMaxBytes: readInteger(env, 'IMPORT_MAX_BYTES', 256 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
     importThreads: readInteger(env, 'IMPORT_THREADS', availableParallelism(), 1, 256),
     trustProxy: readTrustProxy(env),

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/database.ts';
 import { deleteWebhook, type DeliveryRow, findWebhook, insertWebhook, listDeliveries, listWebhooks, type WebhookRow } from '../db/queries/webhooks.queries.ts';
+import { assertPublicUrl } from '../jobs/webhooks/address-guard.ts';
 import { DomainError } from './domain-error.ts';
 
 export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled'] as const;
@@ -16,7 +17,7 @@ function toWebhook(row: WebhookRow): Webhook {
 }
 
 /** Only http and https: no file:, no data:, no credentials smuggled in the URL. */
-function assertDeliverableUrl(raw: string): string {
+function assertDeliverableUrl(raw: string): URL {
   let url: URL;
   try {
     url = new URL(raw);
@@ -25,11 +26,17 @@ function assertDeliverableUrl(raw: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DomainError('invalid-webhook', 'url must use http or https');
   if (url.username || url.password) throw new DomainError('invalid-webhook', 'url must not contain credentials');
-  return url.href;
+  return url;
 }
 
-export async function createWebhook(sql: Sql, input: { url: string; events: WebhookEvent[] }): Promise<Webhook & { secret: string }> {
-  const url = assertDeliverableUrl(input.url);
+export async function createWebhook(sql: Sql, input: { url: string; events: WebhookEvent[] }, options: { allowPrivate: boolean }): Promise<Webhook & { secret: string }> {
+  const parsed = assertDeliverableUrl(input.url);
+  if (!options.allowPrivate) {
+    await assertPublicUrl(parsed).catch((error: unknown) => {
+      throw new DomainError('invalid-webhook', `url cannot be used: ${error instanceof Error ? error.message : String(error)}`);
+    });
+  }
+  const url = parsed.href;
   const events = [...new Set(input.events)];
   const row = await insertWebhook(sql, { url, events, secret: `whsec_${randomBytes(32).toString('base64')}` });
   return { ...toWebhook(row), secret: row.secret };

@@ -38,6 +38,8 @@ export type ServerOptions = {
   poolSize?: number;
   /** Where uploads go and how large they may be; unset: DATA_DIR=./data, 256 MiB. */
   imports?: ImportLimits;
+  /** Accept webhook URLs on loopback and private networks (tests, closed networks). */
+  allowPrivateWebhooks?: boolean;
   /** Per-client limit on register, manage and login routes; 0 or unset: none. */
   rateLimitPerMinute?: number;
   /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. */
@@ -107,7 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
-  registerWebhookRoutes(app, deps);
+  registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });
   registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);

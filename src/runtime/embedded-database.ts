@@ -21,6 +21,8 @@ export type EmbeddedDatabaseOptions = {
   /** Extra `-c name=value` settings, e.g. fsync=off for throwaway test clusters. */
   settings?: Record<string, string>;
   log?: (line: string) => void;
+  /** How often to check that the postmaster still runs (and start it again if not). */
+  watchIntervalMs?: number;
 };
 
 export type EmbeddedDatabase = {
@@ -126,13 +128,37 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     ...options.settings,
   };
   const postgresArgs = Object.entries(settings).map(([name, value]) => `-c ${name}=${value === '' ? "''" : value}`).join(' ');
-  try {
-    await pgCtl(['start', '-w', '-t', '120', '-l', path.join(clusterDir, 'postgres.log'), '-o', postgresArgs]);
-  } catch (error) {
-    const tail = await readFile(path.join(clusterDir, 'postgres.log'), 'utf8').then((text) => text.split('\n').slice(-15).join('\n'), () => '');
-    throw new Error(`The embedded PostgreSQL in ${clusterDir} did not start. Its log ends with:\n${tail}`, { cause: error });
-  }
+  const start = async () => {
+    try {
+      await pgCtl(['start', '-w', '-t', '120', '-l', path.join(clusterDir, 'postgres.log'), '-o', postgresArgs]);
+    } catch (error) {
+      const tail = await readFile(path.join(clusterDir, 'postgres.log'), 'utf8').then((text) => text.split('\n').slice(-15).join('\n'), () => '');
+      throw new Error(`The embedded PostgreSQL in ${clusterDir} did not start. Its log ends with:\n${tail}`, { cause: error });
+    }
+  };
+  await start();
   log(`embedded PostgreSQL listening on 127.0.0.1:${port}`);
+
+  // The postmaster is not our child (pg_ctl detaches it), so nothing else would notice it die.
+  // Once a second: if it is gone, start it again on the same port; PostgreSQL replays its WAL
+  // (crash recovery) and the workers' pools reconnect. Requests in between get 503.
+  let stopping = false;
+  let restarting: Promise<void> | undefined;
+  const watchdog = setInterval(() => {
+    if (stopping || restarting) return;
+    restarting = pgCtl(['status'])
+      .then(() => undefined, async () => {
+        if (stopping) return;
+        log('the embedded PostgreSQL is not running; starting it again');
+        await start();
+        log('the embedded PostgreSQL is back');
+      })
+      .catch((error: unknown) => log(`restarting PostgreSQL failed: ${String(error)}`))
+      .finally(() => {
+        restarting = undefined;
+      });
+  }, options.watchIntervalMs ?? 1_000);
+  watchdog.unref();
 
   let stopped = false;
   return {
@@ -140,6 +166,9 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopping = true;
+      clearInterval(watchdog);
+      await restarting;
       // fast: roll back open transactions and checkpoint; clients are gone by now.
       await pgCtl(['stop', '-m', 'fast', '-w']).catch((error: unknown) => log(`stopping PostgreSQL failed: ${String(error)}`));
     },

@@ -39,6 +39,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
     poolSize: config.databasePoolSize,
     imports: { dataDir: config.dataDir, maxBytes: config.importMaxBytes },
     rateLimitPerMinute: config.rateLimitPerMinute,
+    allowPrivateWebhooks: config.webhookAllowPrivate,
     trustProxy: config.trustProxy,
     shedding: { maxEventLoopDelayMs: config.maxEventLoopDelayMs, maxDatabaseBacklog: config.maxDatabaseBacklog, maxHeapUsedBytes: 1024 * 1024 * 1024 },
     secureCookies: config.publicUrl.startsWith('https:'),

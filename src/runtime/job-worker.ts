@@ -61,7 +61,7 @@ export async function runJobWorker(config: Config): Promise<void> {
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,
-        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, onOutcome: countWebhook }) },
+        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, allowPrivate: config.webhookAllowPrivate, onOutcome: countWebhook }) },
       },
     ],
   });

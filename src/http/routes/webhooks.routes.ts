@@ -5,7 +5,7 @@ import type { App, RouteDeps } from '../app.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { CreatedWebhook, CreateWebhookBody, Delivery, LimitQuery, Webhook, WebhookParams } from '../schemas/delivery.schemas.ts';
 
-export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps): void {
+export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps, options: { allowPrivate: boolean }): void {
   const security = [{ bearer: [] }];
   const tags = ['webhooks'];
 
@@ -13,7 +13,7 @@ export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps): void 
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'Subscribe a URL to registration events (admin); the secret is shown once', body: CreateWebhookBody, response: { 201: CreatedWebhook, ...problemResponses(400, 401) } },
   }, async function createWebhookRoute(request, reply) {
-    return reply.code(201).send(await createWebhook(sql, request.body));
+    return reply.code(201).send(await createWebhook(sql, request.body, options));
   });
 
   app.get('/webhooks', {

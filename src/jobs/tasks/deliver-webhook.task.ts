@@ -5,14 +5,18 @@
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
+import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
 import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
 import { addRetryJitter } from '../job-retry.ts';
+import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../webhooks/address-guard.ts';
 
 export type DeliverWebhookDeps = {
   sql: Sql;
   timeoutMs: number;
   logger: Logger;
+  /** Deliver to loopback and private addresses too (WEBHOOK_ALLOW_PRIVATE). */
+  allowPrivate?: boolean;
   onOutcome?: (outcome: 'delivered' | 'failed' | 'retry') => void;
 };
 
@@ -37,7 +41,16 @@ export function webhookBody(delivery: PendingDelivery): string {
   });
 }
 
+/** fetch's own message is "fetch failed"; the reason is in its cause. */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let current = error; current instanceof Error && parts.length < 3; current = current.cause) parts.push(`${current.name}: ${current.message}`);
+  return parts.length > 0 ? parts.join(' <- ') : String(error);
+}
+
 export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
+  // Every connection resolves its host through the guard: the address checked is the address used.
+  const dispatcher = new Agent(deps.allowPrivate ? {} : { connect: { lookup: publicOnlyLookup } });
   return async function deliverWebhook(payload, helpers) {
     const deliveryId = (payload as { deliveryId?: unknown } | null)?.deliveryId;
     if (typeof deliveryId !== 'string') throw new Error(`deliver_webhook: malformed payload ${JSON.stringify(payload)}`);
@@ -49,7 +62,10 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
     let statusCode: number | null = null;
     let error: string | null = null;
     try {
+      const host = new URL(delivery.url).hostname.replace(/^\[|\]$/g, '');
+      if (!deps.allowPrivate && isInternalAddress(host)) throw new InternalAddressError(`${host} is an internal address`);
       const response = await fetch(delivery.url, {
+        dispatcher,
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -71,7 +87,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       }
       error = `HTTP ${response.status}`;
     } catch (cause) {
-      error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+      error = describeError(cause);
     }
     const final = attempts >= maxAttempts;
     await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
