@@ -97,6 +97,39 @@ LANGUAGE sql IMMUTABLE AS $$
   END
 $$;
 
+-- Jobs of a batch (an import's), added together at the end of the batch with one
+-- graphile_worker.add_jobs call instead of one add_job per row: add_job NOTIFYs every time, and
+-- NOTIFY costs at commit. Rows live for the transaction only.
+CREATE FUNCTION registrar_queue_job(p_identifier text, p_payload json, p_max_attempts integer)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_setting('registrar.batch_jobs', true) = 'on' THEN
+    INSERT INTO registrar_batched_jobs (identifier, payload, max_attempts) VALUES (p_identifier, p_payload, p_max_attempts);
+  ELSE
+    PERFORM graphile_worker.add_job(p_identifier, p_payload, max_attempts => p_max_attempts);
+  END IF;
+END
+$$;
+
+-- Starts batching jobs in this transaction (see registrar_queue_job).
+CREATE FUNCTION registrar_begin_job_batch() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS registrar_batched_jobs (identifier text, payload json, max_attempts integer) ON COMMIT DELETE ROWS;
+  PERFORM set_config('registrar.batch_jobs', 'on', true);
+END
+$$;
+
+-- Adds the batched jobs, in the order they were queued, with one add_jobs call.
+CREATE FUNCTION registrar_end_job_batch() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('registrar.batch_jobs', 'off', true);
+  PERFORM graphile_worker.add_jobs(ARRAY(
+    SELECT ROW(identifier, payload, NULL, NULL, max_attempts, NULL, NULL, NULL)::graphile_worker.job_spec
+    FROM registrar_batched_jobs));
+  DELETE FROM registrar_batched_jobs;
+END
+$$;
+
 -- Records an event with everything it sets in motion, in the caller's transaction.
 -- p_manage_token: the token to put in the email (the creation token); NULL makes a fresh one
 -- (two v4 UUIDs: 244 bits from the server's strong random source).
@@ -114,15 +147,14 @@ BEGIN
   INSERT INTO manage_tokens (token_hash, registration_id)
   VALUES (sha256(convert_to(v_token, 'UTF8')), p_registration.id);
   -- The token rides in the job until the email is sent; the job row is deleted then.
-  PERFORM graphile_worker.add_job('send_email',
-    json_build_object('eventId', v_event_id, 'manageToken', v_token), max_attempts => 25);
+  PERFORM registrar_queue_job('send_email', json_build_object('eventId', v_event_id, 'manageToken', v_token), 25);
   FOR v_webhook IN
     SELECT id FROM webhooks WHERE registrar_webhook_event_type(p_kind) = ANY (events)
   LOOP
     INSERT INTO webhook_deliveries (webhook_id, event_id, event_type)
     VALUES (v_webhook.id, v_event_id, registrar_webhook_event_type(p_kind))
     RETURNING id INTO v_delivery_id;
-    PERFORM graphile_worker.add_job('deliver_webhook', json_build_object('deliveryId', v_delivery_id), max_attempts => 12);
+    PERFORM registrar_queue_job('deliver_webhook', json_build_object('deliveryId', v_delivery_id), 12);
   END LOOP;
 END
 $$;

@@ -50,6 +50,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
+  PERFORM registrar_begin_job_batch();
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := registrar_register(p_courses[i], p_names[i], p_emails[i], p_email_keys[i], p_tokens[i], NULL, NULL, NULL);
     CASE v_result ->> 'outcome'
@@ -68,6 +69,7 @@ BEGIN
         v_errors := v_errors || jsonb_build_array(jsonb_build_object('line', p_lines[i], 'message', v_message));
       END CASE;
   END LOOP;
+  PERFORM registrar_end_job_batch();
   UPDATE imports SET
     rows = rows + p_rows,
     processed = processed + p_rows,
