@@ -21,6 +21,7 @@ const OUTPUT_LIMIT_CHARS = 200_000;
 const SERVICE_VARIABLES = [
   'PORT', 'HOST', 'DATA_DIR', 'DATABASE_URL', 'DATABASE_POOL_SIZE', 'WORKERS', 'ADMIN_TOKEN', 'SMTP_URL',
   'MAIL_FROM', 'PUBLIC_URL', 'EMAIL_CONCURRENCY', 'RATE_LIMIT_PER_MINUTE', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL',
+  'MAX_EVENT_LOOP_DELAY_MS', 'MAX_DATABASE_BACKLOG', 'EMAIL_DELIVERY', 'IMPORT_THREADS', 'IMPORT_MAX_BYTES', 'TRUST_PROXY', 'WEBHOOK_ALLOW_PRIVATE',
 ];
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
@@ -51,7 +52,9 @@ export function serviceEnv(env: Record<string, string>): NodeJS.ProcessEnv {
     if (SERVICE_VARIABLES.includes(name) || name.startsWith('NODE_TEST') || name.startsWith('REGISTRAR_') || name === 'NODE_OPTIONS') continue;
     base[name] = value;
   }
-  return { ...base, LOG_LEVEL: 'info', ...env };
+  // Load shedding is under test in overload.test.ts only: elsewhere a busy CI machine must not
+  // turn exact expectations into 503s, so its bounds are out of reach unless a test sets them.
+  return { ...base, LOG_LEVEL: 'info', MAX_EVENT_LOOP_DELAY_MS: '60000', MAX_DATABASE_BACKLOG: '1000000', ...env };
 }
 
 /**
