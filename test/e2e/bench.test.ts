@@ -141,6 +141,21 @@ describe('npm run bench', { timeout: 300_000 }, () => {
     await assertNothingLeft(benchDir(run));
   });
 
+  test('import: 1 thread and the pool each import the generated file, the outcome checked against the database', async () => {
+    const run = await runBench(['import', '--rows', '2000', '--threads', '2', '--workers', '1', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^Checks: passed \(8 checks per model/m, explain(run));
+    for (const [model, threads] of [['1 thread', 1], ['pool of 2 threads', 2]] as const) {
+      // 2000 rows: 1980 students, 19 repeated (existing), 1 invalid (rejected).
+      assert.match(run.stdout, new RegExp(`^${model} +${threads} +done +.* /s +\\d+\\.\\d\\dx +1980 +19 +1$`, 'm'), `a row for ${model}\n${explain(run)}`);
+    }
+    assert.doesNotMatch(run.stdout, /^FAIL /m);
+    const html = await assertReport(run, 'import', reportDir);
+    assert.match(html, /Rows per second/);
+    assert.match(html, /resident memory/);
+    await assertNothingLeft(benchDir(run));
+  });
+
   test('Ctrl-C during a rush: exit 130, the service and PostgreSQL are stopped, the temporary directory removed', async () => {
     const run = await runBench(['rush', '--students', '20000', '--courses', '5', '--concurrency', '16', '--warmup', '0', '--report-dir', reportDir], /rush: \d+ requests/);
     assert.equal(run.code, 130, explain(run));

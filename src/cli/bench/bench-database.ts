@@ -12,6 +12,8 @@ export type BenchDatabase = {
   readonly dir: string;
   /** A new, empty database; the service migrates it when it starts. Returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Drops a database made by createDatabase (its URL), once nothing uses it: frees its disk. */
+  dropDatabase(url: string): Promise<void>;
   postmasterPid(): Promise<number>;
 };
 
@@ -37,6 +39,16 @@ export async function startBenchDatabase(cleanup: Cleanup, log: (line: string) =
       const url = new URL(clusterUrl);
       url.pathname = `/${name}`;
       return url.href;
+    },
+    async dropDatabase(databaseUrl) {
+      const name = new URL(databaseUrl).pathname.slice(1);
+      if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a database name: ${name}`);
+      const admin = postgres(clusterUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+      try {
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await admin.end({ timeout: 5 });
+      }
     },
     async postmasterPid() {
       // Line 1 of postmaster.pid is the postmaster's pid.

@@ -56,6 +56,11 @@ function tree(stats: ProcStat[], root: number): ProcStat[] {
   return found;
 }
 
+/** The processes of the tree rooted at `root` (it first, then its descendants), from one scan of /proc. */
+export async function listProcessTree(root: number): Promise<{ pid: number; ppid: number; startTime: number }[]> {
+  return tree(await readAllStats(), root).map(({ pid, ppid, startTime }) => ({ pid, ppid, startTime }));
+}
+
 export function cpuAccountingAvailable(): boolean {
   return process.platform === 'linux';
 }

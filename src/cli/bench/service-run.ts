@@ -13,6 +13,8 @@ export type RunSetup = {
   emailConcurrency: number;
   emailDelivery: 'queue' | 'inline';
   emailDelayMs: number;
+  /** More of the service's variables (e.g. IMPORT_THREADS), passed as they are. */
+  environment?: Readonly<Record<string, string>>;
 };
 
 export type RunEnvironment = {
@@ -38,7 +40,8 @@ export async function withServiceRun<T>(context: ScenarioContext, setup: RunSetu
 
   let service: ServiceProcess | undefined;
   try {
-    context.log(`${setup.name}: starting the service (${setup.workers} HTTP workers, EMAIL_DELIVERY=${setup.emailDelivery}, SMTP ${setup.emailDelayMs} ms/message)`);
+    const extra = Object.entries(setup.environment ?? {}).map(([name, value]) => `, ${name}=${value}`).join('');
+    context.log(`${setup.name}: starting the service (${setup.workers} HTTP workers, EMAIL_DELIVERY=${setup.emailDelivery}, SMTP ${setup.emailDelayMs} ms/message${extra})`);
     service = await startServiceProcess({
       databaseUrl,
       dataDir: path.join(database.dir, `service-${setup.name}`),
@@ -46,6 +49,7 @@ export async function withServiceRun<T>(context: ScenarioContext, setup: RunSetu
       workers: setup.workers,
       emailConcurrency: setup.emailConcurrency,
       emailDelivery: setup.emailDelivery,
+      ...(setup.environment ? { environment: setup.environment } : {}),
     }, {
       signal: context.signal,
       onSpawned: (spawned) => context.cleanup.add(`stop the service of ${setup.name}`, () => spawned.stop()),

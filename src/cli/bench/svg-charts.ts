@@ -94,8 +94,13 @@ export function timelineChart(options: { title: string; rows: readonly TimelineR
 
 export type BarGroup = { label: string; bars: { label: string; value: number; color?: string }[] };
 
-/** Horizontal bars on one shared time axis, a group per model (e.g. last answer, last email). */
-export function comparisonChart(options: { title: string; groups: readonly BarGroup[]; width?: number }): string {
+/**
+ * Horizontal bars on one shared axis, a group per model (e.g. last answer, last email): a time
+ * axis by default, or plain numbers (`unit: 'count'`, each bar labelled with its value and `suffix`).
+ */
+export function comparisonChart(options: { title: string; groups: readonly BarGroup[]; width?: number; unit?: 'ms' | 'count'; suffix?: string }): string {
+  const unit = options.unit ?? 'ms';
+  const valueLabel = (value: number) => (unit === 'ms' ? msLabel(value) : `${+value.toFixed(value >= 100 ? 0 : 2)}${options.suffix ?? ''}`);
   const width = options.width ?? 1100;
   const left = 170;
   const right = 90;
@@ -108,7 +113,7 @@ export function comparisonChart(options: { title: string; groups: readonly BarGr
   const plotWidth = width - left - right;
   const span = Math.max(1, ...options.groups.flatMap((g) => g.bars.map((b) => (Number.isFinite(b.value) ? b.value : 0))));
   const parts = [svgOpen(width, height, options.title), `<text x="8" y="16" font-weight="600">${escapeHtml(options.title)}</text>`];
-  parts.push(timeAxis(left, plotWidth, top, top + plotHeight, span));
+  parts.push(timeAxis(left, plotWidth, top, top + plotHeight, span, unit));
   let y = top + 4;
   for (const group of options.groups) {
     parts.push(`<text x="8" y="${y + barHeight - 3}" font-weight="600">${escapeHtml(group.label)}</text>`);
@@ -118,7 +123,7 @@ export function comparisonChart(options: { title: string; groups: readonly BarGr
       const w = Math.max(1, (value / span) * plotWidth);
       parts.push(`<text x="${left - 6}" y="${y + barHeight - 3}" text-anchor="end">${escapeHtml(bar.label)}</text>`);
       parts.push(`<rect x="${left}" y="${y}" width="${fmt(w)}" height="${barHeight}" fill="${bar.color ?? palette[i % palette.length]}"/>`);
-      parts.push(`<text x="${fmt(left + w + 4)}" y="${y + barHeight - 3}">${escapeHtml(msLabel(value))}</text>`);
+      parts.push(`<text x="${fmt(left + w + 4)}" y="${y + barHeight - 3}">${escapeHtml(valueLabel(value))}</text>`);
       y += barHeight + 4;
     });
     y += 10;
@@ -164,6 +169,53 @@ export function columnChart(options: {
   parts.push(`<line x1="${left}" y1="${top + plotHeight}" x2="${left + plotWidth}" y2="${top + plotHeight}" stroke="${COLORS.axis}"/>`);
   parts.push(`<text x="${left + plotWidth / 2}" y="${height - 12}" text-anchor="middle">${escapeHtml(options.xLabel)}</text>`);
   parts.push(`<text x="14" y="${top + plotHeight / 2}" text-anchor="middle" transform="rotate(-90 14 ${top + plotHeight / 2})">${escapeHtml(options.yLabel)}</text>`);
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export type LineSeries = { label: string; color?: string; points: readonly { x: number; y: number }[] };
+
+/** Lines over a time axis (x in ms from the start), one per series, with a legend. */
+export function lineChart(options: { title: string; series: readonly LineSeries[]; yLabel: string; xLabel: string; width?: number; span?: number }): string {
+  const width = options.width ?? 1100;
+  const left = 64;
+  const right = 16;
+  const top = 30;
+  const plotHeight = 240;
+  const height = top + plotHeight + 64;
+  const plotWidth = width - left - right;
+  const palette = ['#2f6fdf', COLORS.email, '#7a5af8', '#e8912d', COLORS.error];
+  // At most ~2000 points per line: every k-th point, the last always kept.
+  const series = options.series.map((s) => {
+    const every = Math.max(1, Math.ceil(s.points.length / 2000));
+    return { ...s, points: s.points.filter((p, i) => (i % every === 0 || i === s.points.length - 1) && Number.isFinite(p.x) && Number.isFinite(p.y)) };
+  });
+  const all = series.flatMap((s) => s.points);
+  const span = Math.max(1, options.span ?? Math.max(1, ...all.map((p) => p.x)));
+  const max = Math.max(1e-9, ...all.map((p) => p.y));
+  const yStep = niceStep(max, 5);
+  const yMax = Math.ceil(max / yStep) * yStep;
+  const x = (ms: number) => left + (Math.max(0, Math.min(ms, span)) / span) * plotWidth;
+  const y = (value: number) => top + plotHeight - (Math.max(0, value) / yMax) * plotHeight;
+  const parts = [svgOpen(width, height, options.title), `<text x="${left}" y="16" font-weight="600">${escapeHtml(options.title)}</text>`];
+  for (let value = 0, i = 0; value <= yMax + yStep * 1e-9 && i < 20; value += yStep, i++) {
+    parts.push(`<line x1="${left}" y1="${fmt(y(value))}" x2="${left + plotWidth}" y2="${fmt(y(value))}" stroke="${COLORS.grid}"/>`);
+    parts.push(`<text x="${left - 6}" y="${fmt(y(value) + 4)}" text-anchor="end">${escapeHtml(String(+value.toFixed(2)))}</text>`);
+  }
+  parts.push(timeAxis(left, plotWidth, top, top + plotHeight, span));
+  series.forEach((s, i) => {
+    if (s.points.length === 0) return;
+    const path = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${fmt(x(p.x))},${fmt(y(p.y))}`).join(' ');
+    parts.push(`<path d="${path}" fill="none" stroke="${s.color ?? palette[i % palette.length]}" stroke-width="1.6"/>`);
+  });
+  parts.push(`<line x1="${left}" y1="${top + plotHeight}" x2="${left + plotWidth}" y2="${top + plotHeight}" stroke="${COLORS.axis}"/>`);
+  parts.push(`<text x="${left + plotWidth / 2}" y="${top + plotHeight + 32}" text-anchor="middle">${escapeHtml(options.xLabel)}</text>`);
+  parts.push(`<text x="14" y="${top + plotHeight / 2}" text-anchor="middle" transform="rotate(-90 14 ${top + plotHeight / 2})">${escapeHtml(options.yLabel)}</text>`);
+  let legendX = left;
+  series.forEach((s, i) => {
+    parts.push(`<rect x="${legendX}" y="${height - 14}" width="14" height="4" fill="${s.color ?? palette[i % palette.length]}"/><text x="${legendX + 18}" y="${height - 8}">${escapeHtml(s.label)}</text>`);
+    legendX += 28 + s.label.length * 6.5;
+  });
   parts.push('</svg>');
   return parts.join('\n');
 }
