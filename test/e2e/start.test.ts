@@ -182,7 +182,10 @@ describe('npm start', { timeout: 600_000 }, () => {
     const answers = outcomes.filter((o) => o.ok).map((o) => o.answer);
     const failures = outcomes.filter((o) => !o.ok).map((o) => o.error);
     const statuses = countBy(answers, (a) => a.status);
-    assert.deepEqual(Object.keys(statuses).filter((s) => s !== '201' && s !== '409'), [], `only 201 and 409 answers: ${JSON.stringify(statuses)}`);
+    // A 503 (overloaded: the service refused, nothing was stored) is a legitimate answer while a
+    // worker dies on a busy machine (SPEC invariant 7); the checks below prove it stored nothing.
+    assert.deepEqual(Object.keys(statuses).filter((s) => s !== '201' && s !== '409' && s !== '503'), [], `only 201, 409 and 503 answers: ${JSON.stringify(statuses)}`);
+    for (const answer of answers.filter((a) => a.status === 503)) assert.equal(answer.body.type, '/problems/overloaded');
     for (const answer of answers.filter((a) => a.status === 409)) assert.equal(answer.body.type, '/problems/course-full');
     // Requests on the killed worker's connections may fail, and only with a network error.
     for (const error of failures) assert.ok(isNetworkFailure(error), `not a network failure: ${String(error)}`);
