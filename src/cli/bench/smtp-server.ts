@@ -77,12 +77,19 @@ export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Pro
   });
 
   const start = async () => {
-    server = make();
+    const current = make();
+    server = current;
     await new Promise<void>((resolve, reject) => {
-      server!.once('error', reject);
-      server!.listen(port, '127.0.0.1', () => resolve());
+      current.once('error', reject);
+      current.listen(port, '127.0.0.1', () => {
+        current.off('error', reject);
+        resolve();
+      });
     });
-    port = (server.server.address() as AddressInfo).port;
+    // A client's connection dropping (ECONNRESET when the service is stopped or killed mid-send)
+    // is that connection's end, not the server's: without a listener it would crash the process.
+    current.on('error', () => {});
+    port = (current.server.address() as AddressInfo).port;
   };
   await start();
 
