@@ -96,7 +96,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
 
   const tracker = new RequestTracker({ metrics: options.metrics, poolSize: options.poolSize ?? 10 });
   tracker.attach(app);
-  if (options.shedding) await registerLoadShedding(app, tracker, options.shedding);
+  if (options.shedding) registerLoadShedding(app, tracker, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());
 
