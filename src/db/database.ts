@@ -1,6 +1,7 @@
 // Owns the connection pool of one process. The pool size is the bound on concurrent database
 // work in this process: a request that finds every connection busy waits in the pool's queue.
 import postgres from 'postgres';
+import { isDatabaseUnavailable } from './postgres-errors.ts';
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -19,5 +20,26 @@ export function connectDatabase(url: string, options: DatabaseOptions): Sql {
     prepare: true,
     onnotice: () => {},
     connection: { application_name: options.applicationName },
+    // postgres.js's default backoff grows with a counter shared by every connection of the pool
+    // (3^n / 100 s, up to 20 s): a database restart of two seconds, with ten connections failing
+    // to reconnect, left every query queued for ten to twenty seconds more. Reconnect within a
+    // second instead (jittered); an attempt is one TCP connect to a database that is down.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
+  });
+}
+
+/**
+ * For an HTTP worker, whose only database client is this pool. postgres.js (3.4.9) runs a query
+ * of its own on every new connection (the array types) and drops its promise
+ * (porsager/postgres#1192): if the database goes away during it (a restart), the rejection is
+ * unhandled, and Node would kill the worker with every request in flight. Such a rejection is
+ * only a lost connection, which the pool recovers from: log it. Anything else still crashes.
+ * (Not for the job worker: an unhandled rejection there can come from graphile-worker's own
+ * bookkeeping, and a crash is what makes the lease keeper free the jobs it held.)
+ */
+export function surviveLostConnections(log: (error: unknown) => void): void {
+  process.on('unhandledRejection', (reason) => {
+    if (!isDatabaseUnavailable(reason)) throw reason;
+    log(reason);
   });
 }

@@ -1,9 +1,11 @@
 // Per-client rate limits, counted across every worker and instance in PostgreSQL (the one store
 // they all share). Fixed one-minute windows. Each process decides from the last known total plus
-// what it admitted since, and sends its counts in one batched upsert every 100 ms, so the hot
-// path never waits for the database. The price is a bound, not an exact count: a client bursting
-// faster than the flush may get up to RATE_LIMIT_PER_MINUTE from each process once before the
-// totals arrive; after that every process refuses it until the window ends, without a query.
+// what it admitted since, and every 100 ms, in one round trip, sends its counts (a batched
+// upsert) and learns the totals: of its own clients, and of every client over the limit in the
+// current window, wherever it was counted. The hot path never waits for the database. The price
+// is a bound, not an exact count: a client bursting faster than the flush may get up to
+// RATE_LIMIT_PER_MINUTE from each process once before the totals arrive; after that every
+// process, including one the client never reached, refuses it until the window ends.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { addRateLimitCounts, deleteOldRateLimitWindows } from '../db/queries/rate-limits.queries.ts';
@@ -37,22 +39,31 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
       }
       if (counter.pending > 0) batch.push({ key, bucket, windowStart: new Date(Number(windowText) * WINDOW_MS), count: counter.pending });
     }
-    if (batch.length === 0) return;
     for (const item of batch) counters.get(item.key)!.pending -= item.count;
     try {
-      const totals = await addRateLimitCounts(sql, batch);
+      // Even with nothing to add: the clients over the limit elsewhere are learnt here.
+      const totals = await addRateLimitCounts(sql, batch, { windowStart: new Date(window * WINDOW_MS), limit: perMinute });
       for (const total of totals) {
-        const counter = counters.get(`${Math.floor(total.window_start.getTime() / WINDOW_MS)}|${total.bucket}`);
-        if (counter) counter.known = total.count;
+        const totalWindow = Math.floor(total.window_start.getTime() / WINDOW_MS);
+        if (totalWindow < window) continue;
+        const key = `${totalWindow}|${total.bucket}`;
+        let counter = counters.get(key);
+        if (!counter) {
+          counter = { known: 0, pending: 0 };
+          counters.set(key, counter);
+        }
+        // Totals only grow within a window.
+        counter.known = Math.max(counter.known, total.count);
       }
-      if (++flushes % CLEANUP_EVERY_FLUSHES === 0) await deleteOldRateLimitWindows(sql);
+      if (batch.length > 0 && ++flushes % CLEANUP_EVERY_FLUSHES === 0) await deleteOldRateLimitWindows(sql);
     } catch (error) {
       // Counts that did not reach the database are counted again next time.
       for (const item of batch) {
         const counter = counters.get(item.key);
         if (counter) counter.pending += item.count;
       }
-      onError(error);
+      // A failed read alone (the database restarting, say) lost nothing: no log line every 100 ms.
+      if (batch.length > 0) onError(error);
     }
   };
   const timer = setInterval(() => {

@@ -2,7 +2,7 @@
 // socket on the shared port. Stops when the supervisor says so (or on SIGTERM, or
 // when the supervisor is gone): stop accepting, finish requests in flight, close the pool.
 import type { Config } from '../config.ts';
-import { connectDatabase } from '../db/database.ts';
+import { connectDatabase, surviveLostConnections } from '../db/database.ts';
 import { buildServer } from '../http/server.ts';
 import { createEmailDelivery, createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
@@ -18,6 +18,7 @@ export type WorkerReport = { type: 'listening'; port: number };
 export async function runHttpWorker(config: Config): Promise<void> {
   const logger = createLogger(config, 'http-worker');
   const lifecycle = new Lifecycle((message) => logger.info(message));
+  surviveLostConnections((error) => logger.warn({ err: error }, 'database connection lost (a driver query of its own failed)'));
   if (config.databaseUrl === undefined || config.adminToken === undefined) {
     throw new Error('an HTTP worker needs DATABASE_URL and ADMIN_TOKEN from its supervisor');
   }

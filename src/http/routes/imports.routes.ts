@@ -1,9 +1,10 @@
 // Bulk import routes (admin): upload a CSV (streamed to storage, answered 202 at once), follow
 // its progress, list imports newest first.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import Type from 'typebox';
 import { acceptImport, getImport, getImports } from '../../domain/imports.service.ts';
 import type { App, RouteDeps } from '../app.ts';
+import { problem, sendProblem } from '../problem.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { LimitQuery } from '../schemas/delivery.schemas.ts';
 
@@ -43,7 +44,16 @@ export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits:
       response: { 202: Import, ...problemResponses(400, 401, 413, 415) },
     },
   }, async function createImportRoute(request, reply) {
-    const imported = await acceptImport(sql, limits, request.body as Readable);
+    // Only text/csv is passed on as a stream; a JSON (or other) body arrives parsed, and an
+    // empty one not at all: neither can be stored as an upload.
+    const upload = request.body;
+    if (!(upload instanceof Readable)) {
+      const csv = /^text\/csv\b/i.test(request.headers['content-type'] ?? '');
+      return csv
+        ? sendProblem(reply, problem(400, 'validation', 'The file is empty: line 1 must be a header with the columns name,email,course'))
+        : sendProblem(reply, problem(415, 'validation', 'An import is a CSV file: send it with Content-Type: text/csv'));
+    }
+    const imported = await acceptImport(sql, limits, upload);
     return reply.code(202).header('location', `/imports/${imported.id}`).send(imported);
   });
 

@@ -1,5 +1,6 @@
 // Schemas of the webhook and admin delivery routes.
 import Type from 'typebox';
+import { PrintableText } from './common.schemas.ts';
 
 const EventName = Type.Union([Type.Literal('registration.created'), Type.Literal('registration.promoted'), Type.Literal('registration.cancelled')]);
 
@@ -10,7 +11,8 @@ export const CreateWebhookBody = Type.Object({
 
 export const Webhook = Type.Object({ id: Type.String(), url: Type.String(), events: Type.Array(Type.String()), createdAt: Type.String() });
 export const CreatedWebhook = Type.Object({ ...Webhook.properties, secret: Type.String({ description: 'Standard Webhooks signing secret; shown once' }) });
-export const WebhookParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+// A plain pattern, not format: 'uuid', which also passes "urn:uuid:..." (PostgreSQL refuses it: a 500).
+export const WebhookParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'a UUID' }) });
 
 export const Delivery = Type.Object({
   id: Type.String(), eventId: Type.String(), eventType: Type.String(),
@@ -22,9 +24,11 @@ export const Delivery = Type.Object({
 export const LimitQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false });
 
 export const MailQuery = Type.Object({
-  to: Type.Optional(Type.String({ minLength: 1, maxLength: 254 })),
+  // Printable: a NUL cannot be compared with stored text (PostgreSQL refuses it: a 500).
+  to: Type.Optional(PrintableText(1, 254, 'an e-mail address, without control characters')),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,19}$', description: 'the `next` cursor of the previous page' })),
+  // At most 18 digits: always within PostgreSQL's bigint, whose largest value has 19.
+  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'the `next` cursor of the previous page' })),
 }, { additionalProperties: false });
 
 export const MailPage = Type.Object({
