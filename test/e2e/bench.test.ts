@@ -142,6 +142,24 @@ describe('npm run bench', { timeout: 300_000 }, () => {
     await assertNothingLeft(benchDir(run));
   });
 
+  test('rush --hot-full --compare-db: the full course refuses, the freed-slot trials run, PostgreSQL alone beside the service', async () => {
+    // A wide margin: the check must run and be reported here; its bound is not under test on a busy CI machine.
+    const run = await runBench(['rush', '--hot-full', '--students', '300', '--concurrency', '32', '--warmup', '20', '--freed-slot-margin-ms', '5000', '--compare-db', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^Case --hot-full: /m, explain(run));
+    assert.match(run.stdout, /^Target: >= 8,000 answers\/s\. Measured: [\d,]+ answers\/s: (met|missed) /m);
+    assert.match(run.stdout, /^201 created, enrolled +100$/m, 'the preset: 100 seats, no waitlist');
+    assert.match(run.stdout, /^409 course-full +200$/m);
+    const trials = run.stdout.match(/^ +\d +(cancel \w+|capacity \d+ -> \d+) +\d+x409 +\d+ +\d+ +\S+ m?s +within bound$/gm) ?? [];
+    assert.equal(trials.length, 5, `3 cancels and 2 capacity raises, each place taken by a new student\n${explain(run)}`);
+    assert.match(run.stdout, /^Freed-slot check: passed \(5 trials, /m);
+    assert.match(run.stdout, /^database only: statement-per-registration, 32 connections +300 +100 /m, 'the same work on PostgreSQL alone');
+    assert.match(run.stdout, /^service \/ database +\S+x/m);
+    assert.match(run.stdout, /^Invariants: passed \(11 checks over 2 courses, 125 rows, \d+ answers\)$/m, 'the freed-slot registrations are in the check');
+    assert.match(run.stdout, /^Invariants of the database-only run: passed$/m);
+    await assertNothingLeft(benchDir(run));
+  });
+
   test('import: 1 thread and the pool each import the generated file, the outcome checked against the database', async () => {
     const run = await runBench(['import', '--rows', '2000', '--threads', '2', '--workers', '1', '--report-dir', reportDir]);
     assert.equal(run.code, 0, explain(run));
@@ -168,6 +186,13 @@ describe('npm run bench', { timeout: 300_000 }, () => {
     const run = await runBench(['rush', '--students', 'many']);
     assert.equal(run.code, 2, explain(run));
     assert.match(run.stderr, /--students must be a whole number/);
+    assert.doesNotMatch(run.stderr, /starting an embedded PostgreSQL/);
+  });
+
+  test('two preset cases at once: exit 2 and a message naming them, before anything is started', async () => {
+    const run = await runBench(['rush', '--hot', '--spread']);
+    assert.equal(run.code, 2, explain(run));
+    assert.match(run.stderr, /choose one case: --hot, --spread were given together/);
     assert.doesNotMatch(run.stderr, /starting an embedded PostgreSQL/);
   });
 });

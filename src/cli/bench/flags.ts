@@ -9,16 +9,23 @@ export type FlagSpec =
 
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
 
-export type FlagValues<S extends FlagSpecs> = {
-  [K in keyof S]: S[K] extends { type: 'integer' } ? number : S[K] extends { type: 'boolean' } ? boolean : string;
-};
+/** Under this key, the names of the flags given on the command line (the rest took their default). */
+export const GIVEN_FLAGS: unique symbol = Symbol('flags given');
+
+/** Distributes over a union: the value of any FlagSpec is number | boolean | string. */
+type FlagValue<F extends FlagSpec> = F extends { type: 'integer' } ? number : F extends { type: 'boolean' } ? boolean : string;
+
+export type FlagValues<S extends FlagSpecs> = { [K in keyof S]: FlagValue<S[K]> };
+
+/** The values, and which flags the command line gave (a preset may decide the others). */
+export type ParsedFlags<S extends FlagSpecs> = FlagValues<S> & { readonly [GIVEN_FLAGS]: ReadonlySet<string> };
 
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
 /** Parses `args` (the words after the scenario name) against `specs`; unknown flags are errors. */
-export function parseFlags<S extends FlagSpecs>(args: string[], specs: S): FlagValues<S> {
+export function parseFlags<S extends FlagSpecs>(args: string[], specs: S): ParsedFlags<S> {
   const options: Record<string, { type: 'string' | 'boolean' }> = {};
   for (const [name, spec] of Object.entries(specs)) options[name] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
   let parsed: ReturnType<typeof parseArgs>;
@@ -28,8 +35,10 @@ export function parseFlags<S extends FlagSpecs>(args: string[], specs: S): FlagV
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const values: Record<string, number | string | boolean> = {};
+  const given = new Set<string>();
   for (const [name, spec] of Object.entries(specs)) {
     const raw = parsed.values[name];
+    if (raw !== undefined) given.add(name);
     if (spec.type === 'boolean') {
       values[name] = raw === true;
     } else if (spec.type === 'string') {
@@ -38,7 +47,7 @@ export function parseFlags<S extends FlagSpecs>(args: string[], specs: S): FlagV
       values[name] = typeof raw === 'string' ? readInteger(name, raw, spec.min, spec.max) : spec.default;
     }
   }
-  return values as FlagValues<S>;
+  return { ...values, [GIVEN_FLAGS]: given } as ParsedFlags<S>;
 }
 
 function readInteger(name: string, raw: string, min: number, max: number): number {

@@ -1,7 +1,7 @@
 // Owns the load: POST /register for a list of students through an undici Pool, C requests in flight
 // (a closed loop), recording per request when it was sent and answered, its status and its id.
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import type { ObservedAnswer } from './invariants.ts';
 
 export type StudentRequest = { name: string; email: string; course: string };
@@ -44,6 +44,42 @@ function readAnswer(record: AnswerRecord, text: string): void {
   }
 }
 
+/**
+ * One POST /register through `dispatcher` (a Pool, or a Client of its own for a fresh connection);
+ * never throws: a network error or timeout is recorded as status 0.
+ */
+export async function sendRegistration(dispatcher: Dispatcher, request: StudentRequest, index: number, signal?: AbortSignal): Promise<AnswerRecord> {
+  const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
+  try {
+    const answer = await dispatcher.request({
+      path: '/register',
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+      ...(signal ? { signal } : {}),
+    });
+    const text = await answer.body.text();
+    record.status = answer.statusCode;
+    readAnswer(record, text);
+  } catch (error) {
+    record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  }
+  record.endedAt = epochNow();
+  return record;
+}
+
+/**
+ * Runs step(0..count-1), `concurrency` at a time: each caller takes the next index once its step
+ * is done (a closed loop). Bounded by `count`; no new step starts once `signal` aborts.
+ */
+export async function runClosedLoop(count: number, concurrency: number, step: (index: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  const loop = async () => {
+    while (next < count && !signal?.aborted) await step(next++);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, loop));
+}
+
 export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]> {
   options.signal?.throwIfAborted();
   const concurrency = Math.max(1, Math.min(options.concurrency, options.requests.length || 1));
@@ -55,33 +91,10 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
     bodyTimeout: options.timeoutMs,
   });
   const records: AnswerRecord[] = new Array(options.requests.length);
-  let next = 0;
-  const loop = async () => {
-    // Bounded by the list: every turn takes the next request, or ends.
-    while (next < options.requests.length && !options.signal?.aborted) {
-      const index = next++;
-      const request = options.requests[index]!;
-      const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
-      try {
-        const answer = await pool.request({
-          path: '/register',
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(request),
-          ...(options.signal ? { signal: options.signal } : {}),
-        });
-        const text = await answer.body.text();
-        record.status = answer.statusCode;
-        readAnswer(record, text);
-      } catch (error) {
-        record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      }
-      record.endedAt = epochNow();
-      records[index] = record;
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: concurrency }, loop));
+    await runClosedLoop(options.requests.length, concurrency, async (index) => {
+      records[index] = await sendRegistration(pool, options.requests[index]!, index, options.signal);
+    }, options.signal);
   } finally {
     await pool.close().catch(() => undefined);
   }
@@ -90,7 +103,7 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
 }
 
 /** The answers as the invariant check sees them: course, normalized email, status, id. */
-export function observedAnswers(records: readonly AnswerRecord[]): ObservedAnswer[] {
+export function observedAnswers(records: readonly Pick<AnswerRecord, 'request' | 'status' | 'registrationId' | 'problemType'>[]): ObservedAnswer[] {
   return records.map((r) => ({
     course: r.request.course,
     emailKey: r.request.email.trim().toLowerCase(),

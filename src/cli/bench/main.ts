@@ -99,6 +99,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     await cleanup.run();
+    // Settings that only make sense together are checked by the scenario, before it starts anything.
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n(npm run bench -- --help lists every flag)\n`);
+      return EXIT_USAGE;
+    }
     if (interrupted) {
       process.stderr.write(`bench ${scenario.name}: interrupted; everything it started is stopped and removed.\n`);
       return EXIT_INTERRUPTED;

@@ -3,9 +3,10 @@
 import { availableParallelism } from 'node:os';
 import { CPU_COUNTED, type CpuWindow } from './cpu-window.ts';
 import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts';
-import { INVARIANT_CHECKS } from './invariants.ts';
+import { INVARIANT_CHECKS, type Violation } from './invariants.ts';
 import type { AnswerRecord } from './load-generator.ts';
 import { describeMachine } from './machine.ts';
+import { caseLines, databaseComparisonTable, databaseNote, freedSlotTable, freedSlotVerdict } from './rush-case-report.ts';
 import type { RushResult } from './rush.ts';
 import type { ScenarioReport } from './scenario.ts';
 import { countPerInterval, formatMs, histogram, summarize } from './stats.ts';
@@ -30,6 +31,10 @@ function cpuRows(label: string, window: CpuWindow | undefined, durationMs: numbe
     cell(window.otherMs), share(service === undefined ? undefined : service.totalMs + window.benchMs + (window.otherMs ?? 0))]];
 }
 
+function optional<T>(value: T | undefined): T[] {
+  return value === undefined ? [] : [value];
+}
+
 export function renderRushReport(result: RushResult): ScenarioReport {
   const { settings, workload, answers } = result;
   const durationMs = result.end - result.start;
@@ -42,7 +47,7 @@ export function renderRushReport(result: RushResult): ScenarioReport {
   for (const a of answers) kinds.set(answerKind(a), (kinds.get(answerKind(a)) ?? 0) + 1);
 
   const headline: TextTable = {
-    title: `rush: ${answers.length} requests (${settings.students} students + ${workload.duplicates} duplicates) on ${settings.courses} courses, concurrency ${settings.concurrency}, ${settings.workers} HTTP workers`,
+    title: `rush${settings.rushCase ? ` --${settings.rushCase.name}` : ''}: ${answers.length} requests (${settings.students} students + ${workload.duplicates} duplicates) on ${settings.courses} course${settings.courses === 1 ? '' : 's'}, concurrency ${settings.concurrency}, ${settings.workers} HTTP workers`,
     headers: ['answers', 'errors', 'duration', 'throughput', 'p50', 'p90', 'p99', 'max'],
     rows: [[String(answered.length), String(errors.length), formatMs(durationMs), `${throughput.toFixed(0)} /s`, formatMs(latency.p50), formatMs(latency.p90), formatMs(latency.p99), formatMs(latency.max)]],
   };
@@ -57,20 +62,38 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     rows: [
       ...cpuRows('rush: first request to last answer', result.cpuRush, durationMs),
       ...cpuRows('then: until the last email', result.cpuEmails, Number.isFinite(result.lastEmailMs) ? Math.max(0, result.lastEmailMs - durationMs) : 0),
+      ...(result.database ? cpuRows('database only: first to last statement', result.database.cpu, result.database.end - result.database.start) : []),
     ],
   };
   const emailLine = settings.emailTimeoutMs > 0
     ? `Emails (SMTP ${settings.emailDelayMs} ms/message, EMAIL_CONCURRENCY ${settings.emailConcurrency}): ${result.emailsAtLastAnswer} accepted by the last answer; ${result.emailsReceived}/${result.emailsExpected} (all registration events, warm-up included) by ${formatMs(result.lastEmailMs)} after the first request; email_deliveries records ${result.emailsRecorded.sent} sent, ${result.emailsRecorded.failed} failed.`
     : 'Emails: not waited for (--email-timeout-ms 0).';
   const errorSamples = [...new Set(errors.map((e) => e.error ?? 'unknown'))].slice(0, 5);
-  const failures = result.violations.map((v) => `${v.check}: ${v.subject}: ${v.detail}`);
-  const verdict = failures.length === 0
-    ? `Invariants: passed (${INVARIANT_CHECKS.length} checks over ${settings.courses + 1} courses, ${result.rows} rows, ${answers.length + settings.warmup} answers)`
-    : `Invariants: FAILED (${failures.length} violations)`;
+  const violationText = (v: Violation) => `${v.check}: ${v.subject}: ${v.detail}`;
+  const failures = [
+    ...result.violations.map(violationText),
+    ...(result.freedSlots?.violations ?? []).map((v) => `freed slot: ${v}`),
+    ...(result.database?.violations ?? []).map((v) => `database only: ${violationText(v)}`),
+  ];
+  const allAnswers = answers.length + settings.warmup + (result.freedSlots?.answers.length ?? 0);
+  const verdicts = [
+    result.violations.length === 0
+      ? `Invariants: passed (${INVARIANT_CHECKS.length} checks over ${settings.courses + 1} courses, ${result.rows} rows, ${allAnswers} answers)`
+      : `Invariants: FAILED (${result.violations.length} violations)`,
+    ...optional(freedSlotVerdict(result)),
+    ...(result.database ? [`Invariants of the database-only run: ${result.database.violations.length === 0 ? 'passed' : `FAILED (${result.database.violations.length} violations)`}`] : []),
+  ];
+  const cases = caseLines(result);
+  const caseText = cases.length === 0 ? [] : [...cases, ''];
+  const freedSlots = freedSlotTable(result);
+  const comparison = databaseComparisonTable(result);
 
   const text = [
     formatTable(headline), '',
+    ...caseText,
     formatTable(statusTable), '',
+    ...(freedSlots ? [formatTable(freedSlots), ''] : []),
+    ...(comparison ? [formatTable(comparison), '', databaseNote(result)!, ''] : []),
     formatTable(cpuTable), '',
     emailLine,
     ...(errorSamples.length > 0 ? ['', `Network errors (${errors.length}), e.g.:`, ...errorSamples.map((e) => `  ${e}`)] : []),
@@ -90,11 +113,14 @@ export function renderRushReport(result: RushResult): ScenarioReport {
       heading: 'Summary',
       html: [
         htmlTable(headline),
+        ...cases.map((line) => paragraph(line)),
         htmlTable(statusTable),
+        ...(freedSlots ? [htmlTable(freedSlots)] : []),
+        ...(comparison ? [htmlTable(comparison), paragraph(databaseNote(result)!, 'note')] : []),
         htmlTable(cpuTable),
         paragraph(emailLine),
         ...(errorSamples.length > 0 ? [paragraph(`Network errors (${errors.length}), e.g.: ${errorSamples.join(' | ')}`, 'fail')] : []),
-        paragraph(failures.length === 0 ? verdict : `${verdict}:`, failures.length === 0 ? 'ok' : 'fail'),
+        ...verdicts.map((line) => paragraph(line, /FAILED/.test(line) ? 'fail' : 'ok')),
         ...(failures.length > 0 ? [`<ul>${failures.map((f) => `<li class="fail">${escapeHtml(f)}</li>`).join('')}</ul>`] : []),
         `<ul class="note">${INVARIANT_CHECKS.map((c) => `<li>${escapeHtml(c)}</li>`).join('')}</ul>`,
         paragraph(CPU_COUNTED, 'note'),
@@ -121,7 +147,7 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     },
   ];
   return {
-    title: 'Registrar bench: rush',
+    title: `Registrar bench: rush${settings.rushCase ? ` --${settings.rushCase.name}` : ''}`,
     meta: [
       `Measured ${new Date().toISOString()} on ${describeMachine()}.`,
       `Hot course share ${settings.hotSharePercent}%, duplicates ${settings.duplicatePercent}%, email on the job queue; the service, PostgreSQL and the bench share the cores.`,
@@ -129,6 +155,6 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     text,
     sections,
     failures,
-    verdict,
+    verdict: verdicts.join('\n'),
   };
 }

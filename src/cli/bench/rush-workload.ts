@@ -1,5 +1,6 @@
-// Owns the `rush` workload, generated from a seed: one hot course far over capacity, the others with
-// room for all, N students plus some duplicate requests (same email, other case), shuffled.
+// Owns the `rush` workload, generated from a seed: one hot course (far over capacity, unless its
+// capacity says otherwise), the others with room for all, N students plus some duplicate requests
+// (same email, other case), shuffled. With one course, every student wants the hot one.
 import type { CourseSpec } from './admin-api.ts';
 import type { StudentRequest } from './load-generator.ts';
 
@@ -50,7 +51,8 @@ function shuffle<T>(items: T[], random: () => number): T[] {
 }
 
 export function buildRushWorkload(options: RushWorkloadOptions): RushWorkload {
-  if (options.courses < 2) throw new Error('a rush needs at least 2 courses: the hot one and another');
+  if (options.courses < 1) throw new Error('a rush needs at least 1 course: the hot one');
+  if (options.courses === 1 && options.hotSharePercent < 100) throw new Error('with 1 course every student wants the hot course: hot share 100%');
   const random = seededRandom(options.seed);
   const others = Array.from({ length: options.courses - 1 }, (_, i) => `c${String(i + 2).padStart(3, '0')}`);
   const demand = new Map<string, number>([[HOT_COURSE, 0], ...others.map((id) => [id, 0] as const)]);

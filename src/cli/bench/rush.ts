@@ -1,19 +1,28 @@
-// Owns the `rush` scenario: N students at once at concurrency C on M courses, one far over capacity;
-// measures throughput, latency, CPU, emails, and checks the invariants against the database.
-import { createCourse } from './admin-api.ts';
+// Owns the `rush` scenario: N students at once at concurrency C on M courses, one far over capacity
+// (or a preset case: --hot, --hot-full, --spread); measures throughput, latency, CPU, emails, checks
+// the invariants against the database, and optionally PostgreSQL's own ceiling for the same work.
+import { FULL_COURSE_RECHECK_MS } from '../../domain/full-courses.ts';
+import { type CourseSpec, createCourse } from './admin-api.ts';
 import { startCpuStopwatch, type CpuWindow } from './cpu-window.ts';
+import { type DatabaseCeiling, measureDatabaseCeiling, observedDatabaseAnswers } from './database-ceiling.ts';
 import { readDatabaseFacts } from './database-facts.ts';
 import { waitForEmails } from './email-arrivals.ts';
+import { UsageError } from './flags.ts';
+import { checkFreedSlots, DEFAULT_FREED_SLOT_MARGIN_MS, type FreedSlotCheck } from './freed-slot-check.ts';
 import { checkInvariants, type Violation } from './invariants.ts';
 import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
+import { resolveRushCase, RUSH_CASES, type RushCase } from './rush-cases.ts';
 import { renderRushReport } from './rush-report.ts';
-import { buildRushWorkload, type RushWorkload } from './rush-workload.ts';
-import { defineScenario } from './scenario.ts';
+import { buildRushWorkload, HOT_COURSE, type RushWorkload } from './rush-workload.ts';
+import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { serviceFlags } from './service-flags.ts';
+import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import { maxOf } from './stats.ts';
-import { withServiceRun } from './service-run.ts';
 
 export type RushSettings = {
+  rushCase: RushCase | undefined;
+  /** The preset's flags given on the command line too, e.g. "--students 500". */
+  overridden: string[];
   students: number;
   courses: number;
   concurrency: number;
@@ -24,8 +33,11 @@ export type RushSettings = {
   warmup: number;
   emailDelayMs: number;
   emailTimeoutMs: number;
+  timeoutMs: number;
   workers: number;
   emailConcurrency: number;
+  freedSlotMarginMs: number;
+  compareDatabase: boolean;
 };
 
 export type RushResult = {
@@ -38,25 +50,34 @@ export type RushResult = {
   /** ms from start; NaN when no email was waited for. */
   lastEmailMs: number;
   emailsAtLastAnswer: number;
+  /** The rush's own emails (warm-up included), before the freed-slot check added any. */
   emailsExpected: number;
   emailsReceived: number;
   /** As the service recorded them in email_deliveries. */
   emailsRecorded: { sent: number; failed: number };
   cpuRush: CpuWindow;
   cpuEmails: CpuWindow | undefined;
+  /** --hot-full: the cancels and capacity raises after the rush, and their delays. */
+  freedSlots: FreedSlotCheck | undefined;
   rows: number;
   violations: Violation[];
+  /** --compare-db: the same work straight on PostgreSQL, with its own invariant check. */
+  database?: DatabaseCeiling & { violations: Violation[] };
 };
 
 const rushFlags = {
+  ...Object.fromEntries(RUSH_CASES.map((c) => [c.name, { type: 'boolean', description: `case: ${c.summary} (flags given with it override its values)` }] as const)) as
+    Record<RushCase['name'], { type: 'boolean'; description: string }>,
   students: { type: 'integer', description: 'distinct students, all arriving at once', default: 5_000, min: 1, max: 200_000 },
-  courses: { type: 'integer', description: 'courses: one hot, the others with room for all who want them', default: 20, min: 2, max: 1_000 },
+  courses: { type: 'integer', description: 'courses: one hot, the others with room for all who want them (1: the hot course alone, with --hot-share 100)', default: 20, min: 1, max: 1_000 },
   concurrency: { type: 'integer', description: 'requests in flight (undici Pool connections)', default: 256, min: 1, max: 4_096 },
   'hot-capacity': { type: 'integer', description: 'seats of the hot course', default: 100, min: 0, max: 100_000 },
   'hot-waitlist': { type: 'integer', description: 'waitlist places of the hot course', default: 50, min: 0, max: 100_000 },
   'hot-share': { type: 'integer', description: 'percent of the students who want the hot course', default: 30, min: 0, max: 100 },
   duplicates: { type: 'integer', description: 'extra requests repeating a student (same course and email), percent of students', default: 2, min: 0, max: 100 },
   warmup: { type: 'integer', description: 'registrations on a separate course before the measured rush', default: 200, min: 0, max: 10_000 },
+  'freed-slot-margin-ms': { type: 'integer', description: `--hot-full: how much later than FULL_COURSE_RECHECK_MS (${FULL_COURSE_RECHECK_MS} ms) a freed place may be offered before the run fails`, default: DEFAULT_FREED_SLOT_MARGIN_MS, min: 0, max: 60_000 },
+  'compare-db': { type: 'boolean', description: 'after the rush, the same registrations straight on a fresh database (SELECT registrar_register per registration, at the same concurrency, at most 256 connections): PostgreSQL\'s own ceiling beside the service' },
   'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 0, min: 0, max: 60_000 },
   'email-timeout-ms': { type: 'integer', description: 'how long to wait for every email after the rush (0: do not wait or check emails)', default: 120_000, min: 0, max: 1_800_000 },
   'timeout-ms': { type: 'integer', description: 'per request: longer counts as an error', default: 60_000, min: 100, max: 600_000 },
@@ -64,8 +85,107 @@ const rushFlags = {
   ...serviceFlags,
 } as const;
 
+const WARMUP_COURSE = 'warmup';
+
+function warmupCourse(count: number): CourseSpec {
+  return { id: WARMUP_COURSE, title: 'Warm-up', capacity: Math.max(1, count), waitlistCapacity: 0 };
+}
+
 function warmupRequests(count: number): StudentRequest[] {
-  return Array.from({ length: count }, (_, i) => ({ name: `Warm-up ${i + 1}`, email: `warmup${i + 1}@warmup.example.org`, course: 'warmup' }));
+  return Array.from({ length: count }, (_, i) => ({ name: `Warm-up ${i + 1}`, email: `warmup${i + 1}@warmup.example.org`, course: WARMUP_COURSE }));
+}
+
+/** Courses, warm-up, the measured rush, its emails, the freed-slot check, then the invariants. */
+async function rushOnService(run: RunEnvironment, settings: RushSettings, workload: RushWorkload, context: ScenarioContext): Promise<Omit<RushResult, 'database'>> {
+  const { baseUrl, adminToken } = run.service;
+  for (const course of [...workload.courses, warmupCourse(settings.warmup)]) await createCourse(baseUrl, adminToken, course);
+  const load = { baseUrl, timeoutMs: settings.timeoutMs, signal: context.signal };
+  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: Math.min(32, settings.concurrency) });
+
+  context.log(`rush: ${workload.requests.length} requests (${settings.students} students, ${workload.duplicates} duplicates) on ${settings.courses} courses at concurrency ${settings.concurrency}`);
+  const rushWatch = await startCpuStopwatch(run.cpuRoots);
+  const start = epochNow();
+  const answers = await registerAll({ ...load, requests: workload.requests, concurrency: settings.concurrency });
+  const end = answers.length === 0 ? start : maxOf(answers.map((a) => a.endedAt));
+  const cpuRush = await rushWatch.read();
+  const emailWatch = await startCpuStopwatch(run.cpuRoots);
+  const emailsAtLastAnswer = new Set(run.smtp.messages.map((m) => m.messageId)).size;
+
+  let rushFacts = await readDatabaseFacts(run.databaseUrl);
+  let cpuEmails: CpuWindow | undefined;
+  let emailsReceived = emailsAtLastAnswer;
+  if (settings.emailTimeoutMs > 0) {
+    context.log(`rush: waiting for ${rushFacts.events} emails (${emailsAtLastAnswer} already arrived)`);
+    emailsReceived = (await waitForEmails(run.smtp, rushFacts.events, settings.emailTimeoutMs, context.signal)).distinct;
+    cpuEmails = await emailWatch.read();
+    rushFacts = await readDatabaseFacts(run.databaseUrl);
+  }
+  const rushMessages = [...run.smtp.messages];
+
+  // After the emails: the delays measured are the service's, not the job worker's competition.
+  let freedSlots: FreedSlotCheck | undefined;
+  if (settings.rushCase?.checksFreedSlots) {
+    context.log(`rush: freed-slot check on the full course ${HOT_COURSE}`);
+    freedSlots = await checkFreedSlots({
+      baseUrl, adminToken, course: HOT_COURSE, capacity: settings.hotCapacity, workers: settings.workers, marginMs: settings.freedSlotMarginMs,
+      rushAnswers: answers, signal: context.signal, log: context.log,
+    });
+  }
+
+  let facts = await readDatabaseFacts(run.databaseUrl);
+  if (settings.emailTimeoutMs > 0 && facts.events > rushFacts.events) {
+    await waitForEmails(run.smtp, facts.events, settings.emailTimeoutMs, context.signal);
+    facts = await readDatabaseFacts(run.databaseUrl);
+  }
+  const violations = checkInvariants({
+    courses: facts.courses,
+    registrations: facts.registrations,
+    answers: observedAnswers([...warmup, ...answers, ...(freedSlots?.answers ?? [])]),
+    expectFull: workload.expectFull,
+    ...(settings.emailTimeoutMs > 0 ? { emails: { events: facts.events, messageIds: run.smtp.messages.map((m) => m.messageId) } } : {}),
+  });
+  return {
+    settings,
+    workload,
+    answers,
+    start,
+    end,
+    lastEmailMs: settings.emailTimeoutMs > 0 ? maxOf(rushMessages.map((m) => m.receivedAt)) - start : Number.NaN,
+    emailsAtLastAnswer,
+    emailsExpected: rushFacts.events,
+    emailsReceived,
+    emailsRecorded: { sent: rushFacts.emailsRecordedSent, failed: rushFacts.emailsRecordedFailed },
+    cpuRush,
+    cpuEmails,
+    freedSlots,
+    rows: facts.registrations.length,
+    violations,
+  };
+}
+
+/** The rush's courses and registrations straight on a fresh database of the same cluster; the service is stopped by now. */
+async function measureOnDatabase(settings: RushSettings, workload: RushWorkload, context: ScenarioContext): Promise<RushResult['database']> {
+  const database = await context.database();
+  const databaseUrl = await database.createDatabase('bench_rush_database_only');
+  context.log(`rush: the same ${workload.requests.length} registrations straight on PostgreSQL (statement per registration, concurrency ${settings.concurrency})`);
+  const ceiling = await measureDatabaseCeiling({
+    databaseUrl,
+    courses: [...workload.courses, warmupCourse(settings.warmup)],
+    warmup: warmupRequests(settings.warmup),
+    requests: workload.requests,
+    concurrency: settings.concurrency,
+    strategy: 'statement-per-registration',
+    postmasterPid: await database.postmasterPid(),
+    signal: context.signal,
+  });
+  const facts = await readDatabaseFacts(databaseUrl);
+  const violations = checkInvariants({
+    courses: facts.courses,
+    registrations: facts.registrations,
+    answers: observedDatabaseAnswers([...ceiling.warmupAnswers, ...ceiling.answers]),
+    expectFull: workload.expectFull,
+  });
+  return { ...ceiling, violations };
 }
 
 export const rushScenario = defineScenario({
@@ -73,19 +193,25 @@ export const rushScenario = defineScenario({
   summary: 'registration opens: N students at once on M courses, one far over capacity; throughput, latency, invariants',
   flags: rushFlags,
   async run(flags, context) {
+    const { rushCase, values, overridden } = resolveRushCase(flags);
     const settings: RushSettings = {
-      students: flags.students,
-      courses: flags.courses,
-      concurrency: flags.concurrency,
-      hotCapacity: flags['hot-capacity'],
-      hotWaitlist: flags['hot-waitlist'],
-      hotSharePercent: flags['hot-share'],
-      duplicatePercent: flags.duplicates,
+      rushCase,
+      overridden,
+      students: values.students,
+      courses: values.courses,
+      concurrency: values.concurrency,
+      hotCapacity: values['hot-capacity'],
+      hotWaitlist: values['hot-waitlist'],
+      hotSharePercent: values['hot-share'],
+      duplicatePercent: values.duplicates,
       warmup: flags.warmup,
       emailDelayMs: flags['email-delay-ms'],
       emailTimeoutMs: flags['email-timeout-ms'],
+      timeoutMs: flags['timeout-ms'],
       workers: flags.workers,
       emailConcurrency: flags['email-concurrency'],
+      freedSlotMarginMs: flags['freed-slot-margin-ms'],
+      compareDatabase: flags['compare-db'],
     };
     const workload = buildRushWorkload({
       students: settings.students,
@@ -96,56 +222,12 @@ export const rushScenario = defineScenario({
       duplicatePercent: settings.duplicatePercent,
       seed: flags.seed,
     });
+    if (rushCase?.checksFreedSlots && !workload.expectFull.includes(HOT_COURSE)) {
+      throw new UsageError(`--${rushCase.name} needs the hot course full: ${workload.hotDemand} students want it for ${settings.hotCapacity} seats + ${settings.hotWaitlist} waitlist places`);
+    }
     const setup = { name: 'rush', workers: settings.workers, emailConcurrency: settings.emailConcurrency, emailDelivery: 'queue' as const, emailDelayMs: settings.emailDelayMs };
-    const result = await withServiceRun(context, setup, async (run): Promise<RushResult> => {
-      const { baseUrl, adminToken } = run.service;
-      for (const course of workload.courses) await createCourse(baseUrl, adminToken, course);
-      await createCourse(baseUrl, adminToken, { id: 'warmup', title: 'Warm-up', capacity: Math.max(1, settings.warmup), waitlistCapacity: 0 });
-      const warmup = settings.warmup === 0 ? [] : await registerAll({ baseUrl, requests: warmupRequests(settings.warmup), concurrency: Math.min(32, settings.concurrency), timeoutMs: flags['timeout-ms'], signal: context.signal });
-
-      context.log(`rush: ${workload.requests.length} requests (${settings.students} students, ${workload.duplicates} duplicates) on ${settings.courses} courses at concurrency ${settings.concurrency}`);
-      const rushWatch = await startCpuStopwatch(run.cpuRoots);
-      const start = epochNow();
-      const answers = await registerAll({ baseUrl, requests: workload.requests, concurrency: settings.concurrency, timeoutMs: flags['timeout-ms'], signal: context.signal });
-      const end = answers.length === 0 ? start : maxOf(answers.map((a) => a.endedAt));
-      const cpuRush = await rushWatch.read();
-      const emailWatch = await startCpuStopwatch(run.cpuRoots);
-      const emailsAtLastAnswer = new Set(run.smtp.messages.map((m) => m.messageId)).size;
-
-      let facts = await readDatabaseFacts(run.databaseUrl);
-      let cpuEmails: CpuWindow | undefined;
-      let emailsReceived = emailsAtLastAnswer;
-      if (settings.emailTimeoutMs > 0) {
-        context.log(`rush: waiting for ${facts.events} emails (${emailsAtLastAnswer} already arrived)`);
-        emailsReceived = (await waitForEmails(run.smtp, facts.events, settings.emailTimeoutMs, context.signal)).distinct;
-        cpuEmails = await emailWatch.read();
-        facts = await readDatabaseFacts(run.databaseUrl);
-      }
-      const messages = [...run.smtp.messages];
-      const violations = checkInvariants({
-        courses: facts.courses,
-        registrations: facts.registrations,
-        answers: observedAnswers([...warmup, ...answers]),
-        expectFull: workload.expectFull,
-        ...(settings.emailTimeoutMs > 0 ? { emails: { events: facts.events, messageIds: messages.map((m) => m.messageId) } } : {}),
-      });
-      return {
-        settings,
-        workload,
-        answers,
-        start,
-        end,
-        lastEmailMs: settings.emailTimeoutMs > 0 ? maxOf(messages.map((m) => m.receivedAt)) - start : Number.NaN,
-        emailsAtLastAnswer,
-        emailsExpected: facts.events,
-        emailsReceived,
-        emailsRecorded: { sent: facts.emailsRecordedSent, failed: facts.emailsRecordedFailed },
-        cpuRush,
-        cpuEmails,
-        rows: facts.registrations.length,
-        violations,
-      };
-    });
-    return renderRushReport(result);
+    const result = await withServiceRun(context, setup, (run) => rushOnService(run, settings, workload, context));
+    const database = settings.compareDatabase ? await measureOnDatabase(settings, workload, context) : undefined;
+    return renderRushReport({ ...result, ...(database ? { database } : {}) });
   },
 });

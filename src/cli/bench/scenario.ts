@@ -2,7 +2,7 @@
 // returns its report (tables for stdout, sections for the HTML page, failures that fail the run).
 import type { BenchDatabase } from './bench-database.ts';
 import type { Cleanup } from './cleanup.ts';
-import type { FlagSpecs, FlagValues } from './flags.ts';
+import type { FlagSpecs, ParsedFlags } from './flags.ts';
 import type { ReportSection } from './html.ts';
 
 export type ScenarioContext = {
@@ -31,14 +31,14 @@ export type Scenario<S extends FlagSpecs> = {
   name: string;
   summary: string;
   flags: S;
-  run(flags: FlagValues<S>, context: ScenarioContext): Promise<ScenarioReport>;
+  run(flags: ParsedFlags<S>, context: ScenarioContext): Promise<ScenarioReport>;
 };
 
 export type RegisteredScenario = {
   name: string;
   summary: string;
   flags: FlagSpecs;
-  run(flags: FlagValues<FlagSpecs>, context: ScenarioContext): Promise<ScenarioReport>;
+  run(flags: ParsedFlags<FlagSpecs>, context: ScenarioContext): Promise<ScenarioReport>;
 };
 
 /** Erases a scenario's own flag types for the registry; main parses with the same specs. */

@@ -1,0 +1,138 @@
+// Owns PostgreSQL's own ceiling for a rush's work: the same registrations sent straight to the
+// database (no HTTP, no service) on a fresh migrated database with the same courses, C at a time
+// in a closed loop. A strategy decides how registrations become statements; each registration's
+// latency is from its call to its outcome.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { migrateDatabase } from '../../db/migrate.ts';
+import { normalizeStudent } from '../../domain/registration.ts';
+import type { CourseSpec } from './admin-api.ts';
+import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
+import type { ObservedAnswer } from './invariants.ts';
+import { epochNow, observedAnswers, runClosedLoop, type StudentRequest } from './load-generator.ts';
+
+export type DatabaseStrategy = 'statement-per-registration';
+
+export const DATABASE_STRATEGIES: Readonly<Record<DatabaseStrategy, string>> = {
+  'statement-per-registration': 'one SELECT registrar_register(...) per registration, autocommit (one transaction each)',
+};
+
+/** The embedded PostgreSQL allows 300 connections; the rest are for the bench's own reads. */
+export const MAX_CEILING_CONNECTIONS = 256;
+
+/** A registration as the service hands it to the database: trimmed, its email key, a fresh manage token. */
+type PreparedRegistration = { course: string; name: string; email: string; emailKey: string; manageToken: string };
+
+/** What registrar_register answers: an outcome and, when one was made or found, the registration. */
+type RegisterResult = { outcome: string; registration?: { id: string } };
+
+export type DatabaseAnswer = {
+  request: StudentRequest;
+  startedAt: number;
+  endedAt: number;
+  /** registrar_register's outcome (created, existing, course-full, ...), or 'error'. */
+  outcome: string;
+  registrationId?: string;
+  error?: string;
+};
+
+export type DatabaseCeiling = {
+  strategy: DatabaseStrategy;
+  connections: number;
+  /** The measured registrations, in the order sent; the warm-up's apart. */
+  answers: DatabaseAnswer[];
+  warmupAnswers: DatabaseAnswer[];
+  start: number;
+  end: number;
+  cpu: CpuWindow;
+};
+
+export type CeilingOptions = {
+  databaseUrl: string;
+  courses: readonly CourseSpec[];
+  /** Sent first, not measured: warms caches and plans as the rush's warm-up does. */
+  warmup: readonly StudentRequest[];
+  requests: readonly StudentRequest[];
+  concurrency: number;
+  strategy: DatabaseStrategy;
+  postmasterPid: number;
+  signal: AbortSignal;
+};
+
+type Register = (registration: PreparedRegistration) => Promise<RegisterResult>;
+
+function registerWith(sql: postgres.Sql, strategy: DatabaseStrategy): Register {
+  switch (strategy) {
+    case 'statement-per-registration':
+      // The service's own call (src/db/queries/registrations.queries.ts), without an idempotency key.
+      return async function registerOne(r) {
+        const [row] = await sql<{ result: RegisterResult }[]>`
+          SELECT registrar_register(${r.course}, ${r.name}, ${r.email}, ${r.emailKey}, ${r.manageToken}, NULL, NULL, NULL) AS result`;
+        if (!row) throw new Error('registrar_register returned no row');
+        return row.result;
+      };
+    default:
+      return strategy satisfies never;
+  }
+}
+
+function prepare(request: StudentRequest): PreparedRegistration {
+  const { name, email, emailKey } = normalizeStudent(request);
+  return { course: request.course.trim(), name, email, emailKey, manageToken: randomBytes(16).toString('hex') };
+}
+
+async function registerAll(register: Register, requests: readonly StudentRequest[], concurrency: number, signal: AbortSignal): Promise<DatabaseAnswer[]> {
+  const prepared = requests.map(prepare);
+  const answers: DatabaseAnswer[] = new Array(requests.length);
+  await runClosedLoop(requests.length, concurrency, async (index) => {
+    const answer: DatabaseAnswer = { request: requests[index]!, startedAt: epochNow(), endedAt: 0, outcome: 'error' };
+    try {
+      const result = await register(prepared[index]!);
+      answer.outcome = result.outcome;
+      if (result.registration?.id !== undefined) answer.registrationId = result.registration.id;
+    } catch (error) {
+      answer.error = error instanceof Error ? error.message : String(error);
+    }
+    answer.endedAt = epochNow();
+    answers[index] = answer;
+  }, signal);
+  signal.throwIfAborted();
+  return answers;
+}
+
+export async function measureDatabaseCeiling(options: CeilingOptions): Promise<DatabaseCeiling> {
+  await migrateDatabase(options.databaseUrl);
+  const connections = Math.max(1, Math.min(options.concurrency, MAX_CEILING_CONNECTIONS));
+  const sql = postgres(options.databaseUrl, { max: connections, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    for (const course of options.courses) {
+      await sql`INSERT INTO courses (id, title, capacity, waitlist_capacity) VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity})`;
+    }
+    // Every connection open before the clock starts, as the service's pools are.
+    await Promise.all(Array.from({ length: connections }, () => sql`SELECT pg_sleep(0.01)`));
+    const register = registerWith(sql, options.strategy);
+    const warmupAnswers = await registerAll(register, options.warmup, connections, options.signal);
+
+    const watch = await startCpuStopwatch({ postgres: options.postmasterPid });
+    const start = epochNow();
+    const answers = await registerAll(register, options.requests, connections, options.signal);
+    const end = epochNow();
+    const cpu = await watch.read();
+    return { strategy: options.strategy, connections, answers, warmupAnswers, start, end, cpu };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+const STATUS_BY_OUTCOME: Readonly<Record<string, number>> = { created: 201, existing: 200, 'course-full': 409, 'registration-closed': 409, 'course-not-found': 404 };
+
+/** The outcomes as the invariant check sees HTTP answers: created is a 201, existing a 200, ... */
+export function observedDatabaseAnswers(answers: readonly DatabaseAnswer[]): ObservedAnswer[] {
+  return observedAnswers(answers.map((a) => ({
+    request: a.request,
+    // An error is an answer lost (status 0): a row it may have committed is not held against it.
+    status: STATUS_BY_OUTCOME[a.outcome] ?? 0,
+    ...(a.registrationId !== undefined ? { registrationId: a.registrationId } : {}),
+    ...(a.outcome === 'course-full' || a.outcome === 'registration-closed' ? { problemType: `/problems/${a.outcome}` } : {}),
+  })));
+}
