@@ -4,6 +4,7 @@
 import { findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
 import type { Sql } from '../db/database.ts';
 import { type Course, toCourse } from './course.ts';
+import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';
 
 export type NewCourseInput = {
@@ -54,7 +55,7 @@ export async function getCourses(sql: Sql): Promise<Course[]> {
 }
 
 export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<Course> {
-  return sql.begin(async (tx) => {
+  const changed = await sql.begin(async (tx) => {
     const current = await lockCourse(tx, id);
     if (!current) throw new DomainError('course-not-found', `There is no course "${id}"`);
     const next = {
@@ -84,4 +85,8 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     if (!row) throw new Error(`course ${id} vanished inside its own lock`);
     return toCourse(row);
   });
+  // More seats or places (or a new window) may take registrations again: in this process at
+  // once, in the others within FULL_COURSE_RECHECK_MS.
+  fullCoursesOf(sql).forget(id);
+  return changed;
 }

@@ -3,9 +3,10 @@
 // their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
 // into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findRegistration, register, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { cancel, findActiveRegistration, findRegistration, register, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
+import { fullCoursesOf } from './full-courses.ts';
 import { normalizeStudent, type Registration, toRegistration } from './registration.ts';
 
 export type RegisterInput = {
@@ -22,10 +23,22 @@ export type RegisterResult =
 /** Who is asking for a registration: the admin, or whoever holds a manage token. */
 export type RegistrationCredential = { kind: 'admin' } | { kind: 'manage-token'; token: string };
 
+function courseFull(courseId: string): DomainError {
+  return new DomainError('course-full', `"${courseId}" has no seats and no waitlist places left`);
+}
+
 export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {
   const { name, email, emailKey: key } = normalizeStudent(input);
-  const manageToken = generateManageToken();
   const idempotencyKey = input.idempotencyKey;
+  const fullCourses = fullCoursesOf(sql);
+  // A course known full: no transaction, only a read for a student registered already. (With an
+  // Idempotency-Key the stored answer is the database's to replay: the usual path.)
+  if (idempotencyKey === undefined && fullCourses.isFull(input.course)) {
+    const existing = await findActiveRegistration(sql, input.course, key);
+    if (existing) return { kind: 'existing', registration: toRegistration(existing) };
+    throw courseFull(input.course);
+  }
+  const manageToken = generateManageToken();
   const outcome = await register(sql, {
     courseId: input.course,
     name,
@@ -59,7 +72,8 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     case 'registration-closed':
       throw new DomainError('registration-closed', `Registration for "${input.course}" is not open now`);
     case 'course-full':
-      throw new DomainError('course-full', `"${input.course}" has no seats and no waitlist places left`);
+      fullCourses.markFull(input.course);
+      throw courseFull(input.course);
     default:
       return outcome satisfies never;
   }
@@ -80,8 +94,9 @@ export async function getRegistration(sql: Sql, id: string, credential: Registra
 
 /** Cancelling twice is fine: the second call reports the cancelled registration again. */
 export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
-  await authorize(sql, id, credential);
+  const registration = await authorize(sql, id, credential);
   const outcome = await cancel(sql, id);
+  fullCoursesOf(sql).forget(registration.course);
   switch (outcome.outcome) {
     case 'cancelled':
     case 'already-cancelled':

@@ -22,8 +22,14 @@ export type WorkerActivity = {
 
 const SAMPLE_SIZE = 12;
 
+/** How often the in-flight gauges are brought up to date (not on every request: a hot path). */
+const GAUGE_INTERVAL_MS = 250;
+
 export class RequestTracker {
   private readonly inFlight = new Map<FastifyRequest, InFlight>();
+  /** Requests in flight in the database phase, counted as they move (read on every request). */
+  private waitingForDatabase = 0;
+  private gaugeTimer: NodeJS.Timeout | undefined;
   private current: SecondSummary = emptySummary(Math.floor(Date.now() / 1000));
   private finished: SecondSummary[] = [];
   private readonly metrics: Metrics | undefined;
@@ -33,21 +39,32 @@ export class RequestTracker {
     this.metrics = options.metrics;
     this.poolSize = options.poolSize;
     this.metrics?.dbPoolSize.set({ worker: this.metrics.worker }, options.poolSize);
+    if (this.metrics) {
+      this.gaugeTimer = setInterval(() => this.updateGauges(), GAUGE_INTERVAL_MS);
+      this.gaugeTimer.unref();
+    }
   }
 
   setPhase(request: FastifyRequest, phase: Phase, label?: string): void {
     const entry = this.inFlight.get(request);
     if (!entry) return;
-    entry.phase = phase;
+    this.move(entry, phase);
     if (label !== undefined) entry.label = label;
-    this.updateGauges();
+  }
+
+  private move(entry: InFlight, phase: Phase | undefined): void {
+    if (entry.phase === 'waiting for the database') this.waitingForDatabase -= 1;
+    if (phase === 'waiting for the database') this.waitingForDatabase += 1;
+    if (phase !== undefined) entry.phase = phase;
   }
 
   /** Requests in the database phase beyond the pool's connections: the pool's queue. */
   databaseBacklog(): number {
-    let waiting = 0;
-    for (const entry of this.inFlight.values()) if (entry.phase === 'waiting for the database') waiting += 1;
-    return Math.max(0, waiting - this.poolSize);
+    return Math.max(0, this.waitingForDatabase - this.poolSize);
+  }
+
+  stop(): void {
+    clearInterval(this.gaugeTimer);
   }
 
   countShed(): void {
@@ -56,28 +73,49 @@ export class RequestTracker {
 
   /** A long-lived stream (server-sent events) is not a request in flight: stop following it. */
   forget(request: FastifyRequest): void {
-    if (this.inFlight.delete(request)) this.updateGauges();
+    const entry = this.inFlight.get(request);
+    if (!entry) return;
+    this.move(entry, undefined);
+    this.inFlight.delete(request);
   }
 
-  /** Fastify hooks that follow each request through its phases. */
+  /** Fastify hooks that follow each request through its phases (callback style: no promise each). */
   attach(app: FastifyInstance): void {
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', (request, _reply, done) => {
       this.inFlight.set(request, { route: request.routeOptions.url ?? 'unknown', phase: 'receiving', startedAt: performance.now(), label: undefined });
-      this.updateGauges();
+      done();
     });
-    app.addHook('preValidation', async (request) => {
+    app.addHook('preValidation', (request, _reply, done) => {
       const name = (request.body as { name?: unknown } | undefined)?.name;
       this.setPhase(request, 'validating', typeof name === 'string' ? name.slice(0, 40) : undefined);
+      done();
     });
-    app.addHook('preHandler', async (request) => this.setPhase(request, 'waiting for the database'));
-    app.addHook('onSend', async (request) => this.setPhase(request, 'sending'));
-    app.addHook('onResponse', async (request, reply) => this.finish(request, reply.statusCode));
-    app.addHook('onRequestAbort', async (request) => this.finish(request, 499));
+    app.addHook('preHandler', (request, _reply, done) => {
+      this.setPhase(request, 'waiting for the database');
+      done();
+    });
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      this.setPhase(request, 'sending');
+      done(null, payload);
+    });
+    app.addHook('onResponse', (request, reply, done) => {
+      this.finish(request, reply.statusCode);
+      done();
+    });
+    app.addHook('onRequestAbort', (request, done) => {
+      this.finish(request, 499);
+      done();
+    });
+    app.addHook('onClose', (_instance, done) => {
+      this.stop();
+      done();
+    });
   }
 
   private finish(request: FastifyRequest, status: number): void {
     const entry = this.inFlight.get(request);
     if (!entry) return;
+    this.move(entry, undefined);
     this.inFlight.delete(request);
     const durationMs = performance.now() - entry.startedAt;
     this.rollSecond();
@@ -87,7 +125,6 @@ export class RequestTracker {
       this.metrics.httpRequests.inc(labels);
       this.metrics.httpDuration.observe(labels, durationMs / 1000);
     }
-    this.updateGauges();
   }
 
   private rollSecond(): void {
@@ -100,8 +137,7 @@ export class RequestTracker {
   private updateGauges(): void {
     if (!this.metrics) return;
     const worker = this.metrics.worker;
-    let waitingForDb = 0;
-    for (const entry of this.inFlight.values()) if (entry.phase === 'waiting for the database') waitingForDb += 1;
+    const waitingForDb = this.waitingForDatabase;
     this.metrics.httpInFlight.set({ worker }, this.inFlight.size);
     // postgres.js keeps no public pool statistics; requests in the database phase beyond the
     // pool size are the ones queued for a connection.

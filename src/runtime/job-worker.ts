@@ -2,9 +2,11 @@
 // off the request path. Its own database pool, bounded concurrency per kind of work. Stops like
 // an HTTP worker: on the supervisor's order, SIGTERM, or when the supervisor is gone, it lets the
 // jobs in flight finish (graphile-worker's graceful stop) and closes its connections.
+import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
+import { createLimiter } from '../jobs/job-entries.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { startJobRunners } from '../jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
@@ -18,8 +20,22 @@ import { processMetrics } from '../observability/metrics.ts';
 import type { WorkerMessage } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 
+/**
+ * The job process's nice value. Emails, webhooks and imports are background work: when the
+ * cores are busy with a rush (HTTP workers, PostgreSQL, on the same machine), they take what the
+ * requests leave instead of an equal share, so the registrations are answered first and the
+ * emails follow seconds later. When the cores are idle, it makes no difference.
+ */
+export const JOB_WORKER_NICENESS = 10;
+
 export async function runJobWorker(config: Config): Promise<void> {
   const logger = createLogger(config, 'job-worker');
+  try {
+    // Threads started from here on (the import thread pool) inherit it.
+    setPriority(JOB_WORKER_NICENESS);
+  } catch (error) {
+    logger.warn({ err: error }, 'could not lower the job worker\'s CPU priority');
+  }
   const lifecycle = new Lifecycle((message) => logger.info(message));
   if (config.databaseUrl === undefined) throw new Error('the job worker needs DATABASE_URL from its supervisor');
   const sql = connectDatabase(config.databaseUrl, {
@@ -50,7 +66,7 @@ export async function runJobWorker(config: Config): Promise<void> {
       ...(config.emailDelivery === 'inline' ? [] : [{
         name: 'email',
         concurrency: config.emailConcurrency,
-        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail })) },
+        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail }), createLimiter(config.emailConcurrency)) },
       }]),
       {
         // One import at a time; its parallelism is the thread pool's.

@@ -6,6 +6,7 @@ import { createMailboxTransport, createSmtpTransport } from '../../src/jobs/emai
 import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
 import { createImportCsvTask } from '../../src/jobs/tasks/import-csv.task.ts';
+import { createLimiter } from '../../src/jobs/job-entries.ts';
 import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
 import { createThreadPool } from '../../src/runtime/thread-pool.ts';
 import type { TestDatabase } from './database.ts';
@@ -22,7 +23,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     logger,
     pollIntervalMs: 200,
     specs: [
-      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger })) } },
+      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), createLimiter(options.emailConcurrency ?? 8)) } },
       { name: 'imports', concurrency: 1, taskList: { import_csv: createImportCsvTask({ sql: db.sql, pool, logger, ...(options.importChunkBytes ? { chunkBytes: options.importChunkBytes } : {}) }) } },
       { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger, allowPrivate: true }) } },
     ],

@@ -1,4 +1,5 @@
-// The deliver_webhook task: POST one event to one subscribed URL, signed per the Standard
+// The deliver_webhook task: POST each event to its subscribed URL (a job holds the deliveries of
+// one group commit: job-entries.ts), signed per the Standard
 // Webhooks specification (webhook-id / webhook-timestamp / webhook-signature), with a timeout.
 // 2xx is delivered; anything else is retried with backoff until the attempts run out. The
 // webhook-id is the delivery's id, the same on every retry, so a receiver can drop duplicates.
@@ -8,6 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
 import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
+import { runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../webhooks/address-guard.ts';
 
@@ -51,14 +53,18 @@ function describeError(error: unknown): string {
 export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
   // Every connection resolves its host through the guard: the address checked is the address used.
   const dispatcher = new Agent(deps.allowPrivate ? {} : { connect: { lookup: publicOnlyLookup } });
-  return async function deliverWebhook(payload, helpers) {
+  return async function deliverWebhooks(payload, helpers) {
+    const { attempts, max_attempts: maxAttempts } = helpers.job;
+    return runJobEntries(payload, (entry) => deliverWebhook(entry, attempts, maxAttempts), () => addRetryJitter(deps.sql, helpers.job.id, attempts));
+  };
+
+  async function deliverWebhook(payload: unknown, attempts: number, maxAttempts: number): Promise<void> {
     const deliveryId = (payload as { deliveryId?: unknown } | null)?.deliveryId;
     if (typeof deliveryId !== 'string') throw new Error(`deliver_webhook: malformed payload ${JSON.stringify(payload)}`);
     const delivery = await loadDelivery(deps.sql, deliveryId);
     if (!delivery || delivery.status !== 'pending') return; // webhook deleted, or already done
     const body = webhookBody(delivery);
     const signature = new Webhook(delivery.secret).sign(delivery.id, new Date(), body);
-    const { attempts, max_attempts: maxAttempts } = helpers.job;
     let statusCode: number | null = null;
     let error: string | null = null;
     try {
@@ -97,7 +103,6 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       return;
     }
     deps.onOutcome?.('retry');
-    await addRetryJitter(deps.sql, helpers.job.id, attempts);
     throw new Error(`webhook delivery ${delivery.id} to ${delivery.url}: ${error}`);
-  };
+  }
 }

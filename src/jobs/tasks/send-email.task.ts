@@ -1,9 +1,11 @@
-// The send_email task: one committed registration event -> one email, once (deliver-email.ts).
-// A temporary failure is retried by graphile-worker with backoff plus our jitter. Completing the
-// job deletes it, and the manage token in its payload with it.
+// The send_email task: each committed registration event -> one email, once (deliver-email.ts).
+// A job holds the events of one group commit (job-entries.ts). A temporary failure is retried by
+// graphile-worker with backoff plus our jitter. Completing the job deletes it, and the manage
+// tokens in its payload with it.
 import type { Task } from 'graphile-worker';
 import type { Sql } from '../../db/database.ts';
 import type { DeliverEmail } from '../email/deliver-email.ts';
+import { runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 
 export type SendEmailPayload = { eventId: string | number; manageToken: string };
@@ -16,15 +18,13 @@ function parsePayload(payload: unknown): SendEmailPayload {
   return { eventId: value.eventId, manageToken: value.manageToken };
 }
 
-export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail): Task {
+/** `limit` bounds the emails in flight across every job of the process (EMAIL_CONCURRENCY). */
+export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: <T>(run: () => Promise<T>) => Promise<T>): Task {
   return async function sendEmail(payload, helpers) {
-    const { eventId, manageToken } = parsePayload(payload);
     const { attempts, max_attempts: maxAttempts } = helpers.job;
-    try {
-      await deliverEmail(String(eventId), manageToken, { attempts, maxAttempts });
-    } catch (error) {
-      await addRetryJitter(sql, helpers.job.id, attempts);
-      throw error;
-    }
+    return runJobEntries(payload, (entry) => limit(() => {
+      const { eventId, manageToken } = parsePayload(entry);
+      return deliverEmail(String(eventId), manageToken, { attempts, maxAttempts });
+    }), () => addRetryJitter(sql, helpers.job.id, attempts));
   };
 }

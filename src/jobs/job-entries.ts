@@ -1,0 +1,42 @@
+// graphile-worker batch jobs. A group commit (src/db/migrations/0006_group_commit.sql) adds one
+// job per kind for the whole batch, whose payload is the list of entries (one per event), instead
+// of one job per event: one job row, one fetch and one completion for up to a few hundred emails.
+// Each entry still succeeds or fails on its own: graphile-worker retries a batch job with only
+// the entries that failed (a task returns one promise per entry). A job added alone (a cancel, a
+// promotion) has a single entry as its payload.
+
+/** Runs at most `limit` calls at once; the rest wait their turn, in order. */
+export function createLimiter(limit: number): <T>(run: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async function limited<T>(run: () => Promise<T>): Promise<T> {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    active += 1;
+    try {
+      return await run();
+    } finally {
+      active -= 1;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * Runs a job's entries. `beforeRetry` (the retry jitter) runs when an entry failed, before
+ * graphile-worker reschedules the job: so it is awaited here, not left to graphile-worker.
+ */
+export async function runJobEntries(payload: unknown, runEntry: (entry: unknown) => Promise<unknown>, beforeRetry: () => Promise<void>): Promise<void | Promise<unknown>[]> {
+  if (!Array.isArray(payload)) {
+    try {
+      await runEntry(payload);
+    } catch (error) {
+      await beforeRetry();
+      throw error;
+    }
+    return;
+  }
+  const results = payload.map((entry) => runEntry(entry));
+  const settled = await Promise.allSettled(results);
+  if (settled.some((result) => result.status === 'rejected')) await beforeRetry();
+  return results;
+}
