@@ -9,6 +9,17 @@ export type TransactionSql = postgres.TransactionSql;
 export type DatabaseOptions = {
   max: number;
   applicationName: string;
+  /**
+   * How plans are kept, so that none made on empty tables (a new term, a fresh install) keeps
+   * its sequential scans once they grow, until an ANALYZE happens to invalidate it (measured:
+   * such plans cost 30-60% of the throughput).
+   * - 'fresh' (the default, request paths): a plan is made for each execution, with the values
+   *   at hand and the tables' sizes now. Cheap there: the hot path is one statement per batch of
+   *   registrations, and the registrar_* functions keep plans of their own that cannot scan.
+   * - 'keyed' (the job worker: many small statements, each a lookup by key): plans are cached
+   *   as usual, and sequential scans are avoided wherever an index can serve.
+   */
+  planning?: 'fresh' | 'keyed';
 };
 
 export function connectDatabase(url: string, options: DatabaseOptions): Sql {
@@ -16,18 +27,12 @@ export function connectDatabase(url: string, options: DatabaseOptions): Sql {
     max: options.max,
     connect_timeout: 10,
     idle_timeout: 60,
-    // Prepared statements: parse and plan once per connection, not once per request.
+    // Prepared statements: parsed once per connection, not once per request.
     prepare: true,
     onnotice: () => {},
     connection: {
       application_name: options.applicationName,
-      // A plan is made for each execution, with the values at hand and the tables' sizes now.
-      // A generic plan cached while the tables were empty (a new term, a fresh install) keeps
-      // its sequential scans after the tables grow, until an ANALYZE happens to invalidate it;
-      // measured, such plans cost 30-60% of the throughput. Planning is cheap here: the hot path
-      // is one statement per batch of registrations. This applies to the statements inside the
-      // registrar_* functions too (plpgsql caches its plans the same way).
-      plan_cache_mode: 'force_custom_plan',
+      ...(options.planning === 'keyed' ? { enable_seqscan: 'off' } : { plan_cache_mode: 'force_custom_plan' }),
     },
     // postgres.js's default backoff grows with a counter shared by every connection of the pool
     // (3^n / 100 s, up to 20 s): a database restart of two seconds, with ten connections failing

@@ -5,20 +5,39 @@
 // the entries that failed (a task returns one promise per entry). A job added alone (a cancel, a
 // promotion) has a single entry as its payload.
 
+export type Limiter = {
+  <T>(run: () => Promise<T>): Promise<T>;
+  /** A new bound; calls already running finish, waiting ones start as room appears. */
+  setLimit(limit: number): void;
+};
+
 /** Runs at most `limit` calls at once; the rest wait their turn, in order. */
-export function createLimiter(limit: number): <T>(run: () => Promise<T>) => Promise<T> {
+export function createLimiter(initialLimit: number): Limiter {
+  let limit = initialLimit;
   let active = 0;
   const waiting: (() => void)[] = [];
-  return async function limited<T>(run: () => Promise<T>): Promise<T> {
-    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    active += 1;
+  const startWaiting = () => {
+    while (active < limit && waiting.length > 0) {
+      active += 1;
+      waiting.shift()!();
+    }
+  };
+  const limited = async <T>(run: () => Promise<T>): Promise<T> => {
+    if (active < limit && waiting.length === 0) active += 1;
+    else await new Promise<void>((resolve) => waiting.push(resolve)); // its slot is taken for it
     try {
       return await run();
     } finally {
       active -= 1;
-      waiting.shift()?.();
+      startWaiting();
     }
   };
+  return Object.assign(limited, {
+    setLimit(next: number) {
+      limit = Math.max(1, next);
+      startWaiting();
+    },
+  });
 }
 
 /**

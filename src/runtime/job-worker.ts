@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
+import { yieldEmailsToRushes } from '../jobs/rush-yield.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { startJobRunners } from '../jobs/job-runners.ts';
 import { createDeliverWebhookTask } from '../jobs/tasks/deliver-webhook.task.ts';
@@ -41,6 +42,7 @@ export async function runJobWorker(config: Config): Promise<void> {
   const sql = connectDatabase(config.databaseUrl, {
     max: config.emailConcurrency + config.webhookConcurrency + 2,
     applicationName: `registrar-jobs-${process.pid}`,
+    planning: 'keyed',
   });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
   const transport = createConfiguredTransport(config, sql);
@@ -54,6 +56,9 @@ export async function runJobWorker(config: Config): Promise<void> {
   lifecycle.add('thread pool', () => pool.close());
   activity.watchThreadPool(pool);
   const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
+  const emailLimiter = createLimiter(config.emailConcurrency);
+  const stopYielding = yieldEmailsToRushes(emailLimiter, config.emailConcurrency, (rush) => logger.info({ rush }, rush ? 'a rush: emails wait for it' : 'the rush is over: emails at full concurrency'));
+  lifecycle.add('rush watch', async () => stopYielding());
   const countWebhook = (outcome: string) => metrics.webhooks.inc({ outcome });
 
   const runners = await startJobRunners({
@@ -66,7 +71,7 @@ export async function runJobWorker(config: Config): Promise<void> {
       ...(config.emailDelivery === 'inline' ? [] : [{
         name: 'email',
         concurrency: config.emailConcurrency,
-        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail }), createLimiter(config.emailConcurrency)) },
+        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail }), emailLimiter) },
       }]),
       {
         // One import at a time; its parallelism is the thread pool's.

@@ -66,11 +66,15 @@ BEGIN
 
   -- Under the course locks no other transaction can add or cancel a registration of these
   -- courses, so this read and the inserts below cannot race (the unique index backs it up).
+  -- One index probe per student (LIMIT keeps it a probe: a plan cached while the table was
+  -- small must not become a scan of the whole index once it is large).
   SELECT coalesce(array_agg(r.course_id || E'\n' || r.email_key), '{}'), array_agg(registrar_registration_row(r))
     INTO v_active_keys, v_active_rows
-    FROM registrations r
-    JOIN (SELECT DISTINCT c, k FROM unnest(p_courses, p_email_keys) AS s (c, k)) s ON r.course_id = s.c AND r.email_key = s.k
-    WHERE r.status <> 'cancelled';
+    FROM (SELECT DISTINCT c, k FROM unnest(p_courses, p_email_keys) AS s (c, k)) s
+    CROSS JOIN LATERAL (
+      SELECT * FROM registrations r
+      WHERE r.course_id = s.c AND r.email_key = s.k AND r.status <> 'cancelled'
+      LIMIT 1) r;
 
   -- Each member in arrival order, with the counters in memory: exactly the rules of one
   -- registration at a time (a later member sees what an earlier one did).
@@ -153,7 +157,9 @@ BEGIN
     SELECT array_agg(registrar_registration_row(r, n.position) ORDER BY n.o) INTO v_new_rows
     FROM inserted r JOIN unnest(v_new_ids, v_new_positions) WITH ORDINALITY AS n (id, position, o) ON n.id = r.id;
 
-    PERFORM registrar_record_events(v_new_ids, (SELECT array_agg(s::text) FROM unnest(v_new_status) s),
+    PERFORM registrar_record_events(v_new_ids,
+      (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
+      (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
       v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
   END IF;
 
@@ -188,7 +194,7 @@ $$;
 -- registrar_record_event (0002) for many new registrations at once: their events, their manage
 -- tokens (the creation tokens, hashed), one email job for all (a graphile-worker batch job) and,
 -- if webhooks subscribe, their deliveries in one more batch job. In the caller's transaction.
-CREATE FUNCTION registrar_record_events(p_registration_ids uuid[], p_kinds text[], p_positions integer[], p_tokens text[])
+CREATE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   v_emails json;
@@ -196,9 +202,8 @@ DECLARE
 BEGIN
   WITH events AS (
     INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
-    SELECT n.id, r.course_id, n.kind, n.position
-    FROM unnest(p_registration_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, kind, position, o)
-    JOIN registrations r ON r.id = n.id
+    SELECT n.id, n.course_id, n.kind, n.position
+    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, course_id, kind, position, o)
     ORDER BY n.o
     RETURNING id, registration_id, kind
   ), tokens AS (
@@ -306,3 +311,14 @@ BEGIN
   DELETE FROM registrar_batched_jobs;
 END
 $$;
+
+-- Plans inside the batch functions. The connections run with plan_cache_mode=force_custom_plan
+-- (src/db/database.ts: no generic plan made on empty tables survives their growth), but inside
+-- plpgsql that also re-plans every expression of the per-member loop (measured: twice the
+-- database CPU per registration). So here plans are cached as usual, and they cannot fall into
+-- sequential scans of the tables that grow: every statement of these functions is a keyed
+-- lookup or insert, for which an index always exists.
+ALTER FUNCTION registrar_register_batch(text[], text[], text[], text[], text[], bytea[], bytea[], bytea[])
+  SET plan_cache_mode = auto SET enable_seqscan = off;
+ALTER FUNCTION registrar_record_events(uuid[], text[], text[], integer[], text[])
+  SET plan_cache_mode = auto SET enable_seqscan = off;

@@ -5,7 +5,7 @@
 import type { Task } from 'graphile-worker';
 import type { Sql } from '../../db/database.ts';
 import type { DeliverEmail } from '../email/deliver-email.ts';
-import { runJobEntries } from '../job-entries.ts';
+import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 
 export type SendEmailPayload = { eventId: string | number; manageToken: string };
@@ -19,7 +19,7 @@ function parsePayload(payload: unknown): SendEmailPayload {
 }
 
 /** `limit` bounds the emails in flight across every job of the process (EMAIL_CONCURRENCY). */
-export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: <T>(run: () => Promise<T>) => Promise<T>): Task {
+export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: Limiter): Task {
   return async function sendEmail(payload, helpers) {
     const { attempts, max_attempts: maxAttempts } = helpers.job;
     return runJobEntries(payload, (entry) => limit(() => {
