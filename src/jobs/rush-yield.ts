@@ -10,7 +10,7 @@ import type { ClusterView } from '../observability/cluster-state.ts';
 import type { Limiter } from './job-entries.ts';
 
 /** HTTP requests in flight across the workers from which the service counts as in a rush. */
-export const RUSH_IN_FLIGHT = 64;
+export const RUSH_IN_FLIGHT = 32;
 /** Emails in flight during a rush. */
 export const RUSH_EMAIL_CONCURRENCY = 2;
 

@@ -135,7 +135,7 @@ export function renderImportReport(settings: ImportSettings, file: ImportFile, r
     ...(results.some((r) => r.outcome === 'time limit')
       ? ['Stopped by --time-limit-s: rows/s is over the part measured; "projected" adds the rows left at the pace of the last 2 minutes (PROJECTED, not measured).']
       : []),
-    'Every created row is a registration through registrar_register in batches of 1000 (one transaction each) and queues an email job, which the job worker sends meanwhile: the import shares the cores with its own emails, PostgreSQL and the bench.',
+    'Every created row is a registration through registrar_register_batch (the group commit of POST /register), in batches of 1000, one transaction each, and queues an email job, which the job worker sends meanwhile: the import shares the cores with its own emails, PostgreSQL and the bench.',
   ];
   const text = [
     formatTable(throughput), '',
