@@ -13,8 +13,8 @@ export type RouteDeps = {
   auth: Auth;
   /** Marks what a request is waiting for, for the dashboard's worker lanes. */
   tracker: RequestTracker;
-  /** The rate-limit hook for a class of routes (a no-op when RATE_LIMIT_PER_MINUTE=0). */
-  limit: (routeClass: 'register' | 'manage' | 'login') => onRequestHookHandler;
+  /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0). */
+  limit: (routeClass: 'register' | 'manage' | 'login') => onRequestHookHandler[];
   /** Only in the EMAIL_DELIVERY=inline demonstration: send the email before answering. */
   inlineEmail?: InlineEmail | undefined;
 };

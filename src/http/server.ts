@@ -103,12 +103,12 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   const perMinute = options.rateLimitPerMinute ?? 0;
   const limiter = perMinute > 0 ? createRateLimiter(options.sql, perMinute, (error) => app.log.warn({ err: error }, 'rate-limit counts not saved')) : undefined;
   if (limiter) app.addHook('onClose', () => limiter.stop());
-  const noLimit = async () => undefined;
   const deps = {
     sql: options.sql,
     auth: createAuth(options.adminToken),
     tracker,
-    limit: (routeClass: 'register' | 'manage' | 'login') => limiter?.hook(routeClass) ?? noLimit,
+    // No limit, no hook at all: not even an empty one on every request.
+    limit: (routeClass: 'register' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
     inlineEmail: options.inlineEmail,
   };
   registerHealthRoutes(app, deps);

@@ -22,7 +22,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
 const PUSH_INTERVAL_MS = 1_000;
 
-export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker; limitLogin: onRequestHookHandler };
+export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker; limitLogin: onRequestHookHandler[] };
 
 /** The database part of the picture, read at most once a second per worker, whoever watches. */
 function cachedServiceState(sql: Sql) {
