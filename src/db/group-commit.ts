@@ -16,6 +16,8 @@ export type GroupCommitOptions<I, O> = {
   maxInFlight: number;
   /** Told of each batch that failed as a whole, before its members are tried alone. */
   onBatchError?: (error: unknown, size: number) => void;
+  /** Told of each batch as it starts (metrics). */
+  onBatch?: (size: number) => void;
 };
 
 export type GroupCommit<I, O> = {
@@ -36,6 +38,7 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
     stats.batches += 1;
     stats.items += batch.length;
     stats.largest = Math.max(stats.largest, batch.length);
+    options.onBatch?.(batch.length);
     try {
       const results = await options.run(batch.map((w) => w.item));
       if (results.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${results.length} results`);

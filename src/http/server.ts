@@ -12,6 +12,7 @@ import { RequestTracker } from '../observability/request-tracker.ts';
 import { createDashboardSessions } from './dashboard-session.ts';
 import { registerLoadShedding, type SheddingOptions } from './load-shedding.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { observeRegistrationBatches } from '../db/queries/registrations.queries.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import { handleError } from './error-handler.ts';
@@ -95,6 +96,8 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   });
 
   const tracker = new RequestTracker({ metrics: options.metrics, poolSize: options.poolSize ?? 10 });
+  const metrics = options.metrics;
+  if (metrics) observeRegistrationBatches(options.sql, (size) => metrics.registrationBatch.observe(size));
   tracker.attach(app);
   if (options.shedding) registerLoadShedding(app, tracker, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());

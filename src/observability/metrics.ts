@@ -50,6 +50,11 @@ function createMetrics(role: ProcessRole, worker: string) {
       labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     }),
+    registrationBatch: new client.Histogram({
+      name: 'registrar_registration_batch_size',
+      help: 'Registrations per group-commit transaction (one database transaction each)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    }),
     shed: new client.Counter({ name: 'registrar_http_shed_total', help: 'Requests refused with 503 overloaded by load shedding' }),
     httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
     dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Database connections busy with a request', labelNames: ['worker'] }),

@@ -67,6 +67,11 @@ test('/metrics is Prometheus text, aggregated: its counters move by exactly the 
   assert.equal(loops.filter((s) => s.labels.role === 'http').length, 2);
   assert.equal(loops.filter((s) => s.labels.role === 'jobs').length, 1);
   assert.ok(after_.some((s) => s.name === 'registrar_http_request_duration_seconds_bucket'));
+  // The group commit's batches: every registration that reached the database was in one (the
+  // 40 created, and those refused by a batch rather than from the full course's memory).
+  const batched = sum(after_, 'registrar_registration_batch_size_sum', {}) - sum(before_, 'registrar_registration_batch_size_sum', {});
+  assert.ok(batched >= 40 && batched <= 60, `registrations in batches: ${batched}`);
+  assert.ok(sum(after_, 'registrar_registration_batch_size_count', {}) > sum(before_, 'registrar_registration_batch_size_count', {}));
   // The job worker reads the queue's depth every 2 s: the email tasks show up shortly.
   const deadline = Date.now() + 20_000;
   while (!(await scrape()).some((s) => s.name === 'registrar_jobs' && s.labels.task === 'send_email')) {

@@ -13,10 +13,12 @@ function deferred(): { promise: Promise<void>; resolve(): void } {
 
 test('calls arriving while a batch runs wait for it, then go together; results go to their callers', async () => {
   const batches: number[][] = [];
+  const observed: number[] = [];
   let gate = deferred();
   const commit = createGroupCommit<number, string>({
     maxBatch: 100,
     maxInFlight: 1,
+    onBatch: (size) => observed.push(size),
     async run(items) {
       batches.push(items);
       await gate.promise;
@@ -35,6 +37,7 @@ test('calls arriving while a batch runs wait for it, then go together; results g
   assert.deepEqual(await Promise.all(rest), Array.from({ length: 10 }, (_, i) => `r${i + 1}`));
   assert.deepEqual(batches, [[0], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]);
   assert.deepEqual(commit.stats, { batches: 2, items: 11, largest: 10 });
+  assert.deepEqual(observed, [1, 10], 'each batch told, with its size');
 });
 
 test('no batch is larger than maxBatch, and no more than maxInFlight run at once', async () => {

@@ -42,6 +42,12 @@ export async function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<
 
 // One group commit of each kind per connection pool (a worker has one; tests make several).
 const groupCommits = new WeakMap<Sql, GroupCommit<RegisterParams, RegisterOutcome>>();
+const batchObservers = new WeakMap<Sql, (size: number) => void>();
+
+/** Told the size of each registration batch of this pool (the metrics' histogram). */
+export function observeRegistrationBatches(sql: Sql, observer: (size: number) => void): void {
+  batchObservers.set(sql, observer);
+}
 const activeLookups = new WeakMap<Sql, GroupCommit<ActiveKey, RegistrationRow | null>>();
 
 type ActiveKey = { courseId: string; emailKey: string };
@@ -82,7 +88,12 @@ export async function register(sql: Sql, params: RegisterParams): Promise<Regist
   if (params.idempotency !== null) return (await registerBatch(sql, [params]))[0]!;
   let commit = groupCommits.get(sql);
   if (!commit) {
-    commit = createGroupCommit({ run: (batch) => registerBatch(sql, batch), maxBatch: GROUP_COMMIT_MAX_BATCH, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT });
+    commit = createGroupCommit({
+      run: (batch) => registerBatch(sql, batch),
+      maxBatch: GROUP_COMMIT_MAX_BATCH,
+      maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
+      onBatch: (size) => batchObservers.get(sql)?.(size),
+    });
     groupCommits.set(sql, commit);
   }
   return commit(params);
