@@ -5,7 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { DomainError } from '../domain/domain-error.ts';
 import { isDatabaseUnavailable } from '../db/postgres-errors.ts';
-import { DOMAIN_PROBLEMS, problem, sendProblem, type ProblemSlug } from './problem.ts';
+import { DOMAIN_PROBLEMS, type Problem, problem, sendProblem, type ProblemSlug } from './problem.ts';
 import { toFieldErrors } from './validation.ts';
 
 function slugForStatus(status: number): ProblemSlug {
@@ -29,11 +29,14 @@ function slugForStatus(status: number): ProblemSlug {
   }
 }
 
+/** The problem answer of a broken rule, by the table in problem.ts. */
+export function domainProblem(error: DomainError): Problem {
+  const { status, slug } = DOMAIN_PROBLEMS[error.code];
+  return problem(status, slug, error.message);
+}
+
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (error instanceof DomainError) {
-    const { status, slug } = DOMAIN_PROBLEMS[error.code];
-    return sendProblem(reply, problem(status, slug, error.message));
-  }
+  if (error instanceof DomainError) return sendProblem(reply, domainProblem(error));
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     const errors = toFieldErrors(fastifyError.validation as ErrorObject[], fastifyError.validationContext);

@@ -4,7 +4,10 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { exportRegistrations, pageRegistrations } from '../../domain/registration-list.service.ts';
 import { cancelRegistration, getRegistration, registerStudent } from '../../domain/registration.service.ts';
+import { DomainError } from '../../domain/domain-error.ts';
 import type { App, RouteDeps } from '../app.ts';
+import { domainProblem } from '../error-handler.ts';
+import { sendProblem } from '../problem.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { CourseParams } from '../schemas/course.schemas.ts';
 import {
@@ -47,7 +50,15 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
       response: { 201: CreatedRegistration, 200: Registration, ...problemResponses(400, 404, 409, 413, 422, 429, 503) },
     },
   }, async function registerRoute(request, reply) {
-    const result = await registerStudent(sql, { ...request.body, idempotencyKey: request.headers['idempotency-key'] });
+    let result;
+    try {
+      result = await registerStudent(sql, { ...request.body, idempotencyKey: request.headers['idempotency-key'] });
+    } catch (error) {
+      // A refusal (a full course: thousands a second in a rush) answered here, without the
+      // framework's error path; anything else goes to the error handler.
+      if (error instanceof DomainError) return sendProblem(reply, domainProblem(error));
+      throw error;
+    }
     if (result.kind === 'created') {
       if (inlineEmail) {
         tracker.setPhase(request, 'waiting for email');
