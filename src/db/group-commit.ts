@@ -20,24 +20,16 @@ export type GroupCommitOptions<I, O> = {
   onBatch?: (size: number) => void;
 };
 
-export type GroupCommit<I, O> = {
-  (item: I): Promise<O>;
-  /** Sizes of the batches run so far, for tests and metrics. */
-  readonly stats: { batches: number; items: number; largest: number };
-};
+export type GroupCommit<I, O> = (item: I) => Promise<O>;
 
 type Waiting<I, O> = { item: I; resolve(value: O): void; reject(error: unknown): void };
 
 export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): GroupCommit<I, O> {
   const queue: Waiting<I, O>[] = [];
-  const stats = { batches: 0, items: 0, largest: 0 };
   let inFlight = 0;
   let scheduled = false;
 
   async function runBatch(batch: Waiting<I, O>[]): Promise<void> {
-    stats.batches += 1;
-    stats.items += batch.length;
-    stats.largest = Math.max(stats.largest, batch.length);
     options.onBatch?.(batch.length);
     try {
       const results = await options.run(batch.map((w) => w.item));
@@ -70,5 +62,5 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
       setImmediate(flush);
     }
   });
-  return Object.assign(submit, { stats });
+  return submit;
 }

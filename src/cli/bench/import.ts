@@ -18,6 +18,7 @@ import { type MemorySample, readStatusBytes, recordMemory, sampleMemory } from '
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
+import type { Import } from '../../domain/imports.service.ts';
 
 export type ImportModel = { key: 'one-thread' | 'pool'; label: string; threads: number };
 
@@ -33,19 +34,8 @@ export type ImportSettings = {
   emailConcurrency: number;
 };
 
-/** GET /imports/{id} as the bench reads it. */
-export type ImportStatus = {
-  id: string;
-  status: 'queued' | 'running' | 'done' | 'failed';
-  rows: number;
-  processed: number;
-  created: number;
-  existing: number;
-  waitlisted: number;
-  rejected: number;
-  errors: { line: number; message: string }[];
-  failure: string | null;
-};
+/** GET /imports/{id} as the bench reads it: the service's own answer type, less its timestamps. */
+export type ImportStatus = Omit<Import, 'createdAt' | 'finishedAt'>;
 
 export type ImportCheck = { label: string; ok: boolean; detail: string };
 

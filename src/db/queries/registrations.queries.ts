@@ -79,11 +79,6 @@ export function findActiveRegistration(sql: Sql, courseId: string, emailKey: str
  * goes alone, at once: a retry whose first attempt still runs must learn it now (409), not
  * after waiting behind the batch in flight.
  */
-/** How this pool's registrations were grouped so far (batches, items, largest batch). */
-export function groupCommitStats(sql: Sql): GroupCommit<RegisterParams, RegisterOutcome>['stats'] | undefined {
-  return groupCommits.get(sql)?.stats;
-}
-
 export async function register(sql: Sql, params: RegisterParams): Promise<RegisterOutcome> {
   if (params.idempotency !== null) return (await registerBatch(sql, [params]))[0]!;
   let commit = groupCommits.get(sql);
