@@ -5,15 +5,22 @@
 // the entries that failed (a task returns one promise per entry). A job added alone (a cancel, a
 // promotion) has a single entry as its payload.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+
 export type Limiter = {
   <T>(run: () => Promise<T>): Promise<T>;
-  /** A new bound; calls already running finish, waiting ones start as room appears. */
-  setLimit(limit: number): void;
+  /**
+   * A new bound, and optionally a pace: calls start at least `minIntervalMs` apart. Calls already
+   * running finish; waiting ones start as room appears.
+   */
+  setLimit(limit: number, minIntervalMs?: number): void;
 };
 
-/** Runs at most `limit` calls at once; the rest wait their turn, in order. */
+/** Runs at most `limit` calls at once (and, with a pace, at most one per interval); the rest wait their turn, in order. */
 export function createLimiter(initialLimit: number): Limiter {
   let limit = initialLimit;
+  let intervalMs = 0;
+  let nextStartAt = 0;
   let active = 0;
   const waiting: (() => void)[] = [];
   const startWaiting = () => {
@@ -22,10 +29,18 @@ export function createLimiter(initialLimit: number): Limiter {
       waiting.shift()!();
     }
   };
+  const paced = async () => {
+    if (intervalMs === 0) return;
+    const now = performance.now();
+    const startAt = Math.max(now, nextStartAt);
+    nextStartAt = startAt + intervalMs;
+    if (startAt > now) await sleep(startAt - now);
+  };
   const limited = async <T>(run: () => Promise<T>): Promise<T> => {
     if (active < limit && waiting.length === 0) active += 1;
     else await new Promise<void>((resolve) => waiting.push(resolve)); // its slot is taken for it
     try {
+      await paced();
       return await run();
     } finally {
       active -= 1;
@@ -33,8 +48,10 @@ export function createLimiter(initialLimit: number): Limiter {
     }
   };
   return Object.assign(limited, {
-    setLimit(next: number) {
+    setLimit(next: number, minIntervalMs = 0) {
       limit = Math.max(1, next);
+      intervalMs = Math.max(0, minIntervalMs);
+      if (intervalMs === 0) nextStartAt = 0;
       startWaiting();
     },
   });

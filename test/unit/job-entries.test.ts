@@ -45,3 +45,22 @@ test('a batch job runs every entry; a failed entry is reported for retry after t
   await assert.rejects(runJobEntries({ one: true }, async () => { throw new Error('alone'); }, async () => { jitters += 1; }), /alone/);
   assert.equal(jitters, 2);
 });
+
+test('with a pace, calls start at least the interval apart; without, at once', async () => {
+  const limiter = createLimiter(4);
+  limiter.setLimit(1, 40); // a rush: one at a time, at most 25 a second
+  const starts: number[] = [];
+  await Promise.all(Array.from({ length: 4 }, () => limiter(async () => { starts.push(performance.now()); })));
+  const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+  assert.ok(gaps.every((gap) => gap >= 35), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
+  limiter.setLimit(4); // the rush is over
+  let running = 0;
+  let peak = 0;
+  await Promise.all(Array.from({ length: 8 }, () => limiter(async () => {
+    running += 1;
+    peak = Math.max(peak, running);
+    await sleep(10);
+    running -= 1;
+  })));
+  assert.equal(peak, 4, 'no pace left behind');
+});

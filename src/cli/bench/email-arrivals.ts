@@ -4,9 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReceivedMessage, TestSmtpServer } from './smtp-server.ts';
 
 /** Waits until `count` distinct Message-IDs have arrived, the deadline passes, or `signal` aborts. */
+/** Messages received, a resent copy (same Message-ID) counted once. */
+export function distinctMessages(smtp: TestSmtpServer): number {
+  return new Set(smtp.messages.map((m) => m.messageId)).size;
+}
+
 export async function waitForEmails(smtp: TestSmtpServer, count: number, timeoutMs: number, signal: AbortSignal): Promise<{ complete: boolean; distinct: number }> {
   const deadline = Date.now() + timeoutMs;
-  const distinct = () => new Set(smtp.messages.map((m) => m.messageId)).size;
+  const distinct = () => distinctMessages(smtp);
   let seen = distinct();
   while (seen < count && Date.now() < deadline && !signal.aborted) {
     await sleep(50);

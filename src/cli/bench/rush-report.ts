@@ -66,7 +66,7 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     ],
   };
   const emailLine = settings.emailTimeoutMs > 0
-    ? `Emails (SMTP ${settings.emailDelayMs} ms/message, EMAIL_CONCURRENCY ${settings.emailConcurrency}): ${result.emailsAtLastAnswer} accepted by the last answer; ${result.emailsReceived}/${result.emailsExpected} (all registration events, warm-up included) by ${formatMs(result.lastEmailMs)} after the first request; email_deliveries records ${result.emailsRecorded.sent} sent, ${result.emailsRecorded.failed} failed.`
+    ? `Emails (SMTP ${settings.emailDelayMs} ms/message, EMAIL_CONCURRENCY ${settings.emailConcurrency}): ${result.emailsAtLastAnswer} of the rush's accepted by its last answer (the warm-up's were sent before it began); ${result.emailsReceived}/${result.emailsExpected} (all registration events, warm-up included) by ${formatMs(result.lastEmailMs)} after the first request; email_deliveries records ${result.emailsRecorded.sent} sent, ${result.emailsRecorded.failed} failed.`
     : 'Emails: not waited for (--email-timeout-ms 0).';
   const errorSamples = [...new Set(errors.map((e) => e.error ?? 'unknown'))].slice(0, 5);
   const violationText = (v: Violation) => `${v.check}: ${v.subject}: ${v.detail}`;
@@ -98,7 +98,7 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     emailLine,
     ...(errorSamples.length > 0 ? ['', `Network errors (${errors.length}), e.g.:`, ...errorSamples.map((e) => `  ${e}`)] : []),
     '',
-    `Latency: from sending a request to its whole answer, with ${settings.concurrency} requests in flight (a closed loop: each connection sends its next request when the answer is in). Warm-up (${settings.warmup} registrations on another course) not counted.`,
+    `Latency: from sending a request to its whole answer, with ${settings.concurrency} requests in flight (a closed loop: each connection sends its next request when the answer is in). Warm-up not counted: ${settings.warmup} requests on another course with seats for half of them (so both the created and the refused path are compiled), then its emails, before the rush.`,
     CPU_COUNTED,
   ].join('\n');
 

@@ -6,7 +6,7 @@ import { type CourseSpec, createCourse } from './admin-api.ts';
 import { startCpuStopwatch, type CpuWindow } from './cpu-window.ts';
 import { type DatabaseCeiling, measureDatabaseCeiling, observedDatabaseAnswers } from './database-ceiling.ts';
 import { readDatabaseFacts } from './database-facts.ts';
-import { waitForEmails } from './email-arrivals.ts';
+import { distinctMessages, waitForEmails } from './email-arrivals.ts';
 import { UsageError } from './flags.ts';
 import { checkFreedSlots, DEFAULT_FREED_SLOT_MARGIN_MS, type FreedSlotCheck } from './freed-slot-check.ts';
 import { checkInvariants, type Violation } from './invariants.ts';
@@ -49,6 +49,7 @@ export type RushResult = {
   end: number;
   /** ms from start; NaN when no email was waited for. */
   lastEmailMs: number;
+  /** The rush's own emails received by its last answer (the warm-up's arrived before it began). */
   emailsAtLastAnswer: number;
   /** The rush's own emails (warm-up included), before the freed-slot check added any. */
   emailsExpected: number;
@@ -75,7 +76,7 @@ const rushFlags = {
   'hot-waitlist': { type: 'integer', description: 'waitlist places of the hot course', default: 50, min: 0, max: 100_000 },
   'hot-share': { type: 'integer', description: 'percent of the students who want the hot course', default: 30, min: 0, max: 100 },
   duplicates: { type: 'integer', description: 'extra requests repeating a student (same course and email), percent of students', default: 2, min: 0, max: 100 },
-  warmup: { type: 'integer', description: 'registrations on a separate course before the measured rush', default: 200, min: 0, max: 10_000 },
+  warmup: { type: 'integer', description: 'requests on a separate course with seats for half of them, before the measured rush (its emails are sent before the rush starts)', default: 2_000, min: 0, max: 20_000 },
   'freed-slot-margin-ms': { type: 'integer', description: `--hot-full: how much later than FULL_COURSE_RECHECK_MS (${FULL_COURSE_RECHECK_MS} ms) a freed place may be offered before the run fails`, default: DEFAULT_FREED_SLOT_MARGIN_MS, min: 0, max: 60_000 },
   'compare-db': { type: 'boolean', description: 'after the rush, the same registrations straight on a fresh database (SELECT registrar_register per registration, at the same concurrency, at most 256 connections): PostgreSQL\'s own ceiling beside the service' },
   'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 0, min: 0, max: 60_000 },
@@ -87,8 +88,13 @@ const rushFlags = {
 
 const WARMUP_COURSE = 'warmup';
 
+/**
+ * Seats for half the warm-up: its second half is refused (409 course-full), so that both paths of
+ * POST /register are compiled before the measured rush. A fresh process is about twice as costly
+ * per request for its first ten thousand or so (the JIT); docs/benchmarks.md has the figures.
+ */
 function warmupCourse(count: number): CourseSpec {
-  return { id: WARMUP_COURSE, title: 'Warm-up', capacity: Math.max(1, count), waitlistCapacity: 0 };
+  return { id: WARMUP_COURSE, title: 'Warm-up', capacity: Math.max(1, Math.ceil(count / 2)), waitlistCapacity: 0 };
 }
 
 function warmupRequests(count: number): StudentRequest[] {
@@ -100,7 +106,14 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   const { baseUrl, adminToken } = run.service;
   for (const course of [...workload.courses, warmupCourse(settings.warmup)]) await createCourse(baseUrl, adminToken, course);
   const load = { baseUrl, timeoutMs: settings.timeoutMs, signal: context.signal };
-  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: Math.min(32, settings.concurrency) });
+  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: settings.concurrency });
+  // The rush starts on a quiet service: the warm-up's emails are not the rush's competition.
+  const warmupEmails = warmup.filter((a) => a.status === 201).length;
+  if (settings.emailTimeoutMs > 0 && warmupEmails > 0) {
+    context.log(`rush: warm-up done (${warmup.length} requests), waiting for its ${warmupEmails} emails`);
+    await waitForEmails(run.smtp, warmupEmails, settings.emailTimeoutMs, context.signal);
+  }
+  const emailsBeforeRush = distinctMessages(run.smtp);
 
   context.log(`rush: ${workload.requests.length} requests (${settings.students} students, ${workload.duplicates} duplicates) on ${settings.courses} courses at concurrency ${settings.concurrency}`);
   const rushWatch = await startCpuStopwatch(run.cpuRoots);
@@ -109,13 +122,14 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   const end = answers.length === 0 ? start : maxOf(answers.map((a) => a.endedAt));
   const cpuRush = await rushWatch.read();
   const emailWatch = await startCpuStopwatch(run.cpuRoots);
-  const emailsAtLastAnswer = new Set(run.smtp.messages.map((m) => m.messageId)).size;
+  const emailsReceivedAtLastAnswer = distinctMessages(run.smtp);
+  const emailsAtLastAnswer = emailsReceivedAtLastAnswer - emailsBeforeRush;
 
   let rushFacts = await readDatabaseFacts(run.databaseUrl);
   let cpuEmails: CpuWindow | undefined;
-  let emailsReceived = emailsAtLastAnswer;
+  let emailsReceived = emailsReceivedAtLastAnswer;
   if (settings.emailTimeoutMs > 0) {
-    context.log(`rush: waiting for ${rushFacts.events} emails (${emailsAtLastAnswer} already arrived)`);
+    context.log(`rush: waiting for ${rushFacts.events} emails (${emailsReceivedAtLastAnswer} already arrived)`);
     emailsReceived = (await waitForEmails(run.smtp, rushFacts.events, settings.emailTimeoutMs, context.signal)).distinct;
     cpuEmails = await emailWatch.read();
     rushFacts = await readDatabaseFacts(run.databaseUrl);
