@@ -32,6 +32,11 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
   try {
     for (const spec of options.specs) {
       const events: WorkerEvents = new EventEmitter();
+      // graphile-worker 0.17 locks jobs in the name of the worker pool (locked_by = the pool's
+      // id), earlier versions in the worker's: the heartbeat names both, so a live process's
+      // jobs are never taken for a dead one's.
+      events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
+      events.on('pool:release', ({ workerPool }) => workerIds.delete(workerPool.id));
       events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
       events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
       events.on('job:start', ({ job }) => options.observer?.started({ id: job.id, task: job.task_identifier, attempts: job.attempts }));
