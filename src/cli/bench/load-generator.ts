@@ -1,7 +1,10 @@
-// Owns the load: POST /register for a list of students through an undici Pool, C requests in flight
-// (a closed loop), recording per request when it was sent and answered, its status and its id.
+// Owns the load: POST /register for a list of students over C keep-alive connections, one request
+// in flight on each (a closed loop), recording per request when it was sent and answered, its
+// status and its id. The rush goes through the bench's lean HTTP/1.1 connections; one-off
+// requests (the freed-slot check's attempts) through undici.
 import { performance } from 'node:perf_hooks';
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Http1Connection } from './http1-connection.ts';
 import type { ObservedAnswer } from './invariants.ts';
 
 export type StudentRequest = { name: string; email: string; course: string };
@@ -110,20 +113,32 @@ export async function runClosedLoop(count: number, concurrency: number, step: (i
 export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]> {
   options.signal?.throwIfAborted();
   const concurrency = Math.max(1, Math.min(options.concurrency, options.requests.length || 1));
-  const pool = new Pool(options.baseUrl, {
-    connections: concurrency,
-    pipelining: 1,
-    connectTimeout: 10_000,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
+  const connections = Array.from({ length: concurrency }, () => new Http1Connection(options.baseUrl, options.timeoutMs));
+  const closeAll = () => connections.forEach((connection) => connection.close());
+  options.signal?.addEventListener('abort', closeAll, { once: true });
   const records: AnswerRecord[] = new Array(options.requests.length);
+  let next = 0;
+  const loop = async (connection: Http1Connection) => {
+    while (next < options.requests.length && !options.signal?.aborted) {
+      const index = next++;
+      const request = options.requests[index]!;
+      const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
+      try {
+        const answer = await connection.post('/register', JSON.stringify(request));
+        record.status = answer.status;
+        readAnswer(record, answer.body);
+      } catch (error) {
+        record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      }
+      record.endedAt = epochNow();
+      records[index] = record;
+    }
+  };
   try {
-    await runClosedLoop(options.requests.length, concurrency, async (index) => {
-      records[index] = await sendRegistration(pool, options.requests[index]!, index, options.signal);
-    }, options.signal);
+    await Promise.all(connections.map(loop));
   } finally {
-    await pool.close().catch(() => undefined);
+    options.signal?.removeEventListener('abort', closeAll);
+    closeAll();
   }
   if (options.signal?.aborted) throw new Error('interrupted');
   return records;
