@@ -162,3 +162,99 @@ describe('plans on a fresh term', () => {
     await assertInvariants(db.sql);
   });
 });
+
+describe('deciding a batch first, locking its courses last', () => {
+  let db: TestDatabase;
+  let server: TestServer;
+  before(async () => {
+    db = await createTestDatabase();
+    server = await startTestServer(db.sql);
+  });
+  after(async () => {
+    await server.close();
+    await db.drop();
+  });
+
+  type Outcome = { outcome: string; registration?: { id: string; status: string; waitlist_position: number | null } };
+
+  /** registrar_register_batch for `students` of `course` (no keys), on `sql`. */
+  function registerBatch(sql: TestDatabase['sql'], course: string, students: string[]) {
+    const none = students.map(() => null);
+    return sql<{ r: Outcome[] }[]>`
+      SELECT to_jsonb(registrar_register_batch(${students.map(() => course)}::text[], ${students.map((s) => `Student ${s}`)}::text[],
+        ${students.map((s) => `${s}@example.org`)}::text[], ${students.map((s) => `${s}@example.org`)}::text[],
+        ${students.map((s) => `token-${s}`.padEnd(32, '0'))}::text[], ${none}::bytea[], ${none}::bytea[], ${none}::bytea[])) AS r`;
+  }
+
+  /**
+   * Batch A commits while batch B, decided on the counters A had not changed yet, waits for the
+   * course lock. Returns B's outcomes and the seq numbers of B's registrations.
+   */
+  async function raceTwoBatches(course: string, first: string[], second: string[]) {
+    const a = await db.sql.reserve();
+    try {
+      await a`BEGIN`;
+      await registerBatch(a, course, first); // holds the course lock until COMMIT
+      const b = registerBatch(db.sql, course, second).execute(); // postgres.js queries start when asked
+      // B has read, decided and written; it waits for the course lock held by A.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const [waiting] = await db.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE '%registrar_register_batch%' AND datname = current_database()`;
+        if (waiting!.n > 0) break;
+        assert.ok(Date.now() < deadline, 'the second batch never waited for the course lock');
+        await sleep(10);
+      }
+      await a`COMMIT`;
+      const [row] = await b;
+      const seqs = await db.sql<{ seq: string }[]>`
+        SELECT seq::text FROM registrations WHERE course_id = ${course} AND email = ANY (${second.map((s) => `${s}@example.org`)}) ORDER BY seq`;
+      return { outcomes: row!.r, seqs: seqs.map((s) => Number(s.seq)) };
+    } finally {
+      a.release();
+    }
+  }
+
+  async function eventsPerRegistration(course: string): Promise<number[]> {
+    const rows = await db.sql<{ n: number }[]>`
+      SELECT count(e.id)::int AS n FROM registrations r LEFT JOIN registration_events e ON e.registration_id = r.id
+      WHERE r.course_id = ${course} GROUP BY r.id`;
+    return rows.map((r) => r.n);
+  }
+
+  test('a course that filled up meanwhile: the batch is decided again, locked; never over capacity, the waitlist in order', async () => {
+    const course = await newCourse(server.client, { capacity: 3, waitlistCapacity: 2 });
+    const { outcomes, seqs } = await raceTwoBatches(course, ['early1', 'early2'], ['late1', 'late2', 'late3']);
+    // Read while A was open, B saw 3 free seats; decided again after A, it finds one.
+    assert.deepEqual(outcomes.map((o) => [o.outcome, o.registration?.status, o.registration?.waitlist_position]), [
+      ['created', 'enrolled', null],
+      ['created', 'waitlisted', 1],
+      ['created', 'waitlisted', 2],
+    ]);
+    // B's first attempt (3 rows, written before A committed) was rolled back; the identity
+    // numbers it took stay used: a gap of 3 between A's rows and B's.
+    const [early] = await db.sql<{ last: string }[]>`SELECT max(seq)::text AS last FROM registrations WHERE course_id = ${course} AND email LIKE 'early%'`;
+    assert.deepEqual(seqs, [1, 2, 3].map((k) => Number(early!.last) + 3 + k), 'decided twice: first on what it read, then locked');
+    const [counts] = await db.sql<{ enrolled: number; waitlisted: number; rows: number }[]>`
+      SELECT enrolled, waitlisted, (SELECT count(*)::int FROM registrations WHERE course_id = ${course}) AS rows FROM courses WHERE id = ${course}`;
+    assert.deepEqual({ ...counts }, { enrolled: 3, waitlisted: 2, rows: 5 });
+    assert.deepEqual(await eventsPerRegistration(course), [1, 1, 1, 1, 1], 'one event (one email) per registration: none left from the rolled-back attempt');
+    await assertInvariants(db.sql);
+  });
+
+  test('a course that changed meanwhile but still has the seats: the decisions stand, nothing is done twice', async () => {
+    const course = await newCourse(server.client, { capacity: 10 });
+    const [before_] = await db.sql<{ last: string }[]>`SELECT coalesce(max(seq), 0)::text AS last FROM registrations`;
+    const { outcomes, seqs } = await raceTwoBatches(course, ['first1', 'first2'], ['then1', 'then2', 'then3']);
+    assert.deepEqual(outcomes.map((o) => [o.outcome, o.registration?.status]), [['created', 'enrolled'], ['created', 'enrolled'], ['created', 'enrolled']]);
+    // B's rows were written once, before A's (B read and wrote while A waited to commit).
+    const earlier = await db.sql<{ seq: string }[]>`SELECT seq::text FROM registrations WHERE course_id = ${course} ORDER BY seq`;
+    assert.equal(earlier.length, 5);
+    assert.ok(seqs.every((seq) => seq > Number(before_!.last) && seq <= Number(before_!.last) + 5), `no attempt rolled back: ${seqs}`);
+    const [counts] = await db.sql<{ enrolled: number }[]>`SELECT enrolled FROM courses WHERE id = ${course}`;
+    assert.equal(counts!.enrolled, 5, 'both batches counted');
+    assert.deepEqual(await eventsPerRegistration(course), [1, 1, 1, 1, 1]);
+    await assertInvariants(db.sql);
+  });
+});
