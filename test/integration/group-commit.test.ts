@@ -248,9 +248,10 @@ describe('deciding a batch first, locking its courses last', () => {
     const [before_] = await db.sql<{ last: string }[]>`SELECT coalesce(max(seq), 0)::text AS last FROM registrations`;
     const { outcomes, seqs } = await raceTwoBatches(course, ['first1', 'first2'], ['then1', 'then2', 'then3']);
     assert.deepEqual(outcomes.map((o) => [o.outcome, o.registration?.status]), [['created', 'enrolled'], ['created', 'enrolled'], ['created', 'enrolled']]);
-    // B's rows were written once, before A's (B read and wrote while A waited to commit).
-    const earlier = await db.sql<{ seq: string }[]>`SELECT seq::text FROM registrations WHERE course_id = ${course} ORDER BY seq`;
-    assert.equal(earlier.length, 5);
+    // B read and wrote while A's transaction was still open, and its rows were written once:
+    // the five rows of the course take the five identity numbers after those used before.
+    const rows = await db.sql<{ seq: string }[]>`SELECT seq::text FROM registrations WHERE course_id = ${course} ORDER BY seq`;
+    assert.equal(rows.length, 5);
     assert.ok(seqs.every((seq) => seq > Number(before_!.last) && seq <= Number(before_!.last) + 5), `no attempt rolled back: ${seqs}`);
     const [counts] = await db.sql<{ enrolled: number }[]>`SELECT enrolled FROM courses WHERE id = ${course}`;
     assert.equal(counts!.enrolled, 5, 'both batches counted');
