@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { connectDatabase } from '../../src/db/database.ts';
+import { FULL_COURSE_RECHECK_MS } from '../../src/domain/full-courses.ts';
 import { observeRegistrationBatches } from '../../src/db/queries/registrations.queries.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
@@ -222,6 +224,59 @@ describe('deciding a batch first, locking its courses last', () => {
       WHERE r.course_id = ${course} GROUP BY r.id`;
     return rows.map((r) => r.n);
   }
+
+  test('two workers\' group commits racing on the same courses: seats, waitlists, duplicates and cancels; the database agrees with every answer', async () => {
+    // A second pool is a second worker: its own group commit, its batches alongside the first's.
+    const otherSql = connectDatabase(db.url, { max: 10, applicationName: 'registrar-test-2' });
+    const other = await startTestServer(otherSql);
+    try {
+      const courses = await Promise.all([0, 1, 2].map(() => newCourse(server.client, { capacity: 40, waitlistCapacity: 20 })));
+      const clients = [server.client, other.client];
+      // 3 courses x 100 students, 60 of them twice (other case, spaces), all at once, alternating workers.
+      const bodies = courses.flatMap((course) => Array.from({ length: 100 }, (_, i) => student(course, i, `two${course.slice(-4)}`)));
+      const repeats = bodies.filter((_, i) => i % 5 === 0).map((b) => ({ ...b, email: ` ${b.email.toUpperCase()}  ` }));
+      const answers = await Promise.all([...bodies, ...repeats].map((body, i) => clients[i % 2]!.register(body)));
+      const statuses = countBy(answers, (a) => a.status);
+      assert.equal(statuses[201], 180, JSON.stringify(statuses)); // 3 x (40 seats + 20 waitlist places)
+      assert.equal((statuses[200] ?? 0) + (statuses[409] ?? 0), answers.length - 180, JSON.stringify(statuses));
+      const ids = new Set(answers.filter((a) => a.status === 201).map((a) => a.body.id));
+      assert.ok(answers.filter((a) => a.status === 200).every((a) => ids.has(a.body.id)), 'a 200 is a registration answered 201 to the same student');
+      for (const course of courses) {
+        assert.deepEqual(await waitlistPositions(db.sql, course), Array.from({ length: 20 }, (_, i) => i + 1));
+      }
+      // Cancels on both workers race with newcomers on both.
+      const created = answers.filter((a) => a.status === 201).map((a) => a.body);
+      const leaving = [...created.filter((r) => r.status === 'enrolled').slice(0, 30), ...created.filter((r) => r.status === 'waitlisted').slice(0, 12)];
+      const moves = await Promise.all([
+        ...leaving.map((r, i) => clients[i % 2]!.admin('DELETE', `/registrations/${r.id}`)),
+        ...courses.flatMap((course) => Array.from({ length: 40 }, (_, i) => student(course, 500 + i, `late${course.slice(-4)}`))).map((body, i) => clients[(i + 1) % 2]!.register(body)),
+      ]);
+      assert.ok(moves.every((a) => [200, 201, 409].includes(a.status)), JSON.stringify(countBy(moves, (a) => a.status)));
+      for (const course of courses) {
+        const positions = await waitlistPositions(db.sql, course);
+        assert.deepEqual(positions, Array.from({ length: positions.length }, (_, i) => i + 1));
+        const [row] = await db.sql<{ enrolled: number; waitlisted: number }[]>`SELECT enrolled, waitlisted FROM courses WHERE id = ${course}`;
+        assert.ok(row!.enrolled === 40 || row!.waitlisted === 0, `nobody waits while a seat is free: ${JSON.stringify(row)}`);
+      }
+      // A worker that saw a course full believes it for up to FULL_COURSE_RECHECK_MS; after
+      // that, the seats the cancels freed go to newcomers on either worker.
+      await sleep(FULL_COURSE_RECHECK_MS + 50);
+      await Promise.all(courses.flatMap((course) => Array.from({ length: 40 }, (_, i) => student(course, 900 + i, `later${course.slice(-4)}`))).map((body, i) => clients[i % 2]!.register(body)));
+      for (const course of courses) {
+        const [row] = await db.sql<{ enrolled: number }[]>`SELECT enrolled FROM courses WHERE id = ${course}`;
+        assert.equal(row!.enrolled, 40, 'every freed seat taken again');
+      }
+      const [events] = await db.sql<{ missing: number; extra: number }[]>`
+        SELECT count(*) FILTER (WHERE n = 0)::int AS missing, count(*) FILTER (WHERE n > 1)::int AS extra FROM (
+          SELECT count(e.id) FILTER (WHERE e.kind IN ('enrolled', 'waitlisted')) AS n FROM registrations r
+          LEFT JOIN registration_events e ON e.registration_id = r.id WHERE r.course_id = ANY (${courses}) GROUP BY r.id) per`;
+      assert.deepEqual({ ...events }, { missing: 0, extra: 0 }, 'one creation event (one email) per registration');
+      await assertInvariants(db.sql);
+    } finally {
+      await other.close();
+      await otherSql.end({ timeout: 5 });
+    }
+  });
 
   test('a course that filled up meanwhile: the batch is decided again, locked; never over capacity, the waitlist in order', async () => {
     const course = await newCourse(server.client, { capacity: 3, waitlistCapacity: 2 });
