@@ -53,7 +53,7 @@ describe('webhooks', () => {
     // created x2, cancelled, promoted: each answered 500 once, then 200.
     const accepted = await eventually(async () => receiver.received.filter((r) => r.answeredStatus === 200), (list) => list.length >= 4);
     assert.equal(accepted.length, 4);
-    assert.ok(receiver.received.every((r) => r.verified), 'every delivery carries a valid signature');
+    assert.ok(receiver.received.every((r) => r.verified), `every delivery carries a valid signature: ${JSON.stringify(receiver.received.map((r) => [r.id, r.type, r.verified, r.answeredStatus]))}`);
     assert.deepEqual(accepted.map((r) => r.type).sort(), ['registration.cancelled', 'registration.created', 'registration.created', 'registration.promoted']);
     assert.equal(new Set(accepted.map((r) => r.id)).size, 4, 'one webhook-id per event');
     const promoted = accepted.find((r) => r.type === 'registration.promoted')!;
