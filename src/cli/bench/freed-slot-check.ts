@@ -3,9 +3,9 @@
 // answered 201; the delay from the change's answer to that 201 must stay within the service's
 // full-course recheck bound plus a margin. Every attempt is kept for the invariant check.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from 'undici';
 import { FULL_COURSE_RECHECK_MS } from '../../domain/full-courses.ts';
 import { cancelRegistration, changeCourseCapacity } from './admin-api.ts';
+import { Http1Connection } from './http1-connection.ts';
 import { type AnswerRecord, epochNow, sendRegistration, type StudentRequest } from './load-generator.ts';
 
 /** Scheduling slack on a busy 2-core machine, on top of the service's own bound (--freed-slot-margin-ms). */
@@ -55,13 +55,16 @@ export type FreedSlotOptions = {
   log: (line: string) => void;
 };
 
-/** A new Client per attempt: a new connection, which the kernel hands to any HTTP worker (SO_REUSEPORT). */
+/** A new connection per attempt, which the kernel hands to any HTTP worker (SO_REUSEPORT). */
 async function attemptOnNewConnection(baseUrl: string, request: StudentRequest, index: number, signal: AbortSignal): Promise<AnswerRecord> {
-  const client = new Client(baseUrl, { pipelining: 1, connectTimeout: 10_000, headersTimeout: ATTEMPT_TIMEOUT_MS, bodyTimeout: ATTEMPT_TIMEOUT_MS });
+  const connection = new Http1Connection(baseUrl, ATTEMPT_TIMEOUT_MS);
+  const close = () => connection.close();
+  signal.addEventListener('abort', close, { once: true });
   try {
-    return await sendRegistration(client, request, index, signal);
+    return await sendRegistration(connection, request, index);
   } finally {
-    await client.close().catch(() => undefined);
+    signal.removeEventListener('abort', close);
+    connection.close();
   }
 }
 

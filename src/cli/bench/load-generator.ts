@@ -1,9 +1,7 @@
 // Owns the load: POST /register for a list of students over C keep-alive connections, one request
 // in flight on each (a closed loop), recording per request when it was sent and answered, its
-// status and its id. The rush goes through the bench's lean HTTP/1.1 connections; one-off
-// requests (the freed-slot check's attempts) through undici.
+// status and its id, over the bench's lean HTTP/1.1 connections (http1-connection.ts).
 import { performance } from 'node:perf_hooks';
-import type { Dispatcher } from 'undici';
 import { Http1Connection } from './http1-connection.ts';
 import type { ObservedAnswer } from './invariants.ts';
 
@@ -47,55 +45,21 @@ function readAnswer(record: AnswerRecord, text: string): void {
   }
 }
 
-const REGISTER_HEADERS = { 'content-type': 'application/json' };
-
 /**
- * One POST /register through `dispatcher` (a Pool, or a Client of its own for a fresh connection);
- * never throws: a network error or timeout is recorded as status 0.
- *
- * Through undici's handler API (`dispatch`), not `request`: no body stream and no promise chain
- * per answer. The load generator runs on the cores it measures, so its cost per request is taken
- * from the service's throughput (docs/benchmarks.md: about 45 -> 35 us per request here).
+ * One POST /register over `connection`; never throws: a network error, a timeout or an answer
+ * the connection cannot read is recorded as status 0 with its error.
  */
-export function sendRegistration(dispatcher: Dispatcher, request: StudentRequest, index: number, signal?: AbortSignal): Promise<AnswerRecord> {
+export async function sendRegistration(connection: Http1Connection, request: StudentRequest, index: number): Promise<AnswerRecord> {
   const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
-  return new Promise((resolve) => {
-    let chunks: Buffer[] = [];
-    let onAbort: (() => void) | undefined;
-    const settle = (error?: Error) => {
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-      if (error) record.error = `${error.name}: ${error.message}`;
-      record.endedAt = epochNow();
-      resolve(record);
-    };
-    try {
-      dispatcher.dispatch({ path: '/register', method: 'POST', headers: REGISTER_HEADERS, body: JSON.stringify(request) }, {
-        onRequestStart(controller) {
-          if (!signal) return;
-          if (signal.aborted) return controller.abort(new Error('interrupted'));
-          onAbort = () => controller.abort(new Error('interrupted'));
-          signal.addEventListener('abort', onAbort, { once: true });
-        },
-        onResponseStart(_controller, statusCode) {
-          record.status = statusCode;
-          chunks = [];
-        },
-        onResponseData(_controller, chunk) {
-          chunks.push(chunk);
-        },
-        onResponseEnd() {
-          readAnswer(record, chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString());
-          settle();
-        },
-        onResponseError(_controller, error) {
-          record.status = 0;
-          settle(error);
-        },
-      });
-    } catch (error) {
-      settle(error instanceof Error ? error : new Error(String(error)));
-    }
-  });
+  try {
+    const answer = await connection.post('/register', JSON.stringify(request));
+    record.status = answer.status;
+    readAnswer(record, answer.body);
+  } catch (error) {
+    record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  }
+  record.endedAt = epochNow();
+  return record;
 }
 
 /**
@@ -121,17 +85,7 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
   const loop = async (connection: Http1Connection) => {
     while (next < options.requests.length && !options.signal?.aborted) {
       const index = next++;
-      const request = options.requests[index]!;
-      const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
-      try {
-        const answer = await connection.post('/register', JSON.stringify(request));
-        record.status = answer.status;
-        readAnswer(record, answer.body);
-      } catch (error) {
-        record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      }
-      record.endedAt = epochNow();
-      records[index] = record;
+      records[index] = await sendRegistration(connection, options.requests[index]!, index);
     }
   };
   try {
