@@ -58,20 +58,18 @@ export type JobObserver = {
 };
 
 export async function startJobRunners(options: { databaseUrl: string; sql: Sql; specs: RunnerSpec[]; logger: Logger; pollIntervalMs?: number; observer?: JobObserver }): Promise<JobRunners> {
-  const workerIds = new Set<string>();
+  const lockerIds = new Set<string>();
   const runners: Runner[] = [];
   const stopRunners = () => Promise.all(runners.map((runner) => runner.stop()));
   const pollInterval = options.pollIntervalMs ?? 1_000;
   try {
     for (const spec of options.specs) {
       const events: WorkerEvents = new EventEmitter();
-      // graphile-worker 0.17 locks jobs in the name of the worker pool (locked_by = the pool's
-      // id), earlier versions in the worker's: the heartbeat names both, so a live process's
-      // jobs are never taken for a dead one's.
-      events.on('pool:create', ({ workerPool }) => workerIds.add(workerPool.id));
-      events.on('pool:release', ({ workerPool }) => workerIds.delete(workerPool.id));
-      events.on('worker:create', ({ worker }) => workerIds.add(worker.workerId));
-      events.on('worker:release', ({ worker }) => workerIds.delete(worker.workerId));
+      // graphile-worker (0.17) locks jobs in the name of the worker pool (locked_by = the pool's
+      // id), not of its workers: the heartbeat names the pools, so a live process's jobs are
+      // never taken for a dead one's.
+      events.on('pool:create', ({ workerPool }) => lockerIds.add(workerPool.id));
+      events.on('pool:release', ({ workerPool }) => lockerIds.delete(workerPool.id));
       events.on('job:start', ({ job }) => options.observer?.started({ id: job.id, task: job.task_identifier, attempts: job.attempts }));
       events.on('job:complete', ({ job }) => options.observer?.finished(job.id));
       runners.push(await run({
@@ -91,7 +89,7 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
     await stopRunners();
     throw error;
   }
-  const keeper: LeaseKeeper = startLeaseKeeper(options.sql, () => [...workerIds], {
+  const keeper: LeaseKeeper = startLeaseKeeper(options.sql, () => [...lockerIds], {
     onError: (error) => options.logger.warn({ err: error }, 'job lease keeper: database unavailable'),
   });
   return {
