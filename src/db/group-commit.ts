@@ -14,8 +14,6 @@ export type GroupCommitOptions<I, O> = {
   maxBatch: number;
   /** Batches in flight at once (each holds a database connection). */
   maxInFlight: number;
-  /** Told of each batch that failed as a whole, before its members are tried alone. */
-  onBatchError?: (error: unknown, size: number) => void;
   /** Told of each batch as it starts (metrics). */
   onBatch?: (size: number) => void;
 };
@@ -37,7 +35,6 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
       batch.forEach((w, i) => w.resolve(results[i]!));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
-      options.onBatchError?.(error, batch.length);
       await Promise.all(batch.map((w) => options.run([w.item]).then(([result]) => w.resolve(result!), (alone) => w.reject(alone))));
     }
   }
