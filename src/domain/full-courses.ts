@@ -7,6 +7,8 @@
 // said so; then the next registration for it goes to the database again. So a slot freed by a
 // cancel or a capacity change in another worker or another instance is offered to everyone
 // within that delay; in this process, at once (forget()).
+import { perPool } from '../db/per-pool.ts';
+
 export const FULL_COURSE_RECHECK_MS = 250;
 
 export class FullCourses {
@@ -30,14 +32,5 @@ export class FullCourses {
   }
 }
 
-// One per connection pool, that is per database (a worker has one; tests make several).
-const byPool = new WeakMap<object, FullCourses>();
-
-export function fullCoursesOf(pool: object): FullCourses {
-  let courses = byPool.get(pool);
-  if (!courses) {
-    courses = new FullCourses();
-    byPool.set(pool, courses);
-  }
-  return courses;
-}
+/** The full courses of a connection pool (a worker has one; tests make several). */
+export const fullCoursesOf = perPool<object, FullCourses>(() => new FullCourses());

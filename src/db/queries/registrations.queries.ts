@@ -2,7 +2,8 @@
 // (src/db/migrations), so the course lock is held for a single round trip.
 import type { RegistrationRow, RegistrationStatus } from '../../domain/registration.ts';
 import type { Sql } from '../database.ts';
-import { createGroupCommit, type GroupCommit } from '../group-commit.ts';
+import { createGroupCommit } from '../group-commit.ts';
+import { perPool } from '../per-pool.ts';
 
 /** Registrations per transaction, at most. */
 export const GROUP_COMMIT_MAX_BATCH = 256;
@@ -40,15 +41,14 @@ export async function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<
   return row.results;
 }
 
-// One group commit of each kind per connection pool (a worker has one; tests make several).
-const groupCommits = new WeakMap<Sql, GroupCommit<RegisterParams, RegisterOutcome>>();
+// Per connection pool (src/db/per-pool.ts): who observes its batch sizes, its group commit of
+// registrations and its group commit of active-registration reads.
 const batchObservers = new WeakMap<Sql, (size: number) => void>();
 
 /** Told the size of each registration batch of this pool (the metrics' histogram). */
 export function observeRegistrationBatches(sql: Sql, observer: (size: number) => void): void {
   batchObservers.set(sql, observer);
 }
-const activeLookups = new WeakMap<Sql, GroupCommit<ActiveKey, RegistrationRow | null>>();
 
 type ActiveKey = { courseId: string; emailKey: string };
 
@@ -63,15 +63,20 @@ export async function findActiveRegistrations(sql: Sql, keys: ActiveKey[]): Prom
   return found;
 }
 
+const activeLookupOf = perPool((sql: Sql) =>
+  createGroupCommit({ run: (keys: ActiveKey[]) => findActiveRegistrations(sql, keys), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+
 /** A student's active registration in a course, read with those of other requests arriving meanwhile. */
 export function findActiveRegistration(sql: Sql, courseId: string, emailKey: string): Promise<RegistrationRow | null> {
-  let lookup = activeLookups.get(sql);
-  if (!lookup) {
-    lookup = createGroupCommit({ run: (keys) => findActiveRegistrations(sql, keys), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT });
-    activeLookups.set(sql, lookup);
-  }
-  return lookup({ courseId, emailKey });
+  return activeLookupOf(sql)({ courseId, emailKey });
 }
+
+const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
+  run: (batch: RegisterParams[]) => registerBatch(sql, batch),
+  maxBatch: GROUP_COMMIT_MAX_BATCH,
+  maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
+  onBatch: (size) => batchObservers.get(sql)?.(size),
+}));
 
 /**
  * Registers through the pool's group commit (src/db/group-commit.ts): with other registrations
@@ -81,17 +86,7 @@ export function findActiveRegistration(sql: Sql, courseId: string, emailKey: str
  */
 export async function register(sql: Sql, params: RegisterParams): Promise<RegisterOutcome> {
   if (params.idempotency !== null) return (await registerBatch(sql, [params]))[0]!;
-  let commit = groupCommits.get(sql);
-  if (!commit) {
-    commit = createGroupCommit({
-      run: (batch) => registerBatch(sql, batch),
-      maxBatch: GROUP_COMMIT_MAX_BATCH,
-      maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
-      onBatch: (size) => batchObservers.get(sql)?.(size),
-    });
-    groupCommits.set(sql, commit);
-  }
-  return commit(params);
+  return groupCommitOf(sql)(params);
 }
 
 export type CancelOutcome =
