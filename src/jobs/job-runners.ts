@@ -11,18 +11,7 @@ export type RunnerSpec = {
   name: string;
   concurrency: number;
   taskList: TaskList;
-  /**
-   * Jobs of this runner are rare (imports, webhooks): look for them at most every
-   * RARE_JOBS_FETCH_MS or so after a look found none, not on every new job. Every job added to the
-   * queue (one per registration batch: hundreds a second in a rush) wakes every runner, and a
-   * look that finds nothing still costs PostgreSQL about a millisecond while the emails of a rush
-   * wait in the queue (it walks past them): measured, a quarter of PostgreSQL's CPU in a rush.
-   */
-  rareJobs?: boolean;
 };
-
-/** How long, on average, a runner of rare jobs waits after a look for jobs found none. */
-export const RARE_JOBS_FETCH_MS = 250;
 
 export type JobRunners = { stop(): Promise<void> };
 
@@ -33,23 +22,6 @@ function graphileLogger(logger: Logger): GraphileLogger {
     const method = level === 'error' ? 'error' : level === 'warning' ? 'warn' : 'debug';
     logger[method]({ task: scope.taskIdentifier, jobId: scope.jobId }, message);
   });
-}
-
-/**
- * graphile-worker's local queue with a refetch delay: after a fetch that found no job, new-job
- * notifications are ignored for 0.5-1.5 x the delay (never cut short: maxAbortThreshold
- * Infinity), then the runner looks again. A job of this kind starts within about that delay.
- */
-function rareJobsPreset(concurrency: number, pollInterval: number): GraphileConfig.Preset {
-  return {
-    worker: {
-      localQueue: {
-        size: concurrency + 1,
-        // graphile-worker requires the delay to be no longer than the poll interval.
-        refetchDelay: { durationMs: Math.min(RARE_JOBS_FETCH_MS, pollInterval), maxAbortThreshold: Infinity },
-      },
-    },
-  };
 }
 
 export type JobObserver = {
@@ -80,7 +52,6 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
         taskList: spec.taskList,
         noHandleSignals: true, // the process's Lifecycle owns the signals
         pollInterval,
-        ...(spec.rareJobs ? { preset: rareJobsPreset(spec.concurrency, pollInterval) } : {}),
         logger: graphileLogger(options.logger.child({ runner: spec.name })),
         events,
       }));

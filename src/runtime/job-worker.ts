@@ -77,13 +77,11 @@ export async function runJobWorker(config: Config): Promise<void> {
         // One import at a time; its parallelism is the thread pool's.
         name: 'imports',
         concurrency: 1,
-        rareJobs: true,
         taskList: { import_csv: createImportCsvTask({ sql, pool, logger }) },
       },
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,
-        rareJobs: true,
         taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, allowPrivate: config.webhookAllowPrivate, onOutcome: countWebhook }) },
       },
     ],
