@@ -23,6 +23,19 @@ const UNAVAILABLE_CODES = new Set([
 
 export const UNIQUE_VIOLATION = '23505';
 
+/**
+ * SQLSTATEs after which a transaction may simply run again: PostgreSQL rolled all of it back
+ * to break a cycle or a conflict, so nothing of it was committed and the retry cannot apply it
+ * twice.
+ */
+const RETRYABLE_TRANSACTION_CODES = new Set([
+  '40P01', // deadlock_detected: e.g. a locked-first registration batch and a lock-last one inserting the same student (0010)
+  '40001', // serialization_failure
+]);
+
+/** Attempts of a transaction that keeps meeting retryable errors before its error is the answer. */
+const TRANSACTION_ATTEMPTS = 3;
+
 export function errorCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
     return error.code;
@@ -33,4 +46,16 @@ export function errorCode(error: unknown): string | undefined {
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && UNAVAILABLE_CODES.has(code);
+}
+
+/** Runs a one-statement transaction again when PostgreSQL rolled it back for a retryable reason. */
+export async function retryTransaction<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await run();
+    } catch (error) {
+      const code = errorCode(error);
+      if (attempt >= TRANSACTION_ATTEMPTS || code === undefined || !RETRYABLE_TRANSACTION_CODES.has(code)) throw error;
+    }
+  }
 }

@@ -179,35 +179,43 @@ describe('deciding a batch first, locking its courses last', () => {
 
   type Outcome = { outcome: string; registration?: { id: string; status: string; waitlist_position: number | null } };
 
-  /** registrar_register_batch for `students` of `course` (no keys), on `sql`. */
-  function registerBatch(sql: TestDatabase['sql'], course: string, students: string[]) {
+  /** registrar_register_batch for `students` of `course`, on `sql`; with `keyed`, each with an Idempotency-Key (decided locked first). */
+  function registerBatch(sql: TestDatabase['sql'], course: string, students: string[], keyed = false) {
     const none = students.map(() => null);
+    const keys = students.map((s) => (keyed ? Buffer.from(`key-${s}`).toString('hex') : null));
+    const bytes = sql`(SELECT array_agg(decode(h, 'hex') ORDER BY n) FROM unnest(${keys}::text[]) WITH ORDINALITY AS k (h, n))`;
     return sql<{ r: Outcome[] }[]>`
       SELECT to_jsonb(registrar_register_batch(${students.map(() => course)}::text[], ${students.map((s) => `Student ${s}`)}::text[],
         ${students.map((s) => `${s}@example.org`)}::text[], ${students.map((s) => `${s}@example.org`)}::text[],
-        ${students.map((s) => `token-${s}`.padEnd(32, '0'))}::text[], ${none}::bytea[], ${none}::bytea[], ${none}::bytea[])) AS r`;
+        ${students.map((s) => `token-${s}`.padEnd(32, '0'))}::text[], ${bytes}, ${bytes}, ${none}::bytea[])) AS r`;
+  }
+
+  /** Resolves once a registration batch of this database waits for a lock. */
+  async function untilABatchWaitsForALock(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const [waiting] = await db.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE wait_event_type = 'Lock' AND query LIKE '%registrar_register_batch%' AND datname = current_database()`;
+      if (waiting!.n > 0) return;
+      assert.ok(Date.now() < deadline, 'the batch never waited for a lock');
+      await sleep(10);
+    }
   }
 
   /**
-   * Batch A commits while batch B, decided on the counters A had not changed yet, waits for the
-   * course lock. Returns B's outcomes and the seq numbers of B's registrations.
+   * Transaction A does `first` (which takes the course lock), then batch B (`second`, no keys)
+   * reads, decides and writes on the counters A has not committed, and waits for the course
+   * lock; A then does `then` and commits. Returns B's outcomes and the seq numbers of B's rows.
    */
-  async function raceTwoBatches(course: string, first: string[], second: string[]) {
+  async function raceWithTransaction(course: string, second: string[], first: (a: TestDatabase['sql']) => Promise<unknown>, then?: (a: TestDatabase['sql']) => Promise<unknown>) {
     const a = await db.sql.reserve();
     try {
       await a`BEGIN`;
-      await registerBatch(a, course, first); // holds the course lock until COMMIT
+      await first(a); // holds the course lock until COMMIT
       const b = registerBatch(db.sql, course, second).execute(); // postgres.js queries start when asked
-      // B has read, decided and written; it waits for the course lock held by A.
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const [waiting] = await db.sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE wait_event_type = 'Lock' AND query LIKE '%registrar_register_batch%' AND datname = current_database()`;
-        if (waiting!.n > 0) break;
-        assert.ok(Date.now() < deadline, 'the second batch never waited for the course lock');
-        await sleep(10);
-      }
+      await untilABatchWaitsForALock();
+      await then?.(a);
       await a`COMMIT`;
       const [row] = await b;
       const seqs = await db.sql<{ seq: string }[]>`
@@ -216,6 +224,11 @@ describe('deciding a batch first, locking its courses last', () => {
     } finally {
       a.release();
     }
+  }
+
+  /** Batch A commits while batch B, decided on the counters A had not changed yet, waits for the course lock. */
+  function raceTwoBatches(course: string, first: string[], second: string[]) {
+    return raceWithTransaction(course, second, (a) => registerBatch(a, course, first));
   }
 
   async function eventsPerRegistration(course: string): Promise<number[]> {
@@ -311,6 +324,72 @@ describe('deciding a batch first, locking its courses last', () => {
     const [counts] = await db.sql<{ enrolled: number }[]>`SELECT enrolled FROM courses WHERE id = ${course}`;
     assert.equal(counts!.enrolled, 5, 'both batches counted');
     assert.deepEqual(await eventsPerRegistration(course), [1, 1, 1, 1, 1]);
+    await assertInvariants(db.sql);
+  });
+  test('a cancel and a newcomer committed meanwhile leave the counters as read: the row version still sends the batch to be decided again', async () => {
+    const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 3 });
+    const first = await registerBatch(db.sql, course, ['aba-seat', 'aba-w1', 'aba-w2']);
+    const w1Id = first[0]!.r[1]!.registration!.id;
+    let newcomer: Outcome | undefined;
+    // A cancels waitlisted w1; B (reading 1 enrolled, 2 waitlisted) places its student third and
+    // waits; A then waitlists a newcomer and commits: counters as B read them (1 and 2), but B's
+    // row was written before the newcomer's. Deciding B again gives it the place after him.
+    const { outcomes } = await raceWithTransaction(course, ['aba-late'],
+      (a) => a`SELECT registrar_cancel(${w1Id}::uuid)`,
+      async (a) => { newcomer = (await registerBatch(a, course, ['aba-new']))[0]!.r[0]; });
+    assert.equal(newcomer?.registration?.waitlist_position, 2);
+    assert.equal(outcomes[0]!.registration?.waitlist_position, 3);
+    // Every position answered is the position stored.
+    const stored = await db.sql<{ email: string; position: string }[]>`
+      SELECT email, registrar_registration_row(r) ->> 'waitlist_position' AS position
+      FROM registrations r WHERE course_id = ${course} AND status = 'waitlisted' ORDER BY seq`;
+    assert.deepEqual(stored.map((r) => [r.email, Number(r.position)]), [['aba-w2@example.org', 1], ['aba-new@example.org', 2], ['aba-late@example.org', 3]]);
+    await assertInvariants(db.sql);
+  });
+
+  test('a lock-last batch deadlocked with a locked-first one inserting the same student: decided again, locked; one registration', async () => {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const h = await db.sql.reserve();
+    try {
+      await h`BEGIN`;
+      // The keyed side waits 10 s before looking for a deadlock, so the lock-last side finds it.
+      await h`SET LOCAL deadlock_timeout = '10s'`;
+      await h`SELECT 1 FROM courses WHERE id = ${course} FOR NO KEY UPDATE`;
+      const lockLast = registerBatch(db.sql, course, ['dl-x']).execute(); // writes its row, then waits for the course
+      await untilABatchWaitsForALock();
+      const [keyed] = await registerBatch(h, course, ['dl-x'], true); // locked first: waits for that row: a cycle
+      await h`COMMIT`;
+      const [last] = await lockLast;
+      assert.equal(keyed!.r[0]!.outcome, 'created');
+      assert.equal(last!.r[0]!.outcome, 'existing');
+      assert.equal(last!.r[0]!.registration!.id, keyed!.r[0]!.registration!.id);
+    } finally {
+      h.release();
+    }
+    const [rows] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+    assert.equal(rows!.n, 1);
+    await assertInvariants(db.sql);
+  });
+
+  test('a keyed request that PostgreSQL fails to break a deadlock is run again: 201, not a 500', async () => {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const h = await db.sql.reserve();
+    try {
+      await h`BEGIN`;
+      await h`SET LOCAL deadlock_timeout = '10s'`;
+      // H holds an uncommitted row of the student (and the course only by key).
+      await h`INSERT INTO registrations (course_id, name, email, email_key, status) VALUES (${course}, 'Held', 'dl-y@example.org', 'dl-y@example.org', 'enrolled')`;
+      const answer = server.client.register({ name: 'Student Y', email: 'dl-y@example.org', course }, { 'idempotency-key': 'deadlock-y' });
+      await untilABatchWaitsForALock(); // the request holds the course and waits for H's row
+      await h`SELECT 1 FROM courses WHERE id = ${course} FOR NO KEY UPDATE`; // a cycle: PostgreSQL fails the request's transaction
+      await h`ROLLBACK`;
+      const { status, body } = await answer;
+      assert.equal(status, 201, JSON.stringify(body));
+    } finally {
+      h.release();
+    }
+    const [rows] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+    assert.equal(rows!.n, 1);
     await assertInvariants(db.sql);
   });
 });

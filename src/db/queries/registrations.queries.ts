@@ -4,6 +4,7 @@ import type { RegistrationRow, RegistrationStatus } from '../../domain/registrat
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
+import { retryTransaction } from '../postgres-errors.ts';
 
 /** Registrations per transaction, at most. */
 export const GROUP_COMMIT_MAX_BATCH = 256;
@@ -27,7 +28,12 @@ export type RegisterOutcome =
 
 /** One batch in one statement (registrar_register_batch: one transaction): results in order,
  * as one jsonb (parsed by JSON.parse, much cheaper than a jsonb[] parsed element by element). */
-export async function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
+export function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
+  // A deadlock rolled the whole statement back (see 0010_course_version_check.sql): run it again.
+  return retryTransaction(() => registerBatchOnce(sql, batch));
+}
+
+async function registerBatchOnce(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
   // As hex text: postgres.js types an array by its first element, and sends Buffers as one bytea.
   const hex = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) => batch.map((p) => (p.idempotency ? pick(p.idempotency).toString('hex') : null));
   const bytes = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) =>
