@@ -16,6 +16,19 @@ import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 
 const RESTART_BASE_DELAY_MS = 100;
+/** The supervisor's own connections (migrations, health) and room for an operator's psql. The floor, 300, was the fixed size before. */
+const CONNECTIONS_HEADROOM = 20;
+
+/**
+ * Connections one instance opens at most: each HTTP worker's pool, and the job worker's pool
+ * plus graphile-worker's pool per runner (email, webhooks: their concurrency + 2 each; imports:
+ * 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet
+ * "too many connections".
+ */
+export function connectionsNeeded(config: Config): number {
+  const jobWorker = (config.emailConcurrency + config.webhookConcurrency + 2) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;
+  return Math.max(300, config.workers * config.databasePoolSize + jobWorker + CONNECTIONS_HEADROOM);
+}
 const RESTART_MAX_DELAY_MS = 30_000;
 /** A worker that lived this long before dying counts as healthy: its slot's backoff resets. */
 const HEALTHY_UPTIME_MS = 10_000;
@@ -40,7 +53,11 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
   let databaseUrl = config.databaseUrl;
   let databaseLabel = 'external PostgreSQL (DATABASE_URL)';
   if (databaseUrl === undefined) {
-    const database = await startEmbeddedDatabase({ dataDir: config.dataDir, log: (line) => logger.info(line) });
+    const database = await startEmbeddedDatabase({
+      dataDir: config.dataDir,
+      log: (line) => logger.info(line),
+      settings: { max_connections: String(connectionsNeeded(config)) },
+    });
     lifecycle.add('embedded PostgreSQL', () => database.stop());
     databaseUrl = database.url;
     databaseLabel = `embedded PostgreSQL in ${config.dataDir}/db`;

@@ -13,8 +13,10 @@ const dispatcher = new Agent({ connections: 512, pipelining: 1 });
 
 export class Client {
   readonly baseUrl: string;
-  constructor(baseUrl: string) {
+  readonly adminToken: string;
+  constructor(baseUrl: string, adminToken = TEST_ADMIN_TOKEN) {
     this.baseUrl = baseUrl;
+    this.adminToken = adminToken;
   }
 
   async request<T = any>(method: string, path: string, options: { body?: unknown; raw?: string; token?: string; headers?: Record<string, string> } = {}): Promise<Answer<T>> {
@@ -32,7 +34,7 @@ export class Client {
   }
 
   admin<T = any>(method: string, path: string, body?: unknown): Promise<Answer<T>> {
-    return this.request<T>(method, path, { body, token: TEST_ADMIN_TOKEN });
+    return this.request<T>(method, path, { body, token: this.adminToken });
   }
 
   register(student: { name: string; email: string; course: string }, headers?: Record<string, string>): Promise<Answer> {
