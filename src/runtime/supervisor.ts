@@ -14,8 +14,8 @@ import { loadAdminToken } from './admin-token.ts';
 import { startEmbeddedDatabase } from './embedded-database.ts';
 import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
+import { countCrashes, restartDelayMs } from './restart-backoff.ts';
 
-const RESTART_BASE_DELAY_MS = 100;
 /** The supervisor's own connections (migrations, health) and room for an operator's psql. The floor, 300, was the fixed size before. */
 const CONNECTIONS_HEADROOM = 20;
 
@@ -29,9 +29,6 @@ export function connectionsNeeded(config: Config): number {
   const jobWorker = (config.emailConcurrency + config.webhookConcurrency + 2) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;
   return Math.max(300, config.workers * config.databasePoolSize + jobWorker + CONNECTIONS_HEADROOM);
 }
-const RESTART_MAX_DELAY_MS = 30_000;
-/** A worker that lived this long before dying counts as healthy: its slot's backoff resets. */
-const HEALTHY_UPTIME_MS = 10_000;
 
 type Slot = { role: 'http' | 'jobs'; index: number; worker: Worker | undefined; startedAt: number; crashes: number };
 
@@ -89,8 +86,8 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
       if (lifecycle.isStopping) return;
       if (worker.process.pid) hub.recordExit(worker.process.pid, slot.role, code, signal);
       const uptimeMs = Date.now() - slot.startedAt;
-      slot.crashes = uptimeMs >= HEALTHY_UPTIME_MS ? 1 : slot.crashes + 1;
-      const delayMs = Math.min(RESTART_BASE_DELAY_MS * 2 ** (slot.crashes - 1), RESTART_MAX_DELAY_MS);
+      slot.crashes = countCrashes(slot.crashes, uptimeMs);
+      const delayMs = restartDelayMs(slot.crashes);
       logger.warn({ role: slot.role, slot: slot.index, pid: worker.process.pid, code, signal, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
       setTimeout(() => {
         if (!lifecycle.isStopping) fork(slot);

@@ -17,6 +17,7 @@ import { Agent } from 'undici';
 import { connectDatabase, type Sql } from '../../src/db/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { type Answer, Client } from '../support/http.ts';
+import { HEALTHY_UPTIME_MS } from '../../src/runtime/restart-backoff.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import {
   collectWorkerPids,
@@ -211,6 +212,16 @@ describe('npm start', { timeout: 600_000 }, () => {
     const later = await collectWorkerPids(baseUrl, (pids) => [...pids].some((pid) => !firstWorkers.has(pid)), 30_000);
     assert.ok(!later.has(victim), 'the killed worker answers no more');
     assert.match(running.output(), /worker died; replacing it/);
+
+    // The replacement dies too: replaced again, after the backoff of a second crash in a row
+    // (twice the first wait) if it had lived less than the healthy uptime, else at once.
+    const replacement = [...later].find((pid) => !firstWorkers.has(pid))!;
+    process.kill(replacement, 'SIGKILL');
+    const exitLine = new RegExp(`^.*"pid":${replacement},.*"restartInMs":\\d+.*$`, 'm');
+    await running.waitForOutput(exitLine, 30_000);
+    const exit = JSON.parse(exitLine.exec(running.output())![0]) as { uptimeMs: number; restartInMs: number };
+    assert.equal(exit.restartInMs, exit.uptimeMs < HEALTHY_UPTIME_MS ? 200 : 100, JSON.stringify(exit));
+    await collectWorkerPids(baseUrl, (pids) => [...pids].some((pid) => !firstWorkers.has(pid) && pid !== replacement), 30_000);
 
     // Every 2xx means committed: each created registration is stored, with the status it was given.
     const created = answers.filter((a) => a.status === 201).map((a) => a.body as Registration);
