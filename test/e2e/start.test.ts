@@ -114,9 +114,10 @@ async function allRegistrations(course: string): Promise<Registration[]> {
 }
 
 /**
- * POST /register with a deadline. A connection that the supervisor was handing to the worker at
- * the instant it died is never answered nor closed (node:cluster's round-robin handoff loses it),
- * so without a deadline that one request would hang until undici's own 300 s timeout.
+ * POST /register with a deadline. A connection the kernel queued on the killed worker's socket
+ * (SO_REUSEPORT gives each worker its own accept queue) at the instant it died may be neither
+ * answered nor closed, so without a deadline that one request would hang until undici's own
+ * 300 s timeout.
  */
 async function registerOnce(body: { name: string; email: string; course: string }): Promise<Outcome> {
   try {
