@@ -82,7 +82,7 @@ export async function runJobWorker(config: Config): Promise<void> {
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,
-        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, allowPrivate: config.webhookAllowPrivate, onOutcome: countWebhook }) },
+        taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, allowPrivate: config.webhookAllowPrivate, onOutcome: countWebhook, limit: createLimiter(config.webhookConcurrency) }) },
       },
     ],
   });

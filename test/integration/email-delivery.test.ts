@@ -11,6 +11,7 @@ import { createEmailDelivery, createInlineEmail } from '../../src/jobs/email/del
 import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
+import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 import { startSmtpServer, type TestSmtpServer } from '../../src/cli/bench/smtp-server.ts';
 
 let db: TestDatabase;
@@ -147,33 +148,71 @@ describe('email', () => {
     assert.equal(messages.length, 30);
   });
 
-  test('a rolled-back registration sends nothing: a full course, and a failure forced inside the transaction', async () => {
+  test('a rolled-back registration sends nothing: a full course, and a failure at commit, after its email and webhook jobs were added', async () => {
     smtp.messages.length = 0;
-    const course = await newCourse(server.client, { capacity: 1 });
-    assert.equal((await server.client.register(student(course, 1, 'kept'))).status, 201);
-    assert.equal((await server.client.register(student(course, 2, 'full'))).status, 409);
-    // A trigger that fails the transaction after the event, its token and its email job were written.
+    const receiver = await startWebhookReceiver();
+    const hook = await server.client.admin('POST', '/webhooks', { url: receiver.url, events: ['registration.created'] });
+    assert.equal(hook.status, 201);
+    try {
+      const course = await newCourse(server.client, { capacity: 1 });
+      assert.equal((await server.client.register(student(course, 1, 'kept'))).status, 201);
+      assert.equal((await server.client.register(student(course, 2, 'full'))).status, 409);
+      // A deferred constraint trigger runs at COMMIT: after the registration, its event, token,
+      // email job and webhook job were all written. The commit fails; all of them go.
+      await db.sql.unsafe(`
+        CREATE FUNCTION fail_forced() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.name = 'Forced Failure' THEN RAISE EXCEPTION 'forced failure at commit'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE CONSTRAINT TRIGGER fail_forced AFTER INSERT ON registrations DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION fail_forced();`);
+      try {
+        const other = await newCourse(server.client, { capacity: 5 });
+        const failed = await server.client.register({ name: 'Forced Failure', email: 'forced@example.org', course: other });
+        assert.equal(failed.status, 500);
+        assert.equal((await db.sql`SELECT 1 FROM registrations WHERE email = 'forced@example.org'`).length, 0);
+      } finally {
+        await db.sql.unsafe('DROP TRIGGER fail_forced ON registrations; DROP FUNCTION fail_forced();');
+      }
+      // A control registered after it: its email and webhook arrive, like the first student's; the failed one's never do.
+      const control = await newCourse(server.client, { capacity: 5 });
+      assert.equal((await server.client.register(student(control, 3, 'control'))).status, 201);
+      await smtp.waitForMessages(2);
+      await settle(async () => receiver.received.length >= 2);
+      await settle(async () => (await pendingEmailJobs()) === 0);
+      assert.deepEqual(smtp.messages.flatMap((m) => m.to).sort(), ['control3@example.org', 'kept1@example.org']);
+      assert.deepEqual(receiver.received.map((r) => r.body.data.registration.email).sort(), ['control3@example.org', 'kept1@example.org']);
+    } finally {
+      await server.client.admin('DELETE', `/webhooks/${hook.body.id}`);
+      await receiver.close();
+    }
+  });
+
+  test('an email accepted by the server whose record fails to be written is not sent again', async () => {
+    smtp.messages.length = 0;
+    // The first write of this recipient's delivery record fails, as if the database blinked
+    // right after the SMTP server accepted the message (a sequence: its count survives the
+    // rollback of the failed write).
     await db.sql.unsafe(`
-      CREATE FUNCTION fail_forced() RETURNS trigger LANGUAGE plpgsql AS $$
+      CREATE SEQUENCE record_writes;
+      CREATE FUNCTION fail_record_once() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF (SELECT name FROM registrations WHERE id = NEW.registration_id) = 'Forced Failure' THEN
-          RAISE EXCEPTION 'forced failure';
-        END IF;
+        IF NEW.recipient = 'blink@example.org' AND nextval('record_writes') = 1 THEN RAISE EXCEPTION 'the database blinked'; END IF;
         RETURN NEW;
       END $$;
-      CREATE TRIGGER fail_forced AFTER INSERT ON manage_tokens FOR EACH ROW EXECUTE FUNCTION fail_forced();`);
+      CREATE TRIGGER fail_record_once BEFORE INSERT ON email_deliveries FOR EACH ROW EXECUTE FUNCTION fail_record_once();`);
     try {
-      const other = await newCourse(server.client, { capacity: 5 });
-      const failed = await server.client.register({ name: 'Forced Failure', email: 'forced@example.org', course: other });
-      assert.equal(failed.status, 500);
-      const stored = await db.sql`SELECT 1 FROM registrations WHERE email = 'forced@example.org'`;
-      assert.equal(stored.length, 0);
+      const course = await newCourse(server.client, { capacity: 5 });
+      assert.equal((await server.client.register({ name: 'Blink', email: 'blink@example.org', course })).status, 201);
+      await settle(async () => (await db.sql`SELECT 1 FROM email_deliveries WHERE recipient = 'blink@example.org' AND status = 'sent'`).length === 1);
+      await settle(async () => (await pendingEmailJobs()) === 0);
+      const [writes] = await db.sql<{ n: string }[]>`SELECT last_value::text AS n FROM record_writes`;
+      assert.ok(Number(writes!.n) >= 2, 'the first record did fail, and was written again');
+      assert.equal(smtp.messages.filter((m) => m.to.includes('blink@example.org')).length, 1, 'sent once');
     } finally {
-      await db.sql.unsafe('DROP TRIGGER fail_forced ON manage_tokens; DROP FUNCTION fail_forced();');
+      await db.sql.unsafe('DROP TRIGGER fail_record_once ON email_deliveries; DROP FUNCTION fail_record_once(); DROP SEQUENCE record_writes;');
     }
-    await smtp.waitForMessages(1);
-    await settle(async () => (await pendingEmailJobs()) === 0);
-    assert.deepEqual(smtp.messages.flatMap((m) => m.to), ['kept1@example.org']);
   });
 
   test('EMAIL_DELIVERY=inline, the demonstration: each answer waits for its email, sent once', async () => {

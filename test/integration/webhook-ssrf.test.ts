@@ -1,9 +1,11 @@
-// Webhooks cannot be aimed inside the network (SSRF): internal addresses are refused when the
-// webhook is created and again at delivery, on the address actually connected to.
+// Webhook delivery's bounds: webhooks cannot be aimed inside the network (SSRF), internal
+// addresses being refused when the webhook is created and again at delivery, on the address
+// actually connected to; and a job of hundreds of deliveries keeps to WEBHOOK_CONCURRENCY.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { isInternalAddress } from '../../src/jobs/webhooks/address-guard.ts';
+import { createLimiter } from '../../src/jobs/job-entries.ts';
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
@@ -42,16 +44,41 @@ test('creating a webhook for an internal address is refused with 400', async () 
   assert.equal((await strict.client.admin('GET', '/webhooks')).body.length, 0);
 });
 
-test('a delivery to an internal address is refused at connection time, and recorded as failed', async () => {
+test('a delivery to an internal address is refused at connection time, and recorded as failed at once, without retries', async () => {
   // As if the webhook had been created while its name pointed elsewhere (DNS rebinding).
   const [hook] = await db.sql<{ id: string }[]>`INSERT INTO webhooks (url, events, secret) VALUES (${receiver.url.replace('127.0.0.1', 'localhost')}, ${['registration.created']}, 'whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0') RETURNING id`;
   const course = await newCourse(strict.client, { capacity: 5 });
   await strict.client.register(student(course, 1));
   const [delivery] = await db.sql<{ id: string }[]>`SELECT id FROM webhook_deliveries WHERE webhook_id = ${hook!.id}`;
-  const task = createDeliverWebhookTask({ sql: db.sql, timeoutMs: 2_000, logger: pino({ level: 'silent' }), allowPrivate: false });
-  await task({ deliveryId: delivery!.id }, { job: { id: '0', attempts: 12, max_attempts: 12 } } as never);
+  const task = createDeliverWebhookTask({ sql: db.sql, timeoutMs: 2_000, logger: pino({ level: 'silent' }), allowPrivate: false, limit: createLimiter(1) });
+  // The first of 12 attempts: the task completes (no retry is asked for), the delivery failed for good.
+  await task({ deliveryId: delivery!.id }, { job: { id: '0', attempts: 1, max_attempts: 12 } } as never);
   const [row] = await db.sql<{ status: string; last_error: string }[]>`SELECT status, last_error FROM webhook_deliveries WHERE id = ${delivery!.id}`;
   assert.equal(row!.status, 'failed');
   assert.match(row!.last_error, /internal address/);
   assert.equal(receiver.received.length, 0);
+});
+
+test('a job holding many deliveries sends at most WEBHOOK_CONCURRENCY at once, each once', async () => {
+  const [hook] = await db.sql<{ id: string }[]>`INSERT INTO webhooks (url, events, secret) VALUES (${receiver.url}, ${['registration.created']}, 'whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0') RETURNING id`;
+  const course = await newCourse(strict.client, { capacity: 40 });
+  // At once: a few group commits, each of whose webhook job holds many deliveries.
+  await Promise.all(Array.from({ length: 30 }, (_, i) => strict.client.register(student(course, i, 'bound'))));
+  const deliveries = await db.sql<{ id: string }[]>`SELECT id FROM webhook_deliveries WHERE webhook_id = ${hook!.id}`;
+  assert.equal(deliveries.length, 30);
+  const before_ = receiver.received.length;
+  receiver.delayMs = 50;
+  try {
+    const task = createDeliverWebhookTask({ sql: db.sql, timeoutMs: 5_000, logger: pino({ level: 'silent' }), allowPrivate: true, limit: createLimiter(3) });
+    // One job with all 30 entries, as a group commit of 30 writes it.
+    const results = await task(deliveries.map((d) => ({ deliveryId: d.id })), { job: { id: '0', attempts: 1, max_attempts: 12 } } as never);
+    await Promise.all(results as Promise<unknown>[]);
+  } finally {
+    receiver.delayMs = 0;
+  }
+  assert.equal(receiver.received.length - before_, 30);
+  assert.equal(new Set(receiver.received.slice(before_).map((r) => r.id)).size, 30, 'each delivery once');
+  assert.ok(receiver.peakInFlight <= 3 && receiver.peakInFlight >= 2, `peak ${receiver.peakInFlight} requests at once`);
+  const [pending] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM webhook_deliveries WHERE webhook_id = ${hook!.id} AND status <> 'delivered'`;
+  assert.equal(pending!.n, 0);
 });

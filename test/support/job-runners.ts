@@ -25,7 +25,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     specs: [
       { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), createLimiter(options.emailConcurrency ?? 8)) } },
       { name: 'imports', concurrency: 1, taskList: { import_csv: createImportCsvTask({ sql: db.sql, pool, logger, ...(options.importChunkBytes ? { chunkBytes: options.importChunkBytes } : {}) }) } },
-      { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger, allowPrivate: true }) } },
+      { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger, allowPrivate: true, limit: createLimiter(4) }) } },
     ],
   });
   return {

@@ -11,6 +11,10 @@ export type WebhookReceiver = {
   received: ReceivedWebhook[];
   /** Status codes to answer for the first attempts of each webhook-id, then 200. */
   failFirst: number[];
+  /** How long each answer takes (a slow receiver). */
+  delayMs: number;
+  /** The most requests it was answering at once. */
+  readonly peakInFlight: number;
   setSecret(secret: string): void;
   close(): Promise<void>;
 };
@@ -19,9 +23,11 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const received: ReceivedWebhook[] = [];
   const attemptsById = new Map<string, number>();
   let verifier: Webhook | undefined;
-  const state = { failFirst: [] as number[] };
+  const state = { failFirst: [] as number[], delayMs: 0, inFlight: 0, peakInFlight: 0 };
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
+    state.inFlight += 1;
+    state.peakInFlight = Math.max(state.peakInFlight, state.inFlight);
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const payload = Buffer.concat(chunks).toString('utf8');
@@ -39,7 +45,10 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       const status = state.failFirst[attempt - 1] ?? 200;
       const body = JSON.parse(payload || 'null');
       received.push({ id, type: body?.type, body, verified, answeredStatus: status });
-      response.writeHead(status).end();
+      setTimeout(() => {
+        state.inFlight -= 1;
+        response.writeHead(status).end();
+      }, state.delayMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -52,6 +61,15 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     },
     set failFirst(value: number[]) {
       state.failFirst = value;
+    },
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(value: number) {
+      state.delayMs = value;
+    },
+    get peakInFlight() {
+      return state.peakInFlight;
     },
     setSecret(secret) {
       verifier = new Webhook(secret);

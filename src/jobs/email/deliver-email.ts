@@ -2,6 +2,7 @@
 // and by the "inline" demonstration mode. Skips an event whose outcome is already recorded;
 // records 'sent' right after the transport accepts; records 'failed' on a permanent refusal or
 // the last attempt; rethrows a temporary failure for the caller to retry.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import { findLatestEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
@@ -18,6 +19,25 @@ export type EmailDeliveryDeps = {
 };
 
 export type EmailOutcome = 'sent' | 'failed' | 'skipped';
+
+const RECORD_RETRY_FIRST_MS = 100;
+const RECORD_RETRY_MAX_MS = 5_000;
+/** About ten minutes of a database away before the record is given up (and a copy may follow). */
+const RECORD_ATTEMPTS = 130;
+
+/** Runs `write` until it succeeds, backing off from 100 ms to 5 s; rethrows only after about ten minutes. */
+export async function recordUntilStored(write: () => Promise<unknown>, onFailure: (error: unknown, attempt: number) => void): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await write();
+      return;
+    } catch (error) {
+      if (attempt >= RECORD_ATTEMPTS) throw error;
+      onFailure(error, attempt);
+      await sleep(Math.min(RECORD_RETRY_FIRST_MS * 2 ** (attempt - 1), RECORD_RETRY_MAX_MS));
+    }
+  }
+}
 
 export function createEmailDelivery(deps: EmailDeliveryDeps) {
   const messageDomain = new URL(deps.publicUrl).hostname || 'registrar.invalid';
@@ -43,7 +63,10 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
       deps.onOutcome?.('retry');
       throw error;
     }
-    await recordEmailOutcome(deps.sql, { ...outcome, status: 'sent', error: null });
+    // Accepted: from here on a failure must not make the caller retry, or the email would go
+    // twice (invariant 4). The record is written again until the database takes it.
+    await recordUntilStored(() => recordEmailOutcome(deps.sql, { ...outcome, status: 'sent', error: null }), (error, attempt) =>
+      deps.logger.error({ err: error, eventId, attempt }, 'email sent, but its record could not be written yet; trying again'));
     deps.onOutcome?.('sent');
     return 'sent';
   };

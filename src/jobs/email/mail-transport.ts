@@ -18,11 +18,22 @@ export type MailTransport = {
 
 export type SmtpOptions = { url: string; concurrency: number; timeoutMs?: number };
 
-/** RFC 5321 section 4.2.1: 5yz is a permanent failure; 4yz and lost connections are transient. */
-function classify(error: unknown): Error {
-  const responseCode = (error as { responseCode?: number }).responseCode;
+/** nodemailer's codes for a refusal of this message or its recipients (MAIL FROM, RCPT TO, DATA). */
+const MESSAGE_REFUSALS = new Set(['EENVELOPE', 'EMESSAGE']);
+/** RFC 4954 / 3207 replies about authentication or TLS, whichever command they answer: the configuration's fault. */
+const CONFIGURATION_REPLIES = new Set([530, 534, 535, 538]);
+
+/**
+ * RFC 5321 section 4.2.1: a 5yz reply is a permanent failure, 4yz and lost connections are
+ * transient. Permanent for this message only when the server refused the message or a recipient:
+ * a 5yz to AUTH (535 wrong password) or to STARTTLS (530) is the configuration's fault, true of
+ * every message, and mended by an operator; those are retried, so the mail goes once it is.
+ */
+export function classifySmtpError(error: unknown): Error {
+  const { responseCode, code } = error as { responseCode?: number; code?: string };
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600) {
+  if (typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600 && !CONFIGURATION_REPLIES.has(responseCode)
+    && code !== undefined && MESSAGE_REFUSALS.has(code)) {
     return new PermanentEmailError(message, { cause: error });
   }
   return error instanceof Error ? error : new Error(message);
@@ -52,7 +63,7 @@ export function createSmtpTransport(options: SmtpOptions): MailTransport {
           messageId: message.messageId,
         });
       } catch (error) {
-        throw classify(error);
+        throw classifySmtpError(error);
       }
     },
     async close() {

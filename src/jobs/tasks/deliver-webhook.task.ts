@@ -9,7 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
 import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
-import { runJobEntries } from '../job-entries.ts';
+import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../webhooks/address-guard.ts';
 
@@ -20,6 +20,8 @@ export type DeliverWebhookDeps = {
   /** Deliver to loopback and private addresses too (WEBHOOK_ALLOW_PRIVATE). */
   allowPrivate?: boolean;
   onOutcome?: (outcome: 'delivered' | 'failed' | 'retry') => void;
+  /** Bounds the deliveries in flight across every job of the process (WEBHOOK_CONCURRENCY): a job can hold hundreds. */
+  limit: Limiter;
 };
 
 const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitlisted: 'waitlisted', promoted: 'enrolled', cancelled: 'cancelled' };
@@ -43,6 +45,14 @@ export function webhookBody(delivery: PendingDelivery): string {
   });
 }
 
+/** Refused by the address guard (here or in the connection's lookup): no retry will change that. */
+function isInternalAddressRefusal(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (current instanceof InternalAddressError) return true;
+  }
+  return false;
+}
+
 /** fetch's own message is "fetch failed"; the reason is in its cause. */
 function describeError(error: unknown): string {
   const parts: string[] = [];
@@ -55,7 +65,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
   const dispatcher = new Agent(deps.allowPrivate ? {} : { connect: { lookup: publicOnlyLookup } });
   return async function deliverWebhooks(payload, helpers) {
     const { attempts, max_attempts: maxAttempts } = helpers.job;
-    return runJobEntries(payload, (entry) => deliverWebhook(entry, attempts, maxAttempts), () => addRetryJitter(deps.sql, helpers.job.id, attempts));
+    return runJobEntries(payload, (entry) => deps.limit(() => deliverWebhook(entry, attempts, maxAttempts)), () => addRetryJitter(deps.sql, helpers.job.id, attempts));
   };
 
   async function deliverWebhook(payload: unknown, attempts: number, maxAttempts: number): Promise<void> {
@@ -64,9 +74,13 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
     const delivery = await loadDelivery(deps.sql, deliveryId);
     if (!delivery || delivery.status !== 'pending') return; // webhook deleted, or already done
     const body = webhookBody(delivery);
-    const signature = new Webhook(delivery.secret).sign(delivery.id, new Date(), body);
+    // One instant for the signature and its header: signed in one second and stamped in the
+    // next, a delivery would fail the receiver's check (the timestamp is part of what is signed).
+    const sentAt = new Date();
+    const signature = new Webhook(delivery.secret).sign(delivery.id, sentAt, body);
     let statusCode: number | null = null;
     let error: string | null = null;
+    let permanent = false;
     try {
       const host = new URL(delivery.url).hostname.replace(/^\[|\]$/g, '');
       if (!deps.allowPrivate && isInternalAddress(host)) throw new InternalAddressError(`${host} is an internal address`);
@@ -77,7 +91,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
           'content-type': 'application/json',
           'user-agent': 'Registrar-Webhooks/1',
           'webhook-id': delivery.id,
-          'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
           'webhook-signature': signature,
         },
         body,
@@ -94,8 +108,9 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       error = `HTTP ${response.status}`;
     } catch (cause) {
       error = describeError(cause);
+      permanent = isInternalAddressRefusal(cause);
     }
-    const final = attempts >= maxAttempts;
+    const final = permanent || attempts >= maxAttempts;
     await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
     if (final) {
       deps.onOutcome?.('failed');
