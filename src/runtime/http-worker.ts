@@ -28,7 +28,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
   if (config.emailDelivery === 'inline') {
     const transport = createConfiguredTransport(config, sql);
     lifecycle.add('mail transport', () => transport.close());
-    inlineEmail = createInlineEmail(createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }), sql);
+    inlineEmail = createInlineEmail(createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }), sql, logger);
     logger.warn('EMAIL_DELIVERY=inline: emails are sent inside the request (a demonstration, not for real use)');
   }
   const app = await buildServer({

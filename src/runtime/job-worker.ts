@@ -5,7 +5,7 @@
 import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
-import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
+import { createEmailDelivery, INLINE_EMAIL_GRACE_MS } from '../jobs/email/deliver-email.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
 import { yieldEmailsToRushes } from '../jobs/rush-yield.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
@@ -67,12 +67,15 @@ export async function runJobWorker(config: Config): Promise<void> {
     logger,
     observer: activity.observer,
     specs: [
-      // EMAIL_DELIVERY=inline (a demonstration): the HTTP workers send, so no email runner here.
-      ...(config.emailDelivery === 'inline' ? [] : [{
+      {
         name: 'email',
         concurrency: config.emailConcurrency,
-        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail }), emailLimiter) },
-      }]),
+        taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({
+          sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail,
+          // EMAIL_DELIVERY=inline (a demonstration): a new registration's email is the request's to send first.
+          ...(config.emailDelivery === 'inline' ? { leaveToInlineMs: INLINE_EMAIL_GRACE_MS } : {}),
+        }), emailLimiter) },
+      },
       {
         // One import at a time; its parallelism is the thread pool's.
         name: 'imports',

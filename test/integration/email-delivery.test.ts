@@ -215,14 +215,16 @@ describe('email', () => {
     }
   });
 
-  test('EMAIL_DELIVERY=inline, the demonstration: each answer waits for its email, sent once', async () => {
+  test('EMAIL_DELIVERY=inline, the demonstration: each answer waits for its email, sent once; a failed one and the later emails go through the queue', async () => {
     smtp.messages.length = 0;
     smtp.behaviour.delayMs = 300;
     const transport = createSmtpTransport({ url: smtp.url, concurrency: 4, timeoutMs: 5_000 });
     const logger = pino({ level: 'silent' });
-    const inlineEmail = createInlineEmail(createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), db.sql);
-    // As in EMAIL_DELIVERY=inline, no email runner works the queue meanwhile.
+    const inlineEmail = createInlineEmail(createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), db.sql, logger);
+    // As the job worker runs in EMAIL_DELIVERY=inline: a new registration's email is the
+    // request's for a grace time (2 s here), every other email is the queue's.
     await runners.stop();
+    runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25, inlineGraceMs: 2_000 });
     const inline = await startTestServer(db.sql, { inlineEmail });
     try {
       const course = await newCourse(inline.client, { capacity: 5 });
@@ -231,14 +233,32 @@ describe('email', () => {
       assert.equal(answer.status, 201);
       assert.equal(smtp.messages.length, 1, 'the email was accepted before the answer');
       assert.ok(smtp.messages[0]!.receivedAt <= answeredAt);
-      // Back to queue mode: the queued job finds the email sent and sends nothing.
-      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+      // Its queued job finds the email sent and sends nothing.
       await settle(async () => (await pendingEmailJobs()) === 0);
       assert.equal(smtp.messages.length, 1);
+
+      // The mail server refuses the inline attempt (451): the answer is still a 201 (committed),
+      // and the job sends the email once the grace time is over.
+      smtp.behaviour.refuseFirstAttempt = true;
+      const refused = await inline.client.register(student(course, 2, 'inline'));
+      assert.equal(refused.status, 201);
+      await smtp.waitForMessages(2, 60_000);
+      await settle(async () => (await pendingEmailJobs()) === 0);
+      const counts = byMessageId(smtp.messages);
+      assert.deepEqual([...counts.values()], [1, 1], 'each email accepted once');
+
+      // A cancel is never sent inline: the queue sends it.
+      smtp.behaviour.refuseFirstAttempt = false;
+      assert.equal((await inline.client.admin('DELETE', `/registrations/${answer.body.id}`)).status, 200);
+      await smtp.waitForMessages(3, 60_000);
+      assert.match(smtp.messages[2]!.raw, /cancel/i);
     } finally {
       smtp.behaviour.delayMs = 0;
+      smtp.behaviour.refuseFirstAttempt = false;
       await inline.close();
       await transport.close();
+      await runners.stop();
+      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
     }
   });
 });

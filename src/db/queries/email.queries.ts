@@ -12,12 +12,14 @@ type EmailEventRow = {
   course_title: string;
   waitlist_position: number | null;
   delivery_status: 'sent' | 'failed' | null;
+  age_ms: number;
 };
 
-export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailEvent & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
+export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailEvent & { deliveryStatus: 'sent' | 'failed' | null; ageMs: number }) | undefined> {
   const [row] = await sql<EmailEventRow[]>`
     SELECT e.id::text AS event_id, e.kind, e.registration_id, r.name, r.email, e.course_id,
-      c.title AS course_title, e.waitlist_position, d.status AS delivery_status
+      c.title AS course_title, e.waitlist_position, d.status AS delivery_status,
+      (extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::float8 AS age_ms
     FROM registration_events e
     JOIN registrations r ON r.id = e.registration_id
     JOIN courses c ON c.id = e.course_id
@@ -34,6 +36,7 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailE
     courseTitle: row.course_title,
     waitlistPosition: row.waitlist_position,
     deliveryStatus: row.delivery_status,
+    ageMs: row.age_ms,
   };
 }
 

@@ -16,7 +16,17 @@ export type EmailDeliveryDeps = {
   publicUrl: string;
   logger: Logger;
   onOutcome?: (outcome: 'sent' | 'failed' | 'retry') => void;
+  /**
+   * EMAIL_DELIVERY=inline, on the job's side: the request that created a registration sends its
+   * first email itself. For this long after the event, the job leaves such an email to the
+   * request (it retries later) unless the request recorded an outcome; after it, the job sends
+   * it (the request failed, or its process died).
+   */
+  leaveToInlineMs?: number;
 };
+
+/** The emails the request sends itself in EMAIL_DELIVERY=inline: a new registration's first. */
+const SENT_INLINE: ReadonlySet<string> = new Set(['enrolled', 'waitlisted']);
 
 export type EmailOutcome = 'sent' | 'failed' | 'skipped';
 
@@ -48,6 +58,9 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
       return 'skipped';
     }
     if (event.deliveryStatus !== null) return 'skipped'; // already sent (or failed for good): never twice
+    if (deps.leaveToInlineMs !== undefined && SENT_INLINE.has(event.kind) && event.ageMs < deps.leaveToInlineMs) {
+      throw new Error(`email of event ${eventId} is being sent inside its request (EMAIL_DELIVERY=inline); checked again later`);
+    }
     const message = buildEmail(event, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
     const outcome = { eventId: event.eventId, recipient: message.to, messageId: message.messageId, attempts: attempt.attempts };
     try {
@@ -74,15 +87,26 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
 
 export type DeliverEmail = ReturnType<typeof createEmailDelivery>;
 
+/** How long the job worker leaves a new registration's email to its request in EMAIL_DELIVERY=inline: past the SMTP timeout. */
+export const INLINE_EMAIL_GRACE_MS = 60_000;
+
 /**
  * The demonstration mode EMAIL_DELIVERY=inline: send the email of a registration just created
- * inside the request, once, with no retry. Never use it for real: one slow mail server then
- * slows every registration, which is the point of the demonstration.
+ * inside the request. Never use it for real: one slow mail server then slows every
+ * registration, which is the point of the demonstration. The email's job is still queued with
+ * the registration: a temporary failure here is left to it (sent after INLINE_EMAIL_GRACE_MS,
+ * with the job's retries), so even this mode loses no email; the job worker sends the later
+ * emails (promotions, cancels) as always.
  */
-export function createInlineEmail(deliverEmail: DeliverEmail, sql: Sql) {
+export function createInlineEmail(deliverEmail: DeliverEmail, sql: Sql, logger: Logger) {
   return async function sendInline(registrationId: string, manageToken: string): Promise<void> {
     const eventId = await findLatestEventId(sql, registrationId);
-    if (eventId !== undefined) await deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: 1 });
+    if (eventId === undefined) return;
+    try {
+      await deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY });
+    } catch (error) {
+      logger.warn({ err: error, eventId }, 'inline email failed; its job will send it');
+    }
   };
 }
 
