@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { onRequestHookHandler } from 'fastify';
 import Type from 'typebox';
 import type { Sql } from '../../db/database.ts';
@@ -62,17 +63,27 @@ export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Pr
     return reply.headers(SECURITY_HEADERS).type('text/css; charset=utf-8').send(style);
   });
 
-  // JSON only: a cross-site form cannot send it without a CORS preflight, and the cookie is
-  // SameSite=Strict, so neither login nor logout can be forged from another site.
-  app.post('/dashboard/login', {
-    onRequest: deps.limitLogin, // the admin token cannot be guessed at speed
-    schema: { hide: true, body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }) },
-  }, async function logIn(request, reply) {
-    if (!secretsMatch(request.body.token, deps.adminToken)) {
-      return sendProblem(reply, problem(401, 'unauthorized', 'That is not the admin token'));
-    }
-    deps.sessions.logIn(reply);
-    return reply.code(204).send();
+  // The login page's form posts (never GETs: the token must not end up in a URL) as JSON from
+  // its script, or as a plain form if the script did not run. The form parser is scoped to this
+  // route: no other route takes form bodies. The cookie is SameSite=Strict, and a forged
+  // cross-site login would need the admin token itself.
+  await app.register(async function formLogin(plain) {
+    const scope = plain.withTypeProvider<TypeBoxTypeProvider>();
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+    scope.post('/dashboard/login', {
+      onRequest: deps.limitLogin, // the admin token cannot be guessed at speed
+      schema: { hide: true, body: Type.Object({ token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }) },
+    }, async function logIn(request, reply) {
+      if (!secretsMatch(request.body.token, deps.adminToken)) {
+        return sendProblem(reply, problem(401, 'unauthorized', 'That is not the admin token'));
+      }
+      deps.sessions.logIn(reply);
+      // A plain form (no script) goes on to the dashboard; the script reloads the page itself.
+      if (request.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) return reply.code(303).header('location', '/dashboard').send();
+      return reply.code(204).send();
+    });
   });
   app.post('/dashboard/logout', { schema: { hide: true } }, async function logOut(_request, reply) {
     deps.sessions.logOut(reply);
