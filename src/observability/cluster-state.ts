@@ -22,6 +22,8 @@ export class ClusterStateHub {
   private readonly lanes = new Map<number, { activity: WorkerActivity; startedAt: number; updatedAt: number }>();
   private readonly history = new Map<number, SecondSummary>();
   private readonly restarts: RestartEvent[] = [];
+  /** Processes that exited: a last state message can arrive after the exit, and must not bring their lane back. */
+  private readonly exited = new Set<number>();
 
   recordStart(pid: number, role: WorkerActivity['role']): void {
     this.lanes.set(pid, { activity: { pid, role, inFlight: 0, byPhase: {}, sample: [], seconds: [] }, startedAt: Date.now(), updatedAt: Date.now() });
@@ -29,13 +31,18 @@ export class ClusterStateHub {
 
   recordExit(pid: number, role: string, code: number | null, signal: string | null): void {
     this.lanes.delete(pid);
+    this.exited.add(pid);
+    if (this.exited.size > 1_000) this.exited.delete(this.exited.values().next().value!);
     this.restarts.unshift({ at: new Date().toISOString(), role, pid, code, signal });
     this.restarts.length = Math.min(this.restarts.length, MAX_RESTARTS);
   }
 
   update(activity: WorkerActivity): void {
-    const lane = this.lanes.get(activity.pid);
-    this.lanes.set(activity.pid, { activity, startedAt: lane?.startedAt ?? Date.now(), updatedAt: Date.now() });
+    // Its last seconds of requests still count in the history; a lane is only for the living.
+    if (!this.exited.has(activity.pid)) {
+      const lane = this.lanes.get(activity.pid);
+      this.lanes.set(activity.pid, { activity, startedAt: lane?.startedAt ?? Date.now(), updatedAt: Date.now() });
+    }
     for (const summary of activity.seconds) {
       const slot = this.history.get(summary.second) ?? emptySummary(summary.second);
       mergeInto(slot, summary);

@@ -28,14 +28,17 @@ function createMetrics(role: ProcessRole, worker: string) {
       lastElu = now;
     },
   });
-  const delay = monitorEventLoopDelay({ resolution: 10 });
+  const delayResolutionMs = 10;
+  const delay = monitorEventLoopDelay({ resolution: delayResolutionMs });
   delay.enable();
   new client.Gauge({
     name: 'registrar_event_loop_delay_p99_seconds',
     help: 'p99 event-loop delay since the previous scrape',
     labelNames: ['worker', 'role'],
     collect() {
-      this.set(labels, delay.percentile(99) / 1e9);
+      // The histogram's delays include its own sampling resolution (an idle loop reads ~10 ms),
+      // as process-pressure.ts notes: take it off.
+      this.set(labels, Math.max(0, delay.percentile(99) / 1e6 - delayResolutionMs) / 1e3);
       delay.reset();
     },
   });
@@ -57,8 +60,8 @@ function createMetrics(role: ProcessRole, worker: string) {
     }),
     shed: new client.Counter({ name: 'registrar_http_shed_total', help: 'Requests refused with 503 overloaded by load shedding' }),
     httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
-    dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Database connections busy with a request', labelNames: ['worker'] }),
-    dbWaiting: new client.Gauge({ name: 'registrar_db_pool_waiting', help: 'Requests waiting for a free database connection', labelNames: ['worker'] }),
+    dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Requests of this process in their database phase, up to the pool size: an estimate of the connections in use (postgres.js does not expose its pool; a group commit shares one connection among many requests)', labelNames: ['worker'] }),
+    dbWaiting: new client.Gauge({ name: 'registrar_db_pool_waiting', help: 'Requests of this process in their database phase beyond the pool size: an estimate of the requests waiting for a connection', labelNames: ['worker'] }),
     dbPoolSize: new client.Gauge({ name: 'registrar_db_pool_size', help: 'Database connections this process may open', labelNames: ['worker'] }),
     jobs: new client.Gauge({ name: 'registrar_jobs', help: 'Jobs by task and state (queued, running, retrying, dead)', labelNames: ['task', 'state'], aggregator: 'max' }),
     oldestJob: new client.Gauge({ name: 'registrar_job_oldest_queued_seconds', help: 'Age of the oldest job ready to run, per task', labelNames: ['task'], aggregator: 'max' }),
