@@ -267,6 +267,15 @@ describe('checkInvariants', () => {
     assert.ok(checksFailed(snapshot).includes('nobody turned away (course-full) while a place was free'));
   });
 
+  test('a request without an answer, or answered with a server error, fails the run; a 503 overloaded does not', () => {
+    const lost = goodSnapshot();
+    lost.answers!.push({ course: 'cs101', emailKey: 'f@example.org', status: 0 }, { course: 'cs101', emailKey: 'g@example.org', status: 502 });
+    assert.deepEqual(checksFailed(lost), ['every request answered', 'no server error']);
+    const shed = goodSnapshot();
+    shed.answers!.push({ course: 'cs101', emailKey: 'h@example.org', status: 503, problemType: '/problems/overloaded' });
+    assert.deepEqual(checkInvariants(shed), []);
+  });
+
   test('an email sent twice, and one missing', () => {
     const twice = goodSnapshot();
     twice.emails = { events: 4, messageIds: ['<1>', '<2>', '<3>', '<4>', '<4>'] };
