@@ -67,15 +67,29 @@ test('/metrics is Prometheus text, aggregated: its counters move by exactly the 
   assert.equal(loops.filter((s) => s.labels.role === 'http').length, 2);
   assert.equal(loops.filter((s) => s.labels.role === 'jobs').length, 1);
   assert.ok(after_.some((s) => s.name === 'registrar_http_request_duration_seconds_bucket'));
+  const timed = (samples: ReturnType<typeof parsePrometheusText>) => sum(samples, 'registrar_http_request_duration_seconds_count', { route: '/register' });
+  assert.equal(timed(after_) - timed(before_), 60, 'every request timed once in the latency histogram');
+  // One event-loop delay series per process, and the pool and thread-pool gauges.
+  assert.equal(after_.filter((s) => s.name === 'registrar_event_loop_delay_p99_seconds').length, 3);
+  for (const name of ['registrar_http_requests_in_flight', 'registrar_db_pool_in_use', 'registrar_db_pool_waiting', 'registrar_db_pool_size']) {
+    assert.ok(after_.some((s) => s.name === name), `${name} on /metrics`);
+  }
   // The group commit's batches: every registration that reached the database was in one (the
   // 40 created, and those refused by a batch rather than from the full course's memory).
   const batched = sum(after_, 'registrar_registration_batch_size_sum', {}) - sum(before_, 'registrar_registration_batch_size_sum', {});
   assert.ok(batched >= 40 && batched <= 60, `registrations in batches: ${batched}`);
   assert.ok(sum(after_, 'registrar_registration_batch_size_count', {}) > sum(before_, 'registrar_registration_batch_size_count', {}));
   // The job worker reads the queue's depth every 2 s: the email tasks show up shortly.
-  const deadline = Date.now() + 20_000;
-  while (!(await scrape()).some((s) => s.name === 'registrar_jobs' && s.labels.task === 'send_email')) {
-    assert.ok(Date.now() < deadline, 'no registrar_jobs{task="send_email"} in /metrics');
+  // The job worker reads the queue and its thread pool every 2 s; the 40 emails are counted as
+  // sent once they are.
+  const sent = (samples: ReturnType<typeof parsePrometheusText>) => sum(samples, 'registrar_emails_total', { outcome: 'sent' });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const now = await scrape();
+    const queueSeen = now.some((s) => s.name === 'registrar_jobs' && s.labels.task === 'send_email')
+      && ['registrar_job_oldest_queued_seconds', 'registrar_thread_pool_queued', 'registrar_thread_pool_utilization'].every((name) => now.some((s) => s.name === name));
+    if (queueSeen && sent(now) - sent(before_) === 40) break;
+    assert.ok(Date.now() < deadline, `queue gauges ${queueSeen ? '' : 'missing, '}${sent(now) - sent(before_)} of 40 emails counted as sent`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 });
@@ -92,7 +106,7 @@ test('the dashboard refuses a request without the admin login', async () => {
   assert.equal(wrong.status, 401);
 });
 
-test('in a real browser: log in, then worker lanes and counters change under load without a reload', async () => {
+test('in a real browser: log in, then worker lanes and counters change under load, and a worker\'s restart shows, without a reload', async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -109,25 +123,48 @@ test('in a real browser: log in, then worker lanes and counters change under loa
     return document.querySelector('#courses tbody')?.textContent ?? '';
   });
 
-  const course = await newCourse(client, { capacity: 500, waitlistCapacity: 0, title: '<img src=x onerror=alert(1)> Load' });
-  const load = Promise.all(Array.from({ length: 400 }, (_, i) => client.register({ ...student(course, i, 'dash'), name: `<b>Student ${i}</b>` })));
-  // The lanes show requests in flight while the load runs, or the counters move: either way the
-  // page changed by itself.
-  await page.waitForFunction((id) => (document.querySelector('#courses tbody')?.textContent ?? '').includes(id), course, { timeout: 30_000 });
-  await load;
-  await page.waitForFunction((id) => [...document.querySelectorAll('#courses tbody tr')].some((tr) => tr.textContent?.includes(id) && tr.textContent.includes('400 / 500')), course, { timeout: 30_000 });
-  await page.waitForFunction(() => Number(document.querySelector('#rps')?.textContent?.replace('/s', '') ?? 0) > 0 || document.querySelectorAll('#throughput polyline').length > 0, undefined, { timeout: 30_000 });
+  const course = await newCourse(client, { capacity: 5000, waitlistCapacity: 0, title: '<img src=x onerror=alert(1)> Load' });
+  // Watched while the load runs: an HTTP worker's lane with requests in flight, and the
+  // throughput figure above zero. The page changes by itself, or these time out.
+  const sawInFlight = page.waitForFunction(() => [...document.querySelectorAll('#lanes .lane')].some((lane) =>
+    (lane.querySelector('.lane-title')?.textContent ?? '').startsWith('HTTP worker') && parseInt(lane.querySelector('.count')?.textContent ?? '0', 10) > 0), undefined, { timeout: 60_000 });
+  const sawThroughput = page.waitForFunction(() => parseInt(document.querySelector('#rps')?.textContent ?? '0', 10) > 0, undefined, { timeout: 60_000 });
+  // Waves of 100 registrations at once until the lanes have shown requests in flight.
+  let sent = 0;
+  let loading = true;
+  const load = (async () => {
+    while (loading && sent < 4_000) {
+      const wave = Array.from({ length: 100 }, (_, i) => ({ ...student(course, sent + i, 'dash'), name: `<b>Student ${sent + i}</b>` }));
+      sent += wave.length;
+      const answers = await Promise.all(wave.map((body) => client.register(body)));
+      assert.ok(answers.every((a) => a.status === 201), JSON.stringify(answers.find((a) => a.status !== 201)?.body));
+    }
+  })();
+  try {
+    await Promise.all([sawInFlight, sawThroughput]);
+  } finally {
+    loading = false;
+    await load;
+  }
+  await page.waitForFunction(([id, taken]) => [...document.querySelectorAll('#courses tbody tr')].some((tr) => tr.textContent?.includes(id) && tr.textContent.includes(`${taken} / 5000`)), [course, sent] as const, { timeout: 30_000 });
   const state = await page.evaluate(() => ({
     marker: (window as unknown as { marker?: number }).marker,
     courses: document.querySelector('#courses tbody')?.textContent ?? '',
-    injected: document.querySelectorAll('#courses img, #lanes b, #mail b').length,
-    mailItems: document.querySelectorAll('#mail li').length,
+    injected: document.querySelectorAll('#courses img, #lanes b, #mail b, #mail img').length,
   }));
   assert.equal(state.marker, 42, 'the page was not reloaded');
   assert.notEqual(state.courses, marker);
   assert.ok(state.courses.includes('<img src=x onerror=alert(1)> Load'), 'user text shown as text');
   assert.equal(state.injected, 0, 'user text never becomes markup');
-  await page.waitForFunction(() => document.querySelectorAll('#mail li').length > 0, undefined, { timeout: 30_000 });
+  // This load's emails reach the built-in mailbox on the page.
+  await page.waitForFunction(() => [...document.querySelectorAll('#mail li')].some((li) => /dash\d+@example\.org/.test(li.textContent ?? '')), undefined, { timeout: 60_000 });
+  // A worker killed: the page shows its exit as it happens, and its replacement's lane.
+  const victim = await page.evaluate(() => Number(document.querySelector('#lanes .lane')?.getAttribute('data-pid')));
+  assert.ok(victim > 0);
+  process.kill(victim, 'SIGKILL');
+  await page.waitForFunction((pid) => [...document.querySelectorAll('#restarts li')].some((li) => (li.textContent ?? '').includes(`worker ${pid} exited (SIGKILL)`)), victim, { timeout: 30_000 });
+  await page.waitForFunction((pid) => document.querySelectorAll('#lanes .lane').length === 3 && !document.querySelector(`#lanes .lane[data-pid="${pid}"]`), victim, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'still without a reload');
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 });
