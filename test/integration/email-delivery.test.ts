@@ -13,6 +13,8 @@ import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 import { startSmtpServer, type TestSmtpServer } from '../../src/cli/bench/smtp-server.ts';
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -212,6 +214,53 @@ describe('email', () => {
       assert.equal(smtp.messages.filter((m) => m.to.includes('blink@example.org')).length, 1, 'sent once');
     } finally {
       await db.sql.unsafe('DROP TRIGGER fail_record_once ON email_deliveries; DROP FUNCTION fail_record_once(); DROP SEQUENCE record_writes;');
+    }
+  });
+
+  test('a mail server refusing the login (535) fails no email: it is retried, and sent once the login is mended', async () => {
+    // A server that asks for a login and refuses the service's credentials until told otherwise.
+    const login = { accepted: false };
+    const received: string[] = [];
+    const authServer = new SMTPServer({
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onAuth(auth, _session, callback) {
+        if (!login.accepted) return callback(new Error('Authentication credentials invalid')); // answered 535
+        callback(null, { user: auth.username });
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          received.push(...session.envelope.rcptTo.map((r) => r.address));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => authServer.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = authServer.server.address() as AddressInfo;
+    await runners.stop();
+    runners = await startTestJobRunners(db, { smtpUrl: `smtp://registrar:wrong@127.0.0.1:${port}`, emailConcurrency: 4 });
+    try {
+      const course = await newCourse(server.client, { capacity: 5 });
+      assert.equal((await server.client.register({ name: 'Login', email: 'login@example.org', course })).status, 201);
+      // Refused: the job is kept for a retry with the 535 as its error; nothing is recorded failed.
+      await settle(async () => {
+        const [job] = await db.sql<{ last_error: string | null }[]>`
+          SELECT j.last_error FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+          WHERE t.identifier = 'send_email' AND j.attempts >= 1 AND j.locked_at IS NULL`;
+        return job?.last_error?.includes('535') ?? false;
+      });
+      assert.equal((await db.sql`SELECT 1 FROM email_deliveries WHERE recipient = 'login@example.org'`).length, 0, 'not failed for good');
+      login.accepted = true;
+      await db.sql`UPDATE graphile_worker._private_jobs SET run_at = now()`; // no waiting out the backoff
+      await settle(async () => (await db.sql`SELECT 1 FROM email_deliveries WHERE recipient = 'login@example.org' AND status = 'sent'`).length === 1);
+      assert.deepEqual(received, ['login@example.org']);
+    } finally {
+      await runners.stop();
+      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+      await new Promise<void>((resolve) => authServer.close(() => resolve()));
     }
   });
 

@@ -18,22 +18,23 @@ export type MailTransport = {
 
 export type SmtpOptions = { url: string; concurrency: number; timeoutMs?: number };
 
-/** nodemailer's codes for a refusal of this message or its recipients (MAIL FROM, RCPT TO, DATA). */
-const MESSAGE_REFUSALS = new Set(['EENVELOPE', 'EMESSAGE']);
+/** The commands whose 5yz reply refuses this message or its recipient (nodemailer's `command` field). */
+const MESSAGE_COMMANDS = new Set(['RCPT TO', 'DATA']);
 /** RFC 4954 / 3207 replies about authentication or TLS, whichever command they answer: the configuration's fault. */
 const CONFIGURATION_REPLIES = new Set([530, 534, 535, 538]);
 
 /**
  * RFC 5321 section 4.2.1: a 5yz reply is a permanent failure, 4yz and lost connections are
- * transient. Permanent for this message only when the server refused the message or a recipient:
- * a 5yz to AUTH (535 wrong password) or to STARTTLS (530) is the configuration's fault, true of
- * every message, and mended by an operator; those are retried, so the mail goes once it is.
+ * transient. Permanent for this message only when the server refused the message or its
+ * recipient (a 5yz to RCPT TO or DATA). A 5yz anywhere else (535 to AUTH, 530 to STARTTLS or
+ * MAIL FROM, 550 to MAIL FROM for a sender it will not take) is the configuration's fault, true
+ * of every message and mended by an operator: retried, so the mail goes once it is mended.
  */
 export function classifySmtpError(error: unknown): Error {
-  const { responseCode, code } = error as { responseCode?: number; code?: string };
+  const { responseCode, command } = error as { responseCode?: number; command?: string };
   const message = error instanceof Error ? error.message : String(error);
   if (typeof responseCode === 'number' && responseCode >= 500 && responseCode < 600 && !CONFIGURATION_REPLIES.has(responseCode)
-    && code !== undefined && MESSAGE_REFUSALS.has(code)) {
+    && command !== undefined && MESSAGE_COMMANDS.has(command)) {
     return new PermanentEmailError(message, { cause: error });
   }
   return error instanceof Error ? error : new Error(message);
