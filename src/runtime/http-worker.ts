@@ -4,7 +4,7 @@
 import type { Config } from '../config.ts';
 import { connectDatabase, surviveLostConnections } from '../db/database.ts';
 import { buildServer } from '../http/server.ts';
-import { createEmailDelivery, createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
+import { createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
@@ -28,7 +28,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
   if (config.emailDelivery === 'inline') {
     const transport = createConfiguredTransport(config, sql);
     lifecycle.add('mail transport', () => transport.close());
-    inlineEmail = createInlineEmail(createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }), sql, logger);
+    inlineEmail = createInlineEmail({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }, { concurrency: config.emailConcurrency });
     logger.warn('EMAIL_DELIVERY=inline: emails are sent inside the request (a demonstration, not for real use)');
   }
   const app = await buildServer({

@@ -7,7 +7,7 @@ import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { pino } from 'pino';
-import { createEmailDelivery, createInlineEmail } from '../../src/jobs/email/deliver-email.ts';
+import { createInlineEmail } from '../../src/jobs/email/deliver-email.ts';
 import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
@@ -269,7 +269,7 @@ describe('email', () => {
     smtp.behaviour.delayMs = 300;
     const transport = createSmtpTransport({ url: smtp.url, concurrency: 4, timeoutMs: 5_000 });
     const logger = pino({ level: 'silent' });
-    const inlineEmail = createInlineEmail(createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), db.sql, logger);
+    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 4 });
     // As the job worker runs in EMAIL_DELIVERY=inline: a new registration's email is the
     // request's for a grace time (2 s here), every other email is the queue's.
     await runners.stop();
@@ -306,6 +306,41 @@ describe('email', () => {
       smtp.behaviour.refuseFirstAttempt = false;
       await inline.close();
       await transport.close();
+      await runners.stop();
+      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+    }
+  });
+
+  test('EMAIL_DELIVERY=inline: a request whose turn at the mail server comes too late leaves its email to the job, and no email goes twice', async () => {
+    smtp.messages.length = 0;
+    // The requests send to a server of their own, so each email shows which side sent it.
+    const inlineSmtp = await startSmtpServer({ delayMs: 300 });
+    const transport = createSmtpTransport({ url: inlineSmtp.url, concurrency: 1, timeoutMs: 5_000 });
+    const logger = pino({ level: 'silent' });
+    // One connection, 300 ms a message, and a turn must start within 400 ms of the event: of six
+    // registrations at once, the requests send two or three before the turns come too late (a
+    // slower machine only leaves more to the job).
+    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 1, startWithinMs: 400 });
+    await runners.stop();
+    runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25, inlineGraceMs: 2_000 });
+    const inline = await startTestServer(db.sql, { inlineEmail });
+    try {
+      const course = await newCourse(inline.client, { capacity: 10 });
+      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => inline.client.register(student(course, i, 'late'))));
+      assert.ok(answers.every((a) => a.status === 201));
+      await settle(async () => inlineSmtp.messages.length + smtp.messages.length >= 6);
+      await settle(async () => (await pendingEmailJobs()) === 0);
+      const all = [...inlineSmtp.messages, ...smtp.messages];
+      assert.deepEqual([...byMessageId(all).values()], [1, 1, 1, 1, 1, 1], 'each email accepted once, by one side');
+      assert.ok(inlineSmtp.messages.length >= 1 && inlineSmtp.messages.length <= 5, `${inlineSmtp.messages.length} sent inside the requests`);
+      const [sent] = await db.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM email_deliveries d JOIN registration_events e ON e.id = d.event_id
+        WHERE e.course_id = ${course} AND d.status = 'sent'`;
+      assert.equal(sent!.n, 6);
+    } finally {
+      await inline.close();
+      await transport.close();
+      await inlineSmtp.stop();
       await runners.stop();
       runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
     }

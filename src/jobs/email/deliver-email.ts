@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import { findLatestEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
+import { createLimiter } from '../job-entries.ts';
 import { buildEmail } from './email-message.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
 
@@ -23,6 +24,12 @@ export type EmailDeliveryDeps = {
    * it (the request failed, or its process died).
    */
   leaveToInlineMs?: number;
+  /**
+   * EMAIL_DELIVERY=inline, on the request's side: the SMTP exchange starts at most this long
+   * after the event; later (the request waited its turn too long), the email is left to its job.
+   * With leaveToInlineMs well past it, the request and the job never send one email at once.
+   */
+  startWithinMs?: number;
 };
 
 /** The emails the request sends itself in EMAIL_DELIVERY=inline: a new registration's first. */
@@ -61,6 +68,9 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
     if (deps.leaveToInlineMs !== undefined && SENT_INLINE.has(event.kind) && event.ageMs < deps.leaveToInlineMs) {
       throw new Error(`email of event ${eventId} is being sent inside its request (EMAIL_DELIVERY=inline); checked again later`);
     }
+    if (deps.startWithinMs !== undefined && event.ageMs >= deps.startWithinMs) {
+      throw new Error(`email of event ${eventId} not started within ${deps.startWithinMs} ms of its event; left to its job`);
+    }
     const message = buildEmail(event, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
     const outcome = { eventId: event.eventId, recipient: message.to, messageId: message.messageId, attempts: attempt.attempts };
     try {
@@ -87,25 +97,36 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
 
 export type DeliverEmail = ReturnType<typeof createEmailDelivery>;
 
-/** How long the job worker leaves a new registration's email to its request in EMAIL_DELIVERY=inline: past the SMTP timeout. */
-export const INLINE_EMAIL_GRACE_MS = 60_000;
+/**
+ * EMAIL_DELIVERY=inline: a request starts its email's SMTP exchange within INLINE_START_WITHIN_MS
+ * of the event or leaves it to the job, and the job worker leaves a new registration's email to
+ * its request for INLINE_EMAIL_GRACE_MS. The 60 s between them is the exchange's own time: two
+ * of the transport's 30 s timeouts. So the request and the job never send one email at once.
+ */
+export const INLINE_START_WITHIN_MS = 30_000;
+export const INLINE_EMAIL_GRACE_MS = 90_000;
 
 /**
  * The demonstration mode EMAIL_DELIVERY=inline: send the email of a registration just created
  * inside the request. Never use it for real: one slow mail server then slows every
  * registration, which is the point of the demonstration. The email's job is still queued with
- * the registration: a temporary failure here is left to it (sent after INLINE_EMAIL_GRACE_MS,
- * with the job's retries), so even this mode loses no email; the job worker sends the later
- * emails (promotions, cancels) as always.
+ * the registration: a temporary failure here, or a turn that came too late, is left to it (sent
+ * after INLINE_EMAIL_GRACE_MS, with the job's retries), so even this mode loses no email; the
+ * job worker sends the later emails (promotions, cancels) as always.
+ *
+ * `concurrency` is the transport's connections: the requests wait their turn here, where the
+ * wait is seen and bounded by INLINE_START_WITHIN_MS, not in the SMTP pool's own queue.
  */
-export function createInlineEmail(deliverEmail: DeliverEmail, sql: Sql, logger: Logger) {
+export function createInlineEmail(deps: Omit<EmailDeliveryDeps, 'leaveToInlineMs' | 'startWithinMs'>, options: { concurrency: number; startWithinMs?: number }) {
+  const deliverEmail = createEmailDelivery({ ...deps, startWithinMs: options.startWithinMs ?? INLINE_START_WITHIN_MS });
+  const limit = createLimiter(options.concurrency);
   return async function sendInline(registrationId: string, manageToken: string): Promise<void> {
-    const eventId = await findLatestEventId(sql, registrationId);
+    const eventId = await findLatestEventId(deps.sql, registrationId);
     if (eventId === undefined) return;
     try {
-      await deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY });
+      await limit(() => deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY }));
     } catch (error) {
-      logger.warn({ err: error, eventId }, 'inline email failed; its job will send it');
+      deps.logger.warn({ err: error, eventId }, 'inline email not sent; its job will send it');
     }
   };
 }
