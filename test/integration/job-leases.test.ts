@@ -54,14 +54,17 @@ test('a webhook receiver that hangs never delays the emails', async () => {
     // One at a time: each registration its own batch, so its own webhook job: more webhook jobs
     // than the webhook slots (4 in the test runners).
     for (let i = 0; i < 6; i++) assert.equal((await server.client.register(student(course, i, 'first'))).status, 201);
-    runners = await startTestJobRunners(db, { webhookTimeoutMs: 15_000 });
+    // A timeout longer than the test: the hung deliveries hold their slots until the receiver's
+    // connections are closed at the end, however slow the machine (with a short one, a slot
+    // freed by a timeout would be taken by the next delivery and the count below could dip).
+    runners = await startTestJobRunners(db, { webhookTimeoutMs: 300_000 });
     const stuckWebhooks = async () => {
       const [row] = await db.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id
         WHERE t.identifier = 'deliver_webhook' AND j.locked_by IS NOT NULL`;
       return row!.n;
     };
-    const deadline = Date.now() + 30_000;
+    let deadline = Date.now() + 60_000;
     while ((await stuckWebhooks()) < 4) {
       assert.ok(Date.now() < deadline, 'the webhook slots never filled up');
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -69,6 +72,7 @@ test('a webhook receiver that hangs never delays the emails', async () => {
     // Every webhook slot now holds a delivery stuck on the hung receiver. Twelve more students:
     // their emails land while the slots stay stuck.
     for (let i = 0; i < 12; i++) assert.equal((await server.client.register(student(course, i, 'hung'))).status, 201);
+    deadline = Date.now() + 60_000;
     for (;;) {
       const [row] = await db.sql<{ mails: number }[]>`SELECT count(*)::int AS mails FROM mailbox WHERE recipient LIKE 'hung%'`;
       if (row!.mails === 12) {
