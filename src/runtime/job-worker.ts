@@ -48,7 +48,7 @@ export async function runJobWorker(config: Config): Promise<void> {
   const transport = createConfiguredTransport(config, sql);
   lifecycle.add('mail transport', () => transport.close());
   const metrics = processMetrics('jobs');
-  const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'));
+  const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind });
   lifecycle.add('job activity', async () => activity.stop());
   const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'));
   lifecycle.add('housekeeping', async () => stopHousekeeping());
@@ -57,7 +57,10 @@ export async function runJobWorker(config: Config): Promise<void> {
   activity.watchThreadPool(pool);
   const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
   const emailLimiter = createLimiter(config.emailConcurrency);
-  const stopYielding = yieldEmailsToRushes(emailLimiter, config.emailConcurrency, (rush) => logger.info({ rush }, rush ? 'a rush: emails wait for it' : 'the rush is over: emails at full concurrency'));
+  const stopYielding = yieldEmailsToRushes(emailLimiter, config.emailConcurrency, (rush) => {
+    activity.lanes.setRush(rush);
+    logger.info({ rush }, rush ? 'a rush: emails wait for it' : 'the rush is over: emails at full concurrency');
+  });
   lifecycle.add('rush watch', async () => stopYielding());
   const countWebhook = (outcome: string) => metrics.webhooks.inc({ outcome });
 
@@ -74,7 +77,7 @@ export async function runJobWorker(config: Config): Promise<void> {
           sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail,
           // EMAIL_DELIVERY=inline (a demonstration): a new registration's email is the request's to send first.
           ...(config.emailDelivery === 'inline' ? { leaveToInlineMs: INLINE_EMAIL_GRACE_MS } : {}),
-        }), emailLimiter) },
+        }), emailLimiter, activity.lanes) },
       },
       {
         // One import at a time; its parallelism is the thread pool's.

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import { findLatestEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
+import type { EmailStep } from '../../observability/job-activity.ts';
 import { createLimiter } from '../job-entries.ts';
 import { buildEmail } from './email-message.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
@@ -58,7 +59,9 @@ export async function recordUntilStored(write: () => Promise<unknown>, onFailure
 
 export function createEmailDelivery(deps: EmailDeliveryDeps) {
   const messageDomain = new URL(deps.publicUrl).hostname || 'registrar.invalid';
-  return async function deliverEmail(eventId: string, manageToken: string, attempt: { attempts: number; maxAttempts: number }): Promise<EmailOutcome> {
+  /** `step` tells the job worker's lane what this email waits for now (job-activity.ts). */
+  return async function deliverEmail(eventId: string, manageToken: string, attempt: { attempts: number; maxAttempts: number }, step: (step: EmailStep) => void = () => {}): Promise<EmailOutcome> {
+    step('load');
     const event = await loadEmailEvent(deps.sql, eventId);
     if (!event) {
       deps.logger.error({ eventId }, 'email: no such event; nothing to send');
@@ -74,10 +77,12 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
     const message = buildEmail(event, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
     const outcome = { eventId: event.eventId, recipient: message.to, messageId: message.messageId, attempts: attempt.attempts };
     try {
+      step('send');
       await deps.transport.send(message, event.eventId);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof PermanentEmailError || attempt.attempts >= attempt.maxAttempts) {
+        step('record');
         await recordEmailOutcome(deps.sql, { ...outcome, status: 'failed', error: reason });
         deps.onOutcome?.('failed');
         deps.logger.warn({ eventId, to: message.to, attempts: attempt.attempts, reason }, 'email failed for good');
@@ -88,6 +93,7 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
     }
     // Accepted: from here on a failure must not make the caller retry, or the email would go
     // twice (invariant 4). The record is written again until the database takes it.
+    step('record');
     await recordUntilStored(() => recordEmailOutcome(deps.sql, { ...outcome, status: 'sent', error: null }), (error, attempt) =>
       deps.logger.error({ err: error, eventId, attempt }, 'email sent, but its record could not be written yet; trying again'));
     deps.onOutcome?.('sent');

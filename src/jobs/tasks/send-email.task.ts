@@ -4,6 +4,7 @@
 // tokens in its payload with it.
 import type { Task } from 'graphile-worker';
 import type { Sql } from '../../db/database.ts';
+import type { JobLanes } from '../../observability/job-activity.ts';
 import type { DeliverEmail } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
@@ -18,13 +19,25 @@ function parsePayload(payload: unknown): SendEmailPayload {
   return { eventId: value.eventId, manageToken: value.manageToken };
 }
 
-/** `limit` bounds the emails in flight across every job of the process (EMAIL_CONCURRENCY). */
-export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: Limiter): Task {
+/**
+ * `limit` bounds the emails in flight across every job of the process (EMAIL_CONCURRENCY);
+ * `lanes`, when given, hears each email's steps, its wait for a turn in `limit` included.
+ */
+export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: Limiter, lanes?: JobLanes): Task {
   return async function sendEmail(payload, helpers) {
     const { attempts, max_attempts: maxAttempts } = helpers.job;
-    return runJobEntries(payload, (entry) => limit(() => {
-      const { eventId, manageToken } = parsePayload(entry);
-      return deliverEmail(String(eventId), manageToken, { attempts, maxAttempts });
-    }), () => addRetryJitter(sql, helpers.job.id, attempts));
+    const total = Array.isArray(payload) ? payload.length : 1;
+    let index = 0;
+    return runJobEntries(payload, async (entry) => {
+      const reporter = lanes?.entry(String(helpers.job.id), index++, total);
+      try {
+        return await limit(() => {
+          const { eventId, manageToken } = parsePayload(entry);
+          return deliverEmail(String(eventId), manageToken, { attempts, maxAttempts }, (step) => reporter?.step(step));
+        });
+      } finally {
+        reporter?.done();
+      }
+    }, () => addRetryJitter(sql, helpers.job.id, attempts));
   };
 }
