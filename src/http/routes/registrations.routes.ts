@@ -1,6 +1,6 @@
 // Registration routes: register (public), see and cancel one's registration (manage token or
 // admin), and the admin's list and CSV export of a course's registrations.
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { exportRegistrations, pageRegistrations } from '../../domain/registration-list.service.ts';
 import { cancelRegistration, getRegistration, registerStudent } from '../../domain/registration.service.ts';
@@ -11,6 +11,7 @@ import { sendProblem } from '../problem.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { CourseParams } from '../schemas/course.schemas.ts';
 import {
+  AlreadyRegistered,
   CreatedRegistration,
   RegisterBody,
   RegisterHeaders,
@@ -44,10 +45,10 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
     schema: {
       tags: ['registrations'],
       summary: 'Register a student for a course',
-      description: '201 with a new registration and its manageToken; 200 with the existing registration when this email already holds one for this course (no token). An Idempotency-Key replay gets the original answer.',
+      description: '201 with a new registration and its manageToken; 200 `{course, email, alreadyRegistered: true}` when this email already holds an active registration for this course: nothing stored is shown, and a reminder email with a fresh manage link goes to that address (at most once per 10 minutes per registration). An Idempotency-Key replay gets the original answer, a 201 with its token.',
       headers: RegisterHeaders,
       body: RegisterBody,
-      response: { 201: CreatedRegistration, 200: Registration, ...problemResponses(400, 404, 409, 413, 422, 429, 503) },
+      response: { 201: CreatedRegistration, 200: AlreadyRegistered, ...problemResponses(400, 404, 409, 413, 422, 429, 503) },
     },
   }, async function registerRoute(request, reply) {
     let result;
@@ -66,7 +67,7 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
       }
       return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
     }
-    return reply.code(200).send(result.registration);
+    return reply.code(200).send({ course: result.course, email: result.email, alreadyRegistered: true });
   });
 
   app.get('/registrations/:id', {
@@ -97,7 +98,13 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
   }, async function exportRegistrationsRoute(request, reply) {
     const rows = await exportRegistrations(sql, { courseId: request.params.id, status: request.query.status });
     // escape_formulas: a name like "=HYPERLINK(...)" must stay text in a spreadsheet.
-    const csv = Readable.from(rows).pipe(stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true }));
+    // pipeline, not pipe: when the client goes away the framework destroys `csv`, and pipeline
+    // destroys the source too, which returns the rows' iterator; that closes the database cursor
+    // and gives its connection back (pipe would leave the cursor open, its connection held).
+    // An error mid-stream (the database) ends the cursor's query the same way.
+    const csv = pipeline(Readable.from(rows), stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true }), (error) => {
+      if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') request.log.warn({ err: error }, 'CSV export ended early');
+    });
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="${request.params.id}-registrations.csv"`)

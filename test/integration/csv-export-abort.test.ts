@@ -1,0 +1,104 @@
+// CSV exports whose client goes away: each must end its cursor and give its database connection
+// back. With a pool of 2, downloads dropped at random points over a real socket, then every
+// route that needs a connection still answers and the service's connections are idle.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, test } from 'node:test';
+import postgres from 'postgres';
+import { registerBatch } from '../../src/db/queries/registrations.queries.ts';
+import { normalizeStudent } from '../../src/domain/registration.ts';
+import { generateManageToken } from '../../src/security/tokens.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { newCourse, student } from '../support/factories.ts';
+import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+
+const ROWS = 4000;
+
+let db: TestDatabase;
+let server: TestServer;
+let observer: postgres.Sql;
+let course: string;
+
+before(async () => {
+  db = await createTestDatabase(2);
+  server = await startTestServer(db.sql);
+  observer = postgres(db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'registrar-test-observer' } });
+  course = await newCourse(server.client, { capacity: ROWS + 10 });
+  // Long names, so the export is a few hundred kilobytes: many cursor batches, many socket writes.
+  for (let start = 0; start < ROWS; start += 250) {
+    const batch = Array.from({ length: 250 }, (_, i) => {
+      const student = normalizeStudent({ name: `Student ${start + i} ${'x'.repeat(80)}`, email: `export${start + i}@example.org` });
+      return { courseId: course, ...student, manageToken: generateManageToken(), idempotency: null };
+    });
+    await registerBatch(db.sql, batch);
+  }
+});
+after(async () => {
+  await observer.end({ timeout: 5 });
+  await server.close();
+  await db.drop();
+});
+
+/** Downloads the export and drops the connection once `cut` bytes of the body have arrived. */
+function dropAfter(cut: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${server.url}/courses/${course}/registrations.csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }, (response) => {
+      if (response.statusCode !== 200) reject(new Error(`export answered ${response.statusCode}`));
+      let received = 0;
+      const drop = () => {
+        request.destroy();
+        resolve(received);
+      };
+      if (cut === 0) return drop();
+      response.on('data', (data: Buffer) => {
+        received += data.length;
+        if (received >= cut) drop();
+      });
+      response.on('end', () => resolve(received));
+      response.on('error', () => resolve(received));
+    });
+    request.on('error', (error) => {
+      // Ours once dropped; before that, the service gave up on the request (no connection for it?).
+      if (!request.destroyed) reject(new Error(`an export failed before its drop: ${error.message}`));
+    });
+  });
+}
+
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s (a connection held by a dropped export?)`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+test('50 exports dropped at random points give back every connection; every route still answers', async () => {
+  const whole = await server.client.admin('GET', `/courses/${course}/registrations.csv`);
+  const size = (whole.body as string).length;
+  assert.ok(size > 300_000, `the export is ${size} bytes: too small to stream over many chunks`);
+  // 50 drops, 5 at a time (more than the pool's 2 connections), from before the first byte to
+  // just before the end.
+  const cuts = Array.from({ length: 50 }, (_, i) => (i % 10 === 0 ? 0 : 1 + Math.floor(Math.random() * (size - 1))));
+  for (let i = 0; i < cuts.length; i += 5) await within(120_000, 'dropped downloads', Promise.all(cuts.slice(i, i + 5).map(dropAfter)));
+
+  // Every connection of the service goes back to idle: no cursor left open on it.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const busy = await observer<{ state: string; query: string }[]>`
+      SELECT state, query FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'registrar-test' AND state <> 'idle'`;
+    if (busy.length === 0) break;
+    assert.ok(Date.now() < deadline, `connections still busy after the drops: ${JSON.stringify(busy)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+
+  // Concurrent requests that each need a connection all succeed.
+  const answers = await within(60_000, 'requests after the drops', Promise.all([
+    ...Array.from({ length: 6 }, () => server.client.admin('GET', `/courses/${course}/registrations?limit=5`)),
+    server.client.request('GET', '/health'),
+    server.client.register(student(course, 1, 'after-drops')),
+    server.client.admin('GET', `/courses/${course}/registrations.csv`),
+  ]));
+  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200, 200, 201, 200]);
+  assert.equal((answers.at(-1)!.body as string).split('\n').length, ROWS + 3, 'the last export has every row, the new one included');
+});
