@@ -94,6 +94,26 @@ test('/metrics is Prometheus text, aggregated: its counters move by exactly the 
   }
 });
 
+test('uPlot is served from the package with a long cache header, under the page\'s CSP', async () => {
+  const login = await fetch(`${baseUrl}/dashboard/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TEST_ADMIN_TOKEN }) });
+  assert.equal(login.status, 204);
+  const page = await fetch(`${baseUrl}/dashboard`, { headers: { cookie: (login.headers.get('set-cookie') ?? '').split(';')[0]! } });
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'; style-src 'self'/);
+  const html = await page.text();
+  const js = /<script src="(\/dashboard\/vendor\/uplot-[\d.]+\.iife\.min\.js)"/.exec(html)?.[1];
+  const css = /<link rel="stylesheet" href="(\/dashboard\/vendor\/uplot-[\d.]+\.min\.css)"/.exec(html)?.[1];
+  assert.ok(js && css, 'the page links uPlot from the service');
+  for (const [asset, type] of [[js, /text\/javascript/], [css, /text\/css/]] as const) {
+    const answer = await fetch(`${baseUrl}${asset}`);
+    assert.equal(answer.status, 200, asset);
+    assert.match(answer.headers.get('content-type') ?? '', type);
+    assert.match(answer.headers.get('cache-control') ?? '', /max-age=31536000/);
+    assert.ok((await answer.text()).length > 1000, `${asset} has uPlot in it`);
+  }
+  assert.match(await (await fetch(`${baseUrl}${js}`)).text(), /uPlot/);
+});
+
 test('the dashboard refuses a request without the admin login', async () => {
   const page = await fetch(`${baseUrl}/dashboard`);
   assert.equal(page.status, 401);
@@ -112,6 +132,17 @@ test('in a real browser: log in, then worker lanes and counters change under loa
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   const page = await browser.newPage();
+  // The page's CSP is strict (script-src 'self', style-src 'self'): uPlot must run under it.
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    // A failed load is judged by its response below (the login page is a 401 on purpose).
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
+  });
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (response.status() >= 400 && url.pathname !== '/favicon.ico' && !(response.status() === 401 && url.pathname === '/dashboard')) pageErrors.push(`${response.status()} ${url.pathname}`);
+  });
   await page.goto(`${baseUrl}/dashboard`);
   await page.fill('#token', TEST_ADMIN_TOKEN);
   await page.click('button[type=submit]');
@@ -156,6 +187,32 @@ test('in a real browser: log in, then worker lanes and counters change under loa
   assert.notEqual(state.courses, marker);
   assert.ok(state.courses.includes('<img src=x onerror=alert(1)> Load'), 'user text shown as text');
   assert.equal(state.injected, 0, 'user text never becomes markup');
+  // The charts are uPlot's: canvases, a time axis, units on the y axes, a legend naming each series.
+  const charts = await page.evaluate(() => {
+    type Plot = { axes: { label?: string }[]; scales: { x: { time?: boolean } }; series: { label?: string }[]; data: (number | null)[][] };
+    const plots = (window as unknown as { registrarCharts: Record<string, Plot> }).registrarCharts;
+    const legend = (id: string) => document.querySelector(`#${id} .u-legend`)?.textContent ?? '';
+    const describe = (plot: Plot) => ({ axes: plot.axes.map((a) => a.label ?? ''), time: plot.scales.x.time === true, series: plot.series.map((s) => s.label ?? ''), points: plot.data[0]?.length ?? 0 });
+    return {
+      canvases: document.querySelectorAll('#throughput canvas, #latency-chart canvas').length,
+      uplots: document.querySelectorAll('#throughput .uplot, #latency-chart .uplot').length,
+      throughputLegend: legend('throughput'),
+      latencyLegend: legend('latency-chart'),
+      throughput: describe(plots.throughput!),
+      latency: describe(plots.latency!),
+    };
+  });
+  assert.equal(charts.uplots, 2, 'two uPlot charts');
+  assert.ok(charts.canvases >= 2, 'drawn on canvases');
+  for (const series of ['p50', 'p90', 'p99']) assert.ok(charts.latencyLegend.includes(series), `latency legend names ${series}: ${charts.latencyLegend}`);
+  assert.ok(charts.throughputLegend.includes('requests'), charts.throughputLegend);
+  assert.deepEqual(charts.latency.axes, ['time', 'latency (ms)']);
+  assert.deepEqual(charts.throughput.axes, ['time', 'requests/s']);
+  assert.ok(charts.latency.time && charts.throughput.time, 'time on the x axes');
+  assert.equal(charts.throughput.points, 60, 'the last minute, a point a second');
+  assert.deepEqual(pageErrors, [], 'no script error, no CSP violation');
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.locator('section.charts').screenshot({ path: path.join(ARTIFACTS, 'dashboard-charts.png') });
   // This load's emails reach the built-in mailbox on the page.
   await page.waitForFunction(() => [...document.querySelectorAll('#mail li')].some((li) => /dash\d+@example\.org/.test(li.textContent ?? '')), undefined, { timeout: 60_000 });
   // A worker killed: the page shows its exit as it happens, and its replacement's lane.

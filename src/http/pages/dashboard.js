@@ -1,6 +1,8 @@
 // The dashboard page: logs in with the admin token (exchanged for a session cookie), then
 // renders the state pushed every second over /dashboard/events. Every value from the server is
-// written with textContent or as SVG attributes: names and emails are never parsed as HTML.
+// written with textContent or drawn on a uPlot canvas: names and emails are never parsed as HTML.
+// The charts (uPlot, served by the service from its package) have a time axis, units on the
+// y axis and in the legend, and a legend entry per series.
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
@@ -10,7 +12,6 @@
     if (className) node.className = className;
     return node;
   };
-  const SVG = 'http://www.w3.org/2000/svg';
 
   const form = $('login');
   if (form) {
@@ -48,30 +49,51 @@
     }));
   }
 
-  function chart(svg, series, colors) {
-    const width = 600, height = 120, pad = 4;
-    const max = Math.max(1, ...series.flat().filter((v) => v !== null));
-    const nodes = series.map((values, index) => {
-      const points = values.map((v, i) => v === null ? null : `${pad + (i * (width - 2 * pad)) / Math.max(1, values.length - 1)},${height - pad - ((height - 2 * pad) * v) / max}`).filter(Boolean);
-      const line = document.createElementNS(SVG, 'polyline');
-      line.setAttribute('points', points.join(' '));
-      line.setAttribute('fill', 'none');
-      line.setAttribute('stroke', colors[index]);
-      line.setAttribute('stroke-width', '2');
-      return line;
-    });
-    const label = document.createElementNS(SVG, 'text');
-    label.setAttribute('x', '6');
-    label.setAttribute('y', '14');
-    label.setAttribute('font-size', '11');
-    label.setAttribute('fill', '#66707a');
-    label.textContent = `max ${Math.round(max)}`;
-    svg.replaceChildren(...nodes, label);
+  const CHART_HEIGHT = 170;
+  const round = (v) => (v >= 100 ? Math.round(v) : Math.round(v * 10) / 10);
+
+  /** A uPlot line chart over the last minute: x is the time (seconds), y starts at 0 and has `unit` on it. */
+  function lineChart(target, options) {
+    const plot = new uPlot({
+      width: Math.max(280, target.clientWidth),
+      height: CHART_HEIGHT,
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      axes: [
+        { label: 'time', labelSize: 18, stroke: '#66707a' },
+        { label: options.yLabel, labelSize: 18, size: 64, stroke: '#66707a', values: (_u, ticks) => ticks.map((v) => `${round(v)} ${options.unit}`) },
+      ],
+      series: [
+        { label: 'time' },
+        ...options.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, value: (_u, v) => (v === null || v === undefined ? '-' : `${round(v)} ${options.unit}`) })),
+      ],
+      legend: { live: true },
+    }, [[], ...options.series.map(() => [])], target);
+    if (typeof ResizeObserver === 'function') {
+      new ResizeObserver(() => {
+        const width = Math.max(280, target.clientWidth);
+        if (width !== plot.width) plot.setSize({ width, height: CHART_HEIGHT });
+      }).observe(target);
+    }
+    return plot;
   }
 
+  const charts = {
+    throughput: lineChart($('throughput'), {
+      yLabel: 'requests/s', unit: 'req/s',
+      series: [{ label: 'requests', color: '#2463eb' }, { label: 'errors (5xx)', color: '#c2410c' }],
+    }),
+    latency: lineChart($('latency-chart'), {
+      yLabel: 'latency (ms)', unit: 'ms',
+      series: [{ label: 'p50', color: '#15803d' }, { label: 'p90', color: '#ca8a04' }, { label: 'p99', color: '#c2410c' }],
+    }),
+  };
+  // For a look from the browser's console (and the browser test): the uPlot instances.
+  window.registrarCharts = charts;
+
   function renderCharts(history) {
-    chart($('throughput'), [history.map((p) => p.requests)], ['#2463eb']);
-    chart($('latency-chart'), [history.map((p) => p.p50), history.map((p) => p.p90), history.map((p) => p.p99)], ['#15803d', '#ca8a04', '#c2410c']);
+    const seconds = history.map((p) => p.second);
+    charts.throughput.setData([seconds, history.map((p) => p.requests), history.map((p) => p.errors)]);
+    charts.latency.setData([seconds, history.map((p) => p.p50), history.map((p) => p.p90), history.map((p) => p.p99)]);
     const last = history.slice(-5).filter((p) => p.requests > 0);
     const rps = last.length ? Math.round(last.reduce((a, p) => a + p.requests, 0) / 5) : 0;
     $('rps').textContent = `${rps}/s`;

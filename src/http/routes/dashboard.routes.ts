@@ -2,7 +2,9 @@
 // server-sent event stream that pushes the cluster's activity and the service's state every
 // second. Static assets hold no data; everything user-provided reaches the page as JSON and is
 // rendered with textContent.
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -22,6 +24,16 @@ const PAGES = path.join(import.meta.dirname, '..', 'pages');
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
 const PUSH_INTERVAL_MS = 1_000;
+
+/**
+ * uPlot (the charts), served from its package, never from a CDN. Its version is in the URL, so a
+ * browser may keep the files for a year: a new version is a new URL. It needs no eval and sets
+ * its inline styles through CSSOM, which the page's CSP allows.
+ */
+const requireFromHere = createRequire(import.meta.url);
+const UPLOT_FILES = { js: requireFromHere.resolve('uplot/dist/uPlot.iife.min.js'), css: requireFromHere.resolve('uplot/dist/uPlot.min.css') };
+const UPLOT_PREFIX = `/dashboard/vendor/uplot-${(requireFromHere('uplot/package.json') as { version: string }).version}`;
+const ASSET_HEADERS = { ...SECURITY_HEADERS, 'cache-control': 'public, max-age=31536000, immutable' };
 
 export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker; limitLogin: onRequestHookHandler[] };
 
@@ -45,14 +57,18 @@ function cachedServiceState(sql: Sql) {
 
 export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Promise<void> {
   const files = ['dashboard.html', 'login.html', 'dashboard.js', 'dashboard.css'];
-  const [dashboardHtml, loginHtml, script, style] = await Promise.all(files.map((file) => readFile(path.join(PAGES, file), 'utf8')));
+  const [pageHtml, loginHtml, script, style] = await Promise.all(files.map((file) => readFile(path.join(PAGES, file), 'utf8')));
+  const dashboardHtml = pageHtml!.replaceAll('__UPLOT__', UPLOT_PREFIX);
   const serviceState = cachedServiceState(deps.sql);
   const streams = new Set<ServerResponse>();
   app.addHook('preClose', async () => {
     for (const stream of streams) stream.end();
   });
 
-  app.get('/dashboard', { schema: { tags: ['operations'], summary: 'The live dashboard (admin login in the browser)' } }, async function dashboardPage(request, reply) {
+  const html = (description: string) => ({ description, content: { 'text/html': { schema: { type: 'string' } } } });
+  app.get('/dashboard', {
+    schema: { tags: ['operations'], summary: 'The live dashboard (admin login in the browser)', response: { 200: html('The dashboard'), 401: html('Not logged in: the login page') } },
+  }, async function dashboardPage(request, reply) {
     reply.headers(SECURITY_HEADERS).type('text/html; charset=utf-8');
     return deps.sessions.isLoggedIn(request) ? reply.send(dashboardHtml) : reply.code(401).send(loginHtml);
   });
@@ -61,6 +77,12 @@ export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Pr
   });
   app.get('/dashboard/dashboard.css', { schema: { hide: true } }, async function dashboardStyle(_request, reply) {
     return reply.headers(SECURITY_HEADERS).type('text/css; charset=utf-8').send(style);
+  });
+  app.get(`${UPLOT_PREFIX}.iife.min.js`, { schema: { hide: true } }, async function uplotScript(_request, reply) {
+    return reply.headers(ASSET_HEADERS).type('text/javascript; charset=utf-8').send(createReadStream(UPLOT_FILES.js));
+  });
+  app.get(`${UPLOT_PREFIX}.min.css`, { schema: { hide: true } }, async function uplotStyle(_request, reply) {
+    return reply.headers(ASSET_HEADERS).type('text/css; charset=utf-8').send(createReadStream(UPLOT_FILES.css));
   });
 
   // The login page's form posts (never GETs: the token must not end up in a URL) as JSON from
