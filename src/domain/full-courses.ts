@@ -1,7 +1,8 @@
 // Courses this process knows to be full (seats and waitlist), so that the rush on a full course
 // is refused without a transaction: no course lock, no commit, no WAL. Only a read remains, in
-// batches, for the one case a full course still answers 200: a student who is registered already
-// (SPEC invariant 5: a retry finds its registration).
+// batches, for the cases a full course does not refuse: a student who is registered already
+// (SPEC invariant 5: a retry finds its registration) and an Idempotency-Key with a stored answer
+// (src/domain/registration.service.ts).
 //
 // Bounded staleness: a course is trusted full for FULL_COURSE_RECHECK_MS after the database last
 // said so; then the next registration for it goes to the database again. So a slot freed by a
@@ -13,6 +14,10 @@ export const FULL_COURSE_RECHECK_MS = 250;
 
 export class FullCourses {
   private readonly fullUntil = new Map<string, number>();
+  /** How long the database's "full" is trusted (tests lengthen it, to be independent of timing). */
+  recheckMs = FULL_COURSE_RECHECK_MS;
+  /** Registrations refused here, without a transaction (tests read it). */
+  refusedFast = 0;
 
   isFull(courseId: string): boolean {
     const until = this.fullUntil.get(courseId);
@@ -23,7 +28,7 @@ export class FullCourses {
   }
 
   markFull(courseId: string): void {
-    this.fullUntil.set(courseId, performance.now() + FULL_COURSE_RECHECK_MS);
+    this.fullUntil.set(courseId, performance.now() + this.recheckMs);
   }
 
   /** A seat or waitlist place may have been freed here: ask the database next time. */

@@ -3,7 +3,7 @@
 // their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
 // into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findActiveRegistration, findRegistration, register, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { cancel, findActiveRegistration, findRegistration, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { fullCoursesOf } from './full-courses.ts';
@@ -16,9 +16,14 @@ export type RegisterInput = {
   idempotencyKey?: string | undefined;
 };
 
+/**
+ * A duplicate (this email holds an active registration for the course) is told only that, with
+ * the course and address it sent: the caller may not be that student, so nothing stored is
+ * shown. The student gets a reminder email with a fresh manage link instead.
+ */
 export type RegisterResult =
   | { kind: 'created'; registration: Registration; manageToken: string }
-  | { kind: 'existing'; registration: Registration };
+  | { kind: 'already-registered'; course: string; email: string };
 
 /** Who is asking for a registration: the admin, or whoever holds a manage token. */
 export type RegistrationCredential = { kind: 'admin' } | { kind: 'manage-token'; token: string };
@@ -30,13 +35,24 @@ function courseFull(courseId: string): DomainError {
 export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {
   const { name, email, emailKey: key } = normalizeStudent(input);
   const idempotencyKey = input.idempotencyKey;
+  const keyHash = idempotencyKey === undefined ? null : hashIdempotencyKey(idempotencyKey);
+  const alreadyRegistered = { kind: 'already-registered', course: input.course, email } as const;
   const fullCourses = fullCoursesOf(sql);
-  // A course known full: no transaction, only a read for a student registered already. (With an
-  // Idempotency-Key the stored answer is the database's to replay: the usual path.)
-  if (idempotencyKey === undefined && fullCourses.isFull(input.course)) {
-    const existing = await findActiveRegistration(sql, input.course, key);
-    if (existing) return { kind: 'existing', registration: toRegistration(existing) };
-    throw courseFull(input.course);
+  // A course known full: no transaction, only a batched read. Without a key: a student registered
+  // already is answered 200 (and reminded), anyone else 409. With a key, a stored answer for it
+  // (or its request in progress) or a registration of this student goes the usual path, so the
+  // database replays the answer or stores the 200 under the key; anyone else is refused here:
+  // an error answer is not stored under a key, so there is nothing to remember.
+  if (fullCourses.isFull(input.course)) {
+    const found = await findActiveRegistration(sql, input.course, key, keyHash);
+    if (keyHash === null && found.registration !== null) {
+      await remindRegistration(sql, found.registration.id);
+      return alreadyRegistered;
+    }
+    if (found.registration === null && !found.keyKnown) {
+      fullCourses.refusedFast += 1;
+      throw courseFull(input.course);
+    }
   }
   const manageToken = generateManageToken();
   const outcome = await register(sql, {
@@ -45,8 +61,8 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     email,
     emailKey: key,
     manageToken,
-    idempotency: idempotencyKey === undefined ? null : {
-      keyHash: hashIdempotencyKey(idempotencyKey),
+    idempotency: idempotencyKey === undefined || keyHash === null ? null : {
+      keyHash,
       requestHash: hashRequest([input.course, name, key]),
       sealedToken: sealToken(manageToken, idempotencyKey),
     },
@@ -55,14 +71,16 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     case 'created':
       return { kind: 'created', registration: toRegistration(outcome.registration), manageToken };
     case 'existing':
-      return { kind: 'existing', registration: toRegistration(outcome.registration) };
+      await remindRegistration(sql, outcome.registration.id);
+      return alreadyRegistered;
     case 'replay':
-      // The original answer, as it was then: a 201 carries its token again, unsealed with the key.
+      // The original answer, as it was then: a 201 carries its token again, unsealed with the key;
+      // a 200 is the same 200 again (its reminder went with the original).
       if (outcome.statusCode === 201 && outcome.sealedToken !== null && idempotencyKey !== undefined) {
         const token = unsealToken(Buffer.from(outcome.sealedToken, 'base64'), idempotencyKey);
         return { kind: 'created', registration: toRegistration(outcome.registration), manageToken: token };
       }
-      return { kind: 'existing', registration: toRegistration(outcome.registration) };
+      return alreadyRegistered;
     case 'key-reused':
       throw new DomainError('idempotency-key-reused', 'This Idempotency-Key was already used for a different request; use a new key for a new request');
     case 'key-in-progress':

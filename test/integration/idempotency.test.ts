@@ -1,11 +1,14 @@
 // A client that gives up and retries never gets a second registration, even when its first
 // attempt commits after it gave up: the retry with the same Idempotency-Key gets 409 while the
 // first is still running, then the first's own 201; without a key, the same email gets 200.
+// On a course known full, a keyed request is refused from memory like one without a key, unless
+// its key has a stored answer (replayed: a 201 keeps its token) or is in progress.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { fullCoursesOf } from '../../src/domain/full-courses.ts';
 import { deleteExpiredIdempotencyKeys } from '../../src/jobs/housekeeping.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { newCourse } from '../support/factories.ts';
+import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 
 let db: TestDatabase;
@@ -62,9 +65,78 @@ test('a retry without a key after a timeout finds the same registration by email
     answer = await server.client.register(body);
   }
   assert.equal(answer.status, 200);
-  assert.equal('manageToken' in answer.body, false);
+  assert.deepEqual(answer.body, { course, email: body.email, alreadyRegistered: true });
   const rows = await db.sql`SELECT id FROM registrations WHERE course_id = ${course}`;
-  assert.deepEqual(rows.map((r) => r.id), [answer.body.id]);
+  assert.equal(rows.length, 1);
+});
+
+/** A course with one seat, taken, that this process knows full (trusted for a minute: no timing). */
+async function fullCourse(): Promise<{ course: string; first: { id: string; manageToken: string } }> {
+  const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 0 });
+  const first = await server.client.register(student(course, 0), { 'idempotency-key': `first-${course}` });
+  assert.equal(first.status, 201);
+  fullCoursesOf(db.sql).recheckMs = 60_000;
+  assert.equal((await server.client.register(student(course, 1))).status, 409); // the database says full: marked
+  return { course, first: first.body };
+}
+
+async function nextTransactionId(): Promise<bigint> {
+  // The next id to be assigned, read without assigning one.
+  const [row] = await db.sql<{ xid: string }[]>`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid`;
+  return BigInt(row!.xid);
+}
+
+test('on a course known full, keyed requests are refused 409 from memory: no course lock, no transaction, no stored key', async () => {
+  const { course } = await fullCourse();
+  const [before_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
+  const refusedBefore = fullCoursesOf(db.sql).refusedFast;
+  const xidBefore = await nextTransactionId();
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+    server.client.register(student(course, 100 + i), { 'idempotency-key': `full-${course}-${i}` })));
+  assert.deepEqual([...new Set(answers.map((a) => `${a.status} ${a.body.type}`))], ['409 /problems/course-full']);
+  assert.equal(fullCoursesOf(db.sql).refusedFast - refusedBefore, 50, 'every one refused without going to the database');
+  const [after_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
+  assert.equal(after_!.xmax, before_!.xmax, 'nobody locked the course row (a row lock writes its xmax)');
+  // Each keyed request of the usual path writes its key row: a transaction id each. Here none
+  // (the margin is for anything else on the server meanwhile).
+  assert.ok((await nextTransactionId()) - xidBefore < 10n, 'no transaction id assigned per request');
+  const [ours] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course}`;
+  assert.equal(ours!.n, 1);
+});
+
+test('on a course since full, a keyed replay of its 201 still gets the 201 with its token; a keyed duplicate gets 200', async () => {
+  const { course, first } = await fullCourse();
+  const refusedBefore = fullCoursesOf(db.sql).refusedFast;
+  const replay = await server.client.register(student(course, 0), { 'idempotency-key': `first-${course}` });
+  assert.equal(replay.status, 201, JSON.stringify(replay.body));
+  assert.equal(replay.body.id, first.id);
+  assert.equal(replay.body.manageToken, first.manageToken);
+  const duplicate = await server.client.register(student(course, 0), { 'idempotency-key': `again-${course}` });
+  assert.equal(duplicate.status, 200, JSON.stringify(duplicate.body));
+  assert.deepEqual(duplicate.body, { course, email: student(course, 0).email, alreadyRegistered: true });
+  const duplicateReplay = await server.client.register(student(course, 0), { 'idempotency-key': `again-${course}` });
+  assert.equal(duplicateReplay.status, 200, 'a replay of an original 200 gets that 200');
+  assert.deepEqual(duplicateReplay.body, duplicate.body);
+  assert.equal(fullCoursesOf(db.sql).refusedFast, refusedBefore, 'none of them refused from memory');
+});
+
+test('on a course known full, a retry whose key is still in progress gets 409 in progress, then the original 201', async () => {
+  const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 0 });
+  const body = { name: 'Slow Student 3', email: 'slow3@example.org', course };
+  const headers = { 'idempotency-key': `slow-full-${course}` };
+  assert.equal(await registerGivingUp(body, headers, 200), 'gave up');
+  fullCoursesOf(db.sql).recheckMs = 60_000;
+  fullCoursesOf(db.sql).markFull(course); // as if another request had just been refused
+  const early = await server.client.register(body, headers);
+  assert.equal(early.status, 409);
+  assert.equal(early.body.type, '/problems/conflict', 'in progress, not course-full: its first attempt may take the seat');
+  let answer = early;
+  for (let i = 0; i < 50 && answer.status === 409; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    answer = await server.client.register(body, headers);
+  }
+  assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  assert.equal(typeof answer.body.manageToken, 'string');
 });
 
 test('keys are kept 48 hours, then deleted by housekeeping', async () => {

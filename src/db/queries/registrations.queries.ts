@@ -56,25 +56,61 @@ export function observeRegistrationBatches(sql: Sql, observer: (size: number) =>
   batchObservers.set(sql, observer);
 }
 
-type ActiveKey = { courseId: string; emailKey: string };
+type ActiveKey = { courseId: string; emailKey: string; keyHash: Buffer | null };
 
-/** The active registrations of these students, if any, in one read: null where there is none. */
-export async function findActiveRegistrations(sql: Sql, keys: ActiveKey[]): Promise<(RegistrationRow | null)[]> {
-  const rows = await sql<{ n: string; registration: RegistrationRow }[]>`
-    SELECT k.n::text AS n, registrar_registration_row(r) AS registration
-    FROM unnest(${keys.map((k) => k.courseId)}::text[], ${keys.map((k) => k.emailKey)}::text[]) WITH ORDINALITY AS k (course_id, email_key, n)
-    JOIN registrations r ON r.course_id = k.course_id AND r.email_key = k.email_key AND r.status <> 'cancelled'`;
-  const found: (RegistrationRow | null)[] = keys.map(() => null);
-  for (const row of rows) found[Number(row.n) - 1] = row.registration;
+export type ActiveLookup = {
+  /** The student's active registration in the course, or null. */
+  registration: RegistrationRow | null;
+  /** The request's Idempotency-Key has a stored answer, or a request holding it is in progress. */
+  keyKnown: boolean;
+};
+
+/**
+ * The active registrations of these students and what their Idempotency-Keys stand for, in one
+ * read (no row written, no transaction id). A key's request in progress is seen by its advisory
+ * lock (registrar_register_batch_in), taken here for the statement only: its row is not
+ * committed yet. A request arriving with the key during that instant finds it taken and answers
+ * key-in-progress, as it would for any concurrent request with the same key.
+ */
+export async function findActiveRegistrations(sql: Sql, keys: ActiveKey[]): Promise<ActiveLookup[]> {
+  const rows = await sql<{ n: string; registration: RegistrationRow | null; key_known: boolean }[]>`
+    SELECT k.n::text AS n, a.registration,
+      CASE WHEN k.key_hex IS NULL THEN false
+           WHEN EXISTS (SELECT 1 FROM idempotency_keys i WHERE i.key_hash = decode(k.key_hex, 'hex')) THEN true
+           ELSE NOT pg_try_advisory_xact_lock(('x' || substr(k.key_hex, 1, 16))::bit(64)::bigint) END AS key_known
+    FROM unnest(${keys.map((k) => k.courseId)}::text[], ${keys.map((k) => k.emailKey)}::text[],
+      ${keys.map((k) => (k.keyHash === null ? null : k.keyHash.toString('hex')))}::text[]) WITH ORDINALITY AS k (course_id, email_key, key_hex, n)
+    LEFT JOIN LATERAL (
+      SELECT registrar_registration_row(r) AS registration FROM registrations r
+      WHERE r.course_id = k.course_id AND r.email_key = k.email_key AND r.status <> 'cancelled' LIMIT 1) a ON true`;
+  const found: ActiveLookup[] = keys.map(() => ({ registration: null, keyKnown: false }));
+  for (const row of rows) found[Number(row.n) - 1] = { registration: row.registration, keyKnown: row.key_known };
   return found;
 }
 
 const activeLookupOf = perPool((sql: Sql) =>
   createGroupCommit({ run: (keys: ActiveKey[]) => findActiveRegistrations(sql, keys), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
 
-/** A student's active registration in a course, read with those of other requests arriving meanwhile. */
-export function findActiveRegistration(sql: Sql, courseId: string, emailKey: string): Promise<RegistrationRow | null> {
-  return activeLookupOf(sql)({ courseId, emailKey });
+/** A student's active registration in a course (and what the request's Idempotency-Key stands
+ * for), read with those of other requests arriving meanwhile. */
+export function findActiveRegistration(sql: Sql, courseId: string, emailKey: string, keyHash: Buffer | null = null): Promise<ActiveLookup> {
+  return activeLookupOf(sql)({ courseId, emailKey, keyHash });
+}
+
+/** Reminds these registrations (registrar_remind: at most once per 10 minutes each, one
+ * transaction); one (empty) result per id, for the group commit. */
+export async function remindRegistrations(sql: Sql, registrationIds: string[]): Promise<undefined[]> {
+  // A deadlock with a cancel locking the same rows in another order: run it again.
+  await retryTransaction(() => sql`SELECT registrar_remind(${registrationIds}::uuid[])`);
+  return registrationIds.map(() => undefined);
+}
+
+const remindOf = perPool((sql: Sql) =>
+  createGroupCommit({ run: (ids: string[]) => remindRegistrations(sql, ids), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+
+/** The reminder of a duplicate registration, committed (or found not due) with those of other requests arriving meanwhile. */
+export async function remindRegistration(sql: Sql, registrationId: string): Promise<void> {
+  await remindOf(sql)(registrationId);
 }
 
 const groupCommitOf = perPool((sql: Sql) => createGroupCommit({

@@ -19,6 +19,13 @@ export const CreatedRegistration = Type.Object({
   manageToken: Type.String({ description: 'given once: keep it to see or cancel this registration' }),
 });
 
+/** The 200 of a duplicate: what the caller sent, nothing stored (the caller may not be that student). */
+export const AlreadyRegistered = Type.Object({
+  course: Type.String(),
+  email: Type.String({ description: 'the address as sent (trimmed)' }),
+  alreadyRegistered: Type.Literal(true),
+}, { additionalProperties: false, description: 'this email already holds an active registration for this course; a reminder with a fresh manage link goes to it (at most once per 10 minutes)' });
+
 export const RegisterBody = Type.Object({
   name: PrintableText(1, 200, '1-200 characters, without control characters'),
   email: Email,

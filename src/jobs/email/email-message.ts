@@ -1,7 +1,8 @@
-// The four emails a student can get, in plain text and HTML. Pure: the same event always gives
+// The five emails a student can get, in plain text and HTML. Pure: the same event always gives
 // the same message, so a retry sends identical bytes under the same Message-ID.
 
-export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled';
+/** 'reminder': someone tried to register this address again (POST /register answered 200). */
+export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'reminder';
 
 export type EmailEvent = {
   eventId: string;
@@ -47,6 +48,13 @@ function summary(event: EmailEvent): { subject: string; headline: string; status
       return { subject: `A seat opened up: you are enrolled in ${event.courseTitle}`, headline: `A seat in ${course} freed up and it is yours: you moved from the waitlist to enrolled.`, status: 'enrolled' };
     case 'cancelled':
       return { subject: `Your registration for ${event.courseTitle} is cancelled`, headline: `Your registration for ${course} is cancelled.`, status: 'cancelled' };
+    case 'reminder':
+      // No status or waitlist position here: the position moves; the manage link shows it now.
+      return {
+        subject: `You are already registered for ${event.courseTitle}`,
+        headline: `Someone (maybe you) tried to register this address for ${course} again. You are already registered, so nothing changed; if it was not you, you can ignore this email. Here is a fresh link to your registration.`,
+        status: 'registered (the link shows your current status)',
+      };
     default:
       return event.kind satisfies never;
   }
