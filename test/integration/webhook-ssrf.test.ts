@@ -35,6 +35,31 @@ test('internal and public addresses are told apart', () => {
   }
 });
 
+test('IPv6 addresses that carry an internal IPv4 address (NAT64, 6to4, Teredo, mapped, compatible) are internal; with a public one they are not', () => {
+  for (const address of [
+    '64:ff9b::7f00:1', '64:ff9b::127.0.0.1', '64:ff9b::a00:1', '64:ff9b::a9fe:a9fe', // NAT64 (RFC 6052) to 127.0.0.1, 10.0.0.1, 169.254.169.254
+    '64:ff9b:1::808:808', '64:ff9b:1:abcd::1', // local-use NAT64 (RFC 8215): the network's own translator
+    '::ffff:7f00:1', '::ffff:0:7f00:1', '::127.0.0.1', '::a00:1', // mapped (hex form), SIIT, compatible
+    '2002:7f00:1::1', '2002:c0a8:101::1', // 6to4 of 127.0.0.1 and 192.168.1.1
+    '2001:0:a00:1::1', '2001:0:808:808::80ff:fefe', // Teredo: server 10.0.0.1; client 127.0.1.1 (inverted)
+    'fec0::1',
+  ]) {
+    assert.equal(isInternalAddress(address), true, address);
+  }
+  for (const address of ['64:ff9b::808:808', '64:ff9b::8.8.8.8', '2002:808:808::1', '2001:0:808:808::f7f7:f7f7', '2001:db9::1']) {
+    assert.equal(isInternalAddress(address), false, address);
+  }
+});
+
+test('creating a webhook for a NAT64 or 6to4 address of an internal one is refused with 400', async () => {
+  for (const url of ['http://[64:ff9b::7f00:1]:8080/hook', 'http://[64:ff9b::a9fe:a9fe]/latest/meta-data', 'http://[::ffff:7f00:1]/hook', 'http://[2002:7f00:1::1]/hook', 'http://[64:ff9b:1::a00:1]/hook']) {
+    const answer = await strict.client.admin('POST', '/webhooks', { url, events: ['registration.created'] });
+    assert.equal(answer.status, 400, `${url}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    assert.match(answer.body.detail, /internal address/, url);
+  }
+  assert.equal((await strict.client.admin('GET', '/webhooks')).body.length, 0);
+});
+
 test('creating a webhook for an internal address is refused with 400', async () => {
   for (const url of ['http://127.0.0.1:8080/hook', 'http://[::1]/hook', 'http://localhost/hook', 'https://10.0.0.5/hook', 'http://169.254.169.254/latest/meta-data']) {
     const answer = await strict.client.admin('POST', '/webhooks', { url, events: ['registration.created'] });

@@ -2,8 +2,12 @@
 // loopback, private, link-local, carrier-grade NAT, multicast or unspecified address, unless
 // WEBHOOK_ALLOW_PRIVATE is set. Checked when the webhook is created, and again at every
 // delivery on the address actually connected to (a DNS name may change its answer).
+// An IPv6 address that carries an IPv4 address a translator or tunnel forwards to (NAT64,
+// 6to4, Teredo, IPv4-mapped and -compatible) is judged by that IPv4 address: `64:ff9b::7f00:1`
+// reaches 127.0.0.1 through a NAT64 gateway.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { ipv4FromWords, ipv6Words } from '../../security/ip-address.ts';
 
 const blocked = new BlockList();
 for (const [network, prefix] of [
@@ -12,16 +16,33 @@ for (const [network, prefix] of [
 ] as const) blocked.addSubnet(network, prefix, 'ipv4');
 // (IPv4-mapped IPv6 is unwrapped in isInternalAddress: a ::ffff:0:0/96 rule here would also
 // match every plain IPv4 address, since BlockList checks IPv4 against mapped IPv6 rules.)
-for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8]] as const) {
+// 64:ff9b:1::/48 is local-use NAT64 (RFC 8215): a network's own translator, to wherever it was
+// set up to reach; fec0::/10 is the deprecated site-local range.
+for (const [network, prefix] of [
+  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['64:ff9b:1::', 48],
+] as const) {
   blocked.addSubnet(network, prefix, 'ipv6');
+}
+
+/** The IPv4 addresses an IPv6 address forwards to, by the prefix it starts with. */
+function embeddedIpv4(words: number[]): string[] {
+  const [w0, w1, w2, w3, w4, w5, w6, w7] = words as [number, number, number, number, number, number, number, number];
+  const v4 = (high: number, low: number) => ipv4FromWords(high, low);
+  // ::a.b.c.d (compatible, RFC 4291 2.5.5.1), ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT, RFC 2765).
+  if (w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0 && ((w4 === 0 && (w5 === 0 || w5 === 0xffff)) || (w4 === 0xffff && w5 === 0))) return [v4(w6, w7)];
+  if (w0 === 0x64 && w1 === 0xff9b && w2 === 0 && w3 === 0 && w4 === 0 && w5 === 0) return [v4(w6, w7)]; // NAT64 well-known /96 (RFC 6052)
+  if (w0 === 0x2002) return [v4(w1, w2)]; // 6to4 (RFC 3056)
+  if (w0 === 0x2001 && w1 === 0) return [v4(w2, w3), v4(~w6 & 0xffff, ~w7 & 0xffff)]; // Teredo: server, and client (inverted; RFC 4380)
+  return [];
 }
 
 export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked.check(mapped[1]!, 'ipv4');
-  return blocked.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  if (family === 4) return blocked.check(address, 'ipv4');
+  if (blocked.check(address, 'ipv6')) return true;
+  const words = ipv6Words(address);
+  return words !== undefined && embeddedIpv4(words).some((ipv4) => blocked.check(ipv4, 'ipv4'));
 }
 
 export class InternalAddressError extends Error {
