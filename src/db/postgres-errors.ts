@@ -21,6 +21,21 @@ const UNAVAILABLE_CODES = new Set([
   'CONNECT_TIMEOUT',
 ]);
 
+/**
+ * SQLSTATEs of a database short of a resource: a full disk (53100: no room for a table, index
+ * or WAL write), memory (53200), some other resource (53000), or an I/O error (58030, which
+ * PostgreSQL also reports for a write that ENOSPC cut short). The statement failed and its
+ * transaction rolled back; the next may succeed once space or memory is freed. Temporary, not
+ * a bug: a request is told to retry, a job is retried. When a WAL write itself fails, the
+ * server PANICs and restarts: then the connections drop (the codes above).
+ */
+const OUT_OF_RESOURCES_CODES = new Set([
+  '53000', // insufficient_resources
+  '53100', // disk_full
+  '53200', // out_of_memory
+  '58030', // io_error
+]);
+
 export const UNIQUE_VIOLATION = '23505';
 
 /**
@@ -46,6 +61,16 @@ export function errorCode(error: unknown): string | undefined {
 export function isDatabaseUnavailable(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && UNAVAILABLE_CODES.has(code);
+}
+
+export function isDatabaseOutOfResources(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && OUT_OF_RESOURCES_CODES.has(code);
+}
+
+/** Unreachable, or short of disk or memory: either way the same request may succeed shortly. */
+export function isDatabaseTemporarilyFailing(error: unknown): boolean {
+  return isDatabaseUnavailable(error) || isDatabaseOutOfResources(error);
 }
 
 /** Runs a one-statement transaction again when PostgreSQL rolled it back for a retryable reason. */
