@@ -1,9 +1,10 @@
 // Bulk imports as the admin sees them: an upload streamed to DATA_DIR/uploads (never held whole
 // in memory, cut off at the size limit), its header checked, then an import row and its job
-// committed together. A refused upload leaves no file and no row behind.
+// committed together. A refused upload leaves no file and no row behind. Uploads hold students'
+// names and addresses: files 0600 in a 0700 directory, readable by the service's user alone.
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -67,12 +68,13 @@ async function checkHeader(file: string): Promise<void> {
 export async function acceptImport(sql: Sql, options: { dataDir: string; maxBytes: number }, upload: Readable): Promise<Import> {
   const id = randomUUID();
   const directory = path.join(options.dataDir, 'uploads');
-  await mkdir(directory, { recursive: true });
+  await mkdir(directory, { recursive: true, mode: 0o700 });
+  await chmod(directory, 0o700); // one made before, with the umask's 0755, is tightened
   const partial = path.join(directory, `${id}.csv.part`);
   const file = path.join(directory, `${id}.csv`);
   const counter = limitBytes(options.maxBytes);
   try {
-    await pipeline(upload, counter, createWriteStream(partial, { flags: 'wx' }));
+    await pipeline(upload, counter, createWriteStream(partial, { flags: 'wx', mode: 0o600 }));
     await checkHeader(partial);
     await rename(partial, file);
     return toImport(await insertImport(sql, { id, filePath: file, fileBytes: counter.bytes }));

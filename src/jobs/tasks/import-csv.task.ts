@@ -3,7 +3,9 @@
 // two per thread in flight; results are written in file order, in batches, each batch one
 // transaction through registrar_import_batch (the rules, emails and webhooks of POST /register)
 // that also advances the import's resume point. The writer is the slowest stage; awaiting it
-// stops the reading, so memory stays flat whatever the file's size.
+// stops the reading, so memory stays flat whatever the file's size. The uploaded file is deleted
+// once the import ends, done or failed; until then it stays, for a retried attempt to resume from.
+import { rm } from 'node:fs/promises';
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
@@ -23,7 +25,9 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
     const importId = (payload as { importId?: unknown } | null)?.importId;
     if (typeof importId !== 'string') throw new Error(`import_csv: malformed payload ${JSON.stringify(payload)}`);
     const imported = await findImport(deps.sql, importId);
-    if (!imported || imported.status === 'done' || imported.status === 'failed') return;
+    if (!imported) return;
+    // Ended, but the process stopped before its file was deleted: the job runs again, deletes it.
+    if (imported.status === 'done' || imported.status === 'failed') return removeUpload(imported.file_path);
     await setImportStatus(deps.sql, importId, 'running');
     try {
       await runImport(importId, imported.file_path, imported.done_through_line);
@@ -35,7 +39,17 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
       deps.logger.warn({ importId, reason }, 'import failed');
       await setImportStatus(deps.sql, importId, 'failed', reason);
     }
+    await removeUpload(imported.file_path);
   };
+
+  /** The status is committed first: a file is never gone while its import may still need it. */
+  async function removeUpload(file: string): Promise<void> {
+    try {
+      await rm(file, { force: true });
+    } catch (error) {
+      deps.logger.warn({ file, err: error }, 'could not delete an ended import\'s upload');
+    }
+  }
 
   async function runImport(importId: string, file: string, resumeAfterLine: number): Promise<void> {
     const maxInFlight = deps.pool.threads * 2;
