@@ -1,10 +1,11 @@
 // The one place errors become answers: DomainErrors by the table in problem.ts, validation and
-// Fastify's own client errors by their status, an unreachable database as 503, anything else as
-// a logged, generic 500 with no stack or SQL in it.
+// Fastify's own client errors by their status, an unreachable database or one short of disk or
+// memory as 503 `overloaded` with Retry-After, anything else as a logged, generic 500 with no
+// stack or SQL in it.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { DomainError } from '../domain/domain-error.ts';
-import { isDatabaseUnavailable } from '../db/postgres-errors.ts';
+import { isDatabaseOutOfResources, isDatabaseUnavailable } from '../db/postgres-errors.ts';
 import { DOMAIN_PROBLEMS, type Problem, problem, sendProblem, type ProblemSlug } from './problem.ts';
 import { toFieldErrors } from './validation.ts';
 
@@ -20,6 +21,8 @@ function slugForStatus(status: number): ProblemSlug {
       return 'conflict';
     case 413:
       return 'payload-too-large';
+    case 415:
+      return 'unsupported-media-type';
     case 429:
       return 'rate-limited';
     case 503:
@@ -44,6 +47,12 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     return sendProblem(reply, problem(400, 'validation', detail || 'The request does not match its schema', errors));
   }
   const status = fastifyError.statusCode;
+  if (status === 415) {
+    // Fastify's own message ("Unsupported Media Type") does not say what to send instead.
+    const sent = request.headers['content-type'];
+    const what = sent === undefined ? 'A body without a Content-Type' : `Content-Type ${JSON.stringify(sent.slice(0, 100))}`;
+    return sendProblem(reply, problem(415, 'unsupported-media-type', `${what} is not taken here: the API takes application/json (POST /imports: text/csv)`));
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's client errors (bad JSON, wrong content type, body too large) carry safe messages.
     return sendProblem(reply, problem(status, slugForStatus(status), fastifyError.message));
@@ -51,6 +60,12 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
   if (isDatabaseUnavailable(error)) {
     request.log.warn({ err: error }, 'database unavailable');
     return sendProblem(reply, problem(503, 'overloaded', 'The database is not reachable right now; retry shortly'));
+  }
+  if (isDatabaseOutOfResources(error)) {
+    // Nothing of the request was committed (its transaction rolled back); an operator must free
+    // space or memory, so this is logged as an error, but the client is told to come back.
+    request.log.error({ err: error }, 'database out of disk space or memory');
+    return sendProblem(reply, problem(503, 'overloaded', 'The database cannot take more work right now; retry shortly'));
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendProblem(reply, problem(500, 'internal', 'Something went wrong on our side; it has been logged'));

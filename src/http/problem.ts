@@ -13,6 +13,7 @@ export type ProblemSlug =
   | 'rate-limited'
   | 'overloaded'
   | 'payload-too-large'
+  | 'unsupported-media-type'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -35,6 +36,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'rate-limited': 'Too many requests',
   overloaded: 'The service is overloaded',
   'payload-too-large': 'The request body is too large',
+  'unsupported-media-type': 'The body is not of a type this route takes',
   internal: 'Internal error',
 };
 

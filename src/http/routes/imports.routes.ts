@@ -30,31 +30,36 @@ export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits:
   const security = [{ bearer: [] }];
   const tags = ['imports'];
 
+  // POST /imports takes text/csv and nothing else, and no other route takes text/csv: the parser
+  // lives in this encapsulated scope, whose JSON parser is removed (a JSON body here is 415).
   // The body stays a stream: acceptImport writes it to disk as it arrives, within maxBytes.
-  app.addContentTypeParser('text/csv', function passStream(_request, payload, done) {
-    done(null, payload);
-  });
+  void app.register(async function csvUpload(scope) {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('text/csv', function passStream(_request, payload, done) {
+      done(null, payload);
+    });
 
-  app.post('/imports', {
-    onRequest: auth.requireAdmin,
-    schema: {
-      tags, security,
-      summary: 'Import registrations from a CSV with the header name,email,course (admin)',
-      description: 'Content-Type: text/csv. Each row is registered with the rules and emails of POST /register. Answers 202 at once; follow GET /imports/{id}.',
-      response: { 202: Import, ...problemResponses(400, 401, 413, 415) },
-    },
-  }, async function createImportRoute(request, reply) {
-    // Only text/csv is passed on as a stream; a JSON (or other) body arrives parsed, and an
-    // empty one not at all: neither can be stored as an upload.
-    const upload = request.body;
-    if (!(upload instanceof Readable)) {
-      const csv = /^text\/csv\b/i.test(request.headers['content-type'] ?? '');
-      return csv
-        ? sendProblem(reply, problem(400, 'validation', 'The file is empty: line 1 must be a header with the columns name,email,course'))
-        : sendProblem(reply, problem(415, 'validation', 'An import is a CSV file: send it with Content-Type: text/csv'));
-    }
-    const imported = await acceptImport(sql, limits, upload);
-    return reply.code(202).header('location', `/imports/${imported.id}`).send(imported);
+    scope.post('/imports', {
+      onRequest: auth.requireAdmin,
+      schema: {
+        tags, security,
+        summary: 'Import registrations from a CSV with the header name,email,course (admin)',
+        description: 'Content-Type: text/csv. Each row is registered with the rules and emails of POST /register. Answers 202 at once; follow GET /imports/{id}.',
+        response: { 202: Import, ...problemResponses(400, 401, 413, 415) },
+      },
+    }, async function createImportRoute(request, reply) {
+      // A text/csv body is passed on as a stream (any other type was 415 before this); a request
+      // without a body has none to store.
+      const upload = request.body;
+      if (!(upload instanceof Readable)) {
+        const csv = /^text\/csv\b/i.test(request.headers['content-type'] ?? '');
+        return csv
+          ? sendProblem(reply, problem(400, 'validation', 'The file is empty: line 1 must be a header with the columns name,email,course'))
+          : sendProblem(reply, problem(415, 'unsupported-media-type', 'An import is a CSV file: send it with Content-Type: text/csv'));
+      }
+      const imported = await acceptImport(sql, limits, upload);
+      return reply.code(202).header('location', `/imports/${imported.id}`).send(imported);
+    });
   });
 
   app.get('/imports/:id', {
