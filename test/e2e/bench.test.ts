@@ -215,7 +215,7 @@ describe('checkInvariants', () => {
       registrations,
       answers: [
         ...registrations.map((r) => ({ course: r.courseId, emailKey: r.emailKey, status: 201, registrationId: r.id })),
-        { course: 'cs101', emailKey: 'a@example.org', status: 200, registrationId: 'a' },
+        { course: 'cs101', emailKey: 'a@example.org', status: 200 },
         { course: 'cs101', emailKey: 'e@example.org', status: 409, problemType: '/problems/course-full' },
       ],
       expectFull: ['cs101'],
@@ -259,6 +259,12 @@ describe('checkInvariants', () => {
     snapshot.answers![0] = { ...snapshot.answers![0]!, registrationId: 'zz' };
     const violations = checkInvariants(snapshot).filter((v) => v.check === 'the 201 answers are exactly the rows stored');
     assert.equal(violations.length, 2, JSON.stringify(violations));
+  });
+
+  test('a 200 answer for a student who holds no active registration', () => {
+    const snapshot = goodSnapshot();
+    snapshot.answers!.push({ course: 'cs101', emailKey: 'nobody@example.org', status: 200 });
+    assert.deepEqual(checksFailed(snapshot), ['every 200 answer is for a student holding an active registration']);
   });
 
   test('a course-full answer while a seat was free', () => {

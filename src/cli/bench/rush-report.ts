@@ -16,7 +16,7 @@ import { formatTable, type TextTable } from './text-table.ts';
 function answerKind(a: AnswerRecord): string {
   if (a.status === 0) return 'no answer (network error / timeout)';
   if (a.status === 201) return `201 created, ${a.registrationStatus ?? '?'}`;
-  if (a.status === 200) return '200 existing registration (duplicate)';
+  if (a.status === 200) return '200 already registered (duplicate)';
   if (a.problemType) return `${a.status} ${a.problemType.replace('/problems/', '')}`;
   return String(a.status);
 }
