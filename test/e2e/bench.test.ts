@@ -1,6 +1,7 @@
 // `npm run bench` end to end at a small size, as a user runs it (a child process that starts its
-// own PostgreSQL, SMTP server and service): exit code, printed verdict, HTML report with charts,
-// nothing left behind, also after a Ctrl-C. And checkInvariants fed good and broken snapshots.
+// own PostgreSQL, SMTP server and service): exit code, printed verdict, progress lines on stderr,
+// an HTML report with uPlot charts (drawn in a real browser for seed), nothing left behind, also
+// after a Ctrl-C. And checkInvariants fed good and broken snapshots.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import type { ChartSpec } from '../../src/cli/bench/charts.ts';
 import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../../src/cli/bench/invariants.ts';
 
 const REPO_DIR = path.resolve(import.meta.dirname, '../..');
@@ -102,8 +105,27 @@ async function assertReport(run: BenchRun, scenario: string, reportDir: string):
   assert.match(path.basename(file), new RegExp(`^${scenario}-\\d{8}-\\d{6}(-\\d+)?\\.html$`));
   const html = await readFile(file, 'utf8');
   assert.match(html, /^<!doctype html>/);
-  assert.match(html, /<svg[\s>]/);
+  assert.doesNotMatch(html, /<svg[\s>]/, 'no hand-drawn chart');
+  assert.match(html, /<script>[^<]*uPlot/, 'uPlot inlined: the report is one standalone file');
+  assert.doesNotMatch(html, /<script src=|<link [^>]*href="http/, 'nothing fetched from elsewhere');
   return html;
+}
+
+/** The charts' data in a report: every chart has a y label, a unit or a named axis, and series with labels. */
+function chartsOf(html: string): ChartSpec[] {
+  const specs = [...html.matchAll(/<script type="application\/json" class="chart-data">([^<]*)<\/script>/g)].map((m) => JSON.parse(m[1]!) as ChartSpec);
+  for (const spec of specs) {
+    assert.ok(spec.y.label.length > 0 && spec.series.length > 0 && spec.series.every((s) => s.label.length > 0), JSON.stringify(spec).slice(0, 300));
+    assert.ok(spec.x.kind === 'category' || spec.x.label.length > 0, `${spec.title}: an x axis label`);
+    assert.equal(spec.data.length, spec.series.length + 1, `${spec.title}: x and one column per series`);
+  }
+  return specs;
+}
+
+/** A progress line (done/total, elapsed or done in) under `label` on stderr. */
+function assertProgress(run: BenchRun, label: string, total: number, unit: string): void {
+  const pattern = new RegExp(`^\\[bench\\] ${label}: \\d+/${total} ${unit} \\(\\d+%\\), (done in|[\\d.]+ s elapsed)`, 'm');
+  assert.match(run.stderr, pattern, `a progress line for ${label}\n${explain(run)}`);
 }
 
 let reportDir: string;
@@ -123,8 +145,35 @@ describe('npm run bench', { timeout: 300_000 }, () => {
     for (const model of ['1 sequential, email in request', '2 concurrent, email in request', '3 concurrent, email on the job queue, all workers']) {
       assert.match(run.stdout, new RegExp(`^${model} .* 6x201 +6/6$`, 'm'), `a row for model ${model}\n${explain(run)}`);
     }
+    for (const model of [1, 2, 3]) {
+      assertProgress(run, `model ${model}: registrations`, 6, 'answers');
+      assertProgress(run, `model ${model}: emails`, 6, 'emails');
+    }
     const html = await assertReport(run, 'seed', reportDir);
-    assert.equal(html.match(/<svg /g)?.length, 4, 'a comparison chart and three timelines');
+    const charts = chartsOf(html);
+    assert.equal(charts.length, 4, 'a comparison chart and three timelines');
+    assert.deepEqual(charts[0]!.x.categories, ['1 sequential, email in request', '2 concurrent, email in request', '3 concurrent, email on the job queue, all workers']);
+    assert.equal(charts[0]!.y.unit, 'ms');
+    for (const timeline of charts.slice(1)) {
+      assert.equal(timeline.x.kind, 'ms');
+      assert.deepEqual(timeline.series.map((s) => s.label), ['requests sent', 'answered 2xx', 'emails accepted by SMTP']);
+      assert.deepEqual(timeline.data.slice(1).map((column) => column.at(-1)), [6, 6, 6], 'every request sent, answered 2xx, its email accepted');
+    }
+    // Opened from disk in a browser, nothing else: uPlot draws the four charts with their legends.
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(`file://${/^Report: (.+\.html)$/m.exec(run.stdout)![1]}`);
+      await page.waitForFunction(() => document.querySelectorAll('figure.chart .uplot canvas').length === 4, undefined, { timeout: 30_000 });
+      const legends = await page.evaluate(() => [...document.querySelectorAll('figure.chart .u-legend')].map((l) => l.textContent ?? ''));
+      assert.deepEqual(errors, []);
+      assert.ok(legends[0]!.includes('last answer') && legends[0]!.includes('last email accepted'), legends[0]);
+      assert.ok(legends.slice(1).every((l) => l.includes('answered 2xx') && l.includes('emails accepted by SMTP')), JSON.stringify(legends));
+    } finally {
+      await browser.close();
+    }
     await assertNothingLeft(benchDir(run));
   });
 
@@ -135,10 +184,15 @@ describe('npm run bench', { timeout: 300_000 }, () => {
     assert.match(run.stdout, /^ +306 +0 +\S+ m?s +\d+ \/s/m, 'all 306 requests answered, no network error');
     assert.match(run.stdout, /^201 created, waitlisted +50$/m, 'the hot course waitlist filled');
     assert.match(run.stdout, /^409 course-full +\d+$/m);
-    assert.match(run.stdout, /^200 existing registration \(duplicate\) +\d+$/m);
+    assert.match(run.stdout, /^200 already registered \(duplicate\) +\d+$/m);
+    assertProgress(run, 'rush', 306, 'answers');
     const html = await assertReport(run, 'rush', reportDir);
     assert.match(html, /Latency histogram/);
     assert.match(html, /Throughput over time/);
+    const [histogram, throughput] = chartsOf(html);
+    assert.equal(histogram!.x.kind, 'ms');
+    assert.equal(histogram!.data[1]!.reduce((a, b) => (a ?? 0) + (b ?? 0), 0), 306, 'every answer in a bin');
+    assert.equal(throughput!.y.unit, 'answers/s');
     await assertNothingLeft(benchDir(run));
   });
 
@@ -170,9 +224,12 @@ describe('npm run bench', { timeout: 300_000 }, () => {
       assert.match(run.stdout, new RegExp(`^${model} +${threads} +done +.* /s +\\d+\\.\\d\\dx +1980 +19 +1$`, 'm'), `a row for ${model}\n${explain(run)}`);
     }
     assert.doesNotMatch(run.stdout, /^FAIL /m);
+    for (const model of ['1 thread', 'pool of 2 threads']) assertProgress(run, `${model}: import`, 2000, 'rows');
     const html = await assertReport(run, 'import', reportDir);
     assert.match(html, /Rows per second/);
     assert.match(html, /resident memory/);
+    const units = chartsOf(html).map((c) => c.y.unit);
+    assert.deepEqual(units, ['ms', 'rows/s', 'rows', 'MiB', 'MiB', 'ms']);
     await assertNothingLeft(benchDir(run));
   });
 
