@@ -1,0 +1,29 @@
+// The reminder email of a duplicate registration: plain text and HTML, the fresh manage link in
+// both, what it says, and its Message-ID per event.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildEmail, type EmailEvent } from '../../src/jobs/email/email-message.ts';
+
+const reminder: EmailEvent = {
+  eventId: '42',
+  kind: 'reminder',
+  registrationId: '0b6f3c1e-5a47-4f5e-9a0a-3f1b2c4d5e6f',
+  name: 'Ada <Lovelace>',
+  email: 'Ada@Example.org',
+  courseId: 'cs101',
+  courseTitle: 'Engines & "Notes"',
+  waitlistPosition: null,
+};
+
+test('a reminder says someone tried to register again, with the fresh manage link, in text and HTML', () => {
+  const message = buildEmail(reminder, { from: 'Registrar <no-reply@example.org>', publicUrl: 'https://reg.example.org', manageToken: 'fresh+token', messageDomain: 'reg.example.org' });
+  assert.equal(message.to, 'Ada@Example.org');
+  assert.equal(message.subject, 'You are already registered for Engines & "Notes"');
+  assert.match(message.text, /Someone \(maybe you\) tried to register this address for Engines & "Notes" \(cs101\) again/);
+  assert.ok(message.text.includes('https://reg.example.org/manage/0b6f3c1e-5a47-4f5e-9a0a-3f1b2c4d5e6f#token=fresh%2Btoken'));
+  assert.match(message.html, /Someone \(maybe you\) tried to register/);
+  assert.ok(message.html.includes('Engines &amp; &quot;Notes&quot;'), 'the HTML escapes the course title');
+  assert.ok(message.html.includes('Hello Ada &lt;Lovelace&gt;,'));
+  assert.ok(message.html.includes('href="https://reg.example.org/manage/0b6f3c1e-5a47-4f5e-9a0a-3f1b2c4d5e6f#token=fresh%2Btoken"'));
+  assert.equal(message.messageId, '<registrar.0b6f3c1e-5a47-4f5e-9a0a-3f1b2c4d5e6f.reminder.42@reg.example.org>');
+});
