@@ -1,0 +1,119 @@
+-- Retention (RETENTION_DAYS, src/jobs/retention.ts) and delivery figures that cost the same
+-- whatever the size of the delivery logs.
+--
+-- 1. Indexes that let the retention job find the oldest rows of each log from the oldest end,
+--    in small batches, without reading the rows it keeps.
+-- 2. Delivery figures (emails sent and failed, webhooks delivered, failed and pending) kept in
+--    the same transaction as the rows they count: statement-level triggers add one change row
+--    per figure per statement to delivery_figure_changes, an insert-only table, so concurrent
+--    writers never wait on one another's counter row (a registration batch and an email job
+--    would otherwise queue on a single hot row until commit). The job worker folds the changes
+--    into delivery_figures about once a second. A figure is its total plus its pending changes:
+--    exact in any snapshot (the fold deletes changes and adds them to the total in one
+--    transaction), and read from a handful of rows instead of counting the logs.
+-- 3. The job queue's figures per task, counted once a second by the job worker and kept in
+--    queue_figures, so the dashboards and /admin/jobs of every worker read a row per task instead
+--    of each counting the whole queue.
+
+CREATE INDEX mailbox_by_age ON mailbox (created_at);
+CREATE INDEX email_deliveries_by_age ON email_deliveries (updated_at);
+-- A pending delivery is never removed: its job still needs it.
+CREATE INDEX webhook_deliveries_finished_by_age ON webhook_deliveries (updated_at) WHERE status <> 'pending';
+-- Cancelled is final: the manage tokens of a registration cancelled long ago are removed.
+CREATE INDEX registrations_cancelled_by_age ON registrations (updated_at, id) WHERE status = 'cancelled';
+
+CREATE TABLE queue_figures (
+  task                  text PRIMARY KEY,
+  queued                integer NOT NULL,
+  running               integer NOT NULL,
+  retrying              integer NOT NULL,
+  dead                  integer NOT NULL,
+  -- As of taken_at.
+  oldest_queued_seconds float8,
+  taken_at              timestamptz NOT NULL
+);
+
+CREATE TABLE delivery_figures (
+  figure  text PRIMARY KEY CHECK (figure IN ('emails_sent', 'emails_failed', 'webhooks_delivered', 'webhooks_failed', 'webhooks_pending')),
+  count   bigint NOT NULL
+);
+
+-- Written by the triggers below, emptied by registrar_fold_delivery_figures. No index: it is
+-- only appended to and read whole, and it holds about a second of changes.
+CREATE TABLE delivery_figure_changes (
+  figure  text NOT NULL,
+  change  bigint NOT NULL
+);
+-- Churns constantly: vacuum it after a thousand dead rows, not after 20% of a tiny table.
+ALTER TABLE delivery_figure_changes SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+
+-- One function for both logs and all three operations. The figure is the table's prefix and the
+-- row's status ('emails_' || 'sent', 'webhooks_' || 'pending'); an update that leaves a status
+-- as it was (a webhook retry) adds nothing. Transition tables cannot go with a column list or
+-- several events, hence three triggers per table. INSERT ... ON CONFLICT DO UPDATE fires the
+-- insert trigger for the rows it inserted and the update trigger for the rows it updated.
+CREATE FUNCTION registrar_count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  v_prefix text := CASE TG_TABLE_NAME WHEN 'email_deliveries' THEN 'emails_' ELSE 'webhooks_' END;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO delivery_figure_changes (figure, change)
+    SELECT v_prefix || status, count(*) FROM new_rows GROUP BY status;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO delivery_figure_changes (figure, change)
+    SELECT v_prefix || status, -count(*) FROM old_rows GROUP BY status;
+  ELSE
+    INSERT INTO delivery_figure_changes (figure, change)
+    SELECT figure, sum(change) FROM (
+      SELECT v_prefix || status AS figure, 1 AS change FROM new_rows
+      UNION ALL
+      SELECT v_prefix || status, -1 FROM old_rows) c
+    GROUP BY figure HAVING sum(change) <> 0;
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER email_deliveries_count_inserts AFTER INSERT ON email_deliveries
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+CREATE TRIGGER email_deliveries_count_updates AFTER UPDATE ON email_deliveries
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+CREATE TRIGGER email_deliveries_count_deletes AFTER DELETE ON email_deliveries
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+CREATE TRIGGER webhook_deliveries_count_inserts AFTER INSERT ON webhook_deliveries
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+CREATE TRIGGER webhook_deliveries_count_updates AFTER UPDATE ON webhook_deliveries
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+CREATE TRIGGER webhook_deliveries_count_deletes AFTER DELETE ON webhook_deliveries
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION registrar_count_deliveries();
+
+-- The rows already there, counted once. CREATE TRIGGER holds a lock that keeps writers out until
+-- this migration commits, so nothing is written between these counts and the triggers.
+INSERT INTO delivery_figures (figure, count)
+SELECT f, 0 FROM unnest(ARRAY['emails_sent', 'emails_failed', 'webhooks_delivered', 'webhooks_failed', 'webhooks_pending']) f;
+UPDATE delivery_figures f SET count = c.n
+FROM (SELECT 'emails_' || status AS figure, count(*) AS n FROM email_deliveries GROUP BY status
+      UNION ALL
+      SELECT 'webhooks_' || status, count(*) FROM webhook_deliveries GROUP BY status) c
+WHERE f.figure = c.figure;
+
+-- Moves the pending changes into the totals; answers how many change rows it folded. One fold at
+-- a time (another instance's job worker may be folding): the others skip, answering 0.
+CREATE FUNCTION registrar_fold_delivery_figures() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  v_folded integer;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(7211303) THEN
+    RETURN 0;
+  END IF;
+  WITH folded AS (
+    DELETE FROM delivery_figure_changes RETURNING figure, change
+  ), sums AS (
+    SELECT figure, sum(change) AS change, count(*) AS n FROM folded GROUP BY figure
+  ), updated AS (
+    UPDATE delivery_figures f SET count = f.count + s.change FROM sums s WHERE f.figure = s.figure RETURNING s.n
+  )
+  SELECT coalesce(sum(n), 0) INTO v_folded FROM updated;
+  RETURN v_folded;
+END
+$$;
