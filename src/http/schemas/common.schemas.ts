@@ -2,7 +2,7 @@
 // input validation. These same objects validate requests and document them in /openapi.json.
 import Type from 'typebox';
 
-export const COURSE_ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
+const COURSE_ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,63}$';
 
 /**
  * No control characters (NUL cannot be stored), no lone surrogates (not valid UTF-8) and no
@@ -17,7 +17,7 @@ export const PrintableText = (minLength: number, maxLength: number, description:
   Type.String({ minLength, maxLength, pattern: PRINTABLE_PATTERN, description });
 
 // The WHATWG "valid e-mail address" grammar (what a browser's <input type=email> accepts).
-export const EMAIL_PATTERN = "^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$";
+const EMAIL_PATTERN = "^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$";
 
 export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN, description: 'an e-mail address; compared trimmed and case-insensitively' });
 
