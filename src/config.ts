@@ -2,6 +2,7 @@
 // Nothing else in the service reads process.env.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { parseTrustProxy, type TrustProxy } from './http/client-address.ts';
 
 export type Config = Readonly<{
   host: string;
@@ -30,8 +31,10 @@ export type Config = Readonly<{
   /** Let webhooks reach loopback and private addresses (off: no SSRF into the network). */
   webhookAllowPrivate: boolean;
   rateLimitPerMinute: number;
-  /** Behind a proxy: 'true' trusts X-Forwarded-For from any hop, or a list of proxy addresses/CIDRs. */
-  trustProxy: boolean | string;
+  /** Behind proxies: how many hops, or which addresses, to believe X-Forwarded-For from. */
+  trustProxy: TrustProxy;
+  /** Bearer token for /metrics from other machines; unset: /metrics answers loopback only. */
+  metricsToken: string | undefined;
   /** Largest import upload accepted, in bytes. */
   importMaxBytes: number;
   /** Threads that parse and validate imports (the worker-thread pool of the job process). */
@@ -40,8 +43,12 @@ export type Config = Readonly<{
   maxEventLoopDelayMs: number;
   /** ...or when more requests than this wait for a database connection (per worker). */
   maxDatabaseBacklog: number;
+  /** Mailbox, delivery logs, dead jobs, cancelled registrations' tokens and upload files older than this are removed. */
+  retentionDays: number;
   /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
   shutdownTimeoutMs: number;
+  /** A worker not heard from for this long is killed and replaced (0: never). */
+  workerLivenessTimeoutMs: number;
   logLevel: string;
   /** Set by the supervisor for the processes it forks; unset in the supervisor itself. */
   processRole: 'http' | 'jobs' | undefined;
@@ -90,10 +97,12 @@ function readChoice<T extends string>(env: Env, name: string, choices: readonly 
   throw new ConfigError(`${name} must be one of ${choices.join(', ')}; got "${raw}"`);
 }
 
-function readTrustProxy(env: Env): boolean | string {
-  const raw = readString(env, 'TRUST_PROXY');
-  if (raw === undefined || raw === 'false') return false;
-  return raw === 'true' ? true : raw;
+function readTrustProxy(env: Env): TrustProxy {
+  try {
+    return parseTrustProxy(readString(env, 'TRUST_PROXY'));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 function readRole(env: Env): Config['processRole'] {
@@ -108,6 +117,10 @@ export function loadConfig(env: Env = process.env): Config {
   const adminToken = readString(env, 'ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new ConfigError('ADMIN_TOKEN must be at least 16 characters; unset it to have one generated');
+  }
+  const metricsToken = readString(env, 'METRICS_TOKEN');
+  if (metricsToken !== undefined && !/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (a bearer token); unset, /metrics answers loopback only');
   }
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const config: Config = {
@@ -129,10 +142,13 @@ export function loadConfig(env: Env = process.env): Config {
     importMaxBytes: readInteger(env, 'IMPORT_MAX_BYTES', 256 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
     importThreads: readInteger(env, 'IMPORT_THREADS', availableParallelism(), 1, 256),
     trustProxy: readTrustProxy(env),
+    metricsToken,
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
     maxEventLoopDelayMs: readInteger(env, 'MAX_EVENT_LOOP_DELAY_MS', 500, 10, 60_000),
     maxDatabaseBacklog: readInteger(env, 'MAX_DATABASE_BACKLOG', 250, 1, 1_000_000),
+    retentionDays: readInteger(env, 'RETENTION_DAYS', 180, 1, 36_500),
     shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    workerLivenessTimeoutMs: readInteger(env, 'WORKER_LIVENESS_TIMEOUT_MS', 10_000, 0, 3_600_000),
     logLevel: readString(env, 'LOG_LEVEL') ?? 'info',
     processRole: readRole(env),
   };

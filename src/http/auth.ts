@@ -1,12 +1,17 @@
 // Bearer authentication: the admin token for admin routes; the admin token or a registration's
-// manage token for that registration's routes. Tokens are compared in constant time.
-import type { FastifyRequest } from 'fastify';
+// manage token for that registration's routes. Tokens are compared in constant time, and wrong
+// admin tokens use up a per-client budget (RATE_LIMIT_PER_MINUTE): once spent, the client's
+// admin requests get 429 whatever their token until the window ends, so that no answer tells a
+// guess right from wrong. The right token costs nothing; a missing one guesses nothing.
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/domain-error.ts';
 import type { RegistrationCredential } from '../domain/registration.service.ts';
 import { secretsMatch } from '../security/tokens.ts';
+import type { FailureBudget } from './rate-limit.ts';
 
 export type Auth = {
-  requireAdmin(request: FastifyRequest): Promise<void>;
+  /** An onRequest hook: 401 without the admin token, 429 when the client's wrong guesses used up its budget. */
+  requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined>;
   registrationCredential(request: FastifyRequest): RegistrationCredential;
 };
 
@@ -18,12 +23,18 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
-export function createAuth(adminToken: string): Auth {
+/** Unset failures: no limit on guesses (RATE_LIMIT_PER_MINUTE=0). */
+export function createAuth(adminToken: string, failures?: FailureBudget): Auth {
   return {
-    async requireAdmin(request) {
+    async requireAdmin(request, reply) {
+      if (failures?.refused(request, reply)) return reply;
       const token = bearerToken(request);
       if (token === undefined) throw new DomainError('unauthorized', 'This route needs the admin token: Authorization: Bearer <ADMIN_TOKEN>');
-      if (!secretsMatch(token, adminToken)) throw new DomainError('unauthorized', 'The admin token is not valid');
+      if (!secretsMatch(token, adminToken)) {
+        failures?.failed(request);
+        throw new DomainError('unauthorized', 'The admin token is not valid');
+      }
+      return undefined;
     },
     registrationCredential(request) {
       const token = bearerToken(request);

@@ -6,9 +6,11 @@
 // is a bound, not an exact count: a client bursting faster than the flush may get up to
 // RATE_LIMIT_PER_MINUTE from each process once before the totals arrive; after that every
 // process, including one the client never reached, refuses it until the window ends.
+// A client is its address's bucket (an IPv6 /64: client-address.ts).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { addRateLimitCounts, deleteOldRateLimitWindows } from '../db/queries/rate-limits.queries.ts';
+import { rateLimitBucket } from './client-address.ts';
 import { problem, sendProblem } from './problem.ts';
 
 const WINDOW_MS = 60_000;
@@ -17,9 +19,19 @@ const CLEANUP_EVERY_FLUSHES = 600;
 
 type Counter = { known: number; pending: number };
 
+/** A budget that only failures use up (wrong bearer tokens): the right token costs nothing. */
+export type FailureBudget = {
+  /** Answers 429 and returns true when this client's failures used up the window's budget. */
+  refused(request: FastifyRequest, reply: FastifyReply): boolean;
+  /** Counts one failure of this client. */
+  failed(request: FastifyRequest): void;
+};
+
 export type RateLimiter = {
   /** A Fastify onRequest hook for one class of route (its own budget per client). */
   hook(routeClass: string): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** A budget of its own per client for one class of failures. */
+  failures(routeClass: string): FailureBudget;
   stop(): Promise<void>;
 };
 
@@ -71,24 +83,43 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
   }, FLUSH_INTERVAL_MS);
   timer.unref();
 
+  const counterOf = (routeClass: string, request: FastifyRequest, now: number): Counter => {
+    const key = `${Math.floor(now / WINDOW_MS)}|${routeClass}:${rateLimitBucket(request.ip)}`;
+    let counter = counters.get(key);
+    if (!counter) {
+      counter = { known: 0, pending: 0 };
+      counters.set(key, counter);
+    }
+    return counter;
+  };
+  const refuse = (reply: FastifyReply, now: number, what: string) => {
+    const retryAfter = Math.max(1, Math.ceil(((Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS - now) / 1000));
+    reply.header('retry-after', String(retryAfter));
+    return sendProblem(reply, problem(429, 'rate-limited', `At most ${perMinute} ${what} a minute per client here; retry in ${retryAfter} s`));
+  };
+
   return {
     hook(routeClass) {
       return async function rateLimit(request, reply) {
         const now = Date.now();
-        const window = Math.floor(now / WINDOW_MS);
-        const key = `${window}|${routeClass}:${request.ip}`;
-        let counter = counters.get(key);
-        if (!counter) {
-          counter = { known: 0, pending: 0 };
-          counters.set(key, counter);
-        }
-        if (counter.known + counter.pending >= perMinute) {
-          const retryAfter = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
-          reply.header('retry-after', String(retryAfter));
-          return sendProblem(reply, problem(429, 'rate-limited', `At most ${perMinute} requests a minute per client here; retry in ${retryAfter} s`));
-        }
+        const counter = counterOf(routeClass, request, now);
+        if (counter.known + counter.pending >= perMinute) return refuse(reply, now, 'requests');
         counter.pending += 1;
         return undefined;
+      };
+    },
+    failures(routeClass) {
+      return {
+        refused(request, reply) {
+          const now = Date.now();
+          const counter = counterOf(routeClass, request, now);
+          if (counter.known + counter.pending < perMinute) return false;
+          void refuse(reply, now, 'failed attempts');
+          return true;
+        },
+        failed(request) {
+          counterOf(routeClass, request, Date.now()).pending += 1;
+        },
       };
     },
     async stop() {

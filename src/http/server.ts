@@ -15,7 +15,9 @@ import { createRateLimiter } from './rate-limit.ts';
 import { observeRegistrationBatches } from '../db/queries/registrations.queries.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
+import { type TrustProxy, trustProxyFunction } from './client-address.ts';
 import { handleError } from './error-handler.ts';
+import { openApiOptions } from './openapi.ts';
 import { problem, sendProblem } from './problem.ts';
 import { registerAdminRoutes } from './routes/admin.routes.ts';
 import { registerCourseRoutes } from './routes/courses.routes.ts';
@@ -43,14 +45,18 @@ export type ServerOptions = {
   allowPrivateWebhooks?: boolean;
   /** Per-client limit on register, manage and login routes; 0 or unset: none. */
   rateLimitPerMinute?: number;
-  /** Fastify's trustProxy: whose X-Forwarded-For to believe for the client address. */
-  trustProxy?: boolean | string;
+  /** Whose X-Forwarded-For to believe for the client address (TRUST_PROXY); unset: nobody's. */
+  trustProxy?: TrustProxy;
+  /** Bearer token for /metrics from non-loopback clients; unset: loopback only. */
+  metricsToken?: string | undefined;
   /** Load shedding bounds; unset (tests of other things): nothing is shed. */
   shedding?: SheddingOptions;
   /** Mark the dashboard cookie Secure (when PUBLIC_URL is https). */
   secureCookies?: boolean;
   /** JSON bodies here are a few hundred bytes; anything near this is abuse. */
   bodyLimitBytes?: number;
+  /** PUBLIC_URL: the OpenAPI document's server; unset: "/", wherever the document was fetched from. */
+  publicUrl?: string;
 };
 
 export async function buildServer(options: ServerOptions): Promise<App> {
@@ -65,7 +71,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     connectionTimeout: 30_000,
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
-    trustProxy: options.trustProxy ?? false,
+    trustProxy: trustProxyFunction(options.trustProxy ?? false),
     // A URL that cannot be decoded (e.g. /courses/%ZZ) or a path parameter over the router's
     // length limit: answered as a problem like every other error, not Fastify's own JSON.
     frameworkErrors: handleError,
@@ -79,12 +85,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     return sendProblem(reply, problem(404, 'not-found', `No route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Registrar', version: '0.1.0', description: 'Registration for limited-seat courses. Errors are RFC 9457 problem details.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-    },
-  });
+  await app.register(swagger, openApiOptions({ publicUrl: options.publicUrl }));
   // staticCSP: the docs pages get a Content-Security-Policy with hashes of their own scripts.
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.addHook('onSend', async function securityHeaders(_request, reply) {
@@ -108,7 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   if (limiter) app.addHook('onClose', () => limiter.stop());
   const deps = {
     sql: options.sql,
-    auth: createAuth(options.adminToken),
+    auth: createAuth(options.adminToken, limiter?.failures('admin-auth')),
     tracker,
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
@@ -121,7 +122,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);
-  registerOperationsRoutes(app);
+  registerOperationsRoutes(app, { metricsToken: options.metricsToken, failures: limiter?.failures('metrics-auth') });
   await registerDashboardRoutes(app, {
     sql: options.sql,
     adminToken: options.adminToken,

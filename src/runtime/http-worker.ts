@@ -42,8 +42,10 @@ export async function runHttpWorker(config: Config): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     allowPrivateWebhooks: config.webhookAllowPrivate,
     trustProxy: config.trustProxy,
+    metricsToken: config.metricsToken,
     shedding: { maxEventLoopDelayMs: config.maxEventLoopDelayMs, maxDatabaseBacklog: config.maxDatabaseBacklog, maxHeapUsedBytes: 1024 * 1024 * 1024 },
     secureCookies: config.publicUrl.startsWith('https:'),
+    publicUrl: config.publicUrl,
   });
   lifecycle.add('http server', () => app.close());
   // Each worker binds its own socket with SO_REUSEPORT (Linux), and the kernel spreads the
