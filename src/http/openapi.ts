@@ -1,0 +1,75 @@
+// The OpenAPI document's options, in one place so route files declare only what is theirs: each
+// operation's operationId is its handler's name (createCourseRoute -> createCourse), a route that
+// declares no security is public (`security: []`), and the client errors every operation of a
+// kind can answer are listed once here rather than on each route.
+import type { SwaggerOptions } from '@fastify/swagger';
+import { Problem } from './schemas/common.schemas.ts';
+
+export type OpenApiOptions = {
+  /** Where clients reach the API (PUBLIC_URL); unset: "/", the origin the document came from. */
+  publicUrl?: string | undefined;
+};
+
+type Schema = Record<string, unknown> & { response?: Record<string, unknown> };
+
+/** A problem answer documented, without declaring it on the route (the route's serializer is unchanged). */
+function documented(statuses: number[], schema: Schema): Schema {
+  const response = { ...schema.response };
+  for (const status of statuses) if (!(status in response)) response[status] = Problem;
+  return { ...schema, response };
+}
+
+const problemAnswer = { description: 'RFC 9457 problem details', content: { 'application/problem+json': { schema: Problem } } };
+
+export function openApiOptions(options: OpenApiOptions): SwaggerOptions {
+  const seen = new Map<string, string>();
+  return {
+    openapi: {
+      info: {
+        title: 'Registrar',
+        version: '0.1.0',
+        description: 'Registration for limited-seat courses. Errors are RFC 9457 problem details.',
+        // package.json: "private": the code is not published under any licence.
+        license: { name: 'UNLICENSED (private, all rights reserved)' },
+      },
+      servers: [{ url: options.publicUrl ?? '/' }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or on a registration\'s own routes its manageToken' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN (clients on loopback need none)' },
+        },
+      },
+    },
+    // Route URLs are never under the servers' path: a proxy that serves the API under a prefix strips it.
+    stripBasePath: false,
+    transform: function documentRoute({ schema, url, route }) {
+      let doc: Schema = { ...(schema as Schema | undefined) };
+      const methods = (Array.isArray(route.method) ? route.method : [route.method]).join(' ');
+      const name = route.handler.name.replace(/Route$/, '');
+      // An unnamed handler, or a name taken by another route: the method and path name it.
+      const fallback = `${methods} ${url}`.toLowerCase().replace(/[^a-z0-9]+(.)?/g, (_, next: string | undefined) => (next ?? '').toUpperCase());
+      const key = `${methods} ${url}`;
+      const free = name !== '' && (seen.get(name) ?? key) === key;
+      const operationId = (doc['operationId'] as string | undefined) ?? (free ? name : fallback);
+      seen.set(operationId, key);
+      doc['operationId'] = operationId;
+      doc['security'] ??= [];
+      // A credential that is missing or wrong is 401; input that fails its schema is 400; a body
+      // over the limit 413, of a type the route does not take 415.
+      if ((doc['security'] as unknown[]).length > 0) doc = documented([401], doc);
+      if (['params', 'querystring', 'headers', 'body'].some((part) => doc[part] !== undefined)) doc = documented([400], doc);
+      if (doc['body'] !== undefined) doc = documented([413, 415], doc);
+      // A route that declares no success answer (a CSV or HTML one, not serialized by a schema)
+      // keeps the plain 200 the document gives a route that declares no answers at all (type
+      // 'null': the document then shows no JSON body for it).
+      if (doc.response !== undefined && !Object.keys(doc.response).some((status) => /^[23]/.test(status))) {
+        doc.response = { 200: { type: 'null', description: 'Default Response' }, ...doc.response };
+      }
+      // Problems are sent as application/problem+json (RFC 9457), whatever JSON the route sends.
+      if (doc.response !== undefined) {
+        doc.response = Object.fromEntries(Object.entries(doc.response).map(([status, answer]) => [status, answer === Problem ? problemAnswer : answer]));
+      }
+      return { schema: doc as typeof schema, url };
+    },
+  };
+}
