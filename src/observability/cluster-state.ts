@@ -11,7 +11,8 @@ const MAX_RESTARTS = 20;
 /** A lane not heard from for this long is shown as silent (its process may be stuck). */
 const SILENT_AFTER_MS = 3_000;
 
-export type RestartEvent = { at: string; role: string; pid: number; code: number | null; signal: string | null };
+/** reason: set when the supervisor killed the worker itself, e.g. "unresponsive for 10 s: killed". */
+export type RestartEvent = { at: string; role: string; pid: number; code: number | null; signal: string | null; reason?: string };
 export type WorkerLane = WorkerActivity & { startedAt: string; silent: boolean };
 export type SecondPoint = { second: number; requests: number; errors: number; p50: number | null; p90: number | null; p99: number | null };
 export type ClusterView = { generatedAt: string; workers: WorkerLane[]; history: SecondPoint[]; restarts: RestartEvent[] };
@@ -29,11 +30,11 @@ export class ClusterStateHub {
     this.lanes.set(pid, { activity: { pid, role, inFlight: 0, byPhase: {}, sample: [], seconds: [] }, startedAt: Date.now(), updatedAt: Date.now() });
   }
 
-  recordExit(pid: number, role: string, code: number | null, signal: string | null): void {
+  recordExit(pid: number, role: string, code: number | null, signal: string | null, reason?: string): void {
     this.lanes.delete(pid);
     this.exited.add(pid);
     if (this.exited.size > 1_000) this.exited.delete(this.exited.values().next().value!);
-    this.restarts.unshift({ at: new Date().toISOString(), role, pid, code, signal });
+    this.restarts.unshift({ at: new Date().toISOString(), role, pid, code, signal, ...(reason ? { reason } : {}) });
     this.restarts.length = Math.min(this.restarts.length, MAX_RESTARTS);
   }
 

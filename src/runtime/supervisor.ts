@@ -1,7 +1,8 @@
 // The supervisor (node:cluster primary), the only process that forks. It starts the embedded
 // PostgreSQL (unless DATABASE_URL is set), applies migrations once, forks the HTTP workers and
-// replaces any that die, with exponential backoff so a crash loop does not spin. On SIGINT or
-// SIGTERM it drains the workers, then stops the database.
+// replaces any that die or stop answering (liveness), with exponential backoff so a crash loop
+// does not spin. On SIGINT or SIGTERM, at any point of start-up too, it drains the workers, then
+// stops the database; a second signal kills the workers and shuts PostgreSQL down immediately.
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
@@ -11,9 +12,10 @@ import { serveClusterMetrics } from '../observability/cluster-metrics.ts';
 import { ClusterStateHub, runClusterStateHub } from '../observability/cluster-state.ts';
 import { createLogger } from '../observability/logger.ts';
 import { loadAdminToken } from './admin-token.ts';
-import { startEmbeddedDatabase } from './embedded-database.ts';
+import { embeddedDatabase } from './embedded-database.ts';
 import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
+import { HEARTBEAT_INTERVAL_MS, LivenessMonitor } from './liveness.ts';
 import { countCrashes, restartDelayMs } from './restart-backoff.ts';
 
 /** The supervisor's own connections (migrations, health) and room for an operator's psql. The floor, 300, was the fixed size before. */
@@ -30,7 +32,15 @@ export function connectionsNeeded(config: Config): number {
   return Math.max(300, config.workers * config.databasePoolSize + jobWorker + CONNECTIONS_HEADROOM);
 }
 
-type Slot = { role: 'http' | 'jobs'; index: number; worker: Worker | undefined; startedAt: number; crashes: number };
+type Slot = {
+  role: 'http' | 'jobs';
+  index: number;
+  worker: Worker | undefined;
+  startedAt: number;
+  crashes: number;
+  /** Set when the liveness check killed the worker: why, for the log and the dashboard. */
+  killedFor: string | undefined;
+};
 
 export async function runSupervisor(config: Config): Promise<void> {
   const logger = createLogger(config, 'supervisor');
@@ -39,6 +49,9 @@ export async function runSupervisor(config: Config): Promise<void> {
   try {
     await startAll(config, logger, lifecycle);
   } catch (error) {
+    // A signal during start-up: its stop undoes what started and exits; the step it cut short
+    // failing (a migration whose database went away) is part of that, not an error to report.
+    if (lifecycle.isStopping) return;
     // Whatever started (the embedded database above all) must not outlive a failed start.
     await lifecycle.stop(config.shutdownTimeoutMs);
     throw error;
@@ -47,28 +60,36 @@ export async function runSupervisor(config: Config): Promise<void> {
 
 async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): Promise<void> {
 
+  // Every step is awaited through lifecycle.untilStopped: a signal ends start-up at once, and the
+  // stop undoes what the steps before started. Each cleanup is registered before its step runs.
   let databaseUrl = config.databaseUrl;
   let databaseLabel = 'external PostgreSQL (DATABASE_URL)';
   if (databaseUrl === undefined) {
-    const database = await startEmbeddedDatabase({
+    const database = embeddedDatabase({
       dataDir: config.dataDir,
       log: (line) => logger.info(line),
       settings: { max_connections: String(connectionsNeeded(config)) },
     });
+    // Its stop waits for a start under way, then stops the postmaster: nothing is left behind.
     lifecycle.add('embedded PostgreSQL', () => database.stop());
-    databaseUrl = database.url;
+    lifecycle.onForce(() => database.forceStop());
+    databaseUrl = await lifecycle.untilStopped(database.start());
     databaseLabel = `embedded PostgreSQL in ${config.dataDir}/db`;
   }
-  const applied = await migrateDatabase(databaseUrl);
+  const applied = await lifecycle.untilStopped(migrateDatabase(databaseUrl));
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-  const adminToken = await loadAdminToken(config);
+  const adminToken = await lifecycle.untilStopped(loadAdminToken(config));
 
   const workerEnv = { DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken };
   // WORKERS HTTP workers, and one job worker for email and webhooks.
   const slots: Slot[] = [
-    ...Array.from({ length: config.workers }, (_, index): Slot => ({ role: 'http', index, worker: undefined, startedAt: 0, crashes: 0 })),
-    { role: 'jobs', index: 0, worker: undefined, startedAt: 0, crashes: 0 },
+    ...Array.from({ length: config.workers }, (_, index): Slot => ({ role: 'http', index, worker: undefined, startedAt: 0, crashes: 0, killedFor: undefined })),
+    { role: 'jobs', index: 0, worker: undefined, startedAt: 0, crashes: 0, killedFor: undefined },
   ];
+  // A forced exit (a second signal) takes the workers along: none outlives the supervisor.
+  lifecycle.onForce(() => {
+    for (const slot of slots) if (slot.worker && !slot.worker.isDead()) slot.worker.process.kill('SIGKILL');
+  });
 
   // /metrics and the dashboard's lanes: gathered here, from every worker.
   serveClusterMetrics();
@@ -76,19 +97,47 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
   const stopHub = runClusterStateHub(hub);
   lifecycle.add('cluster state', async () => stopHub());
 
+  // Liveness: a worker whose event loop stopped sends nothing; past the bound it is killed, and
+  // its 'exit' below replaces it like any other death (with the same backoff).
+  const liveness = new LivenessMonitor(config.workerLivenessTimeoutMs);
+  const onWorkerMessage = (worker: Worker) => {
+    if (worker.process.pid) liveness.heard(worker.process.pid, Date.now());
+  };
+  cluster.on('message', onWorkerMessage);
+  const livenessTimer = setInterval(() => {
+    if (lifecycle.isStopping) return;
+    for (const { pid, silentMs } of liveness.check(Date.now())) {
+      const slot = slots.find((s) => s.worker?.process.pid === pid);
+      if (!slot?.worker || slot.worker.isDead()) continue;
+      slot.killedFor = `unresponsive for ${Math.round(silentMs / 1000)} s: killed`;
+      logger.error({ role: slot.role, slot: slot.index, pid, silentMs }, `worker ${pid} sent nothing for ${silentMs} ms (its event loop is stuck or it is stopped): killing it`);
+      slot.worker.process.kill('SIGKILL');
+    }
+  }, HEARTBEAT_INTERVAL_MS);
+  livenessTimer.unref();
+  lifecycle.add('liveness check', async () => {
+    clearInterval(livenessTimer);
+    cluster.off('message', onWorkerMessage);
+  });
+
   const fork = (slot: Slot) => {
+    if (lifecycle.isStopping) return;
     slot.startedAt = Date.now();
+    slot.killedFor = undefined;
     const worker = cluster.fork({ ...workerEnv, REGISTRAR_ROLE: slot.role });
     slot.worker = worker;
+    if (worker.process.pid) liveness.watch(worker.process.pid, Date.now());
     worker.once('online', () => worker.process.pid && hub.recordStart(worker.process.pid, slot.role));
     worker.on('exit', (code, signal) => {
       slot.worker = undefined;
+      if (worker.process.pid) liveness.forget(worker.process.pid);
       if (lifecycle.isStopping) return;
-      if (worker.process.pid) hub.recordExit(worker.process.pid, slot.role, code, signal);
+      const reason = slot.killedFor;
+      if (worker.process.pid) hub.recordExit(worker.process.pid, slot.role, code, signal, reason);
       const uptimeMs = Date.now() - slot.startedAt;
       slot.crashes = countCrashes(slot.crashes, uptimeMs);
       const delayMs = restartDelayMs(slot.crashes);
-      logger.warn({ role: slot.role, slot: slot.index, pid: worker.process.pid, code, signal, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
+      logger.warn({ role: slot.role, slot: slot.index, pid: worker.process.pid, code, signal, reason, uptimeMs, restartInMs: delayMs }, 'worker died; replacing it');
       setTimeout(() => {
         if (!lifecycle.isStopping) fork(slot);
       }, delayMs).unref();
@@ -112,9 +161,9 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
       }
     });
   });
-  if (config.port !== 0) await assertPortFree(config.host, config.port);
+  if (config.port !== 0) await lifecycle.untilStopped(assertPortFree(config.host, config.port));
   for (const slot of slots) fork(slot);
-  const address = await listening;
+  const address = await lifecycle.untilStopped(listening);
   printBanner(config, address.port, databaseLabel, adminToken);
 }
 
@@ -137,7 +186,11 @@ async function stopWorkers(slots: Slot[], timeoutMs: number): Promise<void> {
     const worker = slot.worker;
     if (!worker || worker.isDead()) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.send({ type: 'shutdown' } satisfies WorkerMessage);
+    // The message starts a ready worker's drain. A worker still starting may not listen for it
+    // yet; SIGTERM reaches it either way: its handler drains, and before the handler exists the
+    // default action ends a process that has nothing in flight.
+    if (worker.isConnected()) worker.send({ type: 'shutdown' } satisfies WorkerMessage, undefined, () => undefined);
+    worker.process.kill('SIGTERM');
     const timer = setTimeout(() => worker.process.kill('SIGKILL'), timeoutMs);
     await exited;
     clearTimeout(timer);
