@@ -1,17 +1,63 @@
-// Periodic cleanup in the job process: Idempotency-Key answers are kept 48 hours (at least the
-// 24 the IETF draft asks for), then deleted. Idempotent and cheap (an index on created_at), so
-// every instance may run it.
+// Periodic cleanup in the job process. Idempotency-Key answers are kept 48 hours (at least the
+// 24 the IETF draft asks for), then deleted; retention (retention.ts) removes what is older than
+// RETENTION_DAYS; every second, the delivery figures' changes are folded into their totals and
+// the job queue is counted once for every reader (jobs.queries.ts), which keeps the dashboards'
+// and /admin/jobs' figures a matter of a few rows. Each is idempotent, so every instance may run it.
 import type { Sql } from '../db/database.ts';
+import { foldDeliveryFigures, snapshotQueueStats } from '../db/queries/jobs.queries.ts';
+import { createRetention, type RetentionReport } from './retention.ts';
 
-const EVERY_MS = 5 * 60_000;
+const IDEMPOTENCY_EVERY_MS = 5 * 60_000;
+const RETENTION_FIRST_MS = 10_000;
+const RETENTION_EVERY_MS = 10 * 60_000;
+const FIGURES_EVERY_MS = 1_000;
+
+export type HousekeepingOptions = {
+  retentionDays: number;
+  dataDir: string;
+  onRetention?: (report: RetentionReport) => void;
+};
 
 export async function deleteExpiredIdempotencyKeys(sql: Sql): Promise<number> {
   const rows = await sql`DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours' RETURNING 1`;
   return rows.length;
 }
 
-export function startHousekeeping(sql: Sql, onError: (error: unknown) => void): () => void {
-  const timer = setInterval(() => void deleteExpiredIdempotencyKeys(sql).catch(onError), EVERY_MS);
+/** Runs `task` every `everyMs` (first after `firstMs`), never two at once; stop() awaits the one running. */
+function every(firstMs: number, everyMs: number, task: () => Promise<unknown>, onError: (error: unknown) => void) {
+  let running: Promise<void> | undefined;
+  const tick = () => {
+    if (running) return;
+    running = task().then(() => undefined, onError).finally(() => {
+      running = undefined;
+    });
+  };
+  const first = setTimeout(tick, firstMs);
+  const timer = setInterval(tick, everyMs);
+  first.unref();
   timer.unref();
-  return () => clearInterval(timer);
+  return async () => {
+    clearTimeout(first);
+    clearInterval(timer);
+    await running;
+  };
+}
+
+export function startHousekeeping(sql: Sql, onError: (error: unknown) => void, options: HousekeepingOptions): () => Promise<void> {
+  const retention = createRetention(sql);
+  const aborted = new AbortController();
+  const stops = [
+    every(IDEMPOTENCY_EVERY_MS, IDEMPOTENCY_EVERY_MS, () => deleteExpiredIdempotencyKeys(sql), onError),
+    every(FIGURES_EVERY_MS, FIGURES_EVERY_MS, () => Promise.all([foldDeliveryFigures(sql), snapshotQueueStats(sql)]), onError),
+    every(RETENTION_FIRST_MS, RETENTION_EVERY_MS, async () => {
+      const report = await retention.run({ retentionDays: options.retentionDays, dataDir: options.dataDir, signal: aborted.signal });
+      options.onRetention?.(report);
+    }, (error) => {
+      if (!aborted.signal.aborted) onError(error);
+    }),
+  ];
+  return async () => {
+    aborted.abort();
+    await Promise.all(stops.map((stop) => stop()));
+  };
 }

@@ -50,8 +50,14 @@ export async function runJobWorker(config: Config): Promise<void> {
   const metrics = processMetrics('jobs');
   const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind });
   lifecycle.add('job activity', async () => activity.stop());
-  const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'));
-  lifecycle.add('housekeeping', async () => stopHousekeeping());
+  const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'), {
+    retentionDays: config.retentionDays,
+    dataDir: config.dataDir,
+    onRetention: (removed) => {
+      if (Object.values(removed).some((n) => n > 0)) logger.info({ removed, retentionDays: config.retentionDays }, 'removed what is older than the retention');
+    },
+  });
+  lifecycle.add('housekeeping', () => stopHousekeeping());
   const pool = createThreadPool(config.importThreads);
   lifecycle.add('thread pool', () => pool.close());
   activity.watchThreadPool(pool);
