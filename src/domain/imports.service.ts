@@ -10,7 +10,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql } from '../db/database.ts';
 import { findImport, type ImportRow, insertImport, listImports } from '../db/queries/imports.queries.ts';
-import { firstRecordBoundary, ImportFileError } from '../jobs/imports/csv-chunks.ts';
+import { headerRecord, ImportFileError } from '../jobs/imports/csv-chunks.ts';
 import { readHeader } from '../jobs/imports/csv-header.ts';
 import { DomainError } from './domain-error.ts';
 
@@ -58,8 +58,10 @@ async function checkHeader(file: string): Promise<void> {
     const { buffer, bytesRead } = await handle.read({ buffer: Buffer.alloc(64 * 1024), position: 0 });
     const start = buffer.subarray(0, bytesRead);
     if (bytesRead === 0) throw new ImportFileError('the file is empty: line 1 must be a header with the columns name,email,course');
-    const end = firstRecordBoundary(start);
-    readHeader(start.subarray(0, end === -1 ? bytesRead : end).toString('utf8'));
+    // One linear pass over at most 64 KiB: cheap enough for the request's event loop.
+    const { from, scan } = headerRecord(start, start.length);
+    if (scan.error !== null) throw new ImportFileError(`line 1 is not a CSV header: ${scan.error}`);
+    readHeader(start.subarray(from, scan.end).toString('utf8'));
   } finally {
     await handle.close();
   }

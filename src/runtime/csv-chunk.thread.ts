@@ -1,34 +1,155 @@
-// Runs on the worker-thread pool: parses one chunk of an import file (RFC 4180, via csv-parse)
-// and validates each row against the very schema that validates POST /register. CPU-heavy, so
-// never on an event loop that serves requests. A chunk always starts at a record boundary;
-// line numbers returned are relative to the chunk (line 1 is its first line).
+// Runs on the worker-thread pool, never on an event loop that serves requests or jobs: plans an
+// import file's chunks (planChunks: one linear pass over the file, src/jobs/imports/csv-chunks.ts,
+// cuts it at record boundaries and reads its header), then parses one chunk (the default export:
+// RFC 4180 via csv-parse) and validates each row against the very schema that validates
+// POST /register. The file is read here, with synchronous reads: this thread has nothing else to
+// do. A badly quoted record is a row error at its first line; the chunk's other rows go on.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { generateManageToken } from '../security/tokens.ts';
 import { normalizeStudent } from '../domain/registration.ts';
 import { RegisterBody } from '../http/schemas/registration.schemas.ts';
 import { toFieldErrors, validatorCompiler } from '../http/validation.ts';
+import { BOM, countNewlines, ImportFileError, NEWLINE, nextLine, scanRecord } from '../jobs/imports/csv-chunks.ts';
+import { readHeader } from '../jobs/imports/csv-header.ts';
 
 export type ColumnIndexes = { name: number; email: number; course: number };
 
-/** The chunk's bytes (UTF-8, decoded here, off the caller's loop) and where each field is. */
-export type ChunkTask = { bytes: Uint8Array; columns: ColumnIndexes };
+/** One chunk: bytes [start, end) of the file, whole records, its first line's number. */
+type Chunk = { start: number; end: number; firstLine: number };
+/** A chunk to parse (UTF-8, decoded here), where each field is, and the record size bound. */
+export type ChunkTask = Chunk & { file: string; columns: ColumnIndexes; maxRecordBytes: number };
 
+/** Line numbers are the file's (the header is line 1). */
 export type ParsedRow = { line: number; course: string; name: string; email: string; emailKey: string; token: string };
 export type RowError = { line: number; message: string };
-export type ChunkResult = { rows: ParsedRow[]; errors: RowError[]; newlines: number };
+export type ChunkResult = { rows: ParsedRow[]; errors: RowError[] };
+
+export type PlanTask = { file: string; chunkBytes: number; maxRecordBytes: number };
+/** The chunks in file order, or why the file cannot be imported at all (its header). */
+export type Plan = { columns: ColumnIndexes; chunks: Chunk[] } | { failure: string };
 
 const validate = validatorCompiler({ schema: RegisterBody, method: 'POST', url: '/register', httpPart: 'body' }) as ((value: unknown) => boolean) & { errors?: unknown[] | null };
 
-function countNewlines(text: string): number {
-  let count = 0;
-  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) count += 1;
-  return count;
+function readRange(fd: number, position: number, length: number): Buffer {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const read = readSync(fd, buffer, filled, length - filled, position + filled);
+    if (read === 0) break;
+    filled += read;
+  }
+  return buffer.subarray(0, filled);
+}
+
+function withFile<T>(file: string, use: (fd: number) => T): T {
+  const fd = openSync(file, 'r');
+  try {
+    return use(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Cuts the file into chunks of about chunkBytes, each ending at a record boundary, reading it
+ * through a window that always holds a whole record's worth (maxRecordBytes) past the record
+ * being scanned. Linear: a record is scanned once, a bad one once more up to its first newline.
+ */
+export function planChunks(task: PlanTask): Plan {
+  return withFile(task.file, (fd) => {
+    const size = fstatSync(fd).size;
+    const windowBytes = Math.max(task.chunkBytes, task.maxRecordBytes) * 2;
+    let window: Buffer = Buffer.alloc(0);
+    let windowStart = 0;
+    /** The window holds [position, position + bytes), or up to the end of the file. */
+    const hold = (position: number, bytes: number) => {
+      if (position >= windowStart && Math.min(size, position + bytes) <= windowStart + window.length) return;
+      window = readRange(fd, position, Math.min(size - position, Math.max(bytes, windowBytes)));
+      windowStart = position;
+    };
+    hold(0, 3);
+    let position = window.subarray(0, 3).equals(BOM) ? 3 : 0;
+    if (position >= size) return { failure: 'the file is empty: line 1 must be a header with the columns name,email,course' };
+
+    /** Scans the record at `position`: where the next one starts, the newlines it spans, and
+     * why it is bad, if it is. */
+    const next = (): { end: number; newlines: number; error: string | null } => {
+      hold(position, task.maxRecordBytes + 1);
+      const scan = scanRecord(window, position - windowStart, window.length, task.maxRecordBytes);
+      if (scan.error === null) return { end: windowStart + scan.end, newlines: countNewlines(window, position - windowStart, scan.end), error: null };
+      // Bad: it ends at its first newline, which may lie past the window (a very long line).
+      for (let from = position; ;) {
+        const at = window.indexOf(NEWLINE, from - windowStart);
+        if (at !== -1) return { end: windowStart + at + 1, newlines: 1, error: scan.error };
+        const windowEnd = windowStart + window.length;
+        if (windowEnd >= size) return { end: size, newlines: 0, error: scan.error };
+        from = windowEnd;
+        hold(from, task.chunkBytes);
+      }
+    };
+
+    const header = next();
+    let columns: ColumnIndexes;
+    try {
+      if (header.error !== null) throw new ImportFileError(`line 1 is not a CSV header: ${header.error}`);
+      hold(position, header.end - position);
+      columns = readHeader(window.subarray(position - windowStart, header.end - windowStart).toString('utf8'));
+    } catch (error) {
+      return { failure: (error as Error).message };
+    }
+    position = header.end;
+    let line = 1 + header.newlines;
+    const chunks: Chunk[] = [];
+    let chunk: Chunk = { start: position, end: position, firstLine: line };
+    while (position < size) {
+      const record = next();
+      position = record.end;
+      line += record.newlines;
+      if (position - chunk.start >= task.chunkBytes) {
+        chunks.push({ ...chunk, end: position });
+        chunk = { start: position, end: position, firstLine: line };
+      }
+    }
+    if (position > chunk.start) chunks.push({ ...chunk, end: position });
+    return { columns, chunks };
+  });
+}
+
+/**
+ * The chunk's text with each badly quoted record's first line emptied (its newline kept, so
+ * csv-parse counts lines as the file does and skips it as blank), and those records' errors.
+ */
+function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number): { text: string; errors: RowError[] } {
+  const errors: RowError[] = [];
+  const kept: Buffer[] = [];
+  let keptFrom = 0;
+  let line = firstLine;
+  for (let position = 0; position < bytes.length;) {
+    const scan = scanRecord(bytes, position, bytes.length, maxRecordBytes);
+    if (scan.error === null) {
+      line += countNewlines(bytes, position, scan.end);
+      position = scan.end;
+      continue;
+    }
+    errors.push({ line, message: scan.error });
+    const end = nextLine(bytes, position, bytes.length);
+    kept.push(bytes.subarray(keptFrom, position));
+    if (bytes[end - 1] === NEWLINE) kept.push(Buffer.from('\n'));
+    keptFrom = end;
+    line += 1;
+    position = end;
+  }
+  if (errors.length === 0) return { text: bytes.toString('utf8'), errors };
+  kept.push(bytes.subarray(keptFrom));
+  return { text: Buffer.concat(kept).toString('utf8'), errors };
 }
 
 export default function parseCsvChunk(task: ChunkTask): ChunkResult {
   const rows: ParsedRow[] = [];
-  const errors: RowError[] = [];
-  const text = new TextDecoder('utf-8').decode(task.bytes);
+  const bytes = withFile(task.file, (fd) => readRange(fd, task.start, task.end - task.start));
+  const { text, errors } = dropBadRecords(bytes, task.firstLine, task.maxRecordBytes);
+  const base = task.firstLine - 1; // csv-parse counts the chunk's lines from 1
   const records = parse(text, {
     info: true,
     record_delimiter: ['\r\n', '\n'], // CRLF or LF, even mixed in one file
@@ -37,20 +158,21 @@ export default function parseCsvChunk(task: ChunkTask): ChunkResult {
     trim: true, // spaces around fields (outside quotes) are not data
     skip_records_with_error: true,
     on_skip: (error) => {
-      if (error) errors.push({ line: Number((error as { lines?: number }).lines ?? 0), message: `not valid CSV: ${error.message.replace(/^Invalid Record Length: /, '')}` });
+      if (error) errors.push({ line: base + Number((error as { lines?: number }).lines ?? 0), message: `not valid CSV: ${error.message.replace(/^Invalid Record Length: /, '')}` });
       return undefined;
     },
   }) as unknown as { record: string[]; info: { lines: number } }[];
   for (const { record, info } of records) {
+    const line = base + info.lines;
     const candidate = { name: record[task.columns.name] ?? '', email: record[task.columns.email] ?? '', course: record[task.columns.course] ?? '' };
     if (!validate(candidate)) {
       const fields = toFieldErrors((validate.errors ?? []) as never, 'body');
-      errors.push({ line: info.lines, message: fields.map((f) => `${f.field} ${f.message}`).join('; ') });
+      errors.push({ line, message: fields.map((f) => `${f.field} ${f.message}`).join('; ') });
       continue;
     }
     const student = normalizeStudent(candidate);
-    rows.push({ line: info.lines, course: candidate.course, name: student.name, email: student.email, emailKey: student.emailKey, token: generateManageToken() });
+    rows.push({ line, course: candidate.course, name: student.name, email: student.email, emailKey: student.emailKey, token: generateManageToken() });
   }
   errors.sort((a, b) => a.line - b.line);
-  return { rows, errors, newlines: countNewlines(text) };
+  return { rows, errors };
 }

@@ -1,12 +1,14 @@
-// The worker-thread pool (piscina) for CPU-bound work: parsing and validating import files.
+// The worker-thread pool (piscina) for CPU-bound work: planning an import file's chunks, then
+// parsing and validating them.
 // Bounded twice: `threads` threads, and a queue of at most 2 tasks per thread; a caller that
 // finds it full waits (backpressure) instead of piling chunks of a file into memory.
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { ChunkResult, ChunkTask } from './csv-chunk.thread.ts';
+import type { ChunkResult, ChunkTask, Plan, PlanTask } from './csv-chunk.thread.ts';
 
 export type ThreadPool = {
   readonly threads: number;
+  planChunks(task: PlanTask): Promise<Plan>;
   parseChunk(task: ChunkTask): Promise<ChunkResult>;
   stats(): { queued: number; utilization: number; threads: number };
   close(): Promise<void>;
@@ -22,6 +24,7 @@ export function createThreadPool(threads = availableParallelism()): ThreadPool {
   });
   return {
     threads,
+    planChunks: (task) => pool.run(task, { name: 'planChunks' }) as Promise<Plan>,
     parseChunk: (task) => pool.run(task) as Promise<ChunkResult>,
     stats: () => ({ queued: pool.queueSize, utilization: pool.utilization, threads: pool.threads.length }),
     close: () => pool.close(),

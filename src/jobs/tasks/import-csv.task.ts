@@ -1,26 +1,29 @@
-// The import_csv task: a pipeline with bounded stages. The file is read as a stream and cut at
-// record boundaries (csv-chunks.ts); chunks are parsed and validated on the thread pool, at most
-// two per thread in flight; results are written in file order, in batches, each batch one
-// transaction through registrar_import_batch (the rules, emails and webhooks of POST /register)
-// that also advances the import's resume point. The writer is the slowest stage; awaiting it
-// stops the reading, so memory stays flat whatever the file's size. The uploaded file is deleted
-// once the import ends, done or failed; until then it stays, for a retried attempt to resume from.
+// The import_csv task: a pipeline with bounded stages. A worker thread plans the file's chunks
+// (cut at record boundaries in one linear pass, src/jobs/imports/csv-chunks.ts); chunks are read,
+// parsed and validated on the thread pool, at most two per thread in flight; results are written
+// in file order, in batches, each batch one transaction through registrar_import_batch (the rules,
+// emails and webhooks of POST /register) that also advances the import's resume point. The writer
+// is the slowest stage; awaiting it stops the parsing, so memory stays flat whatever the file's
+// size. Nothing here scans the file's bytes: the job worker's event loop stays free for the other
+// jobs (emails, webhooks). The uploaded file is deleted once the import ends, done or failed;
+// until then it stays, for a retried attempt to resume from.
 import { rm } from 'node:fs/promises';
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import { applyImportBatch, findImport, setImportStatus } from '../../db/queries/imports.queries.ts';
-import type { ChunkResult, ColumnIndexes, ParsedRow, RowError } from '../../runtime/csv-chunk.thread.ts';
+import type { ChunkResult, ParsedRow, RowError } from '../../runtime/csv-chunk.thread.ts';
 import type { ThreadPool } from '../../runtime/thread-pool.ts';
-import { firstRecordBoundary, ImportFileError, readRecordChunks } from '../imports/csv-chunks.ts';
-import { readHeader } from '../imports/csv-header.ts';
+import { DEFAULT_MAX_RECORD_BYTES, ImportFileError } from '../imports/csv-chunks.ts';
 
-export type ImportCsvDeps = { sql: Sql; pool: ThreadPool; logger: Logger; batchRows?: number; chunkBytes?: number };
+export type ImportCsvDeps = { sql: Sql; pool: ThreadPool; logger: Logger; batchRows?: number; chunkBytes?: number; maxRecordBytes?: number };
 
 type Item = { line: number; row?: ParsedRow; error?: RowError };
 
 export function createImportCsvTask(deps: ImportCsvDeps): Task {
   const batchRows = deps.batchRows ?? 1000;
+  const chunkBytes = deps.chunkBytes ?? 1024 * 1024;
+  const maxRecordBytes = deps.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   return async function importCsv(payload, helpers) {
     const importId = (payload as { importId?: unknown } | null)?.importId;
     if (typeof importId !== 'string') throw new Error(`import_csv: malformed payload ${JSON.stringify(payload)}`);
@@ -52,18 +55,17 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
   }
 
   async function runImport(importId: string, file: string, resumeAfterLine: number): Promise<void> {
+    const plan = await deps.pool.planChunks({ file, chunkBytes, maxRecordBytes });
+    if ('failure' in plan) throw new ImportFileError(plan.failure);
     const maxInFlight = deps.pool.threads * 2;
     const inFlight: Promise<ChunkResult>[] = [];
-    let columns: ColumnIndexes | undefined;
-    let baseLine = 1; // the header is line 1; a chunk's relative line n is file line base + n
 
     const writeNext = async () => {
       const result = await inFlight.shift()!;
       const items: Item[] = [
-        ...result.rows.map((row) => ({ line: baseLine + row.line, row: { ...row, line: baseLine + row.line } })),
-        ...result.errors.map((error) => ({ line: baseLine + error.line, error: { ...error, line: baseLine + error.line } })),
+        ...result.rows.map((row) => ({ line: row.line, row })),
+        ...result.errors.map((error) => ({ line: error.line, error })),
       ].filter((item) => item.line > resumeAfterLine).sort((a, b) => a.line - b.line);
-      baseLine += result.newlines;
       for (let start = 0; start < items.length; start += batchRows) {
         const batch = items.slice(start, start + batchRows);
         // Stable sort by course: each course keeps the file's order, and locks come in one order.
@@ -73,20 +75,15 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
       }
     };
 
-    for await (let chunk of readRecordChunks(file, { chunkBytes: deps.chunkBytes })) {
-      if (!columns) {
-        const end = firstRecordBoundary(chunk);
-        const headerEnd = end === -1 ? chunk.length : end;
-        columns = readHeader(chunk.subarray(0, headerEnd).toString('utf8'));
-        chunk = chunk.subarray(headerEnd);
-        if (chunk.length === 0) continue;
-      }
-      const parsing = deps.pool.parseChunk({ bytes: chunk, columns });
+    for (const [index, chunk] of plan.chunks.entries()) {
+      // A resumed import skips the chunks its earlier attempts wrote whole.
+      const following = plan.chunks[index + 1];
+      if (following && following.firstLine - 1 <= resumeAfterLine) continue;
+      const parsing = deps.pool.parseChunk({ ...chunk, file, columns: plan.columns, maxRecordBytes });
       parsing.catch(() => {}); // awaited in order by writeNext; this only marks it handled
       inFlight.push(parsing);
       if (inFlight.length >= maxInFlight) await writeNext();
     }
-    if (!columns) throw new ImportFileError('the file is empty: line 1 must be a header with the columns name,email,course');
     while (inFlight.length > 0) await writeNext();
   }
 }

@@ -1,0 +1,79 @@
+// A 16 MiB import with one stray quote, through the real pipeline (upload, import_csv job, thread
+// pool, batch writer, mailbox): the import ends done with that row's error at its line, and while
+// it runs the job worker still sends an unrelated student's email.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { JobRunners } from '../../src/jobs/job-runners.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { newCourse } from '../support/factories.ts';
+import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { startTestJobRunners } from '../support/job-runners.ts';
+
+let db: TestDatabase;
+let server: TestServer;
+let runners: JobRunners;
+let dataDir: string;
+
+before(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-stray-quote-'));
+  db = await createTestDatabase();
+  server = await startTestServer(db.sql, { imports: { dataDir, maxBytes: 32 * 1024 * 1024 } });
+  runners = await startTestJobRunners(db, { importThreads: 2 }); // the default 1 MiB chunks
+});
+after(async () => {
+  await runners.stop();
+  await server.close();
+  await db.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    assert.ok(Date.now() < deadline, `${what}: not within ${seconds} s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+test('a 16 MiB file with one stray quote: done, that row reported at its line, other emails flowing meanwhile', { timeout: 900_000 }, async () => {
+  const course = await newCourse(server.client, { capacity: 100 });
+  const other = await newCourse(server.client, { capacity: 10 });
+  // 50 students, then the same 50 again and again (existing: no email each), one stray quote at line 10.
+  const header = 'name,email,course\n';
+  const rowOf = (i: number) => `Student ${i % 50},student${i % 50}@example.org,${course}\n`;
+  const parts = [header];
+  let bytes = header.length;
+  let rows = 0;
+  for (let line = 2; bytes < 16 * 1024 * 1024; line += 1) {
+    const text = line === 10 ? `Ann O"Brien,ann@example.org,${course}\n` : rowOf(rows++);
+    parts.push(text);
+    bytes += text.length;
+  }
+  const accepted = await server.client.request('POST', '/imports', { raw: parts.join(''), token: TEST_ADMIN_TOKEN, headers: { 'content-type': 'text/csv' } });
+  assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+  const id = accepted.body.id as string;
+  const state = async () => (await server.client.admin('GET', `/imports/${id}`)).body;
+
+  await until('the import starts', 120, async () => ((await state()).status === 'queued' ? undefined : true));
+  const unrelated = { name: 'Unrelated Student', email: 'unrelated@example.org', course: other };
+  assert.equal((await server.client.register(unrelated)).status, 201);
+  await until('the unrelated student\'s email', 120, async () => {
+    const [mail] = await db.sql`SELECT 1 FROM mailbox WHERE recipient = ${unrelated.email}`;
+    return mail ? true : undefined;
+  });
+
+  const result = await until('the import ends', 600, async () => {
+    const now = await state();
+    return now.status === 'done' || now.status === 'failed' ? now : undefined;
+  });
+  assert.equal(result.status, 'done', result.failure);
+  assert.deepEqual({ rows: result.rows, created: result.created, existing: result.existing, rejected: result.rejected }, { rows: rows + 1, created: 50, existing: rows - 50, rejected: 1 });
+  assert.equal(result.errors.length, 1);
+  assert.equal(result.errors[0].line, 10);
+  assert.match(result.errors[0].message, /quote/);
+});

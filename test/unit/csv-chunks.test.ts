@@ -1,0 +1,84 @@
+// The import file's planner and chunk parser, called directly on real files: record boundaries
+// whatever the quotes, a badly quoted record reported at its line with the rest kept, the same
+// rows and errors however the file is cut, and a lone quote in a large file costing one pass.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { headerRecord } from '../../src/jobs/imports/csv-chunks.ts';
+import parseCsvChunk, { type ChunkResult, planChunks } from '../../src/runtime/csv-chunk.thread.ts';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'registrar-csv-chunks-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+async function importFile(text: string | Buffer, chunkBytes = 64, maxRecordBytes = 1024): Promise<ChunkResult & { chunks: number }> {
+  const file = path.join(dir, `f${files++}.csv`);
+  await writeFile(file, text);
+  const plan = planChunks({ file, chunkBytes, maxRecordBytes });
+  if ('failure' in plan) throw new Error(plan.failure);
+  const results = plan.chunks.map((chunk) => parseCsvChunk({ ...chunk, file, columns: plan.columns, maxRecordBytes }));
+  return { rows: results.flatMap((r) => r.rows), errors: results.flatMap((r) => r.errors), chunks: plan.chunks.length };
+}
+
+const lines = (result: ChunkResult) => ({ rows: result.rows.map((r) => [r.line, r.name]), errors: result.errors.map((e) => e.line) });
+
+test('quoted commas, doubled quotes and newlines, CRLF and a BOM: every row at its line', async () => {
+  const csv = '\uFEFFname,email,course,notes\r\n"Hopper, Grace",g@example.org,c-1,\r\n"Said ""hi""",s@example.org,c-1,""\r\nAlan,t@example.org,c-1,"two\nlines, ""quoted"""\r\n  "Spaced"  ,p@example.org,c-1\r\n';
+  for (const chunkBytes of [1, 16, 1 << 20]) {
+    assert.deepEqual(lines(await importFile(csv, chunkBytes)), { rows: [[2, 'Hopper, Grace'], [3, 'Said "hi"'], [5, 'Alan'], [6, 'Spaced']], errors: [] }, `chunks of ${chunkBytes}`);
+  }
+});
+
+test('a quote inside an unquoted field is an error at its line; the next lines go on', async () => {
+  const result = await importFile('name,email,course\nAda,a@example.org,c-1\nAnn "Annie" Lee,ann@example.org,c-1\nBob,b@example.org,c-1\n');
+  assert.deepEqual(lines(result), { rows: [[2, 'Ada'], [4, 'Bob']], errors: [3] });
+  assert.match(result.errors[0]!.message, /quote inside an unquoted field/);
+});
+
+test('text after a closing quote is an error at its line', async () => {
+  const result = await importFile('name,email,course\n"Ann" Lee,ann@example.org,c-1\nBob,b@example.org,c-1\n');
+  assert.deepEqual(lines(result), { rows: [[3, 'Bob']], errors: [2] });
+});
+
+test('a quote that opens a field and never closes is an error at its line; every later row is kept', async () => {
+  const rows = Array.from({ length: 200 }, (_, i) => `Student ${i},s${i}@example.org,c-1`);
+  const csv = ['name,email,course', '"Unclosed,u@example.org,c-1', ...rows].join('\n') + '\n';
+  for (const chunkBytes of [100, 1 << 20]) {
+    const result = lines(await importFile(csv, chunkBytes, 4096));
+    assert.deepEqual(result.errors, [2], `chunks of ${chunkBytes}`);
+    assert.deepEqual(result.rows.map(([line]) => line), rows.map((_, i) => i + 3));
+  }
+  // Closed, much later, by the opening quote of a well-quoted field: still only its own line is lost.
+  const closedLater = lines(await importFile(['name,email,course', '"Unclosed,u@example.org,c-1', 'Ada,a@example.org,c-1', '"Hopper, Grace",g@example.org,c-1'].join('\n')));
+  assert.deepEqual(closedLater, { rows: [[3, 'Ada'], [4, 'Hopper, Grace']], errors: [2] });
+});
+
+test('a record over maxRecordBytes is an error; so is an unclosed quote at the end of the file', async () => {
+  const long = `"${'x'.repeat(3000)}\n${'y'.repeat(3000)}",l@example.org,c-1`;
+  const result = lines(await importFile(['name,email,course', long, 'Ada,a@example.org,c-1', '"Open at the end'].join('\n'), 64, 1024));
+  // Line 2 is refused for its length; reading goes on at line 3, whose quote is then a stray one.
+  assert.deepEqual(result, { rows: [[4, 'Ada']], errors: [2, 3, 5] });
+});
+
+test('a lone quote in a 4 MiB file: one pass, the row reported, every other row kept', async () => {
+  const row = 'Student Name,student@example.org,c-1\n';
+  const count = Math.ceil((4 * 1024 * 1024) / row.length);
+  const csv = Buffer.from('name,email,course\n"Stray,x@example.org,c-1\n' + row.repeat(count));
+  const result = await importFile(csv, 256 * 1024, 1024 * 1024);
+  assert.deepEqual(result.errors.map((e) => e.line), [2]);
+  assert.equal(result.rows.length, count);
+  assert.ok(result.chunks >= 16);
+});
+
+test('the upload\'s header check: a BOM skipped, a bad quote refused', () => {
+  const good = headerRecord(Buffer.from('\uFEFFname,email,course\nx'), 1024);
+  assert.deepEqual(good, { from: 3, scan: { end: 21, error: null } });
+  assert.notEqual(headerRecord(Buffer.from('name,"email,course\n' + 'a,b,c\n'.repeat(1000)), 1 << 16).scan.error, null);
+});
