@@ -1,11 +1,12 @@
 // What one HTTP worker is doing right now: every request in flight with its phase (reading the
-// body, validating, waiting for the database, waiting for email, sending), plus per-second
+// body, validating, waiting for the database, with EMAIL_DELIVERY=inline waiting for a
+// mail-server connection and sending its email to SMTP, sending the answer), plus per-second
 // counts and latency buckets of the requests it finished. Feeds the metrics and the dashboard.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { addSample, emptySummary, type SecondSummary } from './latency-buckets.ts';
 import type { Metrics } from './metrics.ts';
 
-export type Phase = 'receiving' | 'validating' | 'waiting for the database' | 'waiting for email' | 'sending';
+export type Phase = 'receiving' | 'validating' | 'waiting for the database' | 'waiting for a mail-server connection' | 'sending email to SMTP' | 'sending the answer';
 
 type InFlight = { route: string; phase: Phase; startedAt: number; label: string | undefined };
 
@@ -95,7 +96,7 @@ export class RequestTracker {
       done();
     });
     app.addHook('onSend', (request, _reply, payload, done) => {
-      this.setPhase(request, 'sending');
+      this.setPhase(request, 'sending the answer');
       done(null, payload);
     });
     app.addHook('onResponse', (request, reply, done) => {

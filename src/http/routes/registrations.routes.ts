@@ -62,8 +62,7 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
     }
     if (result.kind === 'created') {
       if (inlineEmail) {
-        tracker.setPhase(request, 'waiting for email');
-        await inlineEmail(result.registration.id, result.manageToken);
+        await inlineEmail(result.registration.id, result.manageToken, (phase) => tracker.setPhase(request, phase));
       }
       return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
     }

@@ -126,15 +126,19 @@ export const INLINE_EMAIL_GRACE_MS = 90_000;
 export function createInlineEmail(deps: Omit<EmailDeliveryDeps, 'leaveToInlineMs' | 'startWithinMs'>, options: { concurrency: number; startWithinMs?: number }) {
   const deliverEmail = createEmailDelivery({ ...deps, startWithinMs: options.startWithinMs ?? INLINE_START_WITHIN_MS });
   const limit = createLimiter(options.concurrency);
-  return async function sendInline(registrationId: string, manageToken: string): Promise<void> {
+  /** `phase` tells the request's lane what it waits for: a connection, the database, the SMTP exchange. */
+  return async function sendInline(registrationId: string, manageToken: string, phase: (phase: InlinePhase) => void = () => {}): Promise<void> {
     const eventId = await findLatestEventId(deps.sql, registrationId);
     if (eventId === undefined) return;
     try {
-      await limit(() => deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY }));
+      phase('waiting for a mail-server connection');
+      await limit(() => deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY }, (step) => phase(step === 'send' ? 'sending email to SMTP' : 'waiting for the database')));
     } catch (error) {
       deps.logger.warn({ err: error, eventId }, 'inline email not sent; its job will send it');
     }
   };
 }
+
+export type InlinePhase = 'waiting for a mail-server connection' | 'sending email to SMTP' | 'waiting for the database';
 
 export type InlineEmail = ReturnType<typeof createInlineEmail>;
