@@ -36,8 +36,6 @@ const OUT_OF_RESOURCES_CODES = new Set([
   '58030', // io_error
 ]);
 
-export const UNIQUE_VIOLATION = '23505';
-
 /**
  * SQLSTATEs after which a transaction may simply run again: PostgreSQL rolled all of it back
  * to break a cycle or a conflict, so nothing of it was committed and the retry cannot apply it
@@ -66,11 +64,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function isDatabaseOutOfResources(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && OUT_OF_RESOURCES_CODES.has(code);
-}
-
-/** Unreachable, or short of disk or memory: either way the same request may succeed shortly. */
-export function isDatabaseTemporarilyFailing(error: unknown): boolean {
-  return isDatabaseUnavailable(error) || isDatabaseOutOfResources(error);
 }
 
 /** Runs a one-statement transaction again when PostgreSQL rolled it back for a retryable reason. */

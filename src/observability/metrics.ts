@@ -78,5 +78,3 @@ export function processMetrics(role: ProcessRole = 'http', worker = String(proce
   registered ??= createMetrics(role, worker);
   return registered;
 }
-
-export const metricsRegistry = client.register;
