@@ -15,6 +15,7 @@ import { renderImportReport } from './import-report.ts';
 import { epochNow } from './load-generator.ts';
 import { cpuAccountingAvailable, cpuBetween, sampleCpu } from './process-cpu.ts';
 import { type MemorySample, readStatusBytes, recordMemory, sampleMemory } from './process-memory.ts';
+import { startProgress } from './progress.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
@@ -203,29 +204,29 @@ async function measureImport(model: ImportModel, file: ImportFile, settings: Imp
   let status: ImportStatus = accepted;
   let outcome: ImportModelResult['outcome'] | undefined;
   let lastAdvance = epochNow();
-  let lastLog = epochNow();
   let pollsRefused = 0;
-  while (outcome === undefined) {
-    await sleep(POLL_MS, undefined, { signal: context.signal });
-    try {
-      status = await adminJson<ImportStatus>(run, 'GET', `/imports/${accepted.id}`);
-    } catch (error) {
-      // A loaded service may shed a poll (503 overloaded) or drop it: the next one asks again.
-      pollsRefused += 1;
-      if (pollsRefused % 25 === 1) context.log(`${model.label}: a poll was refused or failed (${pollsRefused} so far): ${String(error).slice(0, 200)}`);
+  const line = startProgress(`${model.label}: import`, file.rows, { unit: 'rows' });
+  try {
+    while (outcome === undefined) {
+      await sleep(POLL_MS, undefined, { signal: context.signal });
+      try {
+        status = await adminJson<ImportStatus>(run, 'GET', `/imports/${accepted.id}`);
+      } catch (error) {
+        // A loaded service may shed a poll (503 overloaded) or drop it: the next one asks again.
+        pollsRefused += 1;
+        if (pollsRefused % 25 === 1) context.log(`${model.label}: a poll was refused or failed (${pollsRefused} so far): ${String(error).slice(0, 200)}`);
+      }
+      const now = epochNow();
+      drainEmails();
+      if (status.processed > (progress.at(-1)?.processed ?? 0)) lastAdvance = now;
+      progress.push({ at: now - start, processed: status.processed });
+      line.update(status.processed);
+      if (status.status === 'done' || status.status === 'failed') outcome = status.status;
+      else if (settings.timeLimitS > 0 && now - start >= settings.timeLimitS * 1000) outcome = 'time limit';
+      else if (now - lastAdvance > STALL_MS) outcome = 'stalled';
     }
-    const now = epochNow();
-    drainEmails();
-    if (status.processed > (progress.at(-1)?.processed ?? 0)) lastAdvance = now;
-    progress.push({ at: now - start, processed: status.processed });
-    if (status.status === 'done' || status.status === 'failed') outcome = status.status;
-    else if (settings.timeLimitS > 0 && now - start >= settings.timeLimitS * 1000) outcome = 'time limit';
-    else if (now - lastAdvance > STALL_MS) outcome = 'stalled';
-    if (now - lastLog >= 30_000) {
-      lastLog = now;
-      const rate = (status.processed * 1000) / (now - start);
-      context.log(`${model.label}: ${status.processed}/${file.rows} rows after ${Math.round((now - start) / 1000)} s (${rate.toFixed(0)} rows/s), ${emails} emails so far`);
-    }
+  } finally {
+    line.finish(`${outcome ?? 'interrupted'}, ${emails} emails so far`);
   }
   const doneMs = epochNow() - start;
   const cpu = await stopwatch.read();

@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { Http1Connection } from './http1-connection.ts';
 import type { ObservedAnswer } from './invariants.ts';
+import { startProgress } from './progress.ts';
 
 export type StudentRequest = { name: string; email: string; course: string };
 
@@ -28,6 +29,8 @@ export type LoadOptions = {
   /** Per request: for the answer's headers and for its body. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** A progress line on stderr under this label (answers so far of the total). */
+  progress?: string;
 };
 
 export function epochNow(): number {
@@ -81,11 +84,14 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
   const closeAll = () => connections.forEach((connection) => connection.close());
   options.signal?.addEventListener('abort', closeAll, { once: true });
   const records: AnswerRecord[] = new Array(options.requests.length);
+  const progress = options.progress === undefined ? undefined : startProgress(options.progress, options.requests.length, { unit: 'answers' });
+  let answered = 0;
   let next = 0;
   const loop = async (connection: Http1Connection) => {
     while (next < options.requests.length && !options.signal?.aborted) {
       const index = next++;
       records[index] = await sendRegistration(connection, options.requests[index]!, index);
+      progress?.update(++answered);
     }
   };
   try {
@@ -93,6 +99,7 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
   } finally {
     options.signal?.removeEventListener('abort', closeAll);
     closeAll();
+    progress?.finish(options.signal?.aborted ? 'interrupted' : undefined);
   }
   if (options.signal?.aborted) throw new Error('interrupted');
   return records;

@@ -106,19 +106,19 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   const { baseUrl, adminToken } = run.service;
   for (const course of [...workload.courses, warmupCourse(settings.warmup)]) await createCourse(baseUrl, adminToken, course);
   const load = { baseUrl, timeoutMs: settings.timeoutMs, signal: context.signal };
-  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: settings.concurrency });
+  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: settings.concurrency, progress: 'rush: warm-up' });
   // The rush starts on a quiet service: the warm-up's emails are not the rush's competition.
   const warmupEmails = warmup.filter((a) => a.status === 201).length;
   if (settings.emailTimeoutMs > 0 && warmupEmails > 0) {
     context.log(`rush: warm-up done (${warmup.length} requests), waiting for its ${warmupEmails} emails`);
-    await waitForEmails(run.smtp, warmupEmails, settings.emailTimeoutMs, context.signal);
+    await waitForEmails(run.smtp, warmupEmails, settings.emailTimeoutMs, context.signal, 'rush: warm-up emails');
   }
   const emailsBeforeRush = distinctMessages(run.smtp);
 
   context.log(`rush: ${workload.requests.length} requests (${settings.students} students, ${workload.duplicates} duplicates) on ${settings.courses} courses at concurrency ${settings.concurrency}`);
   const rushWatch = await startCpuStopwatch(run.cpuRoots);
   const start = epochNow();
-  const answers = await registerAll({ ...load, requests: workload.requests, concurrency: settings.concurrency });
+  const answers = await registerAll({ ...load, requests: workload.requests, concurrency: settings.concurrency, progress: 'rush' });
   const end = answers.length === 0 ? start : maxOf(answers.map((a) => a.endedAt));
   const cpuRush = await rushWatch.read();
   const emailWatch = await startCpuStopwatch(run.cpuRoots);
@@ -130,7 +130,7 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   let emailsReceived = emailsReceivedAtLastAnswer;
   if (settings.emailTimeoutMs > 0) {
     context.log(`rush: waiting for ${rushFacts.events} emails (${emailsReceivedAtLastAnswer} already arrived)`);
-    emailsReceived = (await waitForEmails(run.smtp, rushFacts.events, settings.emailTimeoutMs, context.signal)).distinct;
+    emailsReceived = (await waitForEmails(run.smtp, rushFacts.events, settings.emailTimeoutMs, context.signal, 'rush: emails')).distinct;
     cpuEmails = await emailWatch.read();
     rushFacts = await readDatabaseFacts(run.databaseUrl);
   }
