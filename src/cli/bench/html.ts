@@ -1,5 +1,9 @@
-// Owns HTML and SVG text: escaping every value put into markup, tables, and the report page
-// itself (one self-contained file: inline CSS and SVG, no scripts, no libraries).
+// Owns HTML text: escaping every value put into markup, tables, and the report page itself (one
+// self-contained file: uPlot's script and CSS inlined from its package, the charts' data as
+// JSON, chart-script.ts drawing them; nothing fetched when it is opened).
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { CHART_SCRIPT } from './chart-script.ts';
 import type { TextTable } from './text-table.ts';
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -33,11 +37,24 @@ th, td { border: 1px solid #d8dee8; padding: .25rem .6rem; text-align: right; wh
 td:first-child, th:first-child { text-align: left; white-space: normal; }
 .ok { color: #1f7a3a; font-weight: 600; } .fail { color: #b42318; font-weight: 600; }
 .note { color: #5a6578; }
-svg { display: block; margin: .6rem 0 1.2rem; max-width: 100%; height: auto; }
-svg text { font: 11px system-ui, sans-serif; fill: #3b4556; }
+figure.chart { margin: .6rem 0 1.6rem; }
+figure.chart figcaption { font-weight: 600; margin-bottom: .3rem; }
+figure.chart .u-legend { font-size: 12px; }
 `;
 
-export function renderPage(options: { title: string; meta: string[]; sections: ReportSection[] }): string {
+const requireFromHere = createRequire(import.meta.url);
+
+/** uPlot's script and stylesheet, from its package, to inline (a script may not hold "</script"). */
+async function uplotSources(): Promise<{ js: string; css: string }> {
+  const [js, css] = await Promise.all([
+    readFile(requireFromHere.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8'),
+    readFile(requireFromHere.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
+  ]);
+  return { js: js.replace(/<\/script/gi, '<\\/script'), css };
+}
+
+export async function renderPage(options: { title: string; meta: string[]; sections: ReportSection[] }): Promise<string> {
+  const uplot = await uplotSources();
   const sections = options.sections.map((s) => `<section>\n<h2>${escapeHtml(s.heading)}</h2>\n${s.html}\n</section>`).join('\n');
   return `<!doctype html>
 <html lang="en">
@@ -45,12 +62,15 @@ export function renderPage(options: { title: string; meta: string[]; sections: R
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(options.title)}</title>
+<style>${uplot.css}</style>
 <style>${STYLE}</style>
+<script>${uplot.js}</script>
 </head>
 <body>
 <h1>${escapeHtml(options.title)}</h1>
 ${options.meta.map((line) => `<p class="meta">${escapeHtml(line)}</p>`).join('\n')}
 ${sections}
+<script>${CHART_SCRIPT}</script>
 </body>
 </html>
 `;

@@ -10,7 +10,7 @@ import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts'
 import { describeMachine } from './machine.ts';
 import type { ScenarioReport } from './scenario.ts';
 import { formatMs, maxOf, summarize } from './stats.ts';
-import { comparisonChart, lineChart } from './svg-charts.ts';
+import { comparisonChart, lineChart } from './charts.ts';
 import { formatTable, type TextTable } from './text-table.ts';
 
 const MiB = 2 ** 20;
@@ -162,7 +162,7 @@ export function renderImportReport(settings: ImportSettings, file: ImportFile, r
       heading: '1 thread vs the pool',
       html: [
         comparisonChart({ title: 'Time from upload to done (or to the time limit)', groups: groups((r) => r.doneMs) }),
-        comparisonChart({ title: 'Rows per second', groups: groups(rowsPerSecond), unit: 'count', suffix: ' rows/s' }),
+        comparisonChart({ title: 'Rows per second', groups: groups(rowsPerSecond), unit: 'count', suffix: ' rows/s', yLabel: 'rows/s' }),
       ].join('\n'),
     },
     {
@@ -172,6 +172,7 @@ export function renderImportReport(settings: ImportSettings, file: ImportFile, r
         series: results.map((r) => ({ label: r.model.label, points: r.progress.map((p) => ({ x: p.at, y: p.processed })) })),
         xLabel: 'time since the upload started',
         yLabel: 'rows processed',
+        yUnit: 'rows',
       }),
     },
     {
@@ -185,7 +186,8 @@ export function renderImportReport(settings: ImportSettings, file: ImportFile, r
           { label: 'supervisor', points: r.memory.map((s) => ({ x: s.at, y: s.byRole.supervisor / MiB })) },
         ],
         xLabel: 'time since the upload started',
-        yLabel: 'MiB',
+        yLabel: 'resident memory (MiB)',
+        yUnit: 'MiB',
       })).join('\n'),
     },
     {
@@ -194,7 +196,8 @@ export function renderImportReport(settings: ImportSettings, file: ImportFile, r
         title: 'HTTP workers: event-loop delay p99 per second (max over the workers), ms',
         series: results.map((r) => ({ label: r.model.label, points: r.loopDelay.filter((s) => Number.isFinite(s.http)).map((s) => ({ x: s.at, y: s.http * 1000 })) })),
         xLabel: 'time since the upload started',
-        yLabel: 'ms',
+        yLabel: 'event-loop delay p99 (ms)',
+        yUnit: 'ms',
       }),
     },
   ];

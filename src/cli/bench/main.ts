@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
     const report = await scenario.run(flags, context);
     await cleanup.run();
     process.stdout.write(`\n${report.text}\n\n`);
-    const file = await writeReport(path.resolve(REPO_DIR, flags['report-dir']), scenario.name, renderPage(report));
+    const file = await writeReport(path.resolve(REPO_DIR, flags['report-dir']), scenario.name, await renderPage(report));
     for (const failure of report.failures) process.stdout.write(`FAILED: ${failure}\n`);
     process.stdout.write(`${report.verdict}\n`);
     process.stdout.write(`Report: ${file}\n`);

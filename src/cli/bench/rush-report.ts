@@ -10,7 +10,7 @@ import { caseLines, databaseComparisonTable, databaseNote, freedSlotTable, freed
 import type { RushResult } from './rush.ts';
 import type { ScenarioReport } from './scenario.ts';
 import { countPerInterval, formatMs, histogram, summarize } from './stats.ts';
-import { columnChart } from './svg-charts.ts';
+import { barChart } from './charts.ts';
 import { formatTable, type TextTable } from './text-table.ts';
 
 function answerKind(a: AnswerRecord): string {
@@ -128,20 +128,26 @@ export function renderRushReport(result: RushResult): ScenarioReport {
     },
     {
       heading: 'Latency histogram',
-      html: columnChart({
+      html: barChart({
         title: `Answer latency, ${answered.length} answers (p50 ${formatMs(latency.p50)}, p99 ${formatMs(latency.p99)}, max ${formatMs(latency.max)})`,
-        columns: bins.map((b) => ({ label: Number.isFinite(b.to) ? `${Math.round(b.from)}` : `>${Math.round(b.from)}`, value: b.count })),
-        xLabel: 'latency, ms (bin start; the last bin holds everything above)',
+        x: bins.map((b) => b.from),
+        values: bins.map((b) => b.count),
+        xAxis: { label: 'latency (bin start; the last bin holds everything above)', kind: 'ms' },
         yLabel: 'answers',
+        yUnit: 'answers',
+        label: 'answers in the bin',
       }),
     },
     {
       heading: 'Throughput over time',
-      html: columnChart({
+      html: barChart({
         title: `Answers per second, per ${intervalMs} ms interval (${throughput.toFixed(0)} /s on average)`,
-        columns: perInterval.map((n, i) => ({ label: `${((i * intervalMs) / 1000).toFixed(1)} s`, value: Math.round((n * 1000) / intervalMs) })),
-        xLabel: 'time since the first request',
-        yLabel: 'answers / s',
+        x: perInterval.map((_, i) => i * intervalMs),
+        values: perInterval.map((n) => Math.round((n * 1000) / intervalMs)),
+        xAxis: { label: 'time since the first request (interval start)', kind: 'ms' },
+        yLabel: 'answers/s',
+        yUnit: 'answers/s',
+        label: 'answers per second',
         color: '#1f9d55',
       }),
     },

@@ -1,5 +1,5 @@
 // Owns the presentation of a `seed` run: the table printed to stdout and the HTML sections (a
-// comparison of the models on one time axis, and a timeline of every request per model).
+// comparison of the models on one time axis, and per model its requests and emails over time).
 import { CPU_COUNTED } from './cpu-window.ts';
 import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts';
 import { INVARIANT_CHECKS } from './invariants.ts';
@@ -7,7 +7,7 @@ import { describeMachine } from './machine.ts';
 import type { ScenarioReport } from './scenario.ts';
 import type { SeedModelResult, SeedSettings } from './seed.ts';
 import { countBy, formatMs, summarize } from './stats.ts';
-import { comparisonChart, timelineChart } from './svg-charts.ts';
+import { comparisonChart, timelineChart } from './charts.ts';
 import { formatTable, type TextTable } from './text-table.ts';
 
 function cpuCell(ms: number | undefined): string {
@@ -64,7 +64,7 @@ export function renderSeedReport(settings: SeedSettings, results: readonly SeedM
     })),
   });
   const timelines = results.map((r) => timelineChart({
-    title: `Model ${r.model.number}: ${r.model.label} (one row per request, in the order sent)`,
+    title: `Model ${r.model.number}: ${r.model.label}: requests sent, answered, and their emails accepted, over time`,
     rows: r.timeline,
   }));
   const sections: ReportSection[] = [

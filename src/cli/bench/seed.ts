@@ -13,7 +13,7 @@ import { serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import type { ReceivedMessage } from './smtp-server.ts';
 import { maxOf } from './stats.ts';
-import type { TimelineRow } from './svg-charts.ts';
+import type { TimelineRow } from './charts.ts';
 
 export type SeedModel = {
   number: number;
@@ -70,9 +70,9 @@ function students(n: number, course: string, domain: string): StudentRequest[] {
 async function warmUp(run: RunEnvironment, settings: SeedSettings, signal: AbortSignal): Promise<{ answers: AnswerRecord[]; messages: ReceivedMessage[] }> {
   if (settings.warmup === 0) return { answers: [], messages: [] };
   await createCourse(run.service.baseUrl, run.service.adminToken, { id: 'warmup', title: 'Warm-up', capacity: settings.warmup, waitlistCapacity: 0 });
-  const answers = await registerAll({ baseUrl: run.service.baseUrl, requests: students(settings.warmup, 'warmup', 'warmup.example.org'), concurrency: settings.warmup, timeoutMs: 60_000 + 2 * settings.emailDelayMs, signal });
+  const answers = await registerAll({ baseUrl: run.service.baseUrl, requests: students(settings.warmup, 'warmup', 'warmup.example.org'), concurrency: settings.warmup, timeoutMs: 60_000 + 2 * settings.emailDelayMs, signal, progress: 'warm-up' });
   const created = answers.filter((a) => a.status === 201).length;
-  await waitForEmails(run.smtp, created, 60_000 + created * settings.emailDelayMs, signal);
+  await waitForEmails(run.smtp, created, 60_000 + created * settings.emailDelayMs, signal, 'warm-up emails');
   const messages = run.smtp.messages.splice(0); // the measured run starts with an empty inbox
   return { answers, messages };
 }
@@ -108,11 +108,12 @@ async function runModel(model: SeedModel, settings: SeedSettings, context: Scena
       // An inline answer waits for its email; with more requests than SMTP connections, in turns.
       timeoutMs: 60_000 + settings.emailDelayMs * Math.ceil(settings.n / settings.emailConcurrency),
       signal: context.signal,
+      progress: `model ${model.number}: registrations`,
     });
     const lastAnswerAt = maxOf(answers.map((a) => a.endedAt));
     const created = answers.filter((a) => a.status === 201).length;
     // Bound: every email one after the other, plus a minute.
-    const emails = await waitForEmails(run.smtp, created, 60_000 + created * settings.emailDelayMs, context.signal);
+    const emails = await waitForEmails(run.smtp, created, 60_000 + created * settings.emailDelayMs, context.signal, `model ${model.number}: emails`);
     const cpu = await stopwatch.read();
     if (!emails.complete) context.log(`model ${model.number}: only ${emails.distinct} of ${created} emails arrived in time`);
 
