@@ -75,7 +75,10 @@ export function trustProxyFunction(setting: TrustProxy): false | ((address: stri
  * with its whole /64, the smallest network one subscriber is given (RFC 6177), so a client
  * cannot take a fresh budget from each of its 2^64 addresses. IPv4-mapped IPv6 is IPv4.
  */
-export function rateLimitBucket(address: string): string {
+export function rateLimitBucket(address: string | undefined): string {
+  // Not an address (a proxy's garbage, a socket already gone): one shared bucket, so junk
+  // cannot mint budgets, nor put a key past the index's size limit into the counters table.
+  if (typeof address !== 'string' || isIP(address.replace(/%.*$/, '')) === 0) return 'not-an-address';
   const ipv4 = unmapIpv4(address);
   const words = ipv6Words(ipv4);
   if (!words) return ipv4;

@@ -17,7 +17,12 @@ const WINDOW_MS = 60_000;
 const FLUSH_INTERVAL_MS = 100;
 const CLEANUP_EVERY_FLUSHES = 600;
 
-type Counter = { known: number; pending: number };
+/**
+ * known: the shared total last read; sending: counted here and on the way to the database, so
+ * the requests admitted during that round trip still count until its total arrives; pending:
+ * not sent yet.
+ */
+type Counter = { known: number; sending: number; pending: number };
 
 /** A budget that only failures use up (wrong bearer tokens): the right token costs nothing. */
 export type FailureBudget = {
@@ -51,7 +56,12 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
       }
       if (counter.pending > 0) batch.push({ key, bucket, windowStart: new Date(Number(windowText) * WINDOW_MS), count: counter.pending });
     }
-    for (const item of batch) counters.get(item.key)!.pending -= item.count;
+    for (const item of batch) {
+      const counter = counters.get(item.key)!;
+      counter.pending -= item.count;
+      counter.sending += item.count;
+    }
+    let sent = false;
     try {
       // Even with nothing to add: the clients over the limit elsewhere are learnt here.
       const totals = await addRateLimitCounts(sql, batch, { windowStart: new Date(window * WINDOW_MS), limit: perMinute });
@@ -61,18 +71,28 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
         const key = `${totalWindow}|${total.bucket}`;
         let counter = counters.get(key);
         if (!counter) {
-          counter = { known: 0, pending: 0 };
+          counter = { known: 0, sending: 0, pending: 0 };
           counters.set(key, counter);
         }
         // Totals only grow within a window.
         counter.known = Math.max(counter.known, total.count);
       }
+      // The totals just read include what was sent.
+      for (const item of batch) {
+        const counter = counters.get(item.key);
+        if (counter) counter.sending -= item.count;
+      }
+      sent = true;
       if (batch.length > 0 && ++flushes % CLEANUP_EVERY_FLUSHES === 0) await deleteOldRateLimitWindows(sql);
     } catch (error) {
+      if (sent) return onError(error); // the cleanup failed: the counts are in
       // Counts that did not reach the database are counted again next time.
       for (const item of batch) {
         const counter = counters.get(item.key);
-        if (counter) counter.pending += item.count;
+        if (counter) {
+          counter.sending -= item.count;
+          counter.pending += item.count;
+        }
       }
       // A failed read alone (the database restarting, say) lost nothing: no log line every 100 ms.
       if (batch.length > 0) onError(error);
@@ -87,7 +107,7 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
     const key = `${Math.floor(now / WINDOW_MS)}|${routeClass}:${rateLimitBucket(request.ip)}`;
     let counter = counters.get(key);
     if (!counter) {
-      counter = { known: 0, pending: 0 };
+      counter = { known: 0, sending: 0, pending: 0 };
       counters.set(key, counter);
     }
     return counter;
@@ -103,7 +123,7 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
       return async function rateLimit(request, reply) {
         const now = Date.now();
         const counter = counterOf(routeClass, request, now);
-        if (counter.known + counter.pending >= perMinute) return refuse(reply, now, 'requests');
+        if (counter.known + counter.sending + counter.pending >= perMinute) return refuse(reply, now, 'requests');
         counter.pending += 1;
         return undefined;
       };
@@ -113,7 +133,7 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
         refused(request, reply) {
           const now = Date.now();
           const counter = counterOf(routeClass, request, now);
-          if (counter.known + counter.pending < perMinute) return false;
+          if (counter.known + counter.sending + counter.pending < perMinute) return false;
           void refuse(reply, now, 'failed attempts');
           return true;
         },

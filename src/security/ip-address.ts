@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 
 /** The eight words of an IPv6 address (a zone, `%eth0`, is dropped); undefined for anything else. */
 export function ipv6Words(address: string): number[] | undefined {
+  if (typeof address !== 'string') return undefined;
   const bare = address.replace(/%.*$/, '');
   if (isIP(bare) !== 6) return undefined;
   const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);

@@ -78,6 +78,49 @@ describe('abuse at the edge', { timeout: 120_000 }, () => {
     });
   });
 
+  test('requests admitted while their counts are on the way to PostgreSQL still count', async () => {
+    const course = await newCourse(withToken, { capacity: 100 });
+    const client = '198.51.100.40';
+    const bucket = `register:${client}`;
+    const storedCount = async () => (await db.sql<{ count: number }[]>`SELECT count FROM rate_limit_windows WHERE bucket = ${bucket}`)[0]?.count ?? 0;
+    await inOneWindow(25_000, async () => {
+      for (let i = 0; i < 3; i++) assert.equal((await withToken.register(student(course, i, 'flight'), from(client))).status, 201);
+      while ((await storedCount()) < 3) await sleep(50);
+      // The next flush waits on this lock with its counts in hand, for as long as the test wants.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const holder = db.sql.begin(async (tx) => {
+        await tx`LOCK TABLE rate_limit_windows IN SHARE MODE`;
+        locked();
+        await released;
+      });
+      await isLocked;
+      try {
+        for (let i = 3; i < LIMIT; i++) assert.equal((await withToken.register(student(course, i, 'flight'), from(client))).status, 201);
+        await sleep(400); // a flush has taken these two and is blocked on the lock
+        const over = await withToken.register(student(course, 9, 'flight'), from(client));
+        assertProblem(over, 429, 'rate-limited', 'the sixth request, while the fourth and fifth are being sent');
+      } finally {
+        release();
+        await holder;
+      }
+    });
+  });
+
+  test('an X-Forwarded-For entry that is no address shares one bucket, which the shared counters store', async () => {
+    const course = await newCourse(withToken, { capacity: 10 });
+    const junk = `junk-${'x'.repeat(4000)}`; // longer than a B-tree index entry may be
+    assert.equal((await withToken.register(student(course, 1, 'junk'), from(junk))).status, 201);
+    let stored: { bucket: string }[] = [];
+    for (let i = 0; i < 50 && stored.length === 0; i++) {
+      await sleep(100); // the counts are flushed every 100 ms
+      stored = await db.sql<{ bucket: string }[]>`SELECT bucket FROM rate_limit_windows WHERE bucket = 'register:not-an-address'`;
+    }
+    assert.equal(stored.length, 1, 'the counts of the junk bucket reached PostgreSQL');
+  });
+
   test('wrong admin tokens: 401 up to the limit, then 429 even for the right token; the right token from elsewhere works and is never limited', async () => {
     await inOneWindow(20_000, async () => {
       const guesser = '203.0.113.10';

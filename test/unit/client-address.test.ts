@@ -45,6 +45,9 @@ test('the rate-limit bucket: IPv4 per address, IPv6 per /64, IPv4-mapped IPv6 as
   assert.equal(rateLimitBucket('::1'), '0:0:0:0::/64');
   assert.equal(rateLimitBucket('fe80::1%eth0'), 'fe80:0:0:0::/64');
   assert.equal(rateLimitBucket('2001:db8::1.2.3.4'), '2001:db8:0:0::/64');
+  // Not an address: one shared bucket, never a key of the client's making.
+  assert.equal(rateLimitBucket('x'.repeat(5000)), 'not-an-address');
+  assert.equal(rateLimitBucket(undefined), 'not-an-address');
 });
 
 test('loopback: 127.0.0.0/8 and ::1, also IPv4-mapped; nothing else', () => {
