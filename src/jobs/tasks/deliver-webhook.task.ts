@@ -3,12 +3,16 @@
 // Webhooks specification (webhook-id / webhook-timestamp / webhook-signature), with a timeout.
 // 2xx is delivered; anything else is retried with backoff until the attempts run out. The
 // webhook-id is the delivery's id, the same on every retry, so a receiver can drop duplicates.
+// An outcome that settles the delivery (delivered, failed for good) is written again until the
+// database takes it (a full disk, a restart), as an email's is: failing the job instead would
+// post an accepted webhook again, or leave a failed one pending.
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
 import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
+import { recordUntilStored } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../webhooks/address-guard.ts';
@@ -71,6 +75,8 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
   async function deliverWebhook(payload: unknown, attempts: number, maxAttempts: number): Promise<void> {
     const deliveryId = (payload as { deliveryId?: unknown } | null)?.deliveryId;
     if (typeof deliveryId !== 'string') throw new Error(`deliver_webhook: malformed payload ${JSON.stringify(payload)}`);
+    const retryingRecord = (error: unknown, attempt: number) =>
+      deps.logger.error({ err: error, deliveryId, attempt }, 'webhook outcome could not be recorded yet; trying again');
     const delivery = await loadDelivery(deps.sql, deliveryId);
     if (!delivery || delivery.status !== 'pending') return; // webhook deleted, or already done
     const body = webhookBody(delivery);
@@ -101,7 +107,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       statusCode = response.status;
       await response.body?.cancel();
       if (response.ok) {
-        await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: 'delivered', attempts, statusCode, error: null });
+        await recordUntilStored(() => recordDeliveryAttempt(deps.sql, { id: delivery.id, status: 'delivered', attempts, statusCode, error: null }), retryingRecord);
         deps.onOutcome?.('delivered');
         return;
       }
@@ -111,7 +117,9 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       permanent = isInternalAddressRefusal(cause);
     }
     const final = permanent || attempts >= maxAttempts;
-    await recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
+    const record = () => recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
+    // A pending attempt that cannot be recorded fails the job like the POST did: it is retried.
+    await (final ? recordUntilStored(record, retryingRecord) : record());
     if (final) {
       deps.onOutcome?.('failed');
       deps.logger.warn({ deliveryId, url: delivery.url, attempts, error }, 'webhook delivery failed for good');
