@@ -31,8 +31,6 @@ export function registerOperationsRoutes(app: App, options: OperationsOptions): 
     },
     schema: {
       tags: ['operations'],
-      // METRICS_TOKEN, or nothing from loopback (an empty requirement: no credential).
-      security: [{ metricsToken: [] }, {}],
       summary: 'Prometheus metrics, summed over all worker processes (per-process series carry a worker label); loopback, or the METRICS_TOKEN bearer token',
       // No credential from loopback ({}), METRICS_TOKEN from anywhere else.
       security: [{}, { metricsToken: [] }],
