@@ -130,7 +130,7 @@
 
   function renderRestarts(restarts) {
     $('restarts').replaceChildren(...(restarts.length ? restarts : [null]).map((r) => r
-      ? el('li', `${new Date(r.at).toLocaleTimeString()}: ${r.role} worker ${r.pid} exited (${r.signal || `code ${r.code}`}); replaced`)
+      ? el('li', `${new Date(r.at).toLocaleTimeString()}: ${r.role} worker ${r.pid} ${r.reason || `exited (${r.signal || `code ${r.code}`})`}; replaced`)
       : el('li', 'none since the supervisor started')));
   }
 
