@@ -210,6 +210,7 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     assert.match(run.stdout, /^Freed-slot check: passed \(5 trials, /m);
     assert.match(run.stdout, /^database only: statement-per-registration, 32 connections +300 +100 /m, 'the same work on PostgreSQL alone');
     assert.match(run.stdout, /^service \/ database +\S+x/m);
+    assertProgress(run, 'database only', 300, 'registrations');
     // 100 seats, 5 places freed and taken, 10 of the 20 warm-up requests created (seats for half).
     assert.match(run.stdout, /^Invariants: passed \(12 checks over 2 courses, 115 rows, \d+ answers\)$/m, 'the freed-slot registrations are in the check');
     assert.match(run.stdout, /^Invariants of the database-only run: passed$/m);

@@ -10,6 +10,7 @@ import type { CourseSpec } from './admin-api.ts';
 import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
 import type { ObservedAnswer } from './invariants.ts';
 import { epochNow, observedAnswers, runClosedLoop, type StudentRequest } from './load-generator.ts';
+import { startProgress } from './progress.ts';
 
 export type DatabaseStrategy = 'statement-per-registration';
 
@@ -81,21 +82,28 @@ function prepare(request: StudentRequest): PreparedRegistration {
   return { course: request.course.trim(), name, email, emailKey, manageToken: randomBytes(16).toString('hex') };
 }
 
-async function registerAll(register: Register, requests: readonly StudentRequest[], concurrency: number, signal: AbortSignal): Promise<DatabaseAnswer[]> {
+async function registerAll(register: Register, requests: readonly StudentRequest[], concurrency: number, signal: AbortSignal, label: string): Promise<DatabaseAnswer[]> {
   const prepared = requests.map(prepare);
   const answers: DatabaseAnswer[] = new Array(requests.length);
-  await runClosedLoop(requests.length, concurrency, async (index) => {
-    const answer: DatabaseAnswer = { request: requests[index]!, startedAt: epochNow(), endedAt: 0, outcome: 'error' };
-    try {
-      const result = await register(prepared[index]!);
-      answer.outcome = result.outcome;
-      if (result.registration?.id !== undefined) answer.registrationId = result.registration.id;
-    } catch (error) {
-      answer.error = error instanceof Error ? error.message : String(error);
-    }
-    answer.endedAt = epochNow();
-    answers[index] = answer;
-  }, signal);
+  const progress = startProgress(label, requests.length, { unit: 'registrations' });
+  let done = 0;
+  try {
+    await runClosedLoop(requests.length, concurrency, async (index) => {
+      const answer: DatabaseAnswer = { request: requests[index]!, startedAt: epochNow(), endedAt: 0, outcome: 'error' };
+      try {
+        const result = await register(prepared[index]!);
+        answer.outcome = result.outcome;
+        if (result.registration?.id !== undefined) answer.registrationId = result.registration.id;
+      } catch (error) {
+        answer.error = error instanceof Error ? error.message : String(error);
+      }
+      answer.endedAt = epochNow();
+      answers[index] = answer;
+      progress.update(++done);
+    }, signal);
+  } finally {
+    progress.finish(signal.aborted ? 'interrupted' : undefined);
+  }
   signal.throwIfAborted();
   return answers;
 }
@@ -111,11 +119,11 @@ export async function measureDatabaseCeiling(options: CeilingOptions): Promise<D
     // Every connection open before the clock starts, as the service's pools are.
     await Promise.all(Array.from({ length: connections }, () => sql`SELECT pg_sleep(0.01)`));
     const register = registerWith(sql, options.strategy);
-    const warmupAnswers = await registerAll(register, options.warmup, connections, options.signal);
+    const warmupAnswers = await registerAll(register, options.warmup, connections, options.signal, 'database only: warm-up');
 
     const watch = await startCpuStopwatch({ postgres: options.postmasterPid });
     const start = epochNow();
-    const answers = await registerAll(register, options.requests, connections, options.signal);
+    const answers = await registerAll(register, options.requests, connections, options.signal, 'database only');
     const end = epochNow();
     const cpu = await watch.read();
     return { strategy: options.strategy, connections, answers, warmupAnswers, start, end, cpu };

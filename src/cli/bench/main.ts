@@ -30,7 +30,8 @@ function usage(): string {
   return lines.join('\n');
 }
 
-const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+// On a terminal a progress line may be drawn in place (progress.ts): a log line clears it first.
+const log = (line: string) => process.stderr.write(`${process.stderr.isTTY ? '\r\u001b[K' : ''}[bench] ${line}\n`);
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
