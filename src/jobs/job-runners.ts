@@ -3,9 +3,18 @@
 // its timeout holds a webhook slot, never an email slot.
 import { EventEmitter } from 'node:events';
 import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
+import { RETRYABLE_ERROR_CODES } from 'graphile-worker/dist/lib.js';
 import type { Logger } from 'pino';
 import { type LeaseKeeper, startLeaseKeeper } from './lease-keeper.ts';
 import type { Sql } from '../db/database.ts';
+
+// graphile-worker (0.17.3, pinned) writes a job's outcome (complete: delete the row; fail:
+// reschedule it) with retries only for the SQLSTATEs in this table, and does not await that
+// write: any other error is an unhandled rejection that ends the job process. A full disk
+// (53100) or a database short of memory or other resources (53200, 53000) refuses such a write
+// until an operator frees room; waiting for it (1 s backoff growing to 30 s) completes the job
+// once there is room, instead of a process crash, a second run of the job and an attempt spent.
+for (const code of ['53000', '53100', '53200']) RETRYABLE_ERROR_CODES[code] ??= { minDelay: 1_000, maxDelay: 30_000 };
 
 export type RunnerSpec = {
   name: string;
