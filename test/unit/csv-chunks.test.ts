@@ -36,6 +36,11 @@ test('quoted commas, doubled quotes and newlines, CRLF and a BOM: every row at i
   }
 });
 
+test('a quoted field closed at the very end of the file, after a CR, is a good record', async () => {
+  assert.deepEqual(lines(await importFile('name,email,course\r\nAda,a@example.org,"c-1"\r')), { rows: [[2, 'Ada']], errors: [] });
+  assert.deepEqual(lines(await importFile('name,email,course\nAda,a@example.org,"c-1"')), { rows: [[2, 'Ada']], errors: [] });
+});
+
 test('a quote inside an unquoted field is an error at its line; the next lines go on', async () => {
   const result = await importFile('name,email,course\nAda,a@example.org,c-1\nAnn "Annie" Lee,ann@example.org,c-1\nBob,b@example.org,c-1\n');
   assert.deepEqual(lines(result), { rows: [[2, 'Ada'], [4, 'Bob']], errors: [3] });

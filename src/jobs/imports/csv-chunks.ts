@@ -59,7 +59,8 @@ export function scanRecord(bytes: Uint8Array, start: number, end: number, maxRec
         break;
       }
       while (i < stop && isBlank(bytes[i])) i += 1;
-      if (i < stop && bytes[i] === CR && i + 1 < stop && bytes[i + 1] === NEWLINE) i += 1;
+      // CRLF, or a CR that ends the input.
+      if (i < stop && bytes[i] === CR && (i + 1 < stop ? bytes[i + 1] === NEWLINE : !capped)) i += 1;
       if (i >= stop) return capped ? { end: -1, error: unclosed(maxRecordBytes) } : { end: i, error: null };
       if (bytes[i] === COMMA) {
         i += 1;
