@@ -154,6 +154,17 @@ test('in a real browser: log in, then worker lanes and counters change under loa
     return document.querySelector('#courses tbody')?.textContent ?? '';
   });
 
+  // What the job worker's lane says while the load's emails go out, gathered as the page shows it.
+  await page.evaluate(() => {
+    const seen = new Set<string>();
+    (window as unknown as { jobPhases: Set<string> }).jobPhases = seen;
+    setInterval(() => {
+      for (const lane of document.querySelectorAll('#lanes .lane')) {
+        if (!(lane.querySelector('.lane-title')?.textContent ?? '').startsWith('Job worker')) continue;
+        for (const chip of lane.querySelectorAll('.phases span')) seen.add((chip.textContent ?? '').replace(/^\d+ /, ''));
+      }
+    }, 50);
+  });
   const course = await newCourse(client, { capacity: 5000, waitlistCapacity: 0, title: '<img src=x onerror=alert(1)> Load' });
   // Watched while the load runs: an HTTP worker's lane with requests in flight, and the
   // throughput figure above zero. The page changes by itself, or these time out.
@@ -215,6 +226,10 @@ test('in a real browser: log in, then worker lanes and counters change under loa
   await page.locator('section.charts').screenshot({ path: path.join(ARTIFACTS, 'dashboard-charts.png') });
   // This load's emails reach the built-in mailbox on the page.
   await page.waitForFunction(() => [...document.querySelectorAll('#mail li')].some((li) => /dash\d+@example\.org/.test(li.textContent ?? '')), undefined, { timeout: 60_000 });
+  // Each email in the lane is named by what it waits for, never a job's bare "sending email".
+  const jobPhases = await page.evaluate(() => [...(window as unknown as { jobPhases: Set<string> }).jobPhases]);
+  const known = ['waiting: rush pacing', 'waiting for an email slot', 'waiting for the database', 'writing email to the mailbox', 'calling a webhook'];
+  assert.deepEqual(jobPhases.filter((phase) => !known.includes(phase)), [], `job lane phases: ${JSON.stringify(jobPhases)}`);
   // A worker killed: the page shows its exit as it happens, and its replacement's lane.
   const victim = await page.evaluate(() => Number(document.querySelector('#lanes .lane')?.getAttribute('data-pid')));
   assert.ok(victim > 0);
