@@ -125,7 +125,7 @@ test('an export whose query fails mid-stream ends its response and gives its con
     END $$`);
   // And rows are read in index order, each projected as the cursor reaches it (no sort that would
   // project them all before the first batch): set for new connections, so the service's are renewed.
-  const [{ name }] = await observer<{ name: string }[]>`SELECT current_database() AS name`;
+  const [{ name } = { name: '' }] = await observer<{ name: string }[]>`SELECT current_database() AS name`;
   await observer.unsafe(`ALTER DATABASE "${name}" SET enable_seqscan = off`);
   await observer.unsafe(`ALTER DATABASE "${name}" SET enable_bitmapscan = off`);
   await observer`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'registrar-test'`;
