@@ -4,6 +4,8 @@
 // WORKER_LIVENESS_TIMEOUT_MS; the supervisor kills them (SIGKILL, which a stopped process
 // receives as well) and replaces them like any worker that died.
 
+import cluster, { type Worker } from 'node:cluster';
+
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 /** Before its first message a worker is still loading its code and connecting: this much longer. */
 export const STARTUP_GRACE_MS = 30_000;
@@ -78,4 +80,30 @@ export class LivenessMonitor {
     }
     return overdue;
   }
+}
+
+export type LivenessWatch = { watch(pid: number): void; forget(pid: number): void; stop(): void };
+
+/**
+ * In the supervisor: hears every worker's messages, and once a heartbeat interval calls
+ * `onUnresponsive` for each watched worker silent past the bound (once per worker).
+ */
+export function superviseLiveness(timeoutMs: number, onUnresponsive: (pid: number, silentMs: number) => void): LivenessWatch {
+  const monitor = new LivenessMonitor(timeoutMs);
+  const onMessage = (worker: Worker) => {
+    if (worker.process.pid) monitor.heard(worker.process.pid, Date.now());
+  };
+  cluster.on('message', onMessage);
+  const timer = setInterval(() => {
+    for (const { pid, silentMs } of monitor.check(Date.now())) onUnresponsive(pid, silentMs);
+  }, HEARTBEAT_INTERVAL_MS);
+  timer.unref();
+  return {
+    watch: (pid) => monitor.watch(pid, Date.now()),
+    forget: (pid) => monitor.forget(pid),
+    stop() {
+      clearInterval(timer);
+      cluster.off('message', onMessage);
+    },
+  };
 }

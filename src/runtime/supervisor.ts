@@ -15,7 +15,7 @@ import { loadAdminToken } from './admin-token.ts';
 import { embeddedDatabase } from './embedded-database.ts';
 import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { HEARTBEAT_INTERVAL_MS, LivenessMonitor } from './liveness.ts';
+import { superviseLiveness } from './liveness.ts';
 import { countCrashes, restartDelayMs } from './restart-backoff.ts';
 
 /** The supervisor's own connections (migrations, health) and room for an operator's psql. The floor, 300, was the fixed size before. */
@@ -99,26 +99,14 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
 
   // Liveness: a worker whose event loop stopped sends nothing; past the bound it is killed, and
   // its 'exit' below replaces it like any other death (with the same backoff).
-  const liveness = new LivenessMonitor(config.workerLivenessTimeoutMs);
-  const onWorkerMessage = (worker: Worker) => {
-    if (worker.process.pid) liveness.heard(worker.process.pid, Date.now());
-  };
-  cluster.on('message', onWorkerMessage);
-  const livenessTimer = setInterval(() => {
-    if (lifecycle.isStopping) return;
-    for (const { pid, silentMs } of liveness.check(Date.now())) {
-      const slot = slots.find((s) => s.worker?.process.pid === pid);
-      if (!slot?.worker || slot.worker.isDead()) continue;
-      slot.killedFor = `unresponsive for ${Math.round(silentMs / 1000)} s: killed`;
-      logger.error({ role: slot.role, slot: slot.index, pid, silentMs }, `worker ${pid} sent nothing for ${silentMs} ms (its event loop is stuck or it is stopped): killing it`);
-      slot.worker.process.kill('SIGKILL');
-    }
-  }, HEARTBEAT_INTERVAL_MS);
-  livenessTimer.unref();
-  lifecycle.add('liveness check', async () => {
-    clearInterval(livenessTimer);
-    cluster.off('message', onWorkerMessage);
+  const liveness = superviseLiveness(config.workerLivenessTimeoutMs, (pid, silentMs) => {
+    const slot = slots.find((s) => s.worker?.process.pid === pid);
+    if (lifecycle.isStopping || !slot?.worker || slot.worker.isDead()) return;
+    slot.killedFor = `unresponsive for ${Math.round(silentMs / 1000)} s: killed`;
+    logger.error({ role: slot.role, slot: slot.index, pid, silentMs }, `worker ${pid} sent nothing for ${silentMs} ms (its event loop is stuck or it is stopped): killing it`);
+    slot.worker.process.kill('SIGKILL');
   });
+  lifecycle.add('liveness check', async () => liveness.stop());
 
   const fork = (slot: Slot) => {
     if (lifecycle.isStopping) return;
@@ -126,7 +114,7 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
     slot.killedFor = undefined;
     const worker = cluster.fork({ ...workerEnv, REGISTRAR_ROLE: slot.role });
     slot.worker = worker;
-    if (worker.process.pid) liveness.watch(worker.process.pid, Date.now());
+    if (worker.process.pid) liveness.watch(worker.process.pid);
     worker.once('online', () => worker.process.pid && hub.recordStart(worker.process.pid, slot.role));
     worker.on('exit', (code, signal) => {
       slot.worker = undefined;

@@ -78,7 +78,7 @@ test('one Ctrl-C stops `npm start` gracefully, the embedded PostgreSQL included'
 test('a second Ctrl-C a moment later forces the exit, and still leaves no PostgreSQL behind', async () => {
   // A request that waits for its email (inline delivery, a receiving server that takes its
   // time) keeps the graceful stop busy long enough for a second Ctrl-C to come during it.
-  smtp.behaviour.delayMs = 120_000;
+  smtp.behaviour.delayMs = 30_000;
   const baseUrl = await npmStart(await freePort(), { ADMIN_TOKEN: TEST_ADMIN_TOKEN, SMTP_URL: smtp.url, EMAIL_DELIVERY: 'inline', SHUTDOWN_TIMEOUT_MS: '120000' }, 2);
   const first = await terminal.screen();
   assert.doesNotMatch(first, /left running by an earlier start/, 'the first test\'s stop left no PostgreSQL for this start to stop');
