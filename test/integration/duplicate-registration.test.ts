@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 import { newCourse } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
@@ -27,16 +28,6 @@ after(async () => {
   await server.close();
   await db.drop();
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in time; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function reminders(registrationId: string): Promise<string[]> {
   const rows = await db.sql<{ id: string }[]>`

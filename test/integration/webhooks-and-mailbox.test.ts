@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
@@ -26,16 +27,6 @@ after(async () => {
   await server.close();
   await db.drop();
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in time; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('webhooks', () => {
   test('created, promoted and cancelled events arrive signed, verified by the receiver, once each after a 500', async () => {
