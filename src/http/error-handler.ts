@@ -1,11 +1,13 @@
 // The one place errors become answers: DomainErrors by the table in problem.ts, validation and
 // Fastify's own client errors by their status, an unreachable database or one short of disk or
 // memory as 503 `overloaded` with Retry-After, anything else as a logged, generic 500 with no
-// stack or SQL in it.
+// stack or SQL in it. The database lines are throttled (one per code per 10 s, with how many were
+// left out): on a full disk every request fails alike, and a rush must not flood the log.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { DomainError } from '../domain/domain-error.ts';
-import { isDatabaseOutOfResources, isDatabaseUnavailable } from '../db/postgres-errors.ts';
+import { errorCode, isDatabaseOutOfResources, isDatabaseUnavailable } from '../db/postgres-errors.ts';
+import { createLogThrottle } from '../observability/log-throttle.ts';
 import { DOMAIN_PROBLEMS, type Problem, problem, sendProblem, type ProblemSlug } from './problem.ts';
 import { toFieldErrors } from './validation.ts';
 
@@ -31,6 +33,9 @@ function slugForStatus(status: number): ProblemSlug {
       return 'validation';
   }
 }
+
+const DATABASE_LOG_INTERVAL_MS = 10_000;
+const databaseLines = createLogThrottle(DATABASE_LOG_INTERVAL_MS);
 
 /** The problem answer of a broken rule, by the table in problem.ts. */
 export function domainProblem(error: DomainError): Problem {
@@ -58,13 +63,16 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     return sendProblem(reply, problem(status, slugForStatus(status), fastifyError.message));
   }
   if (isDatabaseUnavailable(error)) {
-    request.log.warn({ err: error }, 'database unavailable');
+    const suppressed = databaseLines.admit(`unavailable:${errorCode(error)}`);
+    if (suppressed !== undefined) request.log.warn({ err: error, suppressed }, 'database unavailable');
     return sendProblem(reply, problem(503, 'overloaded', 'The database is not reachable right now; retry shortly'));
   }
   if (isDatabaseOutOfResources(error)) {
     // Nothing of the request was committed (its transaction rolled back); an operator must free
     // space or memory, so this is logged as an error, but the client is told to come back.
-    request.log.error({ err: error }, 'database out of disk space or memory');
+    // `suppressed`: the same errors left out of the log since the last line of this code.
+    const suppressed = databaseLines.admit(`out-of-resources:${errorCode(error)}`);
+    if (suppressed !== undefined) request.log.error({ err: error, suppressed }, 'database out of disk space or memory');
     return sendProblem(reply, problem(503, 'overloaded', 'The database cannot take more work right now; retry shortly'));
   }
   request.log.error({ err: error }, 'unhandled error');
