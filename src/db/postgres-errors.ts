@@ -66,7 +66,7 @@ export function isDatabaseOutOfResources(error: unknown): boolean {
   return code !== undefined && OUT_OF_RESOURCES_CODES.has(code);
 }
 
-/** Runs a one-statement transaction again when PostgreSQL rolled it back for a retryable reason. */
+/** Runs a transaction (one statement, or a whole sql.begin) again when PostgreSQL rolled it back for a retryable reason. */
 export async function retryTransaction<T>(run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt += 1) {
     try {

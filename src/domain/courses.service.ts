@@ -3,6 +3,7 @@
 // waitlisted students first come, first served, in the same transaction.
 import { findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
 import type { Sql } from '../db/database.ts';
+import { retryTransaction } from '../db/postgres-errors.ts';
 import { type Course, toCourse } from './course.ts';
 import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';
@@ -55,7 +56,9 @@ export async function getCourses(sql: Sql): Promise<Course[]> {
 }
 
 export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<Course> {
-  const changed = await sql.begin(async (tx) => {
+  // A deadlock with a reminder holding a registration that the raise promotes rolled the whole
+  // transaction back (0013_cancel_no_key_lock.sql): run it again.
+  const changed = await retryTransaction(() => sql.begin(async (tx) => {
     const current = await lockCourse(tx, id);
     if (!current) throw new DomainError('course-not-found', `There is no course "${id}"`);
     const next = {
@@ -84,7 +87,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     const row = await findCourse(tx, id);
     if (!row) throw new Error(`course ${id} vanished inside its own lock`);
     return toCourse(row);
-  });
+  }));
   // More seats or places (or a new window) may take registrations again: in this process at
   // once, in the others within FULL_COURSE_RECHECK_MS.
   fullCoursesOf(sql).forget(id);

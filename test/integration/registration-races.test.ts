@@ -154,6 +154,44 @@ describe('cancels and registrations racing', () => {
     await assertInvariants(db.sql);
   });
 
+  test('cancels, promotions and capacity raises racing reminders of the same students: never a 500', async () => {
+    // A duplicate registration's reminder holds the registration's row lock while its event's
+    // foreign-key check takes FOR KEY SHARE on the course; a cancel or a PATCH holds the course
+    // lock and wants that registration (cancelled or promoted). Round after round, at once.
+    const course = await newCourse(server.client, { capacity: 10, waitlistCapacity: 500 });
+    const active = new Map<string, { id: string; manageToken: string; n: number }>();
+    let next = 0;
+    let capacity = 10;
+    for (let round = 0; round < 6; round++) {
+      const joined = await Promise.all(Array.from({ length: 25 }, () => {
+        const n = next++;
+        return server.client.register(student(course, n, 'r')).then((answer) => ({ answer, n }));
+      }));
+      for (const { answer, n } of joined) {
+        assert.equal(answer.status, 201, JSON.stringify(answer.body));
+        active.set(answer.body.id, { id: answer.body.id, manageToken: answer.body.manageToken, n });
+      }
+      await db.sql`UPDATE registrations SET reminded_at = NULL WHERE course_id = ${course}`;
+      const enrolled = await db.sql<{ id: string }[]>`
+        SELECT id FROM registrations WHERE course_id = ${course} AND status = 'enrolled' ORDER BY seq LIMIT 6`;
+      const firstWaiting = await db.sql<{ id: string }[]>`
+        SELECT id FROM registrations WHERE course_id = ${course} AND status = 'waitlisted' ORDER BY seq LIMIT 2`;
+      const cancelled = [...enrolled, ...firstWaiting.slice(1)].map((r) => active.get(r.id)!);
+      capacity += 1;
+      const staying = [...active.values()].filter((r) => !cancelled.includes(r));
+      const answers = await Promise.all([
+        ...cancelled.map((r) => server.client.request('DELETE', `/registrations/${r.id}`, { token: r.manageToken })),
+        server.client.admin('PATCH', `/courses/${course}`, { capacity }),
+        ...staying.flatMap((r) => [0, 1].map(() => server.client.register(student(course, r.n, 'r')))),
+      ]);
+      for (const answer of answers) assert.ok(answer.status === 200, `round ${round}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      for (const r of cancelled) active.delete(r.id);
+      await assertInvariants(db.sql);
+    }
+    const reminders = await db.sql`SELECT 1 FROM registration_events WHERE course_id = ${course} AND kind = 'reminder'`;
+    assert.ok(reminders.length > 0, 'the duplicates were reminded');
+  });
+
   test('raising capacity while students register promotes the waitlist first, in order', async () => {
     const course = await newCourse(server.client, { capacity: 2, waitlistCapacity: 20 });
     const first = [];

@@ -32,9 +32,13 @@ export async function listCourses(sql: Sql): Promise<CourseRow[]> {
   return sql<CourseRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM courses ORDER BY id`;
 }
 
-/** Takes the course lock that serializes every seat change of this course. */
+/**
+ * Takes the course lock that serializes every seat change of this course. FOR NO KEY UPDATE,
+ * as the registrar_* functions take it (0008, 0013): it does not block the FOR KEY SHARE of a
+ * foreign-key check, so a reminder holding a registration can insert its event meanwhile.
+ */
 export async function lockCourse(tx: TransactionSql, id: string): Promise<CourseRow | undefined> {
-  const [row] = await tx<CourseRow[]>`SELECT ${tx.unsafe(COLUMNS)} FROM courses WHERE id = ${id} FOR UPDATE`;
+  const [row] = await tx<CourseRow[]>`SELECT ${tx.unsafe(COLUMNS)} FROM courses WHERE id = ${id} FOR NO KEY UPDATE`;
   return row;
 }
 

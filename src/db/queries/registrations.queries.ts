@@ -136,7 +136,9 @@ export type CancelOutcome =
   | { outcome: 'not-found' };
 
 export async function cancel(sql: Sql, registrationId: string): Promise<CancelOutcome> {
-  const [row] = await sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`;
+  // A deadlock with a reminder locking the promoted and the cancelled registration in the
+  // other order (0013_cancel_no_key_lock.sql) rolled the statement back: run it again.
+  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`);
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;
 }
