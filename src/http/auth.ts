@@ -1,8 +1,9 @@
 // Bearer authentication: the admin token for admin routes; the admin token or a registration's
 // manage token for that registration's routes. Tokens are compared in constant time, and wrong
-// admin tokens use up a per-client budget (RATE_LIMIT_PER_MINUTE): once spent, the client's
-// admin requests get 429 whatever their token until the window ends, so that no answer tells a
-// guess right from wrong. The right token costs nothing; a missing one guesses nothing.
+// admin tokens use up a per-client budget (RATE_LIMIT_PER_MINUTE, or 60 when that is 0:
+// server.ts): once spent, the client's admin requests get 429 whatever their token until the
+// window ends, so that no answer tells a guess right from wrong. The right token costs nothing;
+// a missing one guesses nothing.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/domain-error.ts';
 import type { RegistrationCredential } from '../domain/registration.service.ts';
@@ -23,15 +24,14 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
-/** Unset failures: no limit on guesses (RATE_LIMIT_PER_MINUTE=0). */
-export function createAuth(adminToken: string, failures?: FailureBudget): Auth {
+export function createAuth(adminToken: string, failures: FailureBudget): Auth {
   return {
     async requireAdmin(request, reply) {
-      if (failures?.refused(request, reply)) return reply;
+      if (failures.refused(request, reply)) return reply;
       const token = bearerToken(request);
       if (token === undefined) throw new DomainError('unauthorized', 'This route needs the admin token: Authorization: Bearer <ADMIN_TOKEN>');
       if (!secretsMatch(token, adminToken)) {
-        failures?.failed(request);
+        failures.failed(request);
         throw new DomainError('unauthorized', 'The admin token is not valid');
       }
       return undefined;

@@ -1,5 +1,6 @@
 // Owns who the client is: which X-Forwarded-For entries to believe (TRUST_PROXY), the bucket a
-// client address is rate limited in, and whether it is this machine (loopback).
+// client address is rate limited in, and whether it is this machine (loopback, and no proxy's
+// client behind it).
 //
 // X-Forwarded-For is a list each proxy appends its peer to; the entries left of the nearest
 // proxy's are whatever the client wrote. So the address is found from the right: the socket's
@@ -93,4 +94,24 @@ loopback.addAddress('::1', 'ipv6');
 export function isLoopback(address: string): boolean {
   const family = isIP(address);
   return family !== 0 && loopback.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** The parts of a request that say who sent it (a FastifyRequest has them). */
+type Sender = { ip: string; socket: { remoteAddress?: string | undefined }; headers: Record<string, string | string[] | undefined> };
+
+/**
+ * For a TRUST_PROXY setting: whether a request forwards for a client whose address is not known
+ * here: it carries X-Forwarded-For or Forwarded (RFC 7239), but its peer is not a trusted proxy
+ * (the header is not believed, so the address is the proxy's), or it carries Forwarded alone
+ * (which the address is never read from). A proxy on this machine then makes every client of
+ * its look like loopback.
+ */
+export function unknownForwardedClient(setting: TrustProxy): (request: Sender) => boolean {
+  const trust = trustProxyFunction(setting);
+  return function forwardsUnknown(request) {
+    const forwardedFor = request.headers['x-forwarded-for'] !== undefined;
+    if (!forwardedFor) return request.headers['forwarded'] !== undefined;
+    const peer = request.socket.remoteAddress;
+    return trust === false || peer === undefined || !trust(peer, 0);
+  };
 }

@@ -13,9 +13,10 @@ import { createDashboardSessions } from './dashboard-session.ts';
 import { registerLoadShedding, type SheddingOptions } from './load-shedding.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { observeRegistrationBatches } from '../db/queries/registrations.queries.ts';
+import { observeFastRefusals } from '../domain/full-courses.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
-import { type TrustProxy, trustProxyFunction } from './client-address.ts';
+import { type TrustProxy, trustProxyFunction, unknownForwardedClient } from './client-address.ts';
 import { handleError } from './error-handler.ts';
 import { openApiOptions } from './openapi.ts';
 import { problem, sendProblem } from './problem.ts';
@@ -59,6 +60,25 @@ export type ServerOptions = {
   publicUrl?: string;
 };
 
+/** Wrong admin or metrics tokens a client may send a minute when RATE_LIMIT_PER_MINUTE is 0. */
+const FAILURES_PER_MINUTE_WITHOUT_LIMIT = 60;
+
+/**
+ * Logs once per process, at the first request a proxy forwards while TRUST_PROXY does not trust
+ * it: every client then has the proxy's address (one rate-limit budget for all of them).
+ */
+function warnOfUntrustedProxy(app: App, trustProxy: TrustProxy): void {
+  const forwardsUnknown = unknownForwardedClient(trustProxy);
+  let warned = false;
+  app.addHook('onRequest', function untrustedProxy(request, _reply, done) {
+    if (!warned && forwardsUnknown(request)) {
+      warned = true;
+      request.log.warn({ peer: request.socket.remoteAddress }, 'a proxy forwards requests (X-Forwarded-For or Forwarded) but TRUST_PROXY does not trust it: every client has its address; set TRUST_PROXY to the proxies\' addresses');
+    }
+    done();
+  });
+}
+
 export async function buildServer(options: ServerOptions): Promise<App> {
   const app: App = Fastify({
     loggerInstance: options.logger || undefined,
@@ -98,18 +118,27 @@ export async function buildServer(options: ServerOptions): Promise<App> {
 
   const tracker = new RequestTracker({ metrics: options.metrics, poolSize: options.poolSize ?? 10 });
   const metrics = options.metrics;
-  if (metrics) observeRegistrationBatches(options.sql, (size) => metrics.registrationBatch.observe(size));
+  if (metrics) {
+    observeRegistrationBatches(options.sql, (size) => metrics.registrationBatch.observe(size));
+    observeFastRefusals(options.sql, () => metrics.fastRefusals.inc());
+  }
   tracker.attach(app);
   if (options.shedding) registerLoadShedding(app, tracker, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());
 
   const perMinute = options.rateLimitPerMinute ?? 0;
-  const limiter = perMinute > 0 ? createRateLimiter(options.sql, perMinute, (error) => app.log.warn({ err: error }, 'rate-limit counts not saved')) : undefined;
-  if (limiter) app.addHook('onClose', () => limiter.stop());
+  const notSaved = (error: unknown) => app.log.warn({ err: error }, 'rate-limit counts not saved');
+  const limiter = perMinute > 0 ? createRateLimiter(options.sql, perMinute, notSaved) : undefined;
+  // Wrong admin and metrics tokens have a budget even when the per-client limit is off (a load
+  // test turns off the registration limits, and a guesser does not care).
+  const guard = limiter ?? createRateLimiter(options.sql, FAILURES_PER_MINUTE_WITHOUT_LIMIT, notSaved);
+  app.addHook('onClose', () => guard.stop());
+  const trustProxy = options.trustProxy ?? false;
+  warnOfUntrustedProxy(app, trustProxy);
   const deps = {
     sql: options.sql,
-    auth: createAuth(options.adminToken, limiter?.failures('admin-auth')),
+    auth: createAuth(options.adminToken, guard.failures('admin-auth')),
     tracker,
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
@@ -122,7 +151,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);
-  registerOperationsRoutes(app, { metricsToken: options.metricsToken, failures: limiter?.failures('metrics-auth') });
+  registerOperationsRoutes(app, { metricsToken: options.metricsToken, failures: guard.failures('metrics-auth'), trustProxy });
   await registerDashboardRoutes(app, {
     sql: options.sql,
     adminToken: options.adminToken,

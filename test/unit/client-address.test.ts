@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { isLoopback, parseTrustProxy, rateLimitBucket, trustProxyFunction } from '../../src/http/client-address.ts';
+import { isLoopback, parseTrustProxy, rateLimitBucket, trustProxyFunction, unknownForwardedClient } from '../../src/http/client-address.ts';
 
 test('TRUST_PROXY: unset and false trust nobody, true is one hop, a number is that many, a list is addresses and CIDRs', () => {
   assert.equal(parseTrustProxy(undefined), false);
@@ -53,4 +53,19 @@ test('the rate-limit bucket: IPv4 per address, IPv6 per /64, IPv4-mapped IPv6 as
 test('loopback: 127.0.0.0/8 and ::1, also IPv4-mapped; nothing else', () => {
   for (const address of ['127.0.0.1', '127.0.0.3', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopback(address), true, address);
   for (const address of ['10.0.0.1', '198.51.100.7', '::', '::ffff:10.0.0.1', '2001:db8::1', '', 'localhost']) assert.equal(isLoopback(address), false, address);
+});
+
+test('a request forwards for an unknown client when its proxy is not trusted, or it carries Forwarded alone', () => {
+  const sent = (headers: Record<string, string>, peer = '127.0.0.1') => ({ ip: peer, socket: { remoteAddress: peer }, headers });
+  const untrusted = unknownForwardedClient(false);
+  assert.equal(untrusted(sent({})), false, 'no forwarding header');
+  assert.equal(untrusted(sent({ 'x-forwarded-for': '198.51.100.7' })), true, 'TRUST_PROXY unset');
+  assert.equal(untrusted(sent({ forwarded: 'for=198.51.100.7' })), true, 'Forwarded, TRUST_PROXY unset');
+  const elsewhere = unknownForwardedClient(['10.0.0.5']);
+  assert.equal(elsewhere(sent({ 'x-forwarded-for': '198.51.100.7' })), true, 'a local proxy TRUST_PROXY does not list');
+  assert.equal(elsewhere(sent({ 'x-forwarded-for': '198.51.100.7' }, '10.0.0.5')), false, 'the listed proxy');
+  const local = unknownForwardedClient(['loopback']);
+  assert.equal(local(sent({ 'x-forwarded-for': '198.51.100.7' })), false, 'a trusted local proxy: the address is its client');
+  assert.equal(local(sent({ forwarded: 'for=198.51.100.7' })), true, 'Forwarded alone: the address is never read from it');
+  assert.equal(unknownForwardedClient(1)(sent({ 'x-forwarded-for': '127.0.0.1' })), false, 'one trusted hop');
 });
