@@ -8,16 +8,21 @@
 // said so; then the next registration for it goes to the database again. So a slot freed by a
 // cancel or a capacity change in another worker or another instance is offered to everyone
 // within that delay; in this process, at once (forget()).
-import { perPool } from '../db/per-pool.ts';
 
 export const FULL_COURSE_RECHECK_MS = 250;
 
+export type FullCoursesOptions = {
+  /** How long the database's "full" is trusted; FULL_COURSE_RECHECK_MS unless set. */
+  recheckMs?: number;
+};
+
 export class FullCourses {
   private readonly fullUntil = new Map<string, number>();
-  /** How long the database's "full" is trusted (tests lengthen it, to be independent of timing). */
-  recheckMs = FULL_COURSE_RECHECK_MS;
-  /** Registrations refused here, without a transaction (tests read it). */
-  refusedFast = 0;
+  private readonly recheckMs: number;
+
+  constructor(options: FullCoursesOptions = {}) {
+    this.recheckMs = options.recheckMs ?? FULL_COURSE_RECHECK_MS;
+  }
 
   isFull(courseId: string): boolean {
     const until = this.fullUntil.get(courseId);
@@ -37,5 +42,34 @@ export class FullCourses {
   }
 }
 
-/** The full courses of a connection pool (a worker has one; tests make several). */
-export const fullCoursesOf = perPool<object, FullCourses>(() => new FullCourses());
+// Per connection pool (a worker has one; tests make several): its full courses, made on first
+// use, the options they are made with, and who is told of each refusal made from memory.
+const fullCoursesByPool = new WeakMap<object, FullCourses>();
+const optionsByPool = new WeakMap<object, FullCoursesOptions>();
+const refusalObservers = new WeakMap<object, () => void>();
+
+/** The full courses of a connection pool. */
+export function fullCoursesOf(pool: object): FullCourses {
+  let fullCourses = fullCoursesByPool.get(pool);
+  if (fullCourses === undefined) {
+    fullCourses = new FullCourses(optionsByPool.get(pool));
+    fullCoursesByPool.set(pool, fullCourses);
+  }
+  return fullCourses;
+}
+
+/** Sets the options of a pool's full courses; before their first use, or they would not apply. */
+export function configureFullCourses(pool: object, options: FullCoursesOptions): void {
+  if (fullCoursesByPool.has(pool)) throw new Error('configureFullCourses: this pool\'s full courses are in use already');
+  optionsByPool.set(pool, options);
+}
+
+/** Told of each registration this pool refuses from memory (the metrics' registrar_fast_refusals_total). */
+export function observeFastRefusals(pool: object, observer: () => void): void {
+  refusalObservers.set(pool, observer);
+}
+
+/** A registration was refused from memory, without a transaction. */
+export function countFastRefusal(pool: object): void {
+  refusalObservers.get(pool)?.();
+}

@@ -6,7 +6,7 @@ import type { Sql } from '../db/database.ts';
 import { cancel, findActiveRegistration, findRegistration, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
-import { fullCoursesOf } from './full-courses.ts';
+import { countFastRefusal, fullCoursesOf } from './full-courses.ts';
 import { normalizeStudent, type Registration, toRegistration } from './registration.ts';
 
 export type RegisterInput = {
@@ -38,19 +38,20 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   const keyHash = idempotencyKey === undefined ? null : hashIdempotencyKey(idempotencyKey);
   const alreadyRegistered = { kind: 'already-registered', course: input.course, email } as const;
   const fullCourses = fullCoursesOf(sql);
-  // A course known full: no transaction, only a batched read. Without a key: a student registered
-  // already is answered 200 (and reminded), anyone else 409. With a key, a stored answer for it
-  // (or its request in progress) or a registration of this student goes the usual path, so the
-  // database replays the answer or stores the 200 under the key; anyone else is refused here:
-  // an error answer is not stored under a key, so there is nothing to remember.
+  // A course known full: no transaction, only a batched read. A key with a stored answer (or its
+  // request in progress) goes the usual path, so the database replays that answer (or answers
+  // 409 in progress). Otherwise, with a key or without: a student registered already is answered
+  // 200 (and reminded, at most once per 10 minutes, decided in SQL), anyone else 409. Neither is
+  // stored under the key: the 409 is an error answer, and the 200 names only what the request
+  // sent, so a replay while the registration stands gets the same 200.
   if (fullCourses.isFull(input.course)) {
     const found = await findActiveRegistration(sql, input.course, key, keyHash);
-    if (keyHash === null && found.registration !== null) {
-      await remindRegistration(sql, found.registration.id);
-      return alreadyRegistered;
-    }
-    if (found.registration === null && !found.keyKnown) {
-      fullCourses.refusedFast += 1;
+    if (!found.keyKnown) {
+      if (found.registration !== null) {
+        await remindRegistration(sql, found.registration.id);
+        return alreadyRegistered;
+      }
+      countFastRefusal(sql);
       throw courseFull(input.course);
     }
   }

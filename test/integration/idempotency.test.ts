@@ -5,16 +5,22 @@
 // its key has a stored answer (replayed: a 201 keeps its token) or is in progress.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { fullCoursesOf } from '../../src/domain/full-courses.ts';
+import { configureFullCourses, fullCoursesOf, observeFastRefusals } from '../../src/domain/full-courses.ts';
 import { deleteExpiredIdempotencyKeys } from '../../src/jobs/housekeeping.ts';
+import { hashIdempotencyKey } from '../../src/security/tokens.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 
 let db: TestDatabase;
 let server: TestServer;
+/** Registrations refused from memory (what registrar_fast_refusals_total counts). */
+let refusedFast = 0;
 before(async () => {
   db = await createTestDatabase();
+  // A course known full stays so for a minute in this file: the tests do not depend on timing.
+  configureFullCourses(db.sql, { recheckMs: 60_000 });
+  observeFastRefusals(db.sql, () => { refusedFast += 1; });
   server = await startTestServer(db.sql);
   // Makes the registration of "Slow Student" take a second inside its transaction.
   await db.sql.unsafe(`
@@ -75,7 +81,6 @@ async function fullCourse(): Promise<{ course: string; first: { id: string; mana
   const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 0 });
   const first = await server.client.register(student(course, 0), { 'idempotency-key': `first-${course}` });
   assert.equal(first.status, 201);
-  fullCoursesOf(db.sql).recheckMs = 60_000;
   assert.equal((await server.client.register(student(course, 1))).status, 409); // the database says full: marked
   return { course, first: first.body };
 }
@@ -89,12 +94,12 @@ async function nextTransactionId(): Promise<bigint> {
 test('on a course known full, keyed requests are refused 409 from memory: no course lock, no transaction, no stored key', async () => {
   const { course } = await fullCourse();
   const [before_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
-  const refusedBefore = fullCoursesOf(db.sql).refusedFast;
+  const refusedBefore = refusedFast;
   const xidBefore = await nextTransactionId();
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) =>
     server.client.register(student(course, 100 + i), { 'idempotency-key': `full-${course}-${i}` })));
   assert.deepEqual([...new Set(answers.map((a) => `${a.status} ${a.body.type}`))], ['409 /problems/course-full']);
-  assert.equal(fullCoursesOf(db.sql).refusedFast - refusedBefore, 50, 'every one refused without going to the database');
+  assert.equal(refusedFast - refusedBefore, 50, 'every one refused without going to the database');
   const [after_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
   assert.equal(after_!.xmax, before_!.xmax, 'nobody locked the course row (a row lock writes its xmax)');
   // Each keyed request of the usual path writes its key row: a transaction id each. Here none
@@ -106,7 +111,7 @@ test('on a course known full, keyed requests are refused 409 from memory: no cou
 
 test('on a course since full, a keyed replay of its 201 still gets the 201 with its token; a keyed duplicate gets 200', async () => {
   const { course, first } = await fullCourse();
-  const refusedBefore = fullCoursesOf(db.sql).refusedFast;
+  const refusedBefore = refusedFast;
   const replay = await server.client.register(student(course, 0), { 'idempotency-key': `first-${course}` });
   assert.equal(replay.status, 201, JSON.stringify(replay.body));
   assert.equal(replay.body.id, first.id);
@@ -117,7 +122,35 @@ test('on a course since full, a keyed replay of its 201 still gets the 201 with 
   const duplicateReplay = await server.client.register(student(course, 0), { 'idempotency-key': `again-${course}` });
   assert.equal(duplicateReplay.status, 200, 'a replay of an original 200 gets that 200');
   assert.deepEqual(duplicateReplay.body, duplicate.body);
-  assert.equal(fullCoursesOf(db.sql).refusedFast, refusedBefore, 'none of them refused from memory');
+  assert.equal(refusedFast, refusedBefore, 'none of them refused from memory');
+});
+
+test('on a course known full, keyed duplicates of a registered student get 200 from a read: no course lock, no transaction, no stored key', async () => {
+  const { course, first } = await fullCourse();
+  // Reminded just now: no reminder is due, so the duplicates write nothing at all.
+  await db.sql`UPDATE registrations SET reminded_at = now() WHERE id = ${first.id}`;
+  const [before_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
+  const refusedBefore = refusedFast;
+  const xidBefore = await nextTransactionId();
+  const keys = Array.from({ length: 50 }, (_, i) => `dup-${course}-${i}`);
+  const answers = await Promise.all(keys.map((key) => server.client.register(student(course, 0), { 'idempotency-key': key })));
+  for (const answer of answers) {
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body, { course, email: student(course, 0).email, alreadyRegistered: true });
+  }
+  const [after_] = await db.sql<{ xmax: string }[]>`SELECT xmax::text FROM courses WHERE id = ${course}`;
+  assert.equal(after_!.xmax, before_!.xmax, 'nobody locked the course row (a row lock writes its xmax)');
+  // The usual path stores each key's 200: a transaction id each. Here none (the margin is for
+  // anything else on the server meanwhile).
+  assert.ok((await nextTransactionId()) - xidBefore < 10n, 'no transaction id assigned per request');
+  const hashes = keys.map((key) => hashIdempotencyKey(key).toString('hex'));
+  const stored = await db.sql`SELECT 1 FROM idempotency_keys WHERE encode(key_hash, 'hex') = ANY (${hashes}::text[])`;
+  assert.equal(stored.length, 0, 'no key stored for a 200');
+  assert.equal(refusedFast, refusedBefore, 'answered, not refused');
+  // A replay of one of them: the same 200.
+  const replay = await server.client.register(student(course, 0), { 'idempotency-key': keys[0]! });
+  assert.equal(replay.status, 200);
+  assert.deepEqual(replay.body, answers[0]!.body);
 });
 
 test('on a course known full, a retry whose key is still in progress gets 409 in progress, then the original 201', async () => {
@@ -125,7 +158,6 @@ test('on a course known full, a retry whose key is still in progress gets 409 in
   const body = { name: 'Slow Student 3', email: 'slow3@example.org', course };
   const headers = { 'idempotency-key': `slow-full-${course}` };
   assert.equal(await registerGivingUp(body, headers, 200), 'gave up');
-  fullCoursesOf(db.sql).recheckMs = 60_000;
   fullCoursesOf(db.sql).markFull(course); // as if another request had just been refused
   const early = await server.client.register(body, headers);
   assert.equal(early.status, 409);
