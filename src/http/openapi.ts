@@ -1,7 +1,8 @@
 // The OpenAPI document's options, in one place so route files declare only what is theirs: each
 // operation's operationId is its handler's name (createCourseRoute -> createCourse), a route that
-// declares no security is public (`security: []`), and the client errors every operation of a
-// kind can answer are listed once here rather than on each route.
+// declares no security is public (`security: []`), and the client errors an operation can answer
+// by what it declares (a credential, a schema for its input) or by its method (a body) are listed
+// once here rather than on each route.
 import type { SwaggerOptions } from '@fastify/swagger';
 import { Problem } from './schemas/common.schemas.ts';
 
@@ -44,7 +45,8 @@ export function openApiOptions(options: OpenApiOptions): SwaggerOptions {
     stripBasePath: false,
     transform: function documentRoute({ schema, url, route }) {
       let doc: Schema = { ...(schema as Schema | undefined) };
-      const methods = (Array.isArray(route.method) ? route.method : [route.method]).join(' ');
+      const routeMethods = Array.isArray(route.method) ? route.method : [route.method];
+      const methods = routeMethods.join(' ');
       const name = route.handler.name.replace(/Route$/, '');
       // An unnamed handler, or a name taken by another route: the method and path name it.
       const fallback = `${methods} ${url}`.toLowerCase().replace(/[^a-z0-9]+(.)?/g, (_, next: string | undefined) => (next ?? '').toUpperCase());
@@ -54,11 +56,15 @@ export function openApiOptions(options: OpenApiOptions): SwaggerOptions {
       seen.set(operationId, key);
       doc['operationId'] = operationId;
       doc['security'] ??= [];
-      // A credential that is missing or wrong is 401; input that fails its schema is 400; a body
-      // over the limit 413, of a type the route does not take 415.
-      if ((doc['security'] as unknown[]).length > 0) doc = documented([401], doc);
+      // A credential that is missing or wrong is 401, and wrong guesses (on the manage-token
+      // routes, any requests) over the client's budget are 429 (rate-limit.ts); input that fails
+      // its schema is 400 (no schema, nothing to fail: that input is not read); a body over the
+      // limit is 413, of a type the route does not take 415. Fastify reads a body sent with any
+      // method but GET and HEAD, whether the route uses it or not (a DELETE with a text/plain
+      // body is 415).
+      if ((doc['security'] as unknown[]).length > 0) doc = documented([401, 429], doc);
       if (['params', 'querystring', 'headers', 'body'].some((part) => doc[part] !== undefined)) doc = documented([400], doc);
-      if (doc['body'] !== undefined) doc = documented([413, 415], doc);
+      if (routeMethods.some((method) => method !== 'GET' && method !== 'HEAD')) doc = documented([413, 415], doc);
       // A route that declares no success answer (a CSV or HTML one, not serialized by a schema)
       // keeps the plain 200 the document gives a route that declares no answers at all (type
       // 'null': the document then shows no JSON body for it).

@@ -2,7 +2,7 @@
 import Type from 'typebox';
 import { changeCourse, createCourse, getCourse, getCourses } from '../../domain/courses.service.ts';
 import type { App, RouteDeps } from '../app.ts';
-import { problemResponses } from '../schemas/common.schemas.ts';
+import { NoQuery, problemResponses } from '../schemas/common.schemas.ts';
 import { Course, CourseParams, CreateCourseBody, PatchCourseBody } from '../schemas/course.schemas.ts';
 
 export function registerCourseRoutes(app: App, { sql, auth }: RouteDeps): void {
@@ -23,7 +23,7 @@ export function registerCourseRoutes(app: App, { sql, auth }: RouteDeps): void {
   });
 
   app.get('/courses', {
-    schema: { tags: ['courses'], summary: 'List courses with their seats', response: { 200: Type.Array(Course) } },
+    schema: { tags: ['courses'], summary: 'List courses with their seats', querystring: NoQuery, response: { 200: Type.Array(Course), ...problemResponses(400) } },
   }, async function listCoursesRoute() {
     return getCourses(sql);
   });

@@ -31,5 +31,8 @@ export const Problem = Type.Object({
   errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
 }, { description: 'RFC 9457 problem details' });
 
+/** The query string of a route that takes no parameters: any parameter is 400, as on every route with a query schema. */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, Problem]));
