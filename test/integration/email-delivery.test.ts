@@ -311,6 +311,36 @@ describe('email', () => {
     }
   });
 
+  test('EMAIL_DELIVERY=inline sends the registration\'s own email even when a reminder committed before it looked', async () => {
+    // The job worker is stopped meanwhile, so the inline send is the only sender.
+    await runners.stop();
+    const inlineSmtp = await startSmtpServer();
+    const transport = createSmtpTransport({ url: inlineSmtp.url, concurrency: 1, timeoutMs: 5_000 });
+    const logger = pino({ level: 'silent' });
+    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 1 });
+    try {
+      const course = await newCourse(server.client, { capacity: 5, title: 'Difference Engines' });
+      const answer = await server.client.register(student(course, 1, 'reminded'));
+      assert.equal(answer.status, 201);
+      // A duplicate's reminder, committed between the 201 and the inline send's lookup.
+      assert.equal((await server.client.register(student(course, 1, 'reminded'))).status, 200);
+      const kinds = await db.sql<{ kind: string }[]>`SELECT kind FROM registration_events WHERE registration_id = ${answer.body.id} ORDER BY id`;
+      assert.deepEqual(kinds.map((k) => k.kind), ['enrolled', 'reminder']);
+      await inlineEmail(answer.body.id, answer.body.manageToken);
+      assert.equal(inlineSmtp.messages.length, 1);
+      assert.equal(inlineSmtp.messages[0]!.subject, 'You are enrolled in Difference Engines');
+      const [sent] = await db.sql<{ kind: string }[]>`
+        SELECT e.kind FROM email_deliveries d JOIN registration_events e ON e.id = d.event_id WHERE e.registration_id = ${answer.body.id}`;
+      assert.equal(sent?.kind, 'enrolled');
+    } finally {
+      await transport.close();
+      await inlineSmtp.stop();
+      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
+      // The reminder's email goes through the queue: sent before the next test counts messages.
+      await settle(async () => (await pendingEmailJobs()) === 0);
+    }
+  });
+
   test('EMAIL_DELIVERY=inline: a request whose turn at the mail server comes too late leaves its email to the job, and no email goes twice', async () => {
     smtp.messages.length = 0;
     // The requests send to a server of their own, so each email shows which side sent it.

@@ -40,10 +40,14 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailE
   };
 }
 
-/** The newest event of a registration: for a registration just created, its creation event. */
-export async function findLatestEventId(sql: Sql, registrationId: string): Promise<string | undefined> {
+/**
+ * The event that created a registration (enrolled or waitlisted: exactly one). Not its newest
+ * event: a reminder or a promotion may commit between the 201 and this read.
+ */
+export async function findCreationEventId(sql: Sql, registrationId: string): Promise<string | undefined> {
   const [row] = await sql<{ id: string }[]>`
-    SELECT id::text FROM registration_events WHERE registration_id = ${registrationId} ORDER BY id DESC LIMIT 1`;
+    SELECT id::text FROM registration_events
+    WHERE registration_id = ${registrationId} AND kind IN ('enrolled', 'waitlisted') ORDER BY id LIMIT 1`;
   return row?.id;
 }
 

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
-import { findLatestEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
+import { findCreationEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
 import type { EmailStep } from '../../observability/job-activity.ts';
 import { createLimiter } from '../job-entries.ts';
 import { buildEmail } from './email-message.ts';
@@ -128,7 +128,7 @@ export function createInlineEmail(deps: Omit<EmailDeliveryDeps, 'leaveToInlineMs
   const limit = createLimiter(options.concurrency);
   /** `phase` tells the request's lane what it waits for: a connection, the database, the SMTP exchange. */
   return async function sendInline(registrationId: string, manageToken: string, phase: (phase: InlinePhase) => void = () => {}): Promise<void> {
-    const eventId = await findLatestEventId(deps.sql, registrationId);
+    const eventId = await findCreationEventId(deps.sql, registrationId);
     if (eventId === undefined) return;
     try {
       phase('waiting for a mail-server connection');
