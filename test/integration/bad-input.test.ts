@@ -43,10 +43,11 @@ after(async () => {
  * table of ours (courses, registrations, registration_events, idempotency_keys, tokens,
  * deliveries, ...) and the number of queued jobs.
  */
+// rate_limit_windows is left out: wrong tokens are counted there (the failure budget), on purpose.
 async function snapshot(sql: Sql): Promise<Record<string, string>> {
   const tables = await sql<{ name: string }[]>`
     SELECT quote_ident(tablename) AS name FROM pg_tables
-    WHERE schemaname = 'public' AND tablename <> 'registrar_migrations' ORDER BY tablename`;
+    WHERE schemaname = 'public' AND tablename NOT IN ('registrar_migrations', 'rate_limit_windows') ORDER BY tablename`;
   const state: Record<string, string> = {};
   for (const { name } of tables) {
     const [row] = await sql.unsafe(`SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest FROM ${name} t`);
