@@ -1,7 +1,8 @@
 // Retention (RETENTION_DAYS): removes what only piles up, once it is older than the retention —
 // the built-in mailbox, the email and webhook delivery logs, jobs that used up their attempts,
 // the manage tokens of registrations cancelled that long ago, and upload files whose import is
-// over. Registrations, their events (their history) and imports' reports are kept. Each table
+// over. Registrations, their events (their history) and imports' reports are kept, and so is
+// whatever an email job that may still run needs, however old (retention.queries.ts). Each table
 // is worked off in batches of BATCH_ROWS, one short transaction each, with a pause between them,
 // so a large backlog never holds a long lock or a long transaction.
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -9,8 +10,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/database.ts';
 import {
-  type Batch, type CancelledMark, deleteOldDeadJobs, deleteOldEmailDeliveries, deleteOldMailbox,
-  deleteOldWebhookDeliveries, deleteTokensOfCancelled, findUnfinishedImports,
+  type CancelledMark, deleteOldDeadJobs, deleteOldEmailDeliveries, deleteOldMailbox,
+  deleteOldWebhookDeliveries, deleteTokensOfCancelled, findUnfinishedImports, oldestLiveEmailJob,
 } from '../db/queries/retention.queries.ts';
 
 const BATCH_ROWS = 1_000;
@@ -33,11 +34,11 @@ export type RetentionReport = {
 export type Retention = { run(options: RetentionOptions): Promise<RetentionReport> };
 
 /** Deletes batch after batch until a batch comes back short; answers the rows deleted. */
-async function drain(deleteBatch: (batch: Batch) => Promise<number>, olderThanDays: number, signal: AbortSignal | undefined): Promise<number> {
+async function drain(deleteBatch: (limit: number) => Promise<number>, signal: AbortSignal | undefined): Promise<number> {
   let total = 0;
   for (;;) {
     signal?.throwIfAborted();
-    const deleted = await deleteBatch({ olderThanDays, limit: BATCH_ROWS });
+    const deleted = await deleteBatch(BATCH_ROWS);
     total += deleted;
     if (deleted < BATCH_ROWS) return total;
     await sleep(PAUSE_MS, undefined, { signal });
@@ -86,14 +87,16 @@ export function createRetention(sql: Sql): Retention {
   return {
     async run(options) {
       const { retentionDays: days, signal } = options;
-      const mailbox = await drain((batch) => deleteOldMailbox(sql, batch), days, signal);
-      const emailDeliveries = await drain((batch) => deleteOldEmailDeliveries(sql, batch), days, signal);
-      const webhookDeliveries = await drain((batch) => deleteOldWebhookDeliveries(sql, batch), days, signal);
-      const deadJobs = await drain((batch) => deleteOldDeadJobs(sql, batch), days, signal);
+      // Taken once for the pass: a job queued later was queued after it, so its rows are newer.
+      const emails = { olderThanDays: days, liveEmailsSince: await oldestLiveEmailJob(sql) };
+      const mailbox = await drain((limit) => deleteOldMailbox(sql, { ...emails, limit }), signal);
+      const emailDeliveries = await drain((limit) => deleteOldEmailDeliveries(sql, { ...emails, limit }), signal);
+      const webhookDeliveries = await drain((limit) => deleteOldWebhookDeliveries(sql, { olderThanDays: days, limit }), signal);
+      const deadJobs = await drain((limit) => deleteOldDeadJobs(sql, { olderThanDays: days, limit }), signal);
       let manageTokens = 0;
       for (;;) {
         signal?.throwIfAborted();
-        const step = await deleteTokensOfCancelled(sql, { olderThanDays: days, limit: BATCH_ROWS }, cancelledMark);
+        const step = await deleteTokensOfCancelled(sql, { ...emails, limit: BATCH_ROWS }, cancelledMark);
         manageTokens += step.deleted;
         cancelledMark = step.mark;
         if (step.registrations < BATCH_ROWS) break;

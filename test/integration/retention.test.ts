@@ -12,6 +12,7 @@ import { countQueueStats, DELIVERY_FIGURES_SQL, foldDeliveryFigures, queueStats,
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createRetention } from '../../src/jobs/retention.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
@@ -39,16 +40,6 @@ after(async () => {
   await db.drop();
   await rm(dataDir, { recursive: true, force: true });
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in time; last value ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** The delivery figures as the rows say, counted the slow way. */
 async function countedFigures() {
@@ -134,8 +125,9 @@ describe('retention', () => {
     assert.deepEqual((await db.sql`SELECT id FROM webhook_deliveries WHERE event_id = ANY (${oldEvents}::bigint[])`).map((r) => r['id']), [pending!.id]);
     assert.equal((await db.sql`SELECT 1 FROM webhook_deliveries WHERE status = 'delivered'`).length, 3);
     assert.deepEqual((await db.sql`SELECT j.payload->>'age' AS age FROM graphile_worker._private_jobs j JOIN graphile_worker._private_tasks t ON t.id = j.task_id WHERE t.identifier = 'retention_probe'`).map((r) => r['age']), ['1 day']);
-    assert.deepEqual((await readdir(path.join(dataDir, 'uploads'))).sort(), [...kept].sort());
-    assert.ok(removed.length === 3);
+    const left = await readdir(path.join(dataDir, 'uploads'));
+    assert.deepEqual([...left].sort(), [...kept].sort());
+    assert.deepEqual(removed.filter((name) => left.includes(name)), [], 'the old finished uploads are gone');
     // Registrations and their history stay, every one.
     assert.deepEqual(await db.sql`SELECT id, status FROM registrations ORDER BY id`, registrationsBefore);
     assert.deepEqual(await db.sql`SELECT id FROM registration_events ORDER BY id`, eventsBefore);
@@ -170,6 +162,69 @@ describe('retention', () => {
     const report = await createRetention(db.sql).run({ retentionDays: RETENTION_DAYS, dataDir });
     assert.equal(report.mailbox, 2500);
     assert.equal((await db.sql`SELECT 1 FROM mailbox WHERE event_id = ${event!}`).length, 1, 'the new message stays');
+  });
+
+  test('a live send_email job older than the retention keeps its events\' delivery records, messages and cancelled token; its retry sends nothing twice', async () => {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const live = (await server.client.register(student(course, 1, 'job-live'))).body;
+    const cancelled = (await server.client.register(student(course, 2, 'job-cancel'))).body;
+    const gone = (await server.client.register(student(course, 3, 'job-gone'))).body;
+    for (const r of [cancelled, gone]) {
+      assert.equal((await server.client.request('DELETE', `/registrations/${r.id}`, { token: r.manageToken })).status, 200);
+    }
+    const held = [...await eventIds(live.id), ...await eventIds(cancelled.id)];
+    const old = await eventIds(gone.id);
+    const sentOf = async (events: string[]) => (await db.sql`SELECT 1 FROM email_deliveries WHERE status = 'sent' AND event_id = ANY (${events}::bigint[])`).length;
+    await eventually(() => sentOf([...held, ...old]), (n) => n === 5);
+    await eventually(async () => (await db.sql`SELECT 1 FROM graphile_worker.jobs WHERE task_identifier = 'send_email'`).length, (n) => n === 0);
+
+    // The job of a group commit queued 3 days ago (with the cancel, in its transaction), one of its
+    // emails answered 4xx since: it retries tomorrow, and holds the emails sent 2.5 days ago.
+    const tokens = new Map([[live.id, live.manageToken], [cancelled.id, cancelled.manageToken]]);
+    const payload = (await db.sql<{ id: string; registration_id: string }[]>`
+      SELECT id::text, registration_id::text FROM registration_events WHERE id = ANY (${held}::bigint[]) ORDER BY id`)
+      .map((e) => ({ eventId: e.id, manageToken: tokens.get(e.registration_id)! }));
+    const job = await db.sql.begin(async (tx) => {
+      const [row] = await tx<{ id: string }[]>`
+        SELECT (graphile_worker.add_job('send_email', ${JSON.stringify(payload)}::text::json, run_at => now() + interval '1 day', max_attempts => 25)).id::text`;
+      await tx`UPDATE graphile_worker._private_jobs SET attempts = 3, created_at = now() - interval '3 days' WHERE id = ${row!.id}`;
+      await tx`UPDATE registrations SET updated_at = now() - interval '3 days' WHERE id = ${cancelled.id}`;
+      return row!.id;
+    });
+    await backdate(held, 2.5);
+    await backdate(old, 5);
+    await db.sql`UPDATE registrations SET updated_at = now() - interval '5 days' WHERE id = ${gone.id}`;
+    const messagesOf = async (events: string[]) => (await db.sql`SELECT id::text, event_id::text FROM mailbox WHERE event_id = ANY (${events}::bigint[]) ORDER BY id`).map((r) => `${r['event_id']}:${r['id']}`);
+    const messages = await messagesOf(held);
+    assert.equal(messages.length, 3);
+    const tokenWorks = async (r: { id: string; manageToken: string }) => (await server.client.request('GET', `/registrations/${r.id}`, { token: r.manageToken })).status === 200;
+
+    await createRetention(db.sql).run({ retentionDays: 1, dataDir });
+    assert.equal(await sentOf(held), 3, 'the job\'s events keep their delivery records');
+    assert.deepEqual(await messagesOf(held), messages, 'and their messages');
+    assert.ok(await tokenWorks(cancelled), 'the cancel email still to be sent links to a working token');
+    // What is older than the job goes as ever.
+    assert.equal(await sentOf(old), 0);
+    assert.deepEqual(await messagesOf(old), []);
+    assert.ok(!await tokenWorks(gone));
+
+    // On its last attempt the job is locked with attempts = max_attempts: still live.
+    await db.sql`UPDATE graphile_worker._private_jobs SET attempts = 25, locked_at = now() WHERE id = ${job}`;
+    await createRetention(db.sql).run({ retentionDays: 1, dataDir });
+    assert.equal(await sentOf(held), 3);
+    assert.ok(await tokenWorks(cancelled));
+
+    // The retry runs: every email of the job is already sent, so none goes again.
+    await db.sql`UPDATE graphile_worker._private_jobs SET attempts = 3, locked_at = NULL, run_at = now() WHERE id = ${job}`;
+    await eventually(async () => await db.sql`SELECT attempts, last_error, run_at, locked_at, is_available FROM graphile_worker._private_jobs WHERE id = ${job}`, (rows) => rows.length === 0);
+    assert.deepEqual(await messagesOf(held), messages, 'no second message');
+
+    // The job done, its rows are past the retention like any other.
+    await createRetention(db.sql).run({ retentionDays: 1, dataDir });
+    assert.equal(await sentOf(held), 0);
+    assert.deepEqual(await messagesOf(held), []);
+    assert.ok(!await tokenWorks(cancelled));
+    assert.ok(await tokenWorks(live), 'a live registration\'s token stays');
   });
 });
 
