@@ -10,7 +10,7 @@ import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { findFreePort } from './free-port.ts';
 import { StopRequested } from './lifecycle.ts';
-import { exists, initialise, loadBinaries, postgresUserIds, postmasterPid, readOrCreatePassword, runTool, USER } from './postgres-tools.ts';
+import { exists, initialise, loadBinaries, postgresUserIds, postmasterPid, readOrCreatePassword, runTool, stopOnceStarted, USER, type UserIds } from './postgres-tools.ts';
 
 export type EmbeddedDatabaseOptions = {
   dataDir: string;
@@ -63,6 +63,8 @@ export function embeddedDatabase(options: EmbeddedDatabaseOptions): EmbeddedData
   let watchdog: NodeJS.Timeout | undefined;
   let restarting: Promise<void> | undefined;
   let pgCtl: ((args: string[]) => Promise<unknown>) | undefined;
+  /** While `pg_ctl start` runs: what forceStop needs if the postmaster has no pid file yet. */
+  let startingPgCtl: { file: string; pid: number; ids: UserIds } | undefined;
   const giveUpIfStopping = () => {
     if (stopRequested) throw new StopRequested();
   };
@@ -106,7 +108,11 @@ export function embeddedDatabase(options: EmbeddedDatabaseOptions): EmbeddedData
     const launch = async () => {
       launched = true;
       try {
-        await ctl(['start', '-w', '-t', '120', '-l', path.join(clusterDir, 'postgres.log'), '-o', postgresArgs]);
+        await runTool(pg_ctl, ['-D', clusterDir, 'start', '-w', '-t', '120', '-l', path.join(clusterDir, 'postgres.log'), '-o', postgresArgs], {
+          ...ids,
+          timeout: 120_000,
+          onSpawn: (pid) => (startingPgCtl = { file: pg_ctl, pid, ids }),
+        }).finally(() => (startingPgCtl = undefined));
       } catch (error) {
         const tail = await readFile(path.join(clusterDir, 'postgres.log'), 'utf8').then((text) => text.split('\n').slice(-15).join('\n'), () => '');
         throw new Error(`The embedded PostgreSQL in ${clusterDir} did not start. Its log ends with:\n${tail}`, { cause: error });
@@ -164,10 +170,14 @@ export function embeddedDatabase(options: EmbeddedDatabaseOptions): EmbeddedData
     },
     forceStop() {
       stopRequested = true;
+      initdbAbort.abort(); // initdb runs in its own process group: only we can end it
       clearInterval(watchdog);
       if (!launched) return;
       const pid = postmasterPid(clusterDir);
       if (pid !== undefined) process.kill(pid, 'SIGQUIT');
+      // pg_ctl start under way and no pid file yet: the postmaster comes up after we exit, so a
+      // detached shell waits for pg_ctl to return and shuts it down then.
+      else if (startingPgCtl !== undefined) stopOnceStarted(startingPgCtl.file, clusterDir, startingPgCtl.pid, startingPgCtl.ids);
     },
   };
 }

@@ -1,8 +1,9 @@
 // Owns the process's signal handlers: the first SIGINT/SIGTERM starts a graceful stop, a second
 // one (after the repeat window) forces the exit. Cleanups run in reverse order of registration,
-// each bounded by a timeout; start-up steps give up as soon as a stop begins.
+// each bounded by a timeout (past it, the cleanup's own force hook runs); start-up steps give up
+// as soon as a stop begins.
 
-export type Cleanup = { name: string; run: () => Promise<void> };
+export type Cleanup = { name: string; run: () => Promise<void>; force: (() => void) | undefined };
 
 /**
  * Signals this soon after the first are the same stop, not a request to force it. One Ctrl-C on
@@ -30,9 +31,13 @@ export class Lifecycle {
     this.log = log;
   }
 
-  /** Registers something to undo on stop; later registrations are undone first. */
-  add(name: string, run: () => Promise<void>): void {
-    this.cleanups.push({ name, run });
+  /**
+   * Registers something to undo on stop; later registrations are undone first. `force` runs if
+   * `run` outlasts the stop's timeout: the stop moves on and the process exits after it, so
+   * whatever `run` was still waiting for (a PostgreSQL still starting) must not outlive it.
+   */
+  add(name: string, run: () => Promise<void>, force?: () => void): void {
+    this.cleanups.push({ name, run, force });
   }
 
   /**
@@ -86,7 +91,10 @@ export class Lifecycle {
       });
       try {
         const result = await Promise.race([cleanup.run().then(() => 'done' as const), timedOut]);
-        if (result === 'timeout') this.log(`stopping ${cleanup.name} took over ${timeoutMs} ms; moving on`);
+        if (result === 'timeout') {
+          this.log(`stopping ${cleanup.name} took over ${timeoutMs} ms; ${cleanup.force ? 'forcing it and ' : ''}moving on`);
+          cleanup.force?.();
+        }
       } catch (error) {
         this.log(`stopping ${cleanup.name} failed after ${Date.now() - started} ms: ${String(error)}`);
       } finally {

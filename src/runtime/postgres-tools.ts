@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 /** signal: aborting it sends the tool SIGTERM (initdb then removes what it made). */
-type ToolOptions = { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; timeout: number; signal?: AbortSignal };
+type ToolOptions = { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; timeout: number; signal?: AbortSignal; onSpawn?: (pid: number) => void };
 
 /**
  * Runs a PostgreSQL tool (initdb, pg_ctl) in a process group of its own (execFile cannot), so
@@ -22,6 +22,7 @@ type ToolOptions = { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; timeou
 export function runTool(file: string, args: string[], options: ToolOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { uid: options.uid, gid: options.gid, env: options.env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < 10_000) stderr += chunk;
@@ -124,4 +125,22 @@ export function postmasterPid(clusterDir: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * For a forced exit while `pg_ctl start -w` (pid `startPid`) runs and the postmaster has not
+ * written its pid file yet: a detached shell that outlives us, waits for that pg_ctl to return
+ * (the server is up, or failed), then asks for an immediate shutdown. Synchronous to call.
+ */
+export function stopOnceStarted(pgCtl: string, clusterDir: string, startPid: number, ids: UserIds): void {
+  // Once we exit, pg_ctl is reparented; until something reaps it, it is a zombie, which kill -0
+  // still finds: on Linux its state in /proc tells.
+  const script = [
+    'state() { if [ -r "/proc/$1/stat" ]; then sed "s/.*) //" "/proc/$1/stat" | cut -c1; elif kill -0 "$1" 2>/dev/null; then echo R; fi; }',
+    'while s=$(state "$1"); [ -n "$s" ] && [ "$s" != Z ]; do sleep 0.2; done',
+    'exec "$2" -D "$3" stop -m immediate -w',
+  ].join('\n');
+  const child = spawn('/bin/sh', ['-c', script, 'sh', String(startPid), pgCtl, clusterDir], { uid: ids.uid, gid: ids.gid, detached: true, stdio: 'ignore' });
+  child.on('error', () => undefined);
+  child.unref();
 }

@@ -71,7 +71,8 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
       settings: { max_connections: String(connectionsNeeded(config)) },
     });
     // Its stop waits for a start under way, then stops the postmaster: nothing is left behind.
-    lifecycle.add('embedded PostgreSQL', () => database.stop());
+    // pg_ctl start may take longer than the stop's bound (crash recovery): past it, forceStop.
+    lifecycle.add('embedded PostgreSQL', () => database.stop(), () => database.forceStop());
     lifecycle.onForce(() => database.forceStop());
     databaseUrl = await lifecycle.untilStopped(database.start());
     databaseLabel = `embedded PostgreSQL in ${config.dataDir}/db`;

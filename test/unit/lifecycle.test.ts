@@ -72,3 +72,16 @@ test('untilStopped passes a step\'s result on, and gives up on it once a stop be
   await assert.rejects(waiting, StopRequested);
   await assert.rejects(lifecycle.untilStopped(Promise.resolve(1)), StopRequested, 'a step after the stop began does not run on');
 });
+
+test('a cleanup past the stop\'s bound has its force hook run, and the stop moves on', async () => {
+  const messages: string[] = [];
+  const lifecycle = new Lifecycle((message) => messages.push(message));
+  const order: string[] = [];
+  lifecycle.add('quick', async () => {
+    order.push('quick');
+  }, () => order.push('quick forced'));
+  lifecycle.add('never ends', () => new Promise<void>(() => {}), () => order.push('never ends forced'));
+  await lifecycle.stop(100);
+  assert.deepEqual(order, ['never ends forced', 'quick'], 'only the cleanup that timed out is forced');
+  assert.ok(messages.some((message) => /stopping never ends took over 100 ms; forcing it and moving on/.test(message)), messages.join('\n'));
+});
