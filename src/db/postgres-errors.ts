@@ -26,10 +26,11 @@ const UNAVAILABLE_CODES = new Set([
  * or WAL write), memory (53200), some other resource (53000), or an I/O error (58030, which
  * PostgreSQL also reports for a write that ENOSPC cut short). The statement failed and its
  * transaction rolled back; the next may succeed once space or memory is freed. Temporary, not
- * a bug: a request is told to retry, a job is retried. When a WAL write itself fails, the
+ * a bug: a request is told to retry, a job is retried (src/jobs/job-runners.ts), also when
+ * graphile-worker writes its outcome. When a WAL write itself fails, the
  * server PANICs and restarts: then the connections drop (the codes above).
  */
-const OUT_OF_RESOURCES_CODES = new Set([
+export const OUT_OF_RESOURCES_CODES: ReadonlySet<string> = new Set([
   '53000', // insufficient_resources
   '53100', // disk_full
   '53200', // out_of_memory

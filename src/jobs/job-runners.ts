@@ -2,19 +2,29 @@
 // own concurrency, so slow work cannot starve urgent work: a webhook receiver that hangs until
 // its timeout holds a webhook slot, never an email slot.
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
-import { RETRYABLE_ERROR_CODES } from 'graphile-worker/dist/lib.js';
+import * as graphileLib from 'graphile-worker/dist/lib.js';
 import type { Logger } from 'pino';
 import { type LeaseKeeper, startLeaseKeeper } from './lease-keeper.ts';
 import type { Sql } from '../db/database.ts';
+import { OUT_OF_RESOURCES_CODES } from '../db/postgres-errors.ts';
 
-// graphile-worker (0.17.3, pinned) writes a job's outcome (complete: delete the row; fail:
-// reschedule it) with retries only for the SQLSTATEs in this table, and does not await that
-// write: any other error is an unhandled rejection that ends the job process. A full disk
-// (53100) or a database short of memory or other resources (53200, 53000) refuses such a write
-// until an operator frees room; waiting for it (1 s backoff growing to 30 s) completes the job
-// once there is room, instead of a process crash, a second run of the job and an attempt spent.
-for (const code of ['53000', '53100', '53200']) RETRYABLE_ERROR_CODES[code] ??= { minDelay: 1_000, maxDelay: 30_000 };
+// graphile-worker (0.17.3, pinned exactly in package.json) writes a job's outcome (complete:
+// delete the row; fail: reschedule it) with retries only for the SQLSTATEs in its internal
+// RETRYABLE_ERROR_CODES table, and does not await that write: any other error is an unhandled
+// rejection that ends the job process. A database short of disk, memory or other resources, or
+// an I/O error (PostgreSQL's 58030 for a write ENOSPC cut short), refuses such a write until an
+// operator frees room; waiting for it (1 s backoff growing to 30 s) completes the job once there
+// is room, instead of a process crash, a second run of the job and an attempt spent. The codes
+// are postgres-errors.ts's, the ones HTTP answers 503 for. The table is internal: another
+// version may not have it, and then the job process refuses to start rather than run unpatched.
+const retryable = (graphileLib as { RETRYABLE_ERROR_CODES?: unknown }).RETRYABLE_ERROR_CODES;
+if (typeof retryable !== 'object' || retryable === null) {
+  const { version } = createRequire(import.meta.url)('graphile-worker/package.json') as { version: string };
+  throw new Error(`graphile-worker ${version} has no RETRYABLE_ERROR_CODES table in dist/lib.js: the job runners patch it and are written for graphile-worker 0.17.3`);
+}
+for (const code of OUT_OF_RESOURCES_CODES) graphileLib.RETRYABLE_ERROR_CODES[code] ??= { minDelay: 1_000, maxDelay: 30_000 };
 
 export type RunnerSpec = {
   name: string;
