@@ -100,12 +100,17 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
 
   // Liveness: a worker whose event loop stopped sends nothing; past the bound it is killed, and
   // its 'exit' below replaces it like any other death (with the same backoff).
-  const liveness = superviseLiveness(config.workerLivenessTimeoutMs, (pid, silentMs) => {
+  // A runnable or CPU-using worker gets longer (liveness.ts: BUSY_BOUND_FACTOR); half-way, a warning.
+  const liveness = superviseLiveness(config.workerLivenessTimeoutMs, (pid, silentMs, state) => {
     const slot = slots.find((s) => s.worker?.process.pid === pid);
     if (lifecycle.isStopping || !slot?.worker || slot.worker.isDead()) return;
     slot.killedFor = `unresponsive for ${Math.round(silentMs / 1000)} s: killed`;
-    logger.error({ role: slot.role, slot: slot.index, pid, silentMs }, `worker ${pid} sent nothing for ${silentMs} ms (its event loop is stuck or it is stopped): killing it`);
+    logger.error({ role: slot.role, slot: slot.index, pid, silentMs, state }, `worker ${pid} sent nothing for ${silentMs} ms (its event loop is stuck or it is stopped): killing it`);
     slot.worker.process.kill('SIGKILL');
+  }, (pid, silentMs, state) => {
+    const slot = slots.find((s) => s.worker?.process.pid === pid);
+    if (lifecycle.isStopping || !slot?.worker || slot.worker.isDead()) return;
+    logger.warn({ role: slot.role, slot: slot.index, pid, silentMs, state }, `worker ${pid} sent nothing for ${silentMs} ms (stuck, stopped or starved of CPU)`);
   });
   lifecycle.add('liveness check', async () => liveness.stop());
 
