@@ -118,17 +118,25 @@ export function planChunks(task: PlanTask): Plan {
 
 /**
  * The chunk's text with each badly quoted record's first line emptied (its newline kept, so
- * csv-parse counts lines as the file does and skips it as blank), and those records' errors.
+ * csv-parse counts lines as the file does and skips it as blank), those records' errors, and
+ * for each good record spanning several lines (a quoted newline) the line it starts on, by the
+ * line it ends on: csv-parse tells only the latter (info.lines), and every row error names the
+ * record's first line, as a quoting error does.
  */
-function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number): { text: string; errors: RowError[] } {
+function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number): { text: string; errors: RowError[]; startLines: Map<number, number> } {
   const errors: RowError[] = [];
+  const startLines = new Map<number, number>();
   const kept: Buffer[] = [];
   let keptFrom = 0;
   let line = firstLine;
   for (let position = 0; position < bytes.length;) {
     const scan = scanRecord(bytes, position, bytes.length, maxRecordBytes);
     if (scan.error === null) {
-      line += countNewlines(bytes, position, scan.end);
+      const newlines = countNewlines(bytes, position, scan.end);
+      // The newline that ends the record (none at the end of the input) is not a line of it.
+      const endLine = line + newlines - (bytes[scan.end - 1] === NEWLINE ? 1 : 0);
+      if (endLine > line) startLines.set(endLine, line);
+      line += newlines;
       position = scan.end;
       continue;
     }
@@ -140,16 +148,18 @@ function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number
     line += 1;
     position = end;
   }
-  if (errors.length === 0) return { text: bytes.toString('utf8'), errors };
+  if (errors.length === 0) return { text: bytes.toString('utf8'), errors, startLines };
   kept.push(bytes.subarray(keptFrom));
-  return { text: Buffer.concat(kept).toString('utf8'), errors };
+  return { text: Buffer.concat(kept).toString('utf8'), errors, startLines };
 }
 
 export default function parseCsvChunk(task: ChunkTask): ChunkResult {
   const rows: ParsedRow[] = [];
   const bytes = withFile(task.file, (fd) => readRange(fd, task.start, task.end - task.start));
-  const { text, errors } = dropBadRecords(bytes, task.firstLine, task.maxRecordBytes);
+  const { text, errors, startLines } = dropBadRecords(bytes, task.firstLine, task.maxRecordBytes);
   const base = task.firstLine - 1; // csv-parse counts the chunk's lines from 1
+  /** The file line a record starts on, from csv-parse's line of its end (counted in the chunk). */
+  const startLine = (chunkEndLine: number) => startLines.get(base + chunkEndLine) ?? base + chunkEndLine;
   const records = parse(text, {
     info: true,
     record_delimiter: ['\r\n', '\n'], // CRLF or LF, even mixed in one file
@@ -158,12 +168,12 @@ export default function parseCsvChunk(task: ChunkTask): ChunkResult {
     trim: true, // spaces around fields (outside quotes) are not data
     skip_records_with_error: true,
     on_skip: (error) => {
-      if (error) errors.push({ line: base + Number((error as { lines?: number }).lines ?? 0), message: `not valid CSV: ${error.message.replace(/^Invalid Record Length: /, '')}` });
+      if (error) errors.push({ line: startLine(Number((error as { lines?: number }).lines ?? 0)), message: `not valid CSV: ${error.message.replace(/^Invalid Record Length: /, '')}` });
       return undefined;
     },
   }) as unknown as { record: string[]; info: { lines: number } }[];
   for (const { record, info } of records) {
-    const line = base + info.lines;
+    const line = startLine(info.lines);
     const candidate = { name: record[task.columns.name] ?? '', email: record[task.columns.email] ?? '', course: record[task.columns.course] ?? '' };
     if (!validate(candidate)) {
       const fields = toFieldErrors((validate.errors ?? []) as never, 'body');

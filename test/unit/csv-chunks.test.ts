@@ -32,7 +32,29 @@ const lines = (result: ChunkResult) => ({ rows: result.rows.map((r) => [r.line, 
 test('quoted commas, doubled quotes and newlines, CRLF and a BOM: every row at its line', async () => {
   const csv = '\uFEFFname,email,course,notes\r\n"Hopper, Grace",g@example.org,c-1,\r\n"Said ""hi""",s@example.org,c-1,""\r\nAlan,t@example.org,c-1,"two\nlines, ""quoted"""\r\n  "Spaced"  ,p@example.org,c-1\r\n';
   for (const chunkBytes of [1, 16, 1 << 20]) {
-    assert.deepEqual(lines(await importFile(csv, chunkBytes)), { rows: [[2, 'Hopper, Grace'], [3, 'Said "hi"'], [5, 'Alan'], [6, 'Spaced']], errors: [] }, `chunks of ${chunkBytes}`);
+    assert.deepEqual(lines(await importFile(csv, chunkBytes)), { rows: [[2, 'Hopper, Grace'], [3, 'Said "hi"'], [4, 'Alan'], [6, 'Spaced']], errors: [] }, `chunks of ${chunkBytes}`);
+  }
+});
+
+test('a record spanning lines is reported at the line it starts on: its row, a schema error, a quoting error alike', async () => {
+  const csv = [
+    'name,email,course,notes',
+    'Multi Line,"not-an',
+    'email",c-1', // lines 2-3: a schema error
+    'Ada,a@example.org,"c-1"',
+    'Grace Hopper,g@example.org,c-1,"two',
+    '',
+    'lines"', // lines 5-7: a good row
+    '"Broken',
+    'quote" x,b@example.org,c-1', // lines 8-9: a quoting error, at its first line
+    'Bob,b@example.org,c-1',
+    'Eve,"e@example.org',
+    '",c-1', // lines 11-12 at the end of the file, with no newline after it: a schema error
+  ].join('\n');
+  for (const chunkBytes of [1, 16, 1 << 20]) {
+    const result = await importFile(csv, chunkBytes);
+    assert.deepEqual(lines(result), { rows: [[4, 'Ada'], [5, 'Grace Hopper'], [10, 'Bob']], errors: [2, 8, 9, 11] }, `chunks of ${chunkBytes}`);
+    assert.match(result.errors[0]!.message, /email/);
   }
 });
 
