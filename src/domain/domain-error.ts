@@ -16,7 +16,8 @@ export type DomainErrorCode =
   | 'idempotency-key-reused'
   | 'idempotency-key-in-progress'
   | 'unauthorized'
-  | 'database-unavailable';
+  | 'database-unavailable'
+  | 'storage-full';
 
 export class DomainError extends Error {
   readonly code: DomainErrorCode;

@@ -2,6 +2,8 @@
 // in memory, cut off at the size limit), its header checked, then an import row and its job
 // committed together. A refused upload leaves no file and no row behind. Uploads hold students'
 // names and addresses: files 0600 in a 0700 directory, readable by the service's user alone.
+// A disk (or quota) too full for the upload is the DomainError 'storage-full': 503 with
+// Retry-After, as for a database out of disk, since freeing space lets the same upload through.
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
@@ -67,11 +69,26 @@ async function checkHeader(file: string): Promise<void> {
   }
 }
 
+/** ENOSPC: no room left on the file system; EDQUOT: the user's disk quota is used up. */
+function isStorageFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function storageFull(error: unknown): DomainError {
+  return new DomainError('storage-full', 'There is no room to store the import file right now; retry shortly', { cause: error });
+}
+
 export async function acceptImport(sql: Sql, options: { dataDir: string; maxBytes: number }, upload: Readable): Promise<Import> {
   const id = randomUUID();
   const directory = path.join(options.dataDir, 'uploads');
-  await mkdir(directory, { recursive: true, mode: 0o700 });
-  await chmod(directory, 0o700); // one made before, with the umask's 0755, is tightened
+  try {
+    await mkdir(directory, { recursive: true, mode: 0o700 });
+    await chmod(directory, 0o700); // one made before, with the umask's 0755, is tightened
+  } catch (error) {
+    if (isStorageFull(error)) throw storageFull(error);
+    throw error;
+  }
   const partial = path.join(directory, `${id}.csv.part`);
   const file = path.join(directory, `${id}.csv`);
   const counter = limitBytes(options.maxBytes);
@@ -85,6 +102,7 @@ export async function acceptImport(sql: Sql, options: { dataDir: string; maxByte
     await rm(file, { force: true });
     if (error instanceof TooLarge) throw new DomainError('payload-too-large', `An import file may have at most ${options.maxBytes} bytes (IMPORT_MAX_BYTES)`);
     if (error instanceof ImportFileError) throw new DomainError('invalid-import', error.message);
+    if (isStorageFull(error)) throw storageFull(error);
     throw error;
   }
 }

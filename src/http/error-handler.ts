@@ -1,8 +1,9 @@
 // The one place errors become answers: DomainErrors by the table in problem.ts, validation and
 // Fastify's own client errors by their status, an unreachable database or one short of disk or
-// memory as 503 `overloaded` with Retry-After, anything else as a logged, generic 500 with no
-// stack or SQL in it. The database lines are throttled (one per code per 10 s, with how many were
-// left out): on a full disk every request fails alike, and a rush must not flood the log.
+// memory, or a DATA_DIR too full for an upload, as 503 `overloaded` with Retry-After, anything
+// else as a logged, generic 500 with no stack or SQL in it. The database lines are throttled (one
+// per code per 10 s, with how many were left out): on a full disk every request fails alike, and
+// a rush must not flood the log.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { DomainError } from '../domain/domain-error.ts';
@@ -44,7 +45,14 @@ export function domainProblem(error: DomainError): Problem {
 }
 
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (error instanceof DomainError) return sendProblem(reply, domainProblem(error));
+  if (error instanceof DomainError) {
+    if (error.code === 'storage-full') {
+      // An operator must free space under DATA_DIR: logged (throttled) like a database out of disk.
+      const suppressed = databaseLines.admit('storage-full');
+      if (suppressed !== undefined) request.log.error({ err: error.cause, suppressed }, 'no space left under DATA_DIR for an upload');
+    }
+    return sendProblem(reply, domainProblem(error));
+  }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     const errors = toFieldErrors(fastifyError.validation as ErrorObject[], fastifyError.validationContext);

@@ -62,6 +62,8 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'idempotency-key-in-progress': { status: 409, slug: 'conflict' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
+  // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).
+  'storage-full': { status: 503, slug: 'overloaded' },
 };
 
 /** Seconds a client should wait before retrying a 503; short, the database usually returns fast. */

@@ -5,7 +5,9 @@
 // Meanwhile every answer is 201/200 or 503 `overloaded` with Retry-After, never a 500 and never
 // a dead service. Once the filler is gone, registrations succeed again without anyone's help,
 // every registration answered 2xx is stored, the invariants hold, and every registration event
-// still gets its email (jobs that met the full disk were retried, none failed for good).
+// still gets its email (jobs that met the full disk were retried, none failed for good). A CSV
+// upload (POST /imports) while the disk is full is 503 `overloaded` too; once space is freed an
+// upload is accepted and its import completes.
 // Skipped when tmpfs cannot be mounted (not root).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -45,6 +47,9 @@ const RECOVERY_TIMEOUT_MS = 180_000;
 const EMAIL_DRAIN_TIMEOUT_MS = 240_000;
 const RETRY_OPTIONS = { concurrency: 16, timeoutMs: 120_000, pauseMs: 1_000 };
 const COURSE = 'disk-full';
+/** The imports' course: its registrations are not the rush's, whose rows are checked one by one. */
+const IMPORT_COURSE = 'disk-full-import';
+const IMPORT_TIMEOUT_MS = 180_000;
 
 type Body = { name: string; email: string; course: string };
 type Phase = 'before' | 'full' | 'after';
@@ -117,6 +122,23 @@ async function calm(method: string, urlPath: string, body?: unknown): Promise<{ 
   throw new Error(`${method} ${urlPath}: no answer but ${last}`);
 }
 
+/** POST /imports with a CSV of `count` new students of IMPORT_COURSE; the answer, never a throw. */
+async function uploadImport(tag: string, count: number): Promise<Outcome> {
+  const csv = ['name,email,course', ...Array.from({ length: count }, (_, i) => `Imported ${tag} ${i},import-${tag}-${i}@example.org,${IMPORT_COURSE}`)].join('\n') + '\n';
+  const startedAt = performance.now();
+  try {
+    const response = await fetch(`${baseUrl}/imports`, {
+      method: 'POST', headers: { ...admin, 'content-type': 'text/csv' }, body: csv, dispatcher: calmDispatcher, signal: AbortSignal.timeout(30_000),
+    } as RequestInit);
+    const text = await response.text();
+    const body: unknown = (response.headers.get('content-type') ?? '').includes('json') && text ? JSON.parse(text) : text;
+    return { ok: true, answer: { status: response.status, headers: response.headers, body }, elapsedMs: performance.now() - startedAt };
+  } catch (caught) {
+    const error = caught instanceof Error ? caught : new Error(String(caught));
+    return { ok: false, error, timedOut: error.name === 'TimeoutError', elapsedMs: performance.now() - startedAt };
+  }
+}
+
 /** Writes zeros into `file` until the file system says ENOSPC; returns the bytes written. */
 async function fillUp(file: string): Promise<number> {
   const handle = await open(file, 'a');
@@ -145,6 +167,8 @@ test('the disk fills during a rush: 503 overloaded, never 500; back by itself on
   }
   const created = await calm('POST', '/courses', { id: COURSE, title: 'Disk full', capacity: 1_000_000, waitlistCapacity: 0 });
   assert.equal(created.status, 201, JSON.stringify(created.body));
+  const importCourse = await calm('POST', '/courses', { id: IMPORT_COURSE, title: 'Disk full imports', capacity: 1_000, waitlistCapacity: 0 });
+  assert.equal(importCourse.status, 201, JSON.stringify(importCourse.body));
 
   const sent: Sent[] = [];
   let phase: Phase = 'before';
@@ -175,6 +199,12 @@ test('the disk fills during a rush: 503 overloaded, never 500; back by itself on
     let postmasterWasDown = false;
     let filled = await fillUp(filler);
     const fullSince = Date.now();
+    // An upload while the disk is full: no room for the file (ENOSPC), so 503 with Retry-After.
+    const fullUpload = await uploadImport('full', 200);
+    assert.ok(fullUpload.ok, `the upload during the full disk got no answer: ${fullUpload.ok ? '' : failureReason(fullUpload.error)}`);
+    assert.equal(fullUpload.answer.status, 503, JSON.stringify(fullUpload.answer.body));
+    assert.equal((fullUpload.answer.body as { type?: string }).type, '/problems/overloaded');
+    assert.ok(Number(fullUpload.answer.headers.get('retry-after')) >= 1, 'the upload\'s 503 carries Retry-After');
     while (Date.now() - fullSince < FULL_MS) {
       await sleep(250);
       filled += await fillUp(filler);
@@ -211,6 +241,14 @@ test('the disk fills during a rush: 503 overloaded, never 500; back by itself on
     assert.match(service!.output(), /the embedded PostgreSQL is back/);
     const restarted = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
     assert.ok(restarted !== postmaster && isAlive(restarted), `a new postmaster runs (${restarted}, killed ${postmaster})`);
+
+    // With room again, an upload is accepted and its import completes.
+    const accepted = await until(() => uploadImport('after', 200), (o) => o.ok && o.answer.status !== 503, 'an upload accepted after the space was freed', RECOVERY_TIMEOUT_MS, 1_000);
+    assert.ok(accepted.ok && accepted.answer.status === 202, accepted.ok ? `${accepted.answer.status} ${JSON.stringify(accepted.answer.body)}` : failureReason(accepted.error));
+    const importId = (accepted.answer.body as { id: string }).id;
+    const finished = await until(() => calm('GET', `/imports/${importId}`), (a) => ['done', 'failed'].includes(a.body.status), 'the import after the full disk ends', IMPORT_TIMEOUT_MS, 500);
+    assert.equal(finished.body.status, 'done', JSON.stringify(finished.body));
+    assert.deepEqual({ rows: finished.body.rows, created: finished.body.created, rejected: finished.body.rejected }, { rows: 200, created: 200, rejected: 0 });
   } finally {
     stop = true;
     await Promise.all(clients);

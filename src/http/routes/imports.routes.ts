@@ -45,11 +45,11 @@ export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits:
         tags, security,
         summary: 'Import registrations from a CSV with the header name,email,course (admin)',
         description: 'Content-Type: text/csv. Each row is registered with the rules and emails of POST /register. Answers 202 at once; follow GET /imports/{id}.',
-        response: { 202: Import, ...problemResponses(400, 401, 413, 415) },
+        response: { 202: Import, ...problemResponses(400, 401, 413, 415, 503) },
       },
     }, async function createImportRoute(request, reply) {
-      // A text/csv body is passed on as a stream (any other type was 415 before this); a request
-      // without a body has none to store.
+      // A text/csv body arrives here as a stream (this scope's only parser: any other type is
+      // 415 before the handler runs); a request without a body has none to store.
       const upload = request.body;
       if (!(upload instanceof Readable)) {
         const csv = /^text\/csv\b/i.test(request.headers['content-type'] ?? '');
