@@ -1,12 +1,13 @@
 // The import file's planner and chunk parser, called directly on real files: record boundaries
 // whatever the quotes, a badly quoted record reported at its line with the rest kept, the same
-// rows and errors however the file is cut, and a lone quote in a large file costing one pass.
+// rows and errors however the file is cut, and a lone quote in a large file costing one pass
+// (a stray one, and an opening one scanned to the record cap: counted in bytes, not timed).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { headerRecord } from '../../src/jobs/imports/csv-chunks.ts';
+import { DEFAULT_MAX_RECORD_BYTES, headerRecord, scanCounter } from '../../src/jobs/imports/csv-chunks.ts';
 import parseCsvChunk, { type ChunkResult, planChunks } from '../../src/runtime/csv-chunk.thread.ts';
 
 let dir: string;
@@ -102,6 +103,22 @@ test('a lone quote in a 4 MiB file: one pass, the row reported, every other row 
   assert.deepEqual(result.errors.map((e) => e.line), [2]);
   assert.equal(result.rows.length, count);
   assert.ok(result.chunks >= 16);
+});
+
+test('an opening quote never closed in a 16 MiB file: planned and parsed in one pass each, counted in bytes scanned', async () => {
+  // The unclosed quote is scanned up to the 1 MiB record cap, once by the planner and once by its
+  // chunk's parser; every other record once by each. Quadratic would be a cap's worth per record.
+  const row = 'Student Name,student@example.org,c-1\n';
+  const count = Math.ceil((16 * 1024 * 1024) / row.length);
+  const csv = Buffer.from('name,email,course\n"Name,x@example.org,c-1\n' + row.repeat(count));
+  const before = scanCounter.bytes;
+  const result = await importFile(csv, 1024 * 1024, DEFAULT_MAX_RECORD_BYTES);
+  const scanned = scanCounter.bytes - before;
+  assert.deepEqual(result.errors.map((e) => e.line), [2]);
+  assert.match(result.errors[0]!.message, /not closed/);
+  assert.equal(result.rows.length, count);
+  assert.ok(scanned >= csv.length, `${scanned} bytes scanned: the counter counts`);
+  assert.ok(scanned <= 2 * csv.length + 4 * DEFAULT_MAX_RECORD_BYTES, `${scanned} bytes scanned for a file of ${csv.length}`);
 });
 
 test('the upload\'s header check: a BOM skipped, a bad quote refused', () => {
