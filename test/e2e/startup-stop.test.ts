@@ -3,7 +3,7 @@
 // but not yet listening. Each time the supervisor exits cleanly and neither a postmaster on the
 // DATA_DIR nor any process of the service is left.
 import assert from 'node:assert/strict';
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import {
   freePort, killProcessGroup, type ServiceProcess, spawnService, stopEmbeddedPostgres, stopProcess, tail, waitForPostgresGone,
 } from '../support/service-process.ts';
-import { processesOf, waitForProcessesGone } from '../support/terminal.ts';
+import { firstChild, processesOf, waitForProcessesGone } from '../support/processes.ts';
 
 let dataDir: string;
 let service: ServiceProcess | undefined;
@@ -25,21 +25,6 @@ after(async () => {
   await stopEmbeddedPostgres(dataDir).catch(() => undefined);
   await rm(dataDir, { recursive: true, force: true });
 });
-
-/** The supervisor's children (its workers) once one exists. */
-async function firstChild(pid: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    for (const name of await readdir('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-      const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-      if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && cmdline.includes('src/main.ts')) return Number(name);
-    }
-    await sleep(50);
-  }
-  throw new Error(`no worker of ${pid} within ${timeoutMs} ms; output:\n${tail(service!.output())}`);
-}
 
 /** Starts the service, waits for `when`, sends SIGTERM, and checks that nothing is left. */
 async function stopDuringStartup(t: { diagnostic(message: string): void }, when: (started: ServiceProcess) => Promise<void>, options: { mayDieBeforeHandlers?: boolean } = {}): Promise<void> {
@@ -67,9 +52,56 @@ test('SIGTERM at any point of start-up stops cleanly and leaves nothing running'
   await t.test('while PostgreSQL starts', (t) => stopDuringStartup(t, (s) => s.waitForOutput(/starting the embedded PostgreSQL/, 120_000).then(() => undefined)));
   await t.test('as the migrations run', (t) => stopDuringStartup(t, (s) => s.waitForOutput(/embedded PostgreSQL listening/, 120_000).then(() => undefined)));
   await t.test('with workers forked, not yet listening', (t) => stopDuringStartup(t, async (s) => {
-    await firstChild(s.pid, 120_000);
+    await firstChild(s.pid, 120_000, () => tail(s.output()));
   }));
   // And the start after all that is a normal one, on the cluster those stops left.
   await t.test('a full start afterwards', (t) => stopDuringStartup(t, (s) => s.waitForOutput(/Registrar is running/, 180_000).then(() => undefined)));
   assert.deepEqual(await processesOf(dataDir), []);
+});
+
+// pg_ctl start may take longer than a stop's bound (crash recovery after a kill -9 can take
+// minutes). pg_ctl held with SIGSTOP stands in for that: the stop gives up waiting, forces the
+// database down (its force hook), and exits; no postmaster may finish starting after it.
+test('a stop past its bound while pg_ctl start runs leaves no PostgreSQL behind', async (t) => {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const started = spawnService({ via: 'node', env: { WORKERS: '1', PORT: String(await freePort()), DATA_DIR: dataDir, RATE_LIMIT_PER_MINUTE: '0', SHUTDOWN_TIMEOUT_MS: '0' } });
+    service = started;
+    await started.waitForOutput(/starting the embedded PostgreSQL/, 120_000);
+    let pgCtl: number | undefined;
+    for (let i = 0; i < 500 && pgCtl === undefined && !/embedded PostgreSQL listening/.test(started.output()); i++) {
+      pgCtl = (await processesOf(dataDir)).find((p) => /pg_ctl .* start /.test(p.commandLine))?.pid;
+      if (pgCtl === undefined) await sleep(10);
+    }
+    if (pgCtl !== undefined) {
+      try {
+        process.kill(pgCtl, 'SIGSTOP');
+      } catch {
+        pgCtl = undefined; // it returned between the look and the signal
+      }
+    }
+    if (pgCtl === undefined) {
+      // pg_ctl returned before it could be held: stop this one normally and try again.
+      t.diagnostic(`attempt ${attempt}: pg_ctl start was done before it could be held`);
+      await stopProcess(started, { signal: 'SIGTERM', timeoutMs: 90_000 });
+      await waitForProcessesGone(dataDir, 30_000);
+      continue;
+    }
+    try {
+      const exit = await stopProcess(started, { signal: 'SIGTERM', timeoutMs: 90_000 });
+      const output = started.output();
+      assert.deepEqual(exit, { code: 0, signal: null }, tail(output));
+      assert.match(output, /stopping embedded PostgreSQL took over \d+ ms; forcing it and moving on/, tail(output));
+    } finally {
+      try {
+        process.kill(pgCtl, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    }
+    assert.deepEqual(await waitForPostgresGone(dataDir, 60_000), [], `no PostgreSQL on ${dataDir}/db; output:\n${tail(started.output())}`);
+    assert.deepEqual(await waitForProcessesGone(dataDir, 60_000), [], 'no process of the service');
+    service = undefined;
+    return;
+  }
+  t.skip('pg_ctl start always finished before it could be held');
 });

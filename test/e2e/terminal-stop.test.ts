@@ -14,7 +14,8 @@ import { REPEAT_WINDOW_MS } from '../../src/runtime/lifecycle.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { freePort, postgresPids, REPO_DIR, stopEmbeddedPostgres, waitForHealth, waitForPostgresGone } from '../support/service-process.ts';
-import { openTerminal, processesOf, type Terminal, waitForProcessesGone } from '../support/terminal.ts';
+import { processesOf, waitForProcessesGone } from '../support/processes.ts';
+import { openTerminal, type Terminal } from '../support/terminal.ts';
 
 const STARTUP_TIMEOUT_MS = 180_000;
 const STOP_TIMEOUT_MS = 60_000;

@@ -3,19 +3,21 @@
 // WORKER_LIVENESS_TIMEOUT_MS, and replaced; the service keeps answering, and the dashboard's
 // restart list says why. Once for an HTTP worker, once for the job worker.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { ClusterView } from '../../src/observability/cluster-state.ts';
 import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { childrenOf } from '../support/processes.ts';
 import {
   collectWorkerPids, freePort, isAlive, killProcessGroup, type ServiceProcess, spawnService, stopEmbeddedPostgres,
   stopProcess, tail, waitForHealth, waitForPostgresGone,
 } from '../support/service-process.ts';
 
-const LIVENESS_TIMEOUT_MS = 4_000;
+/** Long enough that the niced job worker, starved on a busy machine, is not killed before the test stops it. */
+const LIVENESS_TIMEOUT_MS = 10_000;
 
 let dataDir: string;
 let service: ServiceProcess | undefined;
@@ -37,18 +39,6 @@ after(async () => {
   await stopEmbeddedPostgres(dataDir).catch(() => undefined);
   await rm(dataDir, { recursive: true, force: true });
 });
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const children: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (stat && fields[0] !== 'Z' && Number(fields[1]) === pid && cmdline.includes('src/main.ts')) children.push(Number(name));
-  }
-  return children;
-}
 
 /** The dashboard's live view (its event stream), read until `ok` holds. */
 async function dashboardView(baseUrl: string, ok: (view: ClusterView) => boolean, timeoutMs: number): Promise<ClusterView> {
@@ -90,6 +80,16 @@ async function dashboardView(baseUrl: string, ok: (view: ClusterView) => boolean
   throw new Error(`the dashboard did not show what was expected within ${timeoutMs} ms; last view's restarts: ${JSON.stringify(last?.restarts)}`);
 }
 
+/** The supervisor's workers once all 3 run (2 HTTP workers and the job worker). */
+async function currentWorkers(supervisorPid: number, httpWorkers: number): Promise<number[]> {
+  let children: number[] = [];
+  for (let i = 0; i < 300 && children.length < httpWorkers + 1; i++) {
+    children = await childrenOf(supervisorPid);
+    if (children.length < httpWorkers + 1) await sleep(200);
+  }
+  return children;
+}
+
 async function waitUntilGone(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid) && Date.now() < deadline) await sleep(200);
@@ -106,13 +106,6 @@ test('a worker that stops answering its supervisor is killed and replaced, HTTP 
   await waitForHealth(baseUrl, { timeoutMs: 120_000, service });
   const supervisorPid = service.pid;
   const httpPids = await collectWorkerPids(baseUrl, (pids) => pids.size === 2);
-  let children: number[] = [];
-  for (let i = 0; i < 100 && children.length < 3; i++) {
-    children = await childrenOf(supervisorPid);
-    if (children.length < 3) await sleep(200);
-  }
-  const [jobPid] = children.filter((pid) => !httpPids.has(pid));
-  assert.ok(jobPid !== undefined, `a job worker among ${children.join(', ')}`);
 
   // An HTTP worker stops.
   const [httpVictim] = [...httpPids];
@@ -124,10 +117,15 @@ test('a worker that stops answering its supervisor is killed and replaced, HTTP 
   await waitForHealth(baseUrl, { timeoutMs: 30_000, service });
   assert.ok(others.every((pid) => isAlive(pid)), 'the other HTTP worker lives on');
 
-  // The job worker stops.
-  process.kill(jobPid!, 'SIGSTOP');
-  stopped.push(jobPid!);
-  await waitUntilGone(jobPid!, 60_000);
+  // The job worker stops. Its pid is looked up now: one found earlier may have been replaced since.
+  const current = await currentWorkers(supervisorPid, 2);
+  const answering = (pids: Set<number>) => current.filter((pid) => pids.has(pid));
+  const http = answering(await collectWorkerPids(baseUrl, (pids) => answering(pids).length === 2, 60_000));
+  const [jobPid] = current.filter((pid) => !http.includes(pid));
+  assert.ok(jobPid !== undefined, `a job worker among ${current.join(', ')}`);
+  process.kill(jobPid, 'SIGSTOP');
+  stopped.push(jobPid);
+  await waitUntilGone(jobPid, 60_000);
   const view = await dashboardView(baseUrl, (v) => [httpVictim, jobPid].every((pid) => v.restarts.some((r) => r.pid === pid)) && v.workers.some((w) => w.role === 'jobs' && w.pid !== jobPid), 60_000);
   for (const [pid, role] of [[httpVictim, 'http'], [jobPid, 'jobs']] as const) {
     const event = view.restarts.find((r) => r.pid === pid)!;

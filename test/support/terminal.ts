@@ -1,8 +1,7 @@
 // A real terminal for tests of what a user does at a shell prompt: a private tmux server with
-// one interactive bash, keys typed into it (Ctrl-C included), and its screen read back. Also the
-// processes that belong to one service, found by the DATA_DIR in their environment.
+// one interactive bash, keys typed into it (Ctrl-C included), and its screen read back.
 import { execFile } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -57,38 +56,4 @@ export async function openTerminal(dir: string, cwd: string): Promise<Terminal> 
     },
   };
   return terminal;
-}
-
-/**
- * Processes whose environment has DATA_DIR=dataDir: npm, the supervisor, its workers, and the
- * embedded PostgreSQL's (pg_ctl passes the supervisor's environment on).
- */
-export async function processesOf(dataDir: string): Promise<Array<{ pid: number; commandLine: string }>> {
-  const needle = `\0DATA_DIR=${dataDir}\0`;
-  const found: Array<{ pid: number; commandLine: string }> = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const environ = `\0${await readFile(`/proc/${name}/environ`, 'utf8')}`;
-      if (!environ.includes(needle)) continue;
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue; // exited, not yet reaped
-      const commandLine = (await readFile(`/proc/${name}/cmdline`, 'utf8')).split('\0').join(' ').trim();
-      found.push({ pid: Number(name), commandLine });
-    } catch {
-      // gone while we looked, or not ours to read
-    }
-  }
-  return found;
-}
-
-/** Waits (bounded) until no process of the service runs; returns those still running. */
-export async function waitForProcessesGone(dataDir: string, timeoutMs = 30_000): Promise<Array<{ pid: number; commandLine: string }>> {
-  const deadline = Date.now() + timeoutMs;
-  let left = await processesOf(dataDir);
-  while (left.length > 0 && Date.now() < deadline) {
-    await sleep(200);
-    left = await processesOf(dataDir);
-  }
-  return left;
 }
