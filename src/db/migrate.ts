@@ -1,12 +1,28 @@
-// Applies the schema: graphile-worker's own migrations, then ours (src/db/migrations/NNNN_*.sql,
-// in order, each in its own transaction). Runs once, in the supervisor, before any worker starts;
-// a session advisory lock makes concurrent starts (two instances on one database) take turns.
+// Applies the schema: graphile-worker's own migrations, then ours (src/db/migrations/NNNN_*.sql:
+// tables, indexes and data moves, in order, each in its own transaction, each once), then every
+// SQL function's live definition (src/db/functions/*.sql, CREATE OR REPLACE, at every start, in
+// FUNCTION_FILES order, in one transaction). Runs in the supervisor, before any worker starts; a
+// session advisory lock makes concurrent starts (two instances on one database) take turns.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runMigrations } from 'graphile-worker';
 import postgres from 'postgres';
 
 const MIGRATIONS_DIR = path.join(import.meta.dirname, 'migrations');
+const FUNCTIONS_DIR = path.join(import.meta.dirname, 'functions');
+// Dependency order: a LANGUAGE sql function's body is checked when it is created, so what it calls
+// comes first (registration-row before everything that returns a row, record-events before the
+// functions that record events, register-batch's registrar_register after registrar_register_batch).
+const FUNCTION_FILES = [
+  'registration-row.sql',
+  'record-events.sql',
+  'promote-waitlisted.sql',
+  'register-batch.sql',
+  'cancel.sql',
+  'import-batch.sql',
+  'remind.sql',
+  'delivery-figures.sql',
+];
 // Any constant works; it only has to be the same for every instance.
 const MIGRATION_LOCK_ID = 7_211_302;
 
@@ -30,9 +46,22 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
       });
       newlyApplied.push(file);
     }
+    await applyFunctions(sql);
     return newlyApplied;
   } finally {
     await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
     await sql.end();
   }
+}
+
+async function applyFunctions(sql: postgres.Sql): Promise<void> {
+  const present = (await readdir(FUNCTIONS_DIR)).filter((file) => file.endsWith('.sql')).sort();
+  const unlisted = present.filter((file) => !FUNCTION_FILES.includes(file));
+  if (unlisted.length > 0) {
+    throw new Error(`src/db/functions has files missing from FUNCTION_FILES in src/db/migrate.ts: ${unlisted.join(', ')}; add them in dependency order`);
+  }
+  const texts = await Promise.all(FUNCTION_FILES.map((file) => readFile(path.join(FUNCTIONS_DIR, file), 'utf8')));
+  await sql.begin(async (tx) => {
+    for (const text of texts) await tx.unsafe(text);
+  });
 }

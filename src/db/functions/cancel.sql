@@ -1,0 +1,32 @@
+-- Cancelling a registration; a freed seat goes to the waitlist in the same transaction.
+-- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
+
+CREATE OR REPLACE FUNCTION registrar_cancel(p_registration_id uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_course_id text;
+  v_before registrations;
+  v_after registrations;
+BEGIN
+  SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not-found');
+  END IF;
+  PERFORM 1 FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Read the status only under the course lock: it cannot change until we commit.
+  SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
+  IF v_before.status = 'cancelled' THEN
+    RETURN jsonb_build_object('outcome', 'already-cancelled', 'registration', registrar_registration_row(v_before));
+  END IF;
+  UPDATE registrations SET status = 'cancelled', updated_at = now()
+  WHERE id = p_registration_id RETURNING * INTO v_after;
+  PERFORM registrar_record_event(v_after, 'cancelled', NULL, NULL);
+  IF v_before.status = 'enrolled' THEN
+    UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
+    PERFORM registrar_promote_waitlisted(v_course_id);
+  ELSE
+    UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
+  END IF;
+  RETURN jsonb_build_object('outcome', 'cancelled', 'registration', registrar_registration_row(v_after));
+END
+$$;

@@ -1,0 +1,60 @@
+-- What a registration change sets in motion: its event, its manage token, its email job and its
+-- webhook deliveries, written in the caller's transaction (committed means it will be delivered).
+-- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
+
+CREATE OR REPLACE FUNCTION registrar_webhook_event_type(p_kind text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE p_kind
+    WHEN 'enrolled' THEN 'registration.created'
+    WHEN 'waitlisted' THEN 'registration.created'
+    WHEN 'promoted' THEN 'registration.promoted'
+    WHEN 'cancelled' THEN 'registration.cancelled'
+  END
+$$;
+
+CREATE OR REPLACE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
+RETURNS void LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
+DECLARE
+  v_event_ids bigint[];
+  v_emails json;
+  v_webhooks json;
+BEGIN
+  WITH events AS (
+    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
+    SELECT n.id, n.course_id, n.kind, n.position
+    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, course_id, kind, position, o)
+    ORDER BY n.o
+    RETURNING id, registration_id
+  ), tokens AS (
+    INSERT INTO manage_tokens (token_hash, registration_id)
+    SELECT sha256(convert_to(t.token, 'UTF8')), t.id FROM unnest(p_registration_ids, p_tokens) AS t (id, token)
+  )
+  SELECT array_agg(e.id ORDER BY e.id), json_agg(json_build_object('eventId', e.id, 'manageToken', t.token) ORDER BY e.id)
+  INTO v_event_ids, v_emails
+  FROM events e JOIN unnest(p_registration_ids, p_tokens) AS t (id, token) ON t.id = e.registration_id;
+  PERFORM graphile_worker.add_job('send_email', v_emails, max_attempts => 25);
+
+  IF EXISTS (SELECT 1 FROM webhooks) THEN
+    WITH deliveries AS (
+      INSERT INTO webhook_deliveries (webhook_id, event_id, event_type)
+      SELECT w.id, e.id, registrar_webhook_event_type(e.kind)
+      FROM registration_events e JOIN webhooks w ON registrar_webhook_event_type(e.kind) = ANY (w.events)
+      WHERE e.id = ANY (v_event_ids)
+      ORDER BY e.id
+      RETURNING id
+    )
+    SELECT json_agg(json_build_object('deliveryId', id)) INTO v_webhooks FROM deliveries;
+    IF v_webhooks IS NOT NULL THEN
+      PERFORM graphile_worker.add_job('deliver_webhook', v_webhooks, max_attempts => 12);
+    END IF;
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION registrar_record_event(p_registration registrations, p_kind text, p_position integer, p_manage_token text)
+RETURNS void LANGUAGE sql AS $$
+  -- p_manage_token: the token to put in the email (the creation token); NULL makes a fresh one
+  -- (two v4 UUIDs: 244 bits from the server's strong random source).
+  SELECT registrar_record_events(ARRAY[p_registration.id], ARRAY[p_registration.course_id], ARRAY[p_kind], ARRAY[p_position],
+    ARRAY[coalesce(p_manage_token, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))])
+$$;

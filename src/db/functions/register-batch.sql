@@ -1,0 +1,249 @@
+-- Registration: a batch of registrations decided in one transaction (window, capacity, duplicates,
+-- Idempotency-Keys, waitlist places), lock-last with a course row-version check, decided again
+-- locked first when a course changed or a deadlock broke the attempt (docs/design.md, "The hot course").
+-- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
+
+CREATE OR REPLACE FUNCTION registrar_register_batch_in(
+  p_lock_first boolean,
+  p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
+  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[]
+) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
+DECLARE
+  v_count integer := coalesce(array_length(p_courses, 1), 0);
+  -- The courses of the batch, locked, in id order, with their counters as the batch changes them.
+  v_ids text[];
+  v_capacity integer[];
+  v_waitlist_capacity integer[];
+  v_enrolled integer[];
+  v_waitlisted integer[];
+  v_open boolean[];
+  v_changed boolean[];
+  -- The counters as read at the start, and the courses where someone was refused (full, closed).
+  v_read_enrolled integer[];
+  v_read_waitlisted integer[];
+  -- The course rows' versions as read (xmin: the transaction that last wrote each).
+  v_read_version xid[];
+  v_refused boolean[];
+  -- Locked at the end (p_lock_first false): a course as it is now, with its version.
+  v_now record;
+  -- Students of the batch registered already: "course\nemail_key" and their rows.
+  v_active_keys text[];
+  v_active_rows jsonb[];
+  -- The registrations this batch creates, in arrival order.
+  v_new_members integer[] := '{}';
+  v_new_ids uuid[] := '{}';
+  v_new_keys text[] := '{}';
+  v_new_status registration_status[] := '{}';
+  v_new_positions integer[] := '{}';
+  v_new_rows jsonb[];
+  -- Per member: its result, or the new registration it is (v_new_of) or duplicates (v_dup_of).
+  v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[v_count]);
+  v_new_of integer[] := array_fill(NULL::integer, ARRAY[v_count]);
+  v_dup_of integer[] := array_fill(NULL::integer, ARRAY[v_count]);
+  v_key_free boolean[] := '{}';
+  v_key idempotency_keys;
+  v_student text;
+  v_status registration_status;
+  v_position integer;
+  v_code integer;
+  v_c integer;
+  v_n integer;
+BEGIN
+  -- Idempotency keys first, before any course lock: if another request with a key of this batch
+  -- is still being handled, that member answers 409 at once (draft-ietf-httpapi-idempotency-
+  -- key-header) instead of waiting behind the course lock. The key's lock lives as long as the
+  -- transaction.
+  FOR i IN 1 .. v_count LOOP
+    v_key_free := v_key_free || (p_key_hashes[i] IS NULL
+      OR pg_try_advisory_xact_lock(('x' || encode(substr(p_key_hashes[i], 1, 8), 'hex'))::bit(64)::bigint));
+  END LOOP;
+
+  IF p_lock_first THEN
+    PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
+  END IF;
+  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
+         array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
+         array_agg(waitlisted ORDER BY id),
+         array_agg((opens_at IS NULL OR now() >= opens_at) AND (closes_at IS NULL OR now() < closes_at) ORDER BY id),
+         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_changed, v_refused, v_read_version
+    FROM courses WHERE id = ANY (p_courses);
+  v_read_enrolled := v_enrolled;
+  v_read_waitlisted := v_waitlisted;
+
+  -- Students of the batch registered already. One index probe per student (LIMIT keeps it a
+  -- probe: a plan cached while the table was small must not become a scan of the whole index
+  -- once it is large). A registration of the same student committed meanwhile by another
+  -- transaction makes the insert below fail on the unique index: the batch is then decided
+  -- again, locked (registrar_register_batch).
+  SELECT coalesce(array_agg(r.course_id || E'\n' || r.email_key), '{}'), array_agg(registrar_registration_row(r))
+    INTO v_active_keys, v_active_rows
+    FROM (SELECT DISTINCT c, k FROM unnest(p_courses, p_email_keys) AS s (c, k)) s
+    CROSS JOIN LATERAL (
+      SELECT * FROM registrations r
+      WHERE r.course_id = s.c AND r.email_key = s.k AND r.status <> 'cancelled'
+      LIMIT 1) r;
+
+  -- Each member in arrival order, with the counters in memory: exactly the rules of one
+  -- registration at a time (a later member sees what an earlier one did).
+  FOR i IN 1 .. v_count LOOP
+    IF p_key_hashes[i] IS NOT NULL THEN
+      IF NOT v_key_free[i] THEN
+        v_results[i] := jsonb_build_object('outcome', 'key-in-progress');
+        CONTINUE;
+      END IF;
+      INSERT INTO idempotency_keys (key_hash, request_hash) VALUES (p_key_hashes[i], p_request_hashes[i])
+      ON CONFLICT (key_hash) DO NOTHING;
+      IF NOT FOUND THEN
+        SELECT * INTO STRICT v_key FROM idempotency_keys WHERE key_hash = p_key_hashes[i];
+        IF v_key.status_code IS NULL THEN
+          -- The same key earlier in this batch, not finished yet: in progress, as if concurrent.
+          v_results[i] := jsonb_build_object('outcome', 'key-in-progress');
+        ELSIF v_key.request_hash <> p_request_hashes[i] THEN
+          v_results[i] := jsonb_build_object('outcome', 'key-reused');
+        ELSE
+          -- Once an earlier request with this key has committed, its stored answer is replayed; an
+          -- attempt that ended in an error deleted its key row, so a retry proceeds as a fresh one.
+          v_results[i] := jsonb_build_object('outcome', 'replay', 'statusCode', v_key.status_code,
+            'registration', v_key.registration, 'sealedToken', encode(v_key.sealed_token, 'base64'));
+        END IF;
+        CONTINUE;
+      END IF;
+    END IF;
+
+    v_c := array_position(v_ids, p_courses[i]);
+    v_student := p_courses[i] || E'\n' || p_email_keys[i];
+    IF v_c IS NULL THEN
+      v_results[i] := jsonb_build_object('outcome', 'course-not-found');
+    ELSIF v_student = ANY (v_active_keys) THEN
+      v_results[i] := jsonb_build_object('outcome', 'existing', 'registration', v_active_rows[array_position(v_active_keys, v_student)]);
+    ELSIF v_student = ANY (v_new_keys) THEN
+      v_dup_of[i] := array_position(v_new_keys, v_student);
+    ELSIF NOT v_open[v_c] THEN
+      v_results[i] := jsonb_build_object('outcome', 'registration-closed');
+      v_refused[v_c] := true;
+    ELSE
+      v_status := NULL;
+      v_position := NULL;
+      IF v_enrolled[v_c] < v_capacity[v_c] THEN
+        v_status := 'enrolled';
+        v_enrolled[v_c] := v_enrolled[v_c] + 1;
+      ELSIF v_waitlisted[v_c] < v_waitlist_capacity[v_c] THEN
+        v_status := 'waitlisted';
+        v_waitlisted[v_c] := v_waitlisted[v_c] + 1;
+        v_position := v_waitlisted[v_c];
+      END IF;
+      IF v_status IS NULL THEN
+        v_results[i] := jsonb_build_object('outcome', 'course-full');
+        v_refused[v_c] := true;
+      ELSE
+        v_changed[v_c] := true;
+        v_new_members := v_new_members || i;
+        v_new_ids := v_new_ids || gen_random_uuid();
+        v_new_keys := v_new_keys || v_student;
+        v_new_status := v_new_status || v_status;
+        v_new_positions := v_new_positions || v_position;
+        v_new_of[i] := cardinality(v_new_members);
+      END IF;
+    END IF;
+    -- Error answers are not the key's result: a retry may succeed once a seat frees up.
+    IF p_key_hashes[i] IS NOT NULL AND v_results[i] IS NOT NULL AND v_results[i] ->> 'outcome' <> 'existing' THEN
+      DELETE FROM idempotency_keys WHERE key_hash = p_key_hashes[i];
+    END IF;
+  END LOOP;
+
+  v_n := cardinality(v_new_members);
+  IF v_n > 0 THEN
+    -- All the new registrations, their events, manage tokens, email jobs and webhook deliveries:
+    -- a few set-based statements for the whole batch instead of several per registration.
+    -- seq follows arrival order (rows are inserted in the order of the SELECT).
+    WITH inserted AS (
+      INSERT INTO registrations (id, course_id, name, email, email_key, status)
+      SELECT n.id, p_courses[n.m], p_names[n.m], p_emails[n.m], p_email_keys[n.m], n.status
+      FROM unnest(v_new_ids, v_new_members, v_new_status) WITH ORDINALITY AS n (id, m, status, o)
+      ORDER BY n.o
+      RETURNING *
+    )
+    SELECT array_agg(registrar_registration_row(r, n.position) ORDER BY n.o) INTO v_new_rows
+    FROM inserted r JOIN unnest(v_new_ids, v_new_positions) WITH ORDINALITY AS n (id, position, o) ON n.id = r.id;
+
+    PERFORM registrar_record_events(v_new_ids,
+      (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
+      (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
+      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+  END IF;
+
+  FOR i IN 1 .. v_count LOOP
+    IF v_new_of[i] IS NOT NULL THEN
+      v_results[i] := jsonb_build_object('outcome', 'created', 'registration', v_new_rows[v_new_of[i]]);
+      v_code := 201;
+    ELSIF v_dup_of[i] IS NOT NULL THEN
+      v_results[i] := jsonb_build_object('outcome', 'existing', 'registration', v_new_rows[v_dup_of[i]]);
+      v_code := 200;
+    ELSIF v_results[i] ->> 'outcome' = 'existing' THEN
+      v_code := 200;
+    ELSE
+      CONTINUE;
+    END IF;
+    IF p_key_hashes[i] IS NOT NULL THEN
+      UPDATE idempotency_keys
+      SET status_code = v_code, registration = v_results[i] -> 'registration',
+          sealed_token = CASE WHEN v_code = 201 THEN p_sealed_tokens[i] END
+      WHERE key_hash = p_key_hashes[i];
+    END IF;
+  END LOOP;
+
+  IF NOT p_lock_first THEN
+    -- Now the course locks, in id order, only to check the decisions and write the counters. A
+    -- course whose row is the version read (nothing committed to it since): every decision
+    -- stands, exactly as if it had been locked from the start (the opening window is checked
+    -- again: time moved). A course changed meanwhile (another batch, a cancel, an admin change):
+    -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
+    -- waitlist place, nobody waiting, the seats still there), since enrolling has no order to
+    -- keep. Otherwise the batch is decided again from the start, locked.
+    FOR c IN 1 .. cardinality(v_ids) LOOP
+      SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
+      CONTINUE WHEN v_now.version = v_read_version[c]
+        AND ((v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at)) = v_open[c];
+      CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity
+        AND (v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at);
+      RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+    END LOOP;
+  END IF;
+
+  -- Each course row written once, with what the batch added.
+  UPDATE courses c SET enrolled = c.enrolled + u.enrolled - u.read_enrolled, waitlisted = c.waitlisted + u.waitlisted - u.read_waitlisted, updated_at = now()
+  FROM unnest(v_ids, v_enrolled, v_waitlisted, v_read_enrolled, v_read_waitlisted, v_changed) AS u (id, enrolled, waitlisted, read_enrolled, read_waitlisted, changed)
+  WHERE c.id = u.id AND u.changed;
+  RETURN v_results;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION registrar_register_batch(
+  p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
+  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[]
+) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM unnest(p_key_hashes) k WHERE k IS NOT NULL) THEN
+    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
+  END IF;
+  BEGIN
+    RETURN registrar_register_batch_in(false, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
+  EXCEPTION WHEN SQLSTATE 'RGB01' OR unique_violation OR deadlock_detected THEN
+    -- A course changed under the decisions, the same student was registered meanwhile, or this
+    -- attempt's new rows deadlocked with a locked-first batch inserting the same student:
+    -- everything this attempt wrote is rolled back; decide again, locked first.
+    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
+  END;
+END
+$$;
+
+-- One registration is a batch of one: a single set of rules.
+CREATE OR REPLACE FUNCTION registrar_register(
+  p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token text,
+  p_key_hash bytea, p_request_hash bytea, p_sealed_token bytea
+) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT (registrar_register_batch(ARRAY[p_course_id], ARRAY[p_name], ARRAY[p_email], ARRAY[p_email_key],
+    ARRAY[p_manage_token], ARRAY[p_key_hash], ARRAY[p_request_hash], ARRAY[p_sealed_token]))[1]
+$$;
