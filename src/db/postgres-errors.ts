@@ -43,7 +43,7 @@ export const OUT_OF_RESOURCES_CODES: ReadonlySet<string> = new Set([
  * twice.
  */
 const RETRYABLE_TRANSACTION_CODES = new Set([
-  '40P01', // deadlock_detected: e.g. a locked-first registration batch and a lock-last one inserting the same student (0010)
+  '40P01', // deadlock_detected: e.g. a locked-first registration batch and a lock-last one inserting the same student (src/db/functions/register-batch.sql)
   '40001', // serialization_failure
 ]);
 

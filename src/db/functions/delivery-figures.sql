@@ -1,6 +1,6 @@
 -- Delivery figures kept in the transaction of the rows they count: the statement-level trigger
 -- function behind the triggers on email_deliveries and webhook_deliveries (created by migration
--- 0012), and the fold of pending changes into the totals.
+-- 0012_retention.sql), and the fold of pending changes into the totals.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
 -- One function for both logs and all three operations. The figure is the table's prefix and the

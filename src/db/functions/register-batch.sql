@@ -1,6 +1,24 @@
--- Registration: a batch of registrations decided in one transaction (window, capacity, duplicates,
--- Idempotency-Keys, waitlist places), lock-last with a course row-version check, decided again
--- locked first when a course changed or a deadlock broke the attempt (docs/design.md, "The hot course").
+-- Registration: a batch of registrations, in their order of arrival, decided in one transaction
+-- (docs/design.md, "The hot course"). Members are decided one after another with the counters in
+-- memory, so a later member sees what an earlier one did (the same student twice in one batch:
+-- the second finds the first's registration), and each course row is written once.
+--
+-- A batch without Idempotency-Keys is decided on the courses as read, written, and only then are
+-- its courses locked (FOR NO KEY UPDATE, in id order, so two batches cannot deadlock) to check
+-- the decisions: a course whose row version (xmin: every change to a course writes its row) is
+-- unchanged keeps every decision; a newer one keeps them only if they were all seats that still
+-- fit. Otherwise the attempt's subtransaction is rolled back and the batch decided again, locked
+-- first; so is an attempt that met the same student registered meanwhile, or that PostgreSQL
+-- failed to break a deadlock (40P01: its new rows' unique-index entries waited for a course held
+-- by a locked-first batch inserting the same student). When the locked-first side is the one
+-- failed, the application runs its statement again (src/db/postgres-errors.ts). Batches with keys
+-- are decided locked first: a key's answer is stored in the same pass.
+--
+-- FOR NO KEY UPDATE: the course row's key never changes, and the foreign-key checks of the
+-- inserts (FOR KEY SHARE on the course) must not conflict with another batch's course lock.
+-- Plans: the batch functions keep cached plans (plan_cache_mode = auto; the connections force
+-- custom plans), and registrar_register_batch_in runs with enable_seqscan = off: every statement
+-- in it is a keyed lookup or insert.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
 CREATE OR REPLACE FUNCTION registrar_register_batch_in(

@@ -10,6 +10,7 @@
 -- and instances: registrations.reminded_at is set by a conditional UPDATE. Concurrent reminders
 -- for one registration queue on its row lock; under READ COMMITTED the later ones re-check the
 -- condition against the committed row (reminded_at just set) and update nothing.
+-- registrar_remind: src/db/functions/remind.sql.
 
 ALTER TABLE registration_events DROP CONSTRAINT registration_events_kind_check;
 ALTER TABLE registration_events ADD CONSTRAINT registration_events_kind_check
@@ -17,38 +18,3 @@ ALTER TABLE registration_events ADD CONSTRAINT registration_events_kind_check
 
 -- When this registration's last reminder was committed; NULL: none yet.
 ALTER TABLE registrations ADD COLUMN reminded_at timestamptz;
-
--- Sends a reminder to each of these registrations (duplicates allowed) that is active and was
--- not reminded in the last 10 minutes; answers how many were sent. Rows are locked one at a
--- time in id order, so two calls with overlapping registrations cannot deadlock each other. A
--- call that finds nothing due writes nothing (no transaction id, no WAL).
-CREATE FUNCTION registrar_remind(p_registration_ids uuid[]) RETURNS integer
-LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
-DECLARE
-  v_id uuid;
-  v_course text;
-  v_ids uuid[] := '{}';
-  v_courses text[] := '{}';
-  v_n integer;
-BEGIN
-  FOR v_id IN SELECT DISTINCT id FROM unnest(p_registration_ids) AS s (id) WHERE id IS NOT NULL ORDER BY id LOOP
-    UPDATE registrations SET reminded_at = now()
-    WHERE id = v_id AND status <> 'cancelled'
-      AND (reminded_at IS NULL OR reminded_at <= now() - interval '10 minutes')
-    RETURNING course_id INTO v_course;
-    IF FOUND THEN
-      v_ids := v_ids || v_id;
-      v_courses := v_courses || v_course;
-    END IF;
-  END LOOP;
-  v_n := cardinality(v_ids);
-  IF v_n > 0 THEN
-    -- Fresh tokens (two v4 UUIDs: 244 bits from the server's strong random source, as in
-    -- registrar_record_event); only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]),
-      array_fill(NULL::integer, ARRAY[v_n]),
-      ARRAY(SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') FROM generate_series(1, v_n)));
-  END IF;
-  RETURN v_n;
-END
-$$;

@@ -47,29 +47,10 @@ CREATE TABLE delivery_figure_changes (
 -- Churns constantly: vacuum it after a thousand dead rows, not after 20% of a tiny table.
 ALTER TABLE delivery_figure_changes SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
--- One function for both logs and all three operations. The figure is the table's prefix and the
--- row's status ('emails_' || 'sent', 'webhooks_' || 'pending'); an update that leaves a status
--- as it was (a webhook retry) adds nothing. Transition tables cannot go with a column list or
--- several events, hence three triggers per table. INSERT ... ON CONFLICT DO UPDATE fires the
--- insert trigger for the rows it inserted and the update trigger for the rows it updated.
+-- A placeholder, so that the triggers below can be created; its body is
+-- src/db/functions/delivery-figures.sql, applied at the end of the same start, before any writer.
 CREATE FUNCTION registrar_count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  v_prefix text := CASE TG_TABLE_NAME WHEN 'email_deliveries' THEN 'emails_' ELSE 'webhooks_' END;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO delivery_figure_changes (figure, change)
-    SELECT v_prefix || status, count(*) FROM new_rows GROUP BY status;
-  ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO delivery_figure_changes (figure, change)
-    SELECT v_prefix || status, -count(*) FROM old_rows GROUP BY status;
-  ELSE
-    INSERT INTO delivery_figure_changes (figure, change)
-    SELECT figure, sum(change) FROM (
-      SELECT v_prefix || status AS figure, 1 AS change FROM new_rows
-      UNION ALL
-      SELECT v_prefix || status, -1 FROM old_rows) c
-    GROUP BY figure HAVING sum(change) <> 0;
-  END IF;
   RETURN NULL;
 END
 $$;
@@ -96,24 +77,3 @@ FROM (SELECT 'emails_' || status AS figure, count(*) AS n FROM email_deliveries 
       UNION ALL
       SELECT 'webhooks_' || status, count(*) FROM webhook_deliveries GROUP BY status) c
 WHERE f.figure = c.figure;
-
--- Moves the pending changes into the totals; answers how many change rows it folded. One fold at
--- a time (another instance's job worker may be folding): the others skip, answering 0.
-CREATE FUNCTION registrar_fold_delivery_figures() RETURNS integer LANGUAGE plpgsql AS $$
-DECLARE
-  v_folded integer;
-BEGIN
-  IF NOT pg_try_advisory_xact_lock(7211303) THEN
-    RETURN 0;
-  END IF;
-  WITH folded AS (
-    DELETE FROM delivery_figure_changes RETURNING figure, change
-  ), sums AS (
-    SELECT figure, sum(change) AS change, count(*) AS n FROM folded GROUP BY figure
-  ), updated AS (
-    UPDATE delivery_figures f SET count = f.count + s.change FROM sums s WHERE f.figure = s.figure RETURNING s.n
-  )
-  SELECT coalesce(sum(n), 0) INTO v_folded FROM updated;
-  RETURN v_folded;
-END
-$$;

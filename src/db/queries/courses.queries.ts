@@ -34,7 +34,7 @@ export async function listCourses(sql: Sql): Promise<CourseRow[]> {
 
 /**
  * Takes the course lock that serializes every seat change of this course. FOR NO KEY UPDATE,
- * as the registrar_* functions take it (0008, 0013): it does not block the FOR KEY SHARE of a
+ * as the registrar_* functions take it (src/db/functions/): it does not block the FOR KEY SHARE of a
  * foreign-key check, so a reminder holding a registration can insert its event meanwhile.
  */
 export async function lockCourse(tx: TransactionSql, id: string): Promise<CourseRow | undefined> {

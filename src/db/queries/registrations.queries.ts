@@ -1,5 +1,5 @@
 // SQL for registrations. Every seat change is one call to a registrar_* function
-// (src/db/migrations), so the course lock is held for a single round trip.
+// (src/db/functions/), so the course lock is held for a single round trip.
 import type { RegistrationRow, RegistrationStatus } from '../../domain/registration.ts';
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
@@ -29,7 +29,7 @@ export type RegisterOutcome =
 /** One batch in one statement (registrar_register_batch: one transaction): results in order,
  * as one jsonb (parsed by JSON.parse, much cheaper than a jsonb[] parsed element by element). */
 export function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
-  // A deadlock rolled the whole statement back (see 0010_course_version_check.sql): run it again.
+  // A deadlock rolled the whole statement back (see src/db/functions/register-batch.sql): run it again.
   return retryTransaction(() => registerBatchOnce(sql, batch));
 }
 
@@ -137,7 +137,7 @@ export type CancelOutcome =
 
 export async function cancel(sql: Sql, registrationId: string): Promise<CancelOutcome> {
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
-  // other order (0013_cancel_no_key_lock.sql) rolled the statement back: run it again.
+  // other order (src/db/functions/cancel.sql) rolled the statement back: run it again.
   const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`);
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;
