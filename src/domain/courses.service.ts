@@ -57,7 +57,7 @@ export async function getCourses(sql: Sql): Promise<Course[]> {
 
 export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<Course> {
   // A deadlock with a reminder holding a registration that the raise promotes rolled the whole
-  // transaction back (0013_cancel_no_key_lock.sql): run it again.
+  // transaction back (src/db/functions/cancel.sql): run it again.
   const changed = await retryTransaction(() => sql.begin(async (tx) => {
     const current = await lockCourse(tx, id);
     if (!current) throw new DomainError('course-not-found', `There is no course "${id}"`);

@@ -1,4 +1,4 @@
-// graphile-worker batch jobs. A group commit (src/db/migrations/0006_group_commit.sql) adds one
+// graphile-worker batch jobs. A group commit (src/db/functions/register-batch.sql) adds one
 // job per kind for the whole batch, whose payload is the list of entries (one per event), instead
 // of one job per event: one job row, one fetch and one completion for up to a few hundred emails.
 // Each entry still succeeds or fails on its own: graphile-worker retries a batch job with only
