@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
+import { refuseWritesWithDiskFull, writesTried } from '../support/refused-writes.ts';
 import { until } from '../support/rush.ts';
 
 /** Completions refused before the database takes one. */
@@ -30,25 +31,15 @@ after(async () => {
 });
 
 test('a completion refused with disk_full is retried until it is written; the email goes once', { timeout: 120_000 }, async () => {
-  // A sequence, not a table: nextval() is not rolled back with the refused statement.
-  await db.sql.unsafe(`
-    CREATE SEQUENCE test_refused_writes;
-    CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF nextval('test_refused_writes') <= ${REFUSED_WRITES} THEN
-        RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
-      END IF;
-      RETURN OLD;
-    END $$;
-    CREATE TRIGGER test_disk_full BEFORE DELETE ON graphile_worker._private_jobs FOR EACH ROW EXECUTE FUNCTION test_disk_full();`);
+  await refuseWritesWithDiskFull(db.sql, { table: 'graphile_worker._private_jobs', operation: 'DELETE', times: REFUSED_WRITES });
   const course = await newCourse(server.client, { capacity: 5 });
   assert.equal((await server.client.register(student(course, 1))).status, 201);
   runners = await startTestJobRunners(db); // the built-in mailbox
 
   await until(() => db.sql<{ jobs: number }[]>`SELECT count(*)::int AS jobs FROM graphile_worker._private_jobs`,
     (rows) => rows[0]!.jobs === 0, 'the job completed', 60_000, 100);
-  const [sequence] = await db.sql<{ tried: string }[]>`SELECT last_value::text AS tried FROM test_refused_writes`;
-  assert.ok(Number(sequence!.tried) > REFUSED_WRITES, `the first ${REFUSED_WRITES} completions were refused (${sequence!.tried} tried)`);
+  const tried = await writesTried(db.sql);
+  assert.ok(tried > REFUSED_WRITES, `the first ${REFUSED_WRITES} completions were refused (${tried} tried)`);
   const [counts] = await db.sql<{ mailbox: number; sent: number }[]>`
     SELECT (SELECT count(*) FROM mailbox)::int AS mailbox, (SELECT count(*) FROM email_deliveries WHERE status = 'sent')::int AS sent`;
   assert.deepEqual(counts, { mailbox: 1, sent: 1 });

@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
+import { refuseWritesWithDiskFull, writesTried } from '../support/refused-writes.ts';
 import { until } from '../support/rush.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 
@@ -35,25 +36,15 @@ after(async () => {
 test('a delivery accepted while the disk is full is recorded when it has room, and posted once', { timeout: 120_000 }, async () => {
   const hook = (await server.client.admin('POST', '/webhooks', { url: receiver.url, events: ['registration.created'] })).body;
   receiver.setSecret(hook.secret);
-  // A sequence, not a table: nextval() is not rolled back with the refused statement.
-  await db.sql.unsafe(`
-    CREATE SEQUENCE test_refused_writes;
-    CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF nextval('test_refused_writes') <= ${REFUSED_WRITES} THEN
-        RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = 'disk_full', HINT = 'Check free disk space.';
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_disk_full BEFORE UPDATE ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION test_disk_full();`);
+  await refuseWritesWithDiskFull(db.sql, { table: 'webhook_deliveries', operation: 'UPDATE', times: REFUSED_WRITES });
   const course = await newCourse(server.client, { capacity: 5 });
   assert.equal((await server.client.register(student(course, 1))).status, 201);
   runners = await startTestJobRunners(db, { webhookTimeoutMs: 10_000 });
 
   const [delivery] = await until(() => db.sql<{ status: string; attempts: number }[]>`SELECT status, attempts FROM webhook_deliveries`,
     (rows) => rows.length === 1 && rows[0]!.status === 'delivered', 'the delivery recorded as delivered', 60_000, 100);
-  const [sequence] = await db.sql<{ tried: string }[]>`SELECT last_value::text AS tried FROM test_refused_writes`;
-  assert.ok(Number(sequence!.tried) > REFUSED_WRITES, `the first ${REFUSED_WRITES} writes were refused (${sequence!.tried} tried)`);
+  const tried = await writesTried(db.sql);
+  assert.ok(tried > REFUSED_WRITES, `the first ${REFUSED_WRITES} writes were refused (${tried} tried)`);
   assert.deepEqual(receiver.received.map((r) => r.answeredStatus), [200], 'posted once, accepted');
   assert.equal(delivery!.attempts, 1);
   assert.ok(receiver.received[0]!.verified);
