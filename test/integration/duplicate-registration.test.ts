@@ -4,29 +4,25 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { newCourse } from '../support/factories.ts';
-import { startTestServer, type TestServer } from '../support/http.ts';
-import { startTestJobRunners } from '../support/job-runners.ts';
-import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import type { TestServer } from '../support/http.ts';
+import { type MailboxStack, startMailboxStack } from '../support/mailbox-stack.ts';
+import type { WebhookReceiver } from '../support/webhook-receiver.ts';
 
+let stack: MailboxStack;
 let db: TestDatabase;
 let server: TestServer;
 let runners: JobRunners;
 let receiver: WebhookReceiver;
 
 before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-  runners = await startTestJobRunners(db); // no SMTP URL: the built-in mailbox
-  receiver = await startWebhookReceiver();
+  stack = await startMailboxStack();
+  ({ db, server, runners, receiver } = stack);
 });
 after(async () => {
-  await runners.stop();
-  await receiver.close();
-  await server.close();
-  await db.drop();
+  await stack.stop();
 });
 
 async function reminders(registrationId: string): Promise<string[]> {

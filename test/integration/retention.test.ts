@@ -11,15 +11,16 @@ import { after, before, describe, test } from 'node:test';
 import { countQueueStats, DELIVERY_FIGURES_SQL, foldDeliveryFigures, queueStats, snapshotQueueStats } from '../../src/db/queries/jobs.queries.ts';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createRetention } from '../../src/jobs/retention.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
-import { startTestServer, type TestServer } from '../support/http.ts';
-import { startTestJobRunners } from '../support/job-runners.ts';
-import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import type { TestServer } from '../support/http.ts';
+import { type MailboxStack, startMailboxStack } from '../support/mailbox-stack.ts';
+import type { WebhookReceiver } from '../support/webhook-receiver.ts';
 
 const RETENTION_DAYS = 180;
 
+let stack: MailboxStack;
 let db: TestDatabase;
 let server: TestServer;
 let runners: JobRunners;
@@ -27,17 +28,12 @@ let receiver: WebhookReceiver;
 let dataDir: string;
 
 before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-  runners = await startTestJobRunners(db); // no SMTP URL: the built-in mailbox
-  receiver = await startWebhookReceiver();
+  stack = await startMailboxStack();
+  ({ db, server, runners, receiver } = stack);
   dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-retention-'));
 });
 after(async () => {
-  await runners.stop();
-  await receiver.close();
-  await server.close();
-  await db.drop();
+  await stack.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -3,29 +3,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
-import { startTestJobRunners } from '../support/job-runners.ts';
-import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import { type MailboxStack, startMailboxStack } from '../support/mailbox-stack.ts';
+import type { WebhookReceiver } from '../support/webhook-receiver.ts';
 
+let stack: MailboxStack;
 let db: TestDatabase;
 let server: TestServer;
 let runners: JobRunners;
 let receiver: WebhookReceiver;
 
 before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-  runners = await startTestJobRunners(db); // no SMTP URL: the built-in mailbox
-  receiver = await startWebhookReceiver();
+  stack = await startMailboxStack();
+  ({ db, server, runners, receiver } = stack);
 });
 after(async () => {
-  await runners.stop();
-  await receiver.close();
-  await server.close();
-  await db.drop();
+  await stack.stop();
 });
 
 describe('webhooks', () => {
@@ -108,7 +104,7 @@ describe('the built-in mailbox', () => {
 
     // A restart: a new server process on the same database reads the same mailbox.
     await server.close();
-    server = await startTestServer(db.sql);
+    server = stack.server = await startTestServer(db.sql);
     const again = await server.client.admin('GET', `/admin/mail?to=${encodeURIComponent(emails[0]!)}`);
     assert.deepEqual(again.body.items.map((m: { id: string }) => m.id), one.body.items.map((m: { id: string }) => m.id));
     assert.equal((await server.client.request('GET', '/admin/mail')).status, 401);
