@@ -10,8 +10,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import type { ChartSpec } from '../../src/cli/bench/charts.ts';
-import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../../src/cli/bench/invariants.ts';
+import type { ChartSpec } from '../../bench/charts.ts';
+import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../../bench/invariants.ts';
 
 const REPO_DIR = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');
@@ -37,7 +37,7 @@ function benchEnv(): NodeJS.ProcessEnv {
  */
 function runBench(args: string[], interruptWhen?: RegExp): Promise<BenchRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE_BIN, ['src/cli/bench/main.ts', ...args], { cwd: REPO_DIR, env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE_BIN, ['bench/main.ts', ...args], { cwd: REPO_DIR, env: benchEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let interrupted = false;

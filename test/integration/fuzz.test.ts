@@ -14,7 +14,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { seededRandom } from '../../src/cli/bench/rush-workload.ts';
+import { seededRandom } from '../../bench/rush-workload.ts';
 import type { Sql } from '../../src/db/database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';

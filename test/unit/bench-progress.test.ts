@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { estimateRemainingMs, formatDuration, formatProgress, startProgress } from '../../src/cli/bench/progress.ts';
+import { estimateRemainingMs, formatDuration, formatProgress, startProgress } from '../../bench/progress.ts';
 
 test('the estimate is the pace so far times what is left; unknown before the first item', () => {
   assert.equal(estimateRemainingMs(0, 100, 5_000), undefined);

@@ -1,6 +1,6 @@
 // Owns the parts of the rush report that a preset case and --compare-db add: the case's target
 // and whether the figures met it, the freed-slot trials, and the service beside the database alone.
-import { FULL_COURSE_RECHECK_MS } from '../../domain/full-courses.ts';
+import { FULL_COURSE_RECHECK_MS } from '../src/domain/full-courses.ts';
 import { DATABASE_STRATEGIES } from './database-ceiling.ts';
 import { ATTEMPT_INTERVAL_MS } from './freed-slot-check.ts';
 import { describeTarget, judgeTarget } from './rush-cases.ts';

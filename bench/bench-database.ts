@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { startEmbeddedDatabase } from '../../runtime/embedded-database.ts';
+import { startEmbeddedDatabase } from '../src/runtime/embedded-database.ts';
 import type { Cleanup } from './cleanup.ts';
 
 export type BenchDatabase = {

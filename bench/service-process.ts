@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { findFreePort } from '../../runtime/free-port.ts';
+import { findFreePort } from '../src/runtime/free-port.ts';
 
-export const REPO_DIR = path.resolve(import.meta.dirname, '../../..');
+export const REPO_DIR = path.resolve(import.meta.dirname, '..');
 /** Node 24 from the `node` npm package, the one `npm start` runs. */
 export const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');
 

@@ -3,7 +3,7 @@
 // answered 201; the delay from the change's answer to that 201 must stay within the service's
 // full-course recheck bound plus a margin. Every attempt is kept for the invariant check.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FULL_COURSE_RECHECK_MS } from '../../domain/full-courses.ts';
+import { FULL_COURSE_RECHECK_MS } from '../src/domain/full-courses.ts';
 import { cancelRegistration, changeCourseCapacity } from './admin-api.ts';
 import { Http1Connection } from './http1-connection.ts';
 import { type AnswerRecord, epochNow, sendRegistration, type StudentRequest } from './load-generator.ts';

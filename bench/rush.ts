@@ -1,7 +1,7 @@
 // Owns the `rush` scenario: N students at once at concurrency C on M courses, one far over capacity
 // (or a preset case: --hot, --hot-full, --spread); measures throughput, latency, CPU, emails, checks
 // the invariants against the database, and optionally PostgreSQL's own ceiling for the same work.
-import { FULL_COURSE_RECHECK_MS } from '../../domain/full-courses.ts';
+import { FULL_COURSE_RECHECK_MS } from '../src/domain/full-courses.ts';
 import { type CourseSpec, createCourse } from './admin-api.ts';
 import { startCpuStopwatch, type CpuWindow } from './cpu-window.ts';
 import { type DatabaseCeiling, measureDatabaseCeiling, observedDatabaseAnswers } from './database-ceiling.ts';

@@ -4,8 +4,8 @@
 // latency is from its call to its outcome.
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { migrateDatabase } from '../../db/migrate.ts';
-import { normalizeStudent } from '../../domain/registration.ts';
+import { migrateDatabase } from '../src/db/migrate.ts';
+import { normalizeStudent } from '../src/domain/registration.ts';
 import type { CourseSpec } from './admin-api.ts';
 import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
 import type { ObservedAnswer } from './invariants.ts';
