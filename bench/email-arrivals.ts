@@ -2,7 +2,7 @@
 // expected number of distinct messages, and when each recipient's email arrived.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startProgress } from './progress.ts';
-import type { ReceivedMessage, TestSmtpServer } from './smtp-server.ts';
+import type { ReceivedMessage, TestSmtpServer } from '../test/support/smtp-server.ts';
 
 /** Messages received, a resent copy (same Message-ID) counted once. */
 export function distinctMessages(smtp: TestSmtpServer): number {

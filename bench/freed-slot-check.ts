@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FULL_COURSE_RECHECK_MS } from '../src/domain/full-courses.ts';
 import { cancelRegistration, changeCourseCapacity } from './admin-api.ts';
-import { Http1Connection } from './http1-connection.ts';
+import { Http1Connection } from '../test/support/http1-connection.ts';
 import { type AnswerRecord, epochNow, sendRegistration, type StudentRequest } from './load-generator.ts';
 
 /** Scheduling slack on a busy 2-core machine, on top of the service's own bound (--freed-slot-margin-ms). */

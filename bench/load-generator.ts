@@ -2,7 +2,7 @@
 // in flight on each (a closed loop), recording per request when it was sent and answered, its
 // status and its id, over the bench's lean HTTP/1.1 connections (http1-connection.ts).
 import { performance } from 'node:perf_hooks';
-import { Http1Connection } from './http1-connection.ts';
+import { Http1Connection } from '../test/support/http1-connection.ts';
 import type { ObservedAnswer } from './invariants.ts';
 import { startProgress } from './progress.ts';
 

@@ -11,7 +11,7 @@ import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { renderSeedReport } from './seed-report.ts';
 import { serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
-import type { ReceivedMessage } from './smtp-server.ts';
+import type { ReceivedMessage } from '../test/support/smtp-server.ts';
 import { maxOf } from './stats.ts';
 import type { TimelineRow } from './charts.ts';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { waitForJobWorker } from './database-facts.ts';
 import type { ScenarioContext } from './scenario.ts';
 import { type ServiceProcess, startServiceProcess } from './service-process.ts';
-import { startSmtpServer, type TestSmtpServer } from './smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp-server.ts';
 
 export type RunSetup = {
   /** Names the database (bench_<name>) and the service's data directory. */

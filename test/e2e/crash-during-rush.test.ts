@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import postgres from 'postgres';
 import { Agent } from 'undici';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { countBy, failureReason, isSettled, type Outcome, resendUntilSettled, send, until } from '../support/rush.ts';

@@ -19,7 +19,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { Agent } from 'undici';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { countBy, failureReason, isSettled, type Outcome, resendUntilSettled, send, until } from '../support/rush.ts';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { REPEAT_WINDOW_MS } from '../../src/runtime/lifecycle.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';

@@ -12,7 +12,7 @@ import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 

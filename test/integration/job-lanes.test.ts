@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { startSmtpServer, type TestSmtpServer } from '../../bench/smtp-server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { createEmailDelivery, createInlineEmail, type InlinePhase } from '../../src/jobs/email/deliver-email.ts';
 import { createSmtpTransport, type MailTransport } from '../../src/jobs/email/mail-transport.ts';
 import { createLimiter } from '../../src/jobs/job-entries.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Http1Connection } from '../../bench/http1-connection.ts';
+import { Http1Connection } from '../support/http1-connection.ts';
 
 let baseUrl: string;
 const sockets = new Set<unknown>();

@@ -1,4 +1,4 @@
-// One keep-alive HTTP/1.1 connection of the load generator: one request at a time, the answer
+// One keep-alive HTTP/1.1 connection of the bench's load generator: one request at a time, the answer
 // framed by its Content-Length (as the service always frames its JSON answers). Lean on purpose:
 // the load generator shares the two cores it measures, and undici, even through its handler API,
 // costs 41-49 us of CPU per request where this costs about 16 (docs/benchmarks.md). Anything it
