@@ -8,7 +8,7 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { normalizeStudent } from '../src/domain/registration.ts';
 import type { CourseSpec } from './admin-api.ts';
 import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
-import type { ObservedAnswer } from './invariants.ts';
+import type { ObservedAnswer } from '../test/support/invariants.ts';
 import { epochNow, observedAnswers, runClosedLoop, type StudentRequest } from './load-generator.ts';
 import { startProgress } from './progress.ts';
 

@@ -1,7 +1,7 @@
 // Owns what the bench reads back from the service's database after a run (read-only): courses and
 // counters, every registration with its computed waitlist position, the email facts.
 import postgres from 'postgres';
-import type { CourseState, StoredRegistration } from './invariants.ts';
+import { readInvariantSnapshot, type CourseState, type StoredRegistration } from '../test/support/invariants.ts';
 
 export type DatabaseFacts = {
   courses: CourseState[];
@@ -15,24 +15,12 @@ export async function readDatabaseFacts(databaseUrl: string): Promise<DatabaseFa
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10, idle_timeout: 5 });
   try {
     return await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
-      const courses = await tx<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
-        SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
-      const registrations = await tx<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
-        SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
-          registrar_registration_row(r) ->> 'waitlist_position' AS position
-        FROM registrations r ORDER BY r.seq`;
+      const { courses, registrations } = await readInvariantSnapshot(tx);
       const [events] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM registration_events`;
       const deliveries = await tx<{ status: string; n: number }[]>`SELECT status, count(*)::int AS n FROM email_deliveries GROUP BY status`;
       return {
-        courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
-        registrations: registrations.map((r) => ({
-          id: r.id,
-          courseId: r.course_id,
-          emailKey: r.email_key,
-          status: r.status,
-          seq: Number(r.seq),
-          waitlistPosition: r.position === null ? null : Number(r.position),
-        })),
+        courses,
+        registrations,
         events: events?.n ?? 0,
         emailsRecordedSent: deliveries.find((d) => d.status === 'sent')?.n ?? 0,
         emailsRecordedFailed: deliveries.find((d) => d.status === 'failed')?.n ?? 0,

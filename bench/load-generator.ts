@@ -3,7 +3,7 @@
 // status and its id, over the bench's lean HTTP/1.1 connections (http1-connection.ts).
 import { performance } from 'node:perf_hooks';
 import { Http1Connection } from '../test/support/http1-connection.ts';
-import type { ObservedAnswer } from './invariants.ts';
+import type { ObservedAnswer } from '../test/support/invariants.ts';
 import { startProgress } from './progress.ts';
 
 export type StudentRequest = { name: string; email: string; course: string };

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { CPU_COUNTED, type CpuWindow } from './cpu-window.ts';
 import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts';
-import { INVARIANT_CHECKS, type Violation } from './invariants.ts';
+import { INVARIANT_CHECKS, type Violation } from '../test/support/invariants.ts';
 import type { AnswerRecord } from './load-generator.ts';
 import { describeMachine } from './machine.ts';
 import { caseLines, databaseComparisonTable, databaseNote, freedSlotTable, freedSlotVerdict } from './rush-case-report.ts';

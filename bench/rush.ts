@@ -9,7 +9,7 @@ import { readDatabaseFacts } from './database-facts.ts';
 import { distinctMessages, waitForEmails } from './email-arrivals.ts';
 import { UsageError } from './flags.ts';
 import { checkFreedSlots, DEFAULT_FREED_SLOT_MARGIN_MS, type FreedSlotCheck } from './freed-slot-check.ts';
-import { checkInvariants, type Violation } from './invariants.ts';
+import { checkInvariants, type Violation } from '../test/support/invariants.ts';
 import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
 import { resolveRushCase, RUSH_CASES, type RushCase } from './rush-cases.ts';
 import { renderRushReport } from './rush-report.ts';

@@ -2,7 +2,7 @@
 // comparison of the models on one time axis, and per model its requests and emails over time).
 import { CPU_COUNTED } from './cpu-window.ts';
 import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts';
-import { INVARIANT_CHECKS } from './invariants.ts';
+import { INVARIANT_CHECKS } from '../test/support/invariants.ts';
 import { describeMachine } from './machine.ts';
 import type { ScenarioReport } from './scenario.ts';
 import type { SeedModelResult, SeedSettings } from './seed.ts';

@@ -5,7 +5,7 @@ import { startCpuStopwatch, type CpuWindow } from './cpu-window.ts';
 import { readDatabaseFacts } from './database-facts.ts';
 import { arrivalsByRecipient, waitForEmails } from './email-arrivals.ts';
 import { UsageError } from './flags.ts';
-import { checkInvariants, type Violation } from './invariants.ts';
+import { checkInvariants, type Violation } from '../test/support/invariants.ts';
 import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { renderSeedReport } from './seed-report.ts';

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { ChartSpec } from '../../bench/charts.ts';
-import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../../bench/invariants.ts';
+import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../support/invariants.ts';
 
 const REPO_DIR = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');

@@ -1,28 +1,87 @@
-// Reads the database directly and checks the invariants of SPEC.md for every course:
-// counters equal stored rows and stay within capacity, one active registration per email,
-// waitlist positions 1..n in arrival order.
+// The invariants of SPEC.md, shared by the tests and the bench: a pure check over a plain snapshot
+// (rows read back, answers received, emails accepted), and the reads that take that snapshot.
 import assert from 'node:assert/strict';
-import type { Sql } from '../../src/db/database.ts';
+import type { Sql, TransactionSql } from '../../src/db/database.ts';
 
+export type CourseState = {
+  id: string;
+  capacity: number;
+  waitlistCapacity: number;
+  /** The counters stored on the course row. */
+  enrolled: number;
+  waitlisted: number;
+};
+
+export type StoredRegistration = {
+  id: string;
+  courseId: string;
+  emailKey: string;
+  status: 'enrolled' | 'waitlisted' | 'cancelled';
+  seq: number;
+  /** As the database computes it (registrar_registration_row); null unless waitlisted. */
+  waitlistPosition: number | null;
+};
+
+/** One answer to POST /register; status 0 means none came (network error, timeout). A 200 names
+ *  no registration (it shows nothing stored): it is checked by its course and email. */
+export type ObservedAnswer = { course: string; emailKey: string; status: number; registrationId?: string; problemType?: string };
+
+export type InvariantSnapshot = {
+  courses: CourseState[];
+  registrations: StoredRegistration[];
+  /** Every POST /register the bench sent; the bench is the only writer of the database. */
+  answers?: ObservedAnswer[];
+  /** Courses the workload oversubscribed: they must end exactly full, seats and waitlist. */
+  expectFull?: string[];
+  /** Emails: one per registration event, each Message-ID once. */
+  emails?: { events: number; messageIds: string[] };
+};
+
+export type Violation = { check: string; subject: string; detail: string };
+
+/** What checkInvariants verifies, in the order it reports. */
+export const INVARIANT_CHECKS = [
+  'enrolled <= capacity and waitlisted <= waitlistCapacity',
+  'counters equal the rows stored',
+  'one active registration per (course, email)',
+  'waitlist positions 1..n in arrival order',
+  'no free seat while someone waits',
+  'oversubscribed courses end exactly full',
+  'nobody turned away (course-full) while a place was free',
+  'the 201 answers are exactly the rows stored',
+  'every 200 answer is for a student holding an active registration',
+  'every request answered',
+  'no server error',
+  'every event emailed, each Message-ID once',
+] as const;
+
+type Check = (typeof INVARIANT_CHECKS)[number];
+
+/** Courses and registrations as stored, with each waitlist position as the database computes it. */
+export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations'>> {
+  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
+    SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
+  const registrations = await sql<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
+    SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
+      registrar_registration_row(r) ->> 'waitlist_position' AS position
+    FROM registrations r ORDER BY r.seq`;
+  return {
+    courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
+    registrations: registrations.map((r) => ({
+      id: r.id,
+      courseId: r.course_id,
+      emailKey: r.email_key,
+      status: r.status,
+      seq: Number(r.seq),
+      waitlistPosition: r.position === null ? null : Number(r.position),
+    })),
+  };
+}
+
+/** Reads one consistent snapshot of every course and fails with each violated invariant. */
 export async function assertInvariants(sql: Sql): Promise<void> {
-  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number; rows_enrolled: number; rows_waitlisted: number }[]>`
-    SELECT c.id, c.capacity, c.waitlist_capacity, c.enrolled, c.waitlisted,
-      count(r.*) FILTER (WHERE r.status = 'enrolled')::int AS rows_enrolled,
-      count(r.*) FILTER (WHERE r.status = 'waitlisted')::int AS rows_waitlisted
-    FROM courses c LEFT JOIN registrations r ON r.course_id = c.id
-    GROUP BY c.id`;
-  for (const c of courses) {
-    assert.ok(c.enrolled <= c.capacity, `${c.id}: enrolled ${c.enrolled} > capacity ${c.capacity}`);
-    assert.ok(c.waitlisted <= c.waitlist_capacity, `${c.id}: waitlisted ${c.waitlisted} > ${c.waitlist_capacity}`);
-    assert.equal(c.enrolled, c.rows_enrolled, `${c.id}: enrolled counter ${c.enrolled} != ${c.rows_enrolled} rows`);
-    assert.equal(c.waitlisted, c.rows_waitlisted, `${c.id}: waitlisted counter ${c.waitlisted} != ${c.rows_waitlisted} rows`);
-    // A free seat with people still waiting means a promotion was missed.
-    assert.ok(!(c.enrolled < c.capacity && c.waitlisted > 0), `${c.id}: ${c.capacity - c.enrolled} free seats while ${c.waitlisted} wait`);
-  }
-  const duplicates = await sql`
-    SELECT course_id, email_key, count(*) FROM registrations WHERE status <> 'cancelled'
-    GROUP BY course_id, email_key HAVING count(*) > 1`;
-  assert.deepEqual([...duplicates], [], 'two active registrations for one email');
+  const snapshot = await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', (tx) => readInvariantSnapshot(tx));
+  assert.deepEqual(checkInvariants(snapshot), [], 'invariants of SPEC.md violated');
 }
 
 /** The waitlist of a course as the API reports it, in order: positions must be 1..n. */
@@ -31,4 +90,117 @@ export async function waitlistPositions(sql: Sql, courseId: string): Promise<num
     SELECT (registrar_registration_row(r) ->> 'waitlist_position') AS position
     FROM registrations r WHERE course_id = ${courseId} AND status = 'waitlisted' ORDER BY seq`;
   return rows.map((row) => Number(row.position));
+}
+
+export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
+  const violations: Violation[] = [];
+  const fail = (check: Check, subject: string, detail: string) => violations.push({ check, subject, detail });
+  const byCourse = new Map<string, StoredRegistration[]>();
+  for (const r of snapshot.registrations) byCourse.set(r.courseId, [...(byCourse.get(r.courseId) ?? []), r]);
+  const courseIds = new Set(snapshot.courses.map((c) => c.id));
+  for (const courseId of byCourse.keys()) {
+    if (!courseIds.has(courseId)) fail('counters equal the rows stored', courseId, 'registrations for a course that does not exist');
+  }
+
+  for (const course of snapshot.courses) {
+    const rows = byCourse.get(course.id) ?? [];
+    const enrolledRows = rows.filter((r) => r.status === 'enrolled').length;
+    const waitlisted = rows.filter((r) => r.status === 'waitlisted').sort((a, b) => a.seq - b.seq);
+    if (course.enrolled > course.capacity || enrolledRows > course.capacity) {
+      fail('enrolled <= capacity and waitlisted <= waitlistCapacity', course.id, `enrolled ${course.enrolled} (rows ${enrolledRows}) > capacity ${course.capacity}`);
+    }
+    if (course.waitlisted > course.waitlistCapacity || waitlisted.length > course.waitlistCapacity) {
+      fail('enrolled <= capacity and waitlisted <= waitlistCapacity', course.id, `waitlisted ${course.waitlisted} (rows ${waitlisted.length}) > waitlistCapacity ${course.waitlistCapacity}`);
+    }
+    if (course.enrolled !== enrolledRows) fail('counters equal the rows stored', course.id, `enrolled counter ${course.enrolled} != ${enrolledRows} enrolled rows`);
+    if (course.waitlisted !== waitlisted.length) fail('counters equal the rows stored', course.id, `waitlisted counter ${course.waitlisted} != ${waitlisted.length} waitlisted rows`);
+
+    const active = new Map<string, number>();
+    for (const r of rows) if (r.status !== 'cancelled') active.set(r.emailKey, (active.get(r.emailKey) ?? 0) + 1);
+    for (const [emailKey, count] of active) {
+      if (count > 1) fail('one active registration per (course, email)', course.id, `${count} active registrations for ${emailKey}`);
+    }
+
+    const positions = waitlisted.map((r) => r.waitlistPosition);
+    if (positions.some((position, i) => position !== i + 1)) {
+      const shown = positions.length > 12 ? `${positions.slice(0, 12).join(', ')}, ...` : positions.join(', ');
+      fail('waitlist positions 1..n in arrival order', course.id, `positions in arrival order are [${shown}], expected 1..${positions.length}`);
+    }
+    if (enrolledRows < course.capacity && waitlisted.length > 0) {
+      fail('no free seat while someone waits', course.id, `${course.capacity - enrolledRows} free seats while ${waitlisted.length} wait`);
+    }
+  }
+
+  const coursesById = new Map(snapshot.courses.map((c) => [c.id, c]));
+  for (const id of snapshot.expectFull ?? []) {
+    const course = coursesById.get(id);
+    if (!course) fail('oversubscribed courses end exactly full', id, 'no such course');
+    else if (course.enrolled !== course.capacity || course.waitlisted !== course.waitlistCapacity) {
+      fail('oversubscribed courses end exactly full', id, `enrolled ${course.enrolled}/${course.capacity}, waitlisted ${course.waitlisted}/${course.waitlistCapacity}`);
+    }
+  }
+
+  if (snapshot.answers) checkAnswers(snapshot, snapshot.answers, coursesById, fail);
+
+  if (snapshot.emails) {
+    const counts = new Map<string, number>();
+    for (const id of snapshot.emails.messageIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const twice = [...counts].filter(([, n]) => n > 1);
+    if (twice.length > 0) fail('every event emailed, each Message-ID once', 'emails', `${twice.length} Message-IDs received more than once, e.g. ${twice[0]![0]}`);
+    if (counts.size !== snapshot.emails.events) {
+      fail('every event emailed, each Message-ID once', 'emails', `${counts.size} distinct emails received for ${snapshot.emails.events} registration events`);
+    }
+  }
+  return violations;
+}
+
+function checkAnswers(
+  snapshot: InvariantSnapshot,
+  answers: ObservedAnswer[],
+  coursesById: Map<string, CourseState>,
+  fail: (check: Check, subject: string, detail: string) => void,
+): void {
+  const rowsById = new Map(snapshot.registrations.map((r) => [r.id, r]));
+  // An answer lost on the way (no answer, or a 5xx) may hide a commit: its row is not "extra".
+  const unanswered = new Set(answers.filter((a) => a.status === 0 || a.status >= 500).map((a) => `${a.course}\n${a.emailKey}`));
+
+  const created = new Set<string>();
+  for (const answer of answers.filter((a) => a.status === 201)) {
+    const id = answer.registrationId ?? '(no id)';
+    if (created.has(id)) fail('the 201 answers are exactly the rows stored', answer.course, `registration ${id} answered 201 twice`);
+    created.add(id);
+    const row = rowsById.get(id);
+    if (!row) fail('the 201 answers are exactly the rows stored', answer.course, `201 for ${answer.emailKey} names ${id}, which is not stored`);
+    else if (row.courseId !== answer.course || row.emailKey !== answer.emailKey) {
+      fail('the 201 answers are exactly the rows stored', answer.course, `201 for ${answer.emailKey} names ${id}, stored as ${row.courseId}/${row.emailKey}`);
+    }
+  }
+  for (const row of snapshot.registrations) {
+    if (!created.has(row.id) && !unanswered.has(`${row.courseId}\n${row.emailKey}`)) {
+      fail('the 201 answers are exactly the rows stored', row.courseId, `row ${row.id} (${row.emailKey}) was stored, but no 201 answer named it`);
+    }
+  }
+
+  const activeStudents = new Set(snapshot.registrations.filter((r) => r.status !== 'cancelled').map((r) => `${r.courseId}\n${r.emailKey}`));
+  for (const answer of answers.filter((a) => a.status === 200)) {
+    if (!activeStudents.has(`${answer.course}\n${answer.emailKey}`)) {
+      fail('every 200 answer is for a student holding an active registration', answer.course, `200 for ${answer.emailKey}, who holds no active registration in ${answer.course}`);
+    }
+  }
+
+  const turnedAway = new Set(answers.filter((a) => a.status === 409 && a.problemType === '/problems/course-full').map((a) => a.course));
+  for (const id of turnedAway) {
+    const course = coursesById.get(id);
+    if (course && (course.enrolled < course.capacity || course.waitlisted < course.waitlistCapacity)) {
+      fail('nobody turned away (course-full) while a place was free', id, `course-full answered, yet enrolled ${course.enrolled}/${course.capacity}, waitlisted ${course.waitlisted}/${course.waitlistCapacity}`);
+    }
+  }
+
+  // A request without an answer (a dropped connection, a timeout) or with a server error is a
+  // lost answer: the student cannot know whether they are registered. Only a 503 overloaded is
+  // a legitimate refusal (SPEC invariant 7: nothing was done).
+  const noAnswer = answers.filter((a) => a.status === 0);
+  if (noAnswer.length > 0) fail('every request answered', noAnswer[0]!.course, `${noAnswer.length} requests got no answer (network error or timeout)`);
+  const serverErrors = answers.filter((a) => a.status >= 500 && !(a.status === 503 && a.problemType === '/problems/overloaded'));
+  if (serverErrors.length > 0) fail('no server error', serverErrors[0]!.course, `${serverErrors.length} answers were server errors (${[...new Set(serverErrors.map((a) => a.status))].join(', ')})`);
 }
