@@ -15,7 +15,7 @@ import { startProgress } from './progress.ts';
 export type DatabaseStrategy = 'statement-per-registration';
 
 export const DATABASE_STRATEGIES: Readonly<Record<DatabaseStrategy, string>> = {
-  'statement-per-registration': 'one SELECT registrar_register(...) per registration, autocommit (one transaction each)',
+  'statement-per-registration': 'one SELECT registrar_register_batch(...) of one registration per registration, autocommit (one transaction each)',
 };
 
 /** The embedded PostgreSQL allows 300 connections; the rest are for the bench's own reads. */
@@ -24,14 +24,14 @@ export const MAX_CEILING_CONNECTIONS = 256;
 /** A registration as the service hands it to the database: trimmed, its email key, a fresh manage token. */
 type PreparedRegistration = { course: string; name: string; email: string; emailKey: string; manageToken: string };
 
-/** What registrar_register answers: an outcome and, when one was made or found, the registration. */
+/** What registrar_register_batch answers for one registration: an outcome and, when one was made or found, the registration. */
 type RegisterResult = { outcome: string; registration?: { id: string } };
 
 export type DatabaseAnswer = {
   request: StudentRequest;
   startedAt: number;
   endedAt: number;
-  /** registrar_register's outcome (created, existing, course-full, ...), or 'error'. */
+  /** registrar_register_batch's outcome (created, existing, course-full, ...), or 'error'. */
   outcome: string;
   registrationId?: string;
   error?: string;
@@ -65,11 +65,14 @@ type Register = (registration: PreparedRegistration) => Promise<RegisterResult>;
 function registerWith(sql: postgres.Sql, strategy: DatabaseStrategy): Register {
   switch (strategy) {
     case 'statement-per-registration':
-      // The service's own call (src/db/queries/registrations.queries.ts), without an idempotency key.
+      // The service's own function (src/db/queries/registrations.queries.ts) with a batch of one,
+      // without an idempotency key.
       return async function registerOne(r) {
         const [row] = await sql<{ result: RegisterResult }[]>`
-          SELECT registrar_register(${r.course}, ${r.name}, ${r.email}, ${r.emailKey}, ${r.manageToken}, NULL, NULL, NULL) AS result`;
-        if (!row) throw new Error('registrar_register returned no row');
+          SELECT (registrar_register_batch(ARRAY[${r.course}]::text[], ARRAY[${r.name}]::text[], ARRAY[${r.email}]::text[],
+            ARRAY[${r.emailKey}]::text[], ARRAY[${r.manageToken}]::text[],
+            ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[]))[1] AS result`;
+        if (!row) throw new Error('registrar_register_batch returned no row');
         return row.result;
       };
     default:

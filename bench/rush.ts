@@ -78,7 +78,7 @@ const rushFlags = {
   duplicates: { type: 'integer', description: 'extra requests repeating a student (same course and email), percent of students', default: 2, min: 0, max: 100 },
   warmup: { type: 'integer', description: 'requests on a separate course with seats for half of them, before the measured rush (its emails are sent before the rush starts)', default: 2_000, min: 0, max: 20_000 },
   'freed-slot-margin-ms': { type: 'integer', description: `--hot-full: how much later than FULL_COURSE_RECHECK_MS (${FULL_COURSE_RECHECK_MS} ms) a freed place may be offered before the run fails`, default: DEFAULT_FREED_SLOT_MARGIN_MS, min: 0, max: 60_000 },
-  'compare-db': { type: 'boolean', description: 'after the rush, the same registrations straight on a fresh database (SELECT registrar_register per registration, at the same concurrency, at most 256 connections): PostgreSQL\'s own ceiling beside the service' },
+  'compare-db': { type: 'boolean', description: 'after the rush, the same registrations straight on a fresh database (SELECT registrar_register_batch of one registration per registration, at the same concurrency, at most 256 connections): PostgreSQL\'s own ceiling beside the service' },
   'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 0, min: 0, max: 60_000 },
   'email-timeout-ms': { type: 'integer', description: 'how long to wait for every email after the rush (0: do not wait or check emails)', default: 120_000, min: 0, max: 1_800_000 },
   'timeout-ms': { type: 'integer', description: 'per request: longer counts as an error', default: 60_000, min: 100, max: 600_000 },
