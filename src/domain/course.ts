@@ -1,14 +1,5 @@
 // A course as the API speaks it, and how it is read from its stored row.
-export type CourseRow = {
-  id: string;
-  title: string;
-  capacity: number;
-  waitlist_capacity: number;
-  enrolled: number;
-  waitlisted: number;
-  opens_at: Date | null;
-  closes_at: Date | null;
-};
+import type { CourseRow } from '../db/queries/courses.queries.ts';
 
 export type Course = {
   id: string;

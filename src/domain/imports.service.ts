@@ -12,8 +12,8 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Sql } from '../db/database.ts';
 import { findImport, type ImportRow, insertImport, listImports } from '../db/queries/imports.queries.ts';
-import { headerRecord, ImportFileError } from '../jobs/imports/csv-chunks.ts';
-import { readHeader } from '../jobs/imports/csv-header.ts';
+import { headerRecord, ImportFileError } from './csv-chunks.ts';
+import { readHeader } from './csv-header.ts';
 import { DomainError } from './domain-error.ts';
 
 export type Import = {

@@ -2,9 +2,9 @@
 // stream for the CSV export. The cursor is the arrival sequence of the last row seen.
 import type { Sql } from '../db/database.ts';
 import { findCourse } from '../db/queries/courses.queries.ts';
-import { listRegistrations, streamRegistrations } from '../db/queries/registrations.queries.ts';
+import { listRegistrations, type RegistrationStatus, streamRegistrations } from '../db/queries/registrations.queries.ts';
 import { DomainError } from './domain-error.ts';
-import { type Registration, type RegistrationStatus, toRegistration } from './registration.ts';
+import { type Registration, toRegistration } from './registration.ts';
 
 export type RegistrationQuery = { courseId: string; status?: RegistrationStatus | undefined; after?: string | undefined };
 

@@ -1,16 +1,5 @@
 // A registration as the API speaks it, and how it is read from the rows the database returns.
-export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
-
-/** Built by registrar_registration_row() in SQL: snake_case columns, JSON types. */
-export type RegistrationRow = {
-  id: string;
-  course_id: string;
-  name: string;
-  email: string;
-  status: RegistrationStatus;
-  waitlist_position: number | null;
-  created_at: string | Date;
-};
+import type { RegistrationRow, RegistrationStatus } from '../db/queries/registrations.queries.ts';
 
 export type Registration = {
   id: string;

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/database.ts';
 import { deleteWebhook, type DeliveryRow, findWebhook, insertWebhook, listDeliveries, listWebhooks, type WebhookRow } from '../db/queries/webhooks.queries.ts';
-import { assertPublicUrl } from '../jobs/webhooks/address-guard.ts';
+import { assertPublicUrl } from '../security/address-guard.ts';
 import { DomainError } from './domain-error.ts';
 
 export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled'] as const;

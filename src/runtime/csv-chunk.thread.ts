@@ -1,35 +1,26 @@
 // Runs on the worker-thread pool, never on an event loop that serves requests or jobs: plans an
-// import file's chunks (planChunks: one linear pass over the file, src/jobs/imports/csv-chunks.ts,
+// import file's chunks (planChunks: one linear pass over the file, src/domain/csv-chunks.ts,
 // cuts it at record boundaries and reads its header), then parses one chunk (the default export:
-// RFC 4180 via csv-parse) and validates each row against the very schema that validates
-// POST /register. The file is read here, with synchronous reads: this thread has nothing else to
-// do. A badly quoted record is a row error at its first line; the chunk's other rows go on.
+// RFC 4180 via csv-parse) and turns each record into a row (src/domain/import-rows.ts) checked by
+// the very schema that validates POST /register. The file is read here, with synchronous reads:
+// this thread has nothing else to do. A badly quoted record is a row error at its first line; the chunk's other rows go on.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
-import { generateManageToken } from '../security/tokens.ts';
-import { normalizeStudent } from '../domain/registration.ts';
+import type { RowError } from '../db/queries/imports.queries.ts';
+import { BOM, countNewlines, ImportFileError, NEWLINE, nextLine, scanRecord } from '../domain/csv-chunks.ts';
+import { readHeader } from '../domain/csv-header.ts';
+import { type Chunk, type ChunkResult, type ChunkTask, type ColumnIndexes, type Plan, type PlanTask, rowCandidate, type RowCandidate, toImportRow } from '../domain/import-rows.ts';
 import { RegisterBody } from '../http/schemas/registration.schemas.ts';
 import { toFieldErrors, validatorCompiler } from '../http/validation.ts';
-import { BOM, countNewlines, ImportFileError, NEWLINE, nextLine, scanRecord } from '../jobs/imports/csv-chunks.ts';
-import { readHeader } from '../jobs/imports/csv-header.ts';
-
-export type ColumnIndexes = { name: number; email: number; course: number };
-
-/** One chunk: bytes [start, end) of the file, whole records, its first line's number. */
-type Chunk = { start: number; end: number; firstLine: number };
-/** A chunk to parse (UTF-8, decoded here), where each field is, and the record size bound. */
-export type ChunkTask = Chunk & { file: string; columns: ColumnIndexes; maxRecordBytes: number };
-
-/** Line numbers are the file's (the header is line 1). */
-export type ParsedRow = { line: number; course: string; name: string; email: string; emailKey: string; token: string };
-export type RowError = { line: number; message: string };
-export type ChunkResult = { rows: ParsedRow[]; errors: RowError[] };
-
-export type PlanTask = { file: string; chunkBytes: number; maxRecordBytes: number };
-/** The chunks in file order, or why the file cannot be imported at all (its header). */
-export type Plan = { columns: ColumnIndexes; chunks: Chunk[] } | { failure: string };
+import { generateManageToken } from '../security/tokens.ts';
 
 const validate = validatorCompiler({ schema: RegisterBody, method: 'POST', url: '/register', httpPart: 'body' }) as ((value: unknown) => boolean) & { errors?: unknown[] | null };
+
+/** POST /register's body rules, as toImportRow asks for them: the broken fields, or null. */
+function checkRegisterBody(candidate: RowCandidate): string | null {
+  if (validate(candidate)) return null;
+  return toFieldErrors((validate.errors ?? []) as never, 'body').map((f) => `${f.field} ${f.message}`).join('; ');
+}
 
 function readRange(fd: number, position: number, length: number): Buffer {
   const buffer = Buffer.allocUnsafe(length);
@@ -154,7 +145,7 @@ function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number
 }
 
 export default function parseCsvChunk(task: ChunkTask): ChunkResult {
-  const rows: ParsedRow[] = [];
+  const rows: ChunkResult['rows'] = [];
   const bytes = withFile(task.file, (fd) => readRange(fd, task.start, task.end - task.start));
   const { text, errors, startLines } = dropBadRecords(bytes, task.firstLine, task.maxRecordBytes);
   const base = task.firstLine - 1; // csv-parse counts the chunk's lines from 1
@@ -173,15 +164,9 @@ export default function parseCsvChunk(task: ChunkTask): ChunkResult {
     },
   }) as unknown as { record: string[]; info: { lines: number } }[];
   for (const { record, info } of records) {
-    const line = startLine(info.lines);
-    const candidate = { name: record[task.columns.name] ?? '', email: record[task.columns.email] ?? '', course: record[task.columns.course] ?? '' };
-    if (!validate(candidate)) {
-      const fields = toFieldErrors((validate.errors ?? []) as never, 'body');
-      errors.push({ line, message: fields.map((f) => `${f.field} ${f.message}`).join('; ') });
-      continue;
-    }
-    const student = normalizeStudent(candidate);
-    rows.push({ line, course: candidate.course, name: student.name, email: student.email, emailKey: student.emailKey, token: generateManageToken() });
+    const outcome = toImportRow(startLine(info.lines), rowCandidate(record, task.columns), checkRegisterBody, generateManageToken());
+    if ('row' in outcome) rows.push(outcome.row);
+    else errors.push(outcome.error);
   }
   errors.sort((a, b) => a.line - b.line);
   return { rows, errors };

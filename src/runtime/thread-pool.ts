@@ -4,12 +4,9 @@
 // finds it full waits (backpressure) instead of piling chunks of a file into memory.
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { ChunkResult, ChunkTask, Plan, PlanTask } from './csv-chunk.thread.ts';
+import type { ChunkResult, ImportThreads, Plan } from '../domain/import-rows.ts';
 
-export type ThreadPool = {
-  readonly threads: number;
-  planChunks(task: PlanTask): Promise<Plan>;
-  parseChunk(task: ChunkTask): Promise<ChunkResult>;
+export type ThreadPool = ImportThreads & {
   stats(): { queued: number; utilization: number; threads: number };
   close(): Promise<void>;
 };

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
-import { isInternalAddress } from '../../src/jobs/webhooks/address-guard.ts';
+import { isInternalAddress } from '../../src/security/address-guard.ts';
 import { createLimiter } from '../../src/jobs/job-entries.ts';
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';

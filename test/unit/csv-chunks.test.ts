@@ -7,8 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { DEFAULT_MAX_RECORD_BYTES, headerRecord, scanCounter } from '../../src/jobs/imports/csv-chunks.ts';
-import parseCsvChunk, { type ChunkResult, planChunks } from '../../src/runtime/csv-chunk.thread.ts';
+import { DEFAULT_MAX_RECORD_BYTES, headerRecord, scanCounter } from '../../src/domain/csv-chunks.ts';
+import type { ChunkResult } from '../../src/domain/import-rows.ts';
+import parseCsvChunk, { planChunks } from '../../src/runtime/csv-chunk.thread.ts';
 
 let dir: string;
 before(async () => {

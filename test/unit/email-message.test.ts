@@ -2,7 +2,8 @@
 // both, what it says, and its Message-ID per event.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildEmail, type EmailEvent } from '../../src/jobs/email/email-message.ts';
+import type { EmailEvent } from '../../src/db/queries/email.queries.ts';
+import { buildEmail } from '../../src/domain/email-message.ts';
 
 const reminder: EmailEvent = {
   eventId: '42',

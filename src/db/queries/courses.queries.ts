@@ -1,6 +1,17 @@
 // SQL for courses. Seat counters change only here and in the registrar_* SQL functions.
-import type { CourseRow } from '../../domain/course.ts';
 import type { Sql, TransactionSql } from '../database.ts';
+
+/** A course as stored: snake_case columns, counters kept by the registrar_* SQL functions. */
+export type CourseRow = {
+  id: string;
+  title: string;
+  capacity: number;
+  waitlist_capacity: number;
+  enrolled: number;
+  waitlisted: number;
+  opens_at: Date | null;
+  closes_at: Date | null;
+};
 
 const COLUMNS = 'id, title, capacity, waitlist_capacity, enrolled, waitlisted, opens_at, closes_at';
 

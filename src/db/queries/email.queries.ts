@@ -1,6 +1,29 @@
 // SQL for emails: the event an email is about, the outcome of sending it, the built-in mailbox.
-import type { EmailEvent, EmailKind, EmailMessage } from '../../jobs/email/email-message.ts';
 import type { Sql } from '../database.ts';
+
+/** 'reminder': someone tried to register this address again (POST /register answered 200). */
+export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'reminder';
+
+export type EmailEvent = {
+  eventId: string;
+  kind: EmailKind;
+  registrationId: string;
+  name: string;
+  email: string;
+  courseId: string;
+  courseTitle: string;
+  waitlistPosition: number | null;
+};
+
+export type EmailMessage = {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** RFC 5322 msg-id, stable per event: a receiver can drop a duplicate by it. */
+  messageId: string;
+};
 
 type EmailEventRow = {
   event_id: string;

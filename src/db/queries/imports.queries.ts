@@ -1,6 +1,10 @@
 // SQL for imports: the row that tracks one, its job, and one batch of its rows.
-import type { ParsedRow, RowError } from '../../runtime/csv-chunk.thread.ts';
 import type { Sql } from '../database.ts';
+
+/** A row of an import file, validated and normalized; line numbers are the file's (header: 1). */
+export type ParsedRow = { line: number; course: string; name: string; email: string; emailKey: string; token: string };
+/** A row of an import file that was refused, and why: stored in imports.errors. */
+export type RowError = { line: number; message: string };
 
 export type ImportStatus = 'queued' | 'running' | 'done' | 'failed';
 

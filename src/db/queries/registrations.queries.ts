@@ -1,10 +1,22 @@
 // SQL for registrations. Every seat change is one call to a registrar_* function
 // (src/db/functions/), so the course lock is held for a single round trip.
-import type { RegistrationRow, RegistrationStatus } from '../../domain/registration.ts';
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
 import { retryTransaction } from '../postgres-errors.ts';
+
+export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
+
+/** Built by registrar_registration_row() in SQL: snake_case columns, JSON types. */
+export type RegistrationRow = {
+  id: string;
+  course_id: string;
+  name: string;
+  email: string;
+  status: RegistrationStatus;
+  waitlist_position: number | null;
+  created_at: string | Date;
+};
 
 /** Registrations per transaction, at most. */
 export const GROUP_COMMIT_MAX_BATCH = 256;

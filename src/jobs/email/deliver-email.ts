@@ -8,7 +8,7 @@ import type { Sql } from '../../db/database.ts';
 import { findCreationEventId, loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
 import type { EmailStep } from '../../observability/job-activity.ts';
 import { createLimiter } from '../job-entries.ts';
-import { buildEmail } from './email-message.ts';
+import { buildEmail } from '../../domain/email-message.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
 
 export type EmailDeliveryDeps = {

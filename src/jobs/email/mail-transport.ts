@@ -3,8 +3,7 @@
 // later) or permanent (a 5xx reply: never retried).
 import nodemailer from 'nodemailer';
 import type { Sql } from '../../db/database.ts';
-import { insertMailboxMessage } from '../../db/queries/email.queries.ts';
-import type { EmailMessage } from './email-message.ts';
+import { type EmailMessage, insertMailboxMessage } from '../../db/queries/email.queries.ts';
 
 export class PermanentEmailError extends Error {
   override name = 'PermanentEmailError';

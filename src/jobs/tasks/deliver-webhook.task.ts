@@ -15,7 +15,7 @@ import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../..
 import { recordUntilStored } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
-import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../webhooks/address-guard.ts';
+import { InternalAddressError, isInternalAddress, publicOnlyLookup } from '../../security/address-guard.ts';
 
 export type DeliverWebhookDeps = {
   sql: Sql;

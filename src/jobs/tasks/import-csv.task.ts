@@ -1,5 +1,5 @@
 // The import_csv task: a pipeline with bounded stages. A worker thread plans the file's chunks
-// (cut at record boundaries in one linear pass, src/jobs/imports/csv-chunks.ts); chunks are read,
+// (cut at record boundaries in one linear pass, src/domain/csv-chunks.ts); chunks are read,
 // parsed and validated on the thread pool, at most two per thread in flight; results are written
 // in file order, in batches, each batch one transaction through registrar_import_batch (the rules,
 // emails and webhooks of POST /register) that also advances the import's resume point. The writer
@@ -11,12 +11,11 @@ import { rm } from 'node:fs/promises';
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
-import { applyImportBatch, findImport, setImportStatus } from '../../db/queries/imports.queries.ts';
-import type { ChunkResult, ParsedRow, RowError } from '../../runtime/csv-chunk.thread.ts';
-import type { ThreadPool } from '../../runtime/thread-pool.ts';
-import { DEFAULT_MAX_RECORD_BYTES, ImportFileError } from '../imports/csv-chunks.ts';
+import { applyImportBatch, findImport, type ParsedRow, type RowError, setImportStatus } from '../../db/queries/imports.queries.ts';
+import { DEFAULT_MAX_RECORD_BYTES, ImportFileError } from '../../domain/csv-chunks.ts';
+import type { ChunkResult, ImportThreads } from '../../domain/import-rows.ts';
 
-export type ImportCsvDeps = { sql: Sql; pool: ThreadPool; logger: Logger; batchRows?: number; chunkBytes?: number; maxRecordBytes?: number };
+export type ImportCsvDeps = { sql: Sql; pool: ImportThreads; logger: Logger; batchRows?: number; chunkBytes?: number; maxRecordBytes?: number };
 
 type Item = { line: number; row?: ParsedRow; error?: RowError };
 

@@ -1,8 +1,8 @@
 // The header line of an import file: columns are found by name (case and surrounding spaces
 // ignored, any order, extra columns allowed); name, email and course are required.
 import { parse } from 'csv-parse/sync';
-import type { ColumnIndexes } from '../../runtime/csv-chunk.thread.ts';
 import { ImportFileError } from './csv-chunks.ts';
+import type { ColumnIndexes } from './import-rows.ts';
 
 const REQUIRED = ['name', 'email', 'course'] as const;
 

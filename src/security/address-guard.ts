@@ -7,7 +7,7 @@
 // reaches 127.0.0.1 through a NAT64 gateway.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { ipv4FromWords, ipv6Words } from '../../security/ip-address.ts';
+import { ipv4FromWords, ipv6Words } from './ip-address.ts';
 
 const blocked = new BlockList();
 for (const [network, prefix] of [

@@ -1,6 +1,7 @@
 // Where the records of an import file begin and end, and which of them quote badly: one pass
 // over the bytes, each byte looked at a bounded number of times, whatever the quotes. Runs on
-// the worker threads (src/runtime/csv-chunk.thread.ts), never on an event loop.
+// the worker threads (src/runtime/csv-chunk.thread.ts) and, for an upload's header, in
+// imports.service.ts.
 //
 // RFC 4180: a field is quoted only when its first character (after spaces) is a quote; inside,
 // a quote is doubled; the closing quote is followed by a comma or the end of the record. A

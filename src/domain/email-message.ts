@@ -1,29 +1,6 @@
 // The five emails a student can get, in plain text and HTML. Pure: the same event always gives
 // the same message, so a retry sends identical bytes under the same Message-ID.
-
-/** 'reminder': someone tried to register this address again (POST /register answered 200). */
-export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'reminder';
-
-export type EmailEvent = {
-  eventId: string;
-  kind: EmailKind;
-  registrationId: string;
-  name: string;
-  email: string;
-  courseId: string;
-  courseTitle: string;
-  waitlistPosition: number | null;
-};
-
-export type EmailMessage = {
-  from: string;
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-  /** RFC 5322 msg-id, stable per event: a receiver can drop a duplicate by it. */
-  messageId: string;
-};
+import type { EmailEvent, EmailMessage } from '../db/queries/email.queries.ts';
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

@@ -1,0 +1,42 @@
+// The rules of an import file's rows: how the file is cut into chunks for the thread pool, and
+// what one record becomes: a row registered as POST /register would, or an error at its line.
+import type { ParsedRow, RowError } from '../db/queries/imports.queries.ts';
+import { normalizeStudent } from './registration.ts';
+
+/** Where each required field is in a record, found by the header (csv-header.ts). */
+export type ColumnIndexes = { name: number; email: number; course: number };
+
+/** One chunk: bytes [start, end) of the file, whole records, its first line's number. */
+export type Chunk = { start: number; end: number; firstLine: number };
+/** A chunk to parse (UTF-8), where each field is, and the record size bound. */
+export type ChunkTask = Chunk & { file: string; columns: ColumnIndexes; maxRecordBytes: number };
+export type ChunkResult = { rows: ParsedRow[]; errors: RowError[] };
+
+export type PlanTask = { file: string; chunkBytes: number; maxRecordBytes: number };
+/** The chunks in file order, or why the file cannot be imported at all (its header). */
+export type Plan = { columns: ColumnIndexes; chunks: Chunk[] } | { failure: string };
+
+/** What plans and parses an import off the event loop (the worker-thread pool). */
+export type ImportThreads = {
+  readonly threads: number;
+  planChunks(task: PlanTask): Promise<Plan>;
+  parseChunk(task: ChunkTask): Promise<ChunkResult>;
+};
+
+/** The fields of a record as POST /register's body would carry them (missing ones empty). */
+export type RowCandidate = { name: string; email: string; course: string };
+
+export function rowCandidate(record: readonly string[], columns: ColumnIndexes): RowCandidate {
+  return { name: record[columns.name] ?? '', email: record[columns.email] ?? '', course: record[columns.course] ?? '' };
+}
+
+/**
+ * The row a record at `line` becomes, or its error. `check` is POST /register's body schema
+ * (passed in: the schema belongs to http); it names the fields that break it, or returns null.
+ */
+export function toImportRow(line: number, candidate: RowCandidate, check: (candidate: RowCandidate) => string | null, token: string): { row: ParsedRow } | { error: RowError } {
+  const broken = check(candidate);
+  if (broken !== null) return { error: { line, message: broken } };
+  const student = normalizeStudent(candidate);
+  return { row: { line, course: candidate.course, name: student.name, email: student.email, emailKey: student.emailKey, token } };
+}
