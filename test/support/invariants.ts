@@ -81,7 +81,8 @@ export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<
 /** Reads one consistent snapshot of every course and fails with each violated invariant. */
 export async function assertInvariants(sql: Sql): Promise<void> {
   const snapshot = await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', (tx) => readInvariantSnapshot(tx));
-  assert.deepEqual(checkInvariants(snapshot), [], 'invariants of SPEC.md violated');
+  const violations = checkInvariants(snapshot);
+  assert.deepEqual(violations, [], violations.map((v) => `${v.check}: ${v.subject}: ${v.detail}`).join('\n'));
 }
 
 /** The waitlist of a course as the API reports it, in order: positions must be 1..n. */
