@@ -2,7 +2,7 @@
 // Nothing else in the service reads process.env.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { parseTrustProxy, type TrustProxy } from './http/client-address.ts';
+import { parseTrustProxy, type TrustProxy } from './security/trust-proxy.ts';
 
 export type Config = Readonly<{
   host: string;

@@ -3,7 +3,7 @@
 // their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
 // into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findActiveRegistration, findRegistration, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { cancel, findActiveRegistration, findRegistration, observeRegistrationBatches as observeBatchSizes, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { countFastRefusal, fullCoursesOf } from './full-courses.ts';
@@ -30,6 +30,11 @@ export type RegistrationCredential = { kind: 'admin' } | { kind: 'manage-token';
 
 function courseFull(courseId: string): DomainError {
   return new DomainError('course-full', `"${courseId}" has no seats and no waitlist places left`);
+}
+
+/** Told the size of each registration batch of this pool (the metrics' histogram). */
+export function observeRegistrationBatches(sql: Sql, observer: (size: number) => void): void {
+  observeBatchSizes(sql, observer);
 }
 
 export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {

@@ -1,6 +1,6 @@
-// Owns who the client is: which X-Forwarded-For entries to believe (TRUST_PROXY), the bucket a
-// client address is rate limited in, and whether it is this machine (loopback, and no proxy's
-// client behind it).
+// Owns who the client is: which X-Forwarded-For entries to believe (TRUST_PROXY, parsed in
+// src/security/trust-proxy.ts), the bucket a client address is rate limited in, and whether it
+// is this machine (loopback, and no proxy's client behind it).
 //
 // X-Forwarded-For is a list each proxy appends its peer to; the entries left of the nearest
 // proxy's are whatever the client wrote. So the address is found from the right: the socket's
@@ -9,51 +9,7 @@
 // which hops to trust).
 import { BlockList, isIP } from 'node:net';
 import { ipv6Words, unmapIpv4 } from '../security/ip-address.ts';
-
-/** false: the socket's peer is the client; a number: that many proxy hops; a list: the proxies' addresses/CIDRs. */
-export type TrustProxy = false | number | readonly string[];
-
-/** proxy-addr's names for ranges, kept for TRUST_PROXY lists. */
-const NAMED_RANGES: Record<string, readonly string[]> = {
-  loopback: ['127.0.0.0/8', '::1/128'],
-  linklocal: ['169.254.0.0/16', 'fe80::/10'],
-  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
-};
-
-/**
- * TRUST_PROXY: unset or `false`: no proxy; `true`: one proxy (the nearest hop, i.e. `1`); a
- * whole number: that many hops; otherwise a comma-separated list of addresses, CIDRs and the
- * names loopback, linklocal, uniquelocal. Throws with what is wrong.
- */
-export function parseTrustProxy(raw: string | undefined): TrustProxy {
-  const value = raw?.trim() ?? '';
-  if (value === '' || value === 'false' || value === '0') return false;
-  if (value === 'true') return 1;
-  if (/^\d+$/.test(value)) {
-    const hops = Number(value);
-    if (hops > 32) throw new Error(`TRUST_PROXY counts proxy hops up to 32; got ${value}`);
-    return hops;
-  }
-  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
-  for (const entry of entries) trustedList([entry]); // throws on the first bad entry
-  return entries;
-}
-
-function trustedList(entries: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const entry of entries.flatMap((e) => NAMED_RANGES[e] ?? [e])) {
-    const [, address = '', prefixText] = /^([^/]*)(?:\/(\d{1,3}))?$/.exec(entry) ?? [];
-    const family = isIP(address);
-    const prefix = prefixText === undefined ? undefined : Number(prefixText);
-    if (family === 0 || (prefix !== undefined && prefix > (family === 6 ? 128 : 32))) {
-      throw new Error(`TRUST_PROXY: "${entry}" is not an address, a CIDR (10.0.0.0/8, fd00::/8) or one of loopback, linklocal, uniquelocal`);
-    }
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, prefix, type);
-  }
-  return list;
-}
+import { type TrustProxy, trustedList } from '../security/trust-proxy.ts';
 
 /**
  * Fastify's trustProxy for a setting: a function of (address, hop), hop 0 being the socket's

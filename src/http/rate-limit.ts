@@ -9,7 +9,7 @@
 // A client is its address's bucket (an IPv6 /64: client-address.ts).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
-import { addRateLimitCounts, deleteOldRateLimitWindows } from '../db/queries/rate-limits.queries.ts';
+import { forgetOldRateLimitWindows, shareRateLimitCounts } from '../domain/rate-limits.service.ts';
 import { rateLimitBucket } from './client-address.ts';
 import { problem, sendProblem } from './problem.ts';
 
@@ -64,7 +64,7 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
     let sent = false;
     try {
       // Even with nothing to add: the clients over the limit elsewhere are learnt here.
-      const totals = await addRateLimitCounts(sql, batch, { windowStart: new Date(window * WINDOW_MS), limit: perMinute });
+      const totals = await shareRateLimitCounts(sql, batch, { windowStart: new Date(window * WINDOW_MS), limit: perMinute });
       for (const total of totals) {
         const totalWindow = Math.floor(total.window_start.getTime() / WINDOW_MS);
         if (totalWindow < window) continue;
@@ -83,7 +83,7 @@ export function createRateLimiter(sql: Sql, perMinute: number, onError: (error: 
         if (counter) counter.sending -= item.count;
       }
       sent = true;
-      if (batch.length > 0 && ++flushes % CLEANUP_EVERY_FLUSHES === 0) await deleteOldRateLimitWindows(sql);
+      if (batch.length > 0 && ++flushes % CLEANUP_EVERY_FLUSHES === 0) await forgetOldRateLimitWindows(sql);
     } catch (error) {
       if (sent) return onError(error); // the cleanup failed: the counts are in
       // Counts that did not reach the database are counted again next time.

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { type LeaseKeeper, startLeaseKeeper } from './lease-keeper.ts';
 import type { Sql } from '../db/database.ts';
 import { OUT_OF_RESOURCES_CODES } from '../db/postgres-errors.ts';
+import type { JobObserver } from '../observability/job-activity.ts';
 
 // graphile-worker (0.17.3, pinned exactly in package.json) writes a job's outcome (complete:
 // delete the row; fail: reschedule it) with retries only for the SQLSTATEs in its internal
@@ -42,11 +43,6 @@ function graphileLogger(logger: Logger): GraphileLogger {
     logger[method]({ task: scope.taskIdentifier, jobId: scope.jobId }, message);
   });
 }
-
-export type JobObserver = {
-  started(job: { id: string; task: string; attempts: number }): void;
-  finished(jobId: string): void;
-};
 
 export async function startJobRunners(options: { databaseUrl: string; sql: Sql; specs: RunnerSpec[]; logger: Logger; pollIntervalMs?: number; observer?: JobObserver }): Promise<JobRunners> {
   const lockerIds = new Set<string>();

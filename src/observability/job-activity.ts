@@ -5,10 +5,17 @@
 import cluster from 'node:cluster';
 import type { Sql } from '../db/database.ts';
 import { queueStats } from '../db/queries/jobs.queries.ts';
-import type { JobObserver } from '../jobs/job-runners.ts';
-import type { ThreadPool } from '../runtime/thread-pool.ts';
 import type { Metrics } from './metrics.ts';
 import type { WorkerActivity } from './request-tracker.ts';
+
+/** Told by the job runners (src/jobs/job-runners.ts) when each job starts and ends. */
+export type JobObserver = {
+  started(job: { id: string; task: string; attempts: number }): void;
+  finished(jobId: string): void;
+};
+
+/** What the metrics read of the worker-thread pool. */
+type ThreadPoolStats = { stats(): { queued: number; utilization: number; threads: number } };
 
 const SAMPLE_SIZE = 12;
 
@@ -55,8 +62,8 @@ export function describeEmailStep(step: EmailStep, options: { rush: boolean; tra
 /** The steps that do work come first in the lane's sample; the waits for a turn after them, in line order. */
 const STEP_ORDER: Record<EmailStep, number> = { send: 0, record: 1, load: 2, turn: 3 };
 
-export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox' } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPool): void; stop(): void } {
-  let threadPool: ThreadPool | undefined;
+export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox' } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPoolStats): void; stop(): void } {
+  let threadPool: ThreadPoolStats | undefined;
   const transport = options.transport ?? 'smtp';
   const running = new Map<string, { task: string; attempts: number; startedAt: number }>();
   const entries = new Set<Entry>();

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { isLoopback, parseTrustProxy, rateLimitBucket, trustProxyFunction, unknownForwardedClient } from '../../src/http/client-address.ts';
+import { isLoopback, rateLimitBucket, trustProxyFunction, unknownForwardedClient } from '../../src/http/client-address.ts';
+import { parseTrustProxy } from '../../src/security/trust-proxy.ts';
 
 test('TRUST_PROXY: unset and false trust nobody, true is one hop, a number is that many, a list is addresses and CIDRs', () => {
   assert.equal(parseTrustProxy(undefined), false);

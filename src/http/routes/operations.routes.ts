@@ -6,9 +6,10 @@
 // Wrong tokens use up a per-client budget, as wrong admin tokens do.
 import { METRICS_CONTENT_TYPE, readClusterMetrics } from '../../observability/cluster-metrics.ts';
 import { secretsMatch } from '../../security/tokens.ts';
+import type { TrustProxy } from '../../security/trust-proxy.ts';
 import type { App } from '../app.ts';
 import { bearerToken } from '../auth.ts';
-import { isLoopback, type TrustProxy, unknownForwardedClient } from '../client-address.ts';
+import { isLoopback, unknownForwardedClient } from '../client-address.ts';
 import { problem, sendProblem } from '../problem.ts';
 import type { FailureBudget } from '../rate-limit.ts';
 
