@@ -1,0 +1,63 @@
+// The import boundaries of src/, so imports point inward: http -> domain -> db, jobs and
+// runtime call the domain, runtime and main.ts compose everything; bench/ and test/ may
+// import src/, never the reverse. npm test runs it; .dependency-cruiser-known-violations.json
+// lists the violations still to fix (depcruise-baseline), so only a new one fails.
+
+/** A rule that fails the check; `comment` is the reason, printed with each violation. */
+function forbid(name, comment, from, to) {
+  return { name, severity: 'error', comment, from, to };
+}
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    forbid('no-circular', 'A cycle ties layers together so neither can be read, tested or changed alone.',
+      { path: '^src/' },
+      { circular: true }),
+    forbid('not-to-unresolvable', 'An import that does not resolve fails at run time; depcruise sees it before node does.',
+      {},
+      { couldNotResolve: true }),
+    forbid('not-to-dev-dep', 'The service runs from a production install, where devDependencies are absent.',
+      { path: '^src/' },
+      { dependencyTypes: ['npm-dev'] }),
+    forbid('src-not-to-bench-or-test', 'The product does not depend on its bench or its tests; they depend on it.',
+      { path: '^src/' },
+      { path: '^(bench|test)/' }),
+    forbid('runtime-is-the-composition-root', 'Only main.ts and runtime itself start processes and threads; everything else is started by them.',
+      { path: '^src/', pathNot: ['^src/runtime/', '^src/main\\.ts$'] },
+      { path: '^src/(runtime/|main\\.ts$)' }),
+    forbid('db-imports-no-upper-layer', 'db is the innermost layer: row types and queries, knowing nothing of rules, jobs or transports.',
+      { path: '^src/db/' },
+      { path: '^src/(domain|jobs|runtime|http|observability)/' }),
+    forbid('domain-imports-db-and-security-only', 'The rules take what they touch as parameters, so they reach only db and security, never a transport or a job.',
+      { path: '^src/domain/' },
+      { path: '^src/(http|jobs|runtime|observability)/' }),
+    forbid('http-reaches-db-through-domain', 'Routes call domain functions; only the Sql handle type and the Postgres error table pass through to http.',
+      { path: '^src/http/' },
+      { path: '^src/db/', pathNot: '^src/db/(database|postgres-errors)\\.ts$' }),
+    forbid('http-not-to-jobs', 'http answers requests through the domain; jobs are wired in by runtime, not imported by routes.',
+      { path: '^src/http/' },
+      { path: '^src/jobs/' }),
+    forbid('jobs-not-to-http', 'Jobs call the domain; an HTTP module in a job would tie background work to the transport.',
+      { path: '^src/jobs/' },
+      { path: '^src/http/' }),
+    forbid('observability-and-security-are-leaves', 'Metrics, logs and security rules are used by every layer, so they may import config.ts and nothing above them.',
+      { path: '^src/(observability|security)/' },
+      { path: '^src/(db|domain|jobs|runtime|http)/' }),
+    forbid('config-imports-only-parsers', 'config.ts is read by every process first; it may import only what parses a setting (security/).',
+      { path: '^src/config\\.ts$' },
+      { path: '^src/', pathNot: '^src/security/' }),
+  ],
+  options: {
+    doNotFollow: { path: ['node_modules'] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    moduleSystems: ['es6'],
+    // Resolve packages as Node does: package.json "exports" first, then its main fields.
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+  },
+};
