@@ -3,8 +3,6 @@
 // rush pacing, a mail-server connection, the database, the SMTP exchange), and the queue depth
 // per task read from the database every few seconds.
 import cluster from 'node:cluster';
-import type { Sql } from '../db/database.ts';
-import { queueStats } from '../db/queries/jobs.queries.ts';
 import type { Metrics } from './metrics.ts';
 import type { WorkerActivity } from './request-tracker.ts';
 
@@ -62,7 +60,10 @@ export function describeEmailStep(step: EmailStep, options: { rush: boolean; tra
 /** The steps that do work come first in the lane's sample; the waits for a turn after them, in line order. */
 const STEP_ORDER: Record<EmailStep, number> = { send: 0, record: 1, load: 2, turn: 3 };
 
-export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox' } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPoolStats): void; stop(): void } {
+/** One task's counts in the queue, as the job worker's stats reader returns them. */
+export type TaskQueueCounts = { task: string; queued: number; running: number; retrying: number; dead: number; oldest_queued_seconds: number | null };
+
+export function startJobActivity(readQueueStats: () => Promise<readonly TaskQueueCounts[]>, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox' } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPoolStats): void; stop(): void } {
   let threadPool: ThreadPoolStats | undefined;
   const transport = options.transport ?? 'smtp';
   const running = new Map<string, { task: string; attempts: number; startedAt: number }>();
@@ -146,7 +147,7 @@ export function startJobActivity(sql: Sql, metrics: Metrics, onError: (error: un
       metrics.threadPoolUtilization.set({ worker: metrics.worker }, stats.utilization);
       metrics.threadPoolThreads.set({ worker: metrics.worker }, stats.threads);
     }
-    queueStats(sql).then((rows) => {
+    readQueueStats().then((rows) => {
       for (const row of rows) {
         for (const state of ['queued', 'running', 'retrying', 'dead'] as const) metrics.jobs.set({ task: row.task, state }, row[state]);
         metrics.oldestJob.set({ task: row.task }, row.oldest_queued_seconds ?? 0);

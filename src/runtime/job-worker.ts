@@ -5,6 +5,7 @@
 import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
+import { queueStats } from '../db/queries/jobs.queries.ts';
 import { createEmailDelivery, INLINE_EMAIL_GRACE_MS } from '../jobs/email/deliver-email.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
 import { yieldEmailsToRushes } from '../jobs/rush-yield.ts';
@@ -48,7 +49,7 @@ export async function runJobWorker(config: Config): Promise<void> {
   const transport = createConfiguredTransport(config, sql);
   lifecycle.add('mail transport', () => transport.close());
   const metrics = processMetrics('jobs');
-  const activity = startJobActivity(sql, metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind });
+  const activity = startJobActivity(() => queueStats(sql), metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind });
   lifecycle.add('job activity', async () => activity.stop());
   const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'), {
     retentionDays: config.retentionDays,

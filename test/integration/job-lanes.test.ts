@@ -13,6 +13,7 @@ import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts'
 import { RUSH_EMAILS_PER_SECOND } from '../../src/jobs/rush-yield.ts';
 import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
 import { startJobActivity } from '../../src/observability/job-activity.ts';
+import { queueStats } from '../../src/db/queries/jobs.queries.ts';
 import { processMetrics } from '../../src/observability/metrics.ts';
 import type { WorkerActivity } from '../../src/observability/request-tracker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -35,7 +36,7 @@ before(async () => {
   smtp.behaviour.delayMs = 1_500;
   const logger = pino({ level: 'silent' });
   transport = createSmtpTransport({ url: smtp.url, concurrency: 2, timeoutMs: 30_000 });
-  activity = startJobActivity(db.sql, processMetrics('jobs'), () => {}, { transport: transport.kind });
+  activity = startJobActivity(() => queueStats(db.sql), processMetrics('jobs'), () => {}, { transport: transport.kind });
   // What rush-yield.ts does when a rush starts: one email at a time, paced.
   limiter.setLimit(1, 1000 / RUSH_EMAILS_PER_SECOND);
   activity.lanes.setRush(true);
