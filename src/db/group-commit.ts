@@ -1,8 +1,8 @@
 // Group commit in the application: calls that arrive while a batch is in flight wait for it and
 // then go together, as one batch, in one transaction (one round trip, one WAL flush). Nobody
 // waits on a timer: with nothing in flight a call goes at once (a batch of one, or of the calls
-// parsed in the same turn of the event loop), so a quiet service answers as fast as before, and
-// the batches grow with the load. The wait is bounded by one batch's duration.
+// parsed in the same turn of the event loop), so a quiet service answers as fast as one without
+// batching, and the batches grow with the load. The wait is bounded by one batch's duration.
 //
 // A batch that fails as a whole (an error no member should cause, or a lost connection) is not
 // the members' failure: each is tried again alone, so one bad member fails only itself.

@@ -1,5 +1,5 @@
-// The rules of an import file's rows: how the file is cut into chunks for the thread pool, and
-// what one record becomes: a row registered as POST /register would, or an error at its line.
+// The rules of an import file's rows: the chunk tasks the thread pool runs on it (ImportThreads),
+// and what one record becomes: a row registered as POST /register would, or an error at its line.
 import type { ParsedRow, RowError } from '../db/queries/imports.queries.ts';
 import { normalizeStudent } from './registration.ts';
 

@@ -84,7 +84,7 @@ export async function acceptImport(sql: Sql, options: { dataDir: string; maxByte
   const directory = path.join(options.dataDir, 'uploads');
   try {
     await mkdir(directory, { recursive: true, mode: 0o700 });
-    await chmod(directory, 0o700); // one made before, with the umask's 0755, is tightened
+    await chmod(directory, 0o700); // mkdir keeps an existing one's mode (the umask's 0755, say)
   } catch (error) {
     if (isStorageFull(error)) throw storageFull(error);
     throw error;

@@ -1,7 +1,7 @@
 // The rules of registering and cancelling. The seat decisions themselves run inside the
-// database (registrar_register / registrar_cancel) under the course lock; this module prepares
-// their inputs (normalized email, token hashes, idempotency fingerprint) and turns outcomes
-// into results or DomainErrors.
+// database (registrar_register_batch / registrar_cancel, src/db/functions/) under the course
+// lock; this module prepares their inputs (normalized email, token hashes, idempotency
+// fingerprint) and turns outcomes into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
 import { cancel, findActiveRegistration, findRegistration, observeRegistrationBatches as observeBatchSizes, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';

@@ -3,9 +3,9 @@
 //
 // Why not @fastify/under-pressure's reading: it turns an interval with no histogram sample into
 // Infinity. An interval has no sample when the loop stalled through all of it, once (a worker
-// compiling its modules at start, a busy neighbour on a shared 2-core machine), and the whole
-// next interval was then refused as overloaded: 503s seen in CI with every bound far out of
-// reach. Here such an interval counts for what it was: how late the sampling timer fired.
+// compiling its modules at start, a busy neighbour on a shared 2-core machine), and that reading
+// refuses the whole next interval as overloaded: 503s with every bound far out of reach. Here
+// such an interval counts for how late the sampling timer fired.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 

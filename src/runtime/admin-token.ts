@@ -25,7 +25,7 @@ export async function loadAdminToken(config: Config): Promise<string> {
       // and both use its token.
       await link(draft, file).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'EEXIST') throw error; });
     } else {
-      await rename(draft, file); // an empty or damaged file (e.g. from an older version) is replaced
+      await rename(draft, file); // an empty or too short file (a hand edit, a truncated copy) is replaced
     }
   } finally {
     await rm(draft, { force: true });

@@ -18,14 +18,14 @@ import { Lifecycle } from './lifecycle.ts';
 import { superviseLiveness } from './liveness.ts';
 import { countCrashes, restartDelayMs } from './restart-backoff.ts';
 
-/** The supervisor's own connections (migrations, health) and room for an operator's psql. The floor, 300, was the fixed size before. */
+/** The supervisor's own connections (migrations, health) and room for an operator's psql. */
 const CONNECTIONS_HEADROOM = 20;
 
 /**
  * Connections one instance opens at most: each HTTP worker's pool, and the job worker's pool
  * plus graphile-worker's pool per runner (email, webhooks: their concurrency + 2 each; imports:
  * 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet
- * "too many connections".
+ * "too many connections"; never below 300, its max_connections otherwise (embedded-database.ts).
  */
 export function connectionsNeeded(config: Config): number {
   const jobWorker = (config.emailConcurrency + config.webhookConcurrency + 2) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;

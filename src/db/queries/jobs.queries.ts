@@ -59,8 +59,9 @@ export async function queueStats(sql: Sql): Promise<QueueStatsRow[]> {
 export type DeliveryStatsRow = { emails_sent: number; emails_failed: number; webhooks_delivered: number; webhooks_failed: number; webhooks_pending: number };
 
 /**
- * The delivery figures, exact: each total plus its changes not folded yet (migration 0012). Reads
- * five rows and about a second of changes, however long the delivery logs are.
+ * The delivery figures, exact: each total plus its changes not folded yet (kept by the triggers
+ * of src/db/functions/delivery-figures.sql). Reads five rows and about a second of changes,
+ * however long the delivery logs are.
  */
 export const DELIVERY_FIGURES_SQL = `
   SELECT figure, sum(count)::int AS count FROM (
