@@ -11,9 +11,10 @@ import postgres from 'postgres';
 const MIGRATIONS_DIR = path.join(import.meta.dirname, 'migrations');
 const FUNCTIONS_DIR = path.join(import.meta.dirname, 'functions');
 // Dependency order: a LANGUAGE sql function's body is checked when it is created, so what it calls
-// comes first (registration-row before everything that returns a row, record-events before the
-// functions that record events, register-batch's registrar_register after registrar_register_batch).
+// comes first (course-window and registration-row before the functions that use them,
+// record-events before the functions that record events).
 const FUNCTION_FILES = [
+  'course-window.sql',
   'registration-row.sql',
   'record-events.sql',
   'promote-waitlisted.sql',

@@ -294,7 +294,7 @@ BEGIN
   END IF;
   UPDATE registrations SET status = 'cancelled', updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
-  PERFORM registrar_record_event(v_after, 'cancelled', NULL, NULL);
+  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL);
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
     PERFORM registrar_promote_waitlisted(v_course_id);
@@ -328,6 +328,14 @@ BEGIN
   END IF;
   RETURN NULL;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_course_is_open(p_opens_at timestamp with time zone, p_closes_at timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT (p_opens_at IS NULL OR now() >= p_opens_at) AND (p_closes_at IS NULL OR now() < p_closes_at)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_fold_delivery_figures()
@@ -414,38 +422,29 @@ CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text)
 AS $function$
 DECLARE
   v_course courses;
-  v_promoted registrations;
-  v_count integer := 0;
+  v_promoted uuid[];
+  v_count integer;
 BEGIN
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
-  FOR v_promoted IN
+  WITH promoted AS (
     UPDATE registrations SET status = 'enrolled', updated_at = now()
     WHERE id IN (
       SELECT id FROM registrations
       WHERE course_id = p_course_id AND status = 'waitlisted'
       ORDER BY seq
       LIMIT greatest(v_course.capacity - v_course.enrolled, 0))
-    RETURNING *
-  LOOP
-    PERFORM registrar_record_event(v_promoted, 'promoted', NULL, NULL);
-    v_count := v_count + 1;
-  END LOOP;
+    RETURNING id, seq
+  )
+  SELECT coalesce(array_agg(id ORDER BY seq), '{}') INTO v_promoted FROM promoted;
+  v_count := cardinality(v_promoted);
   IF v_count > 0 THEN
+    PERFORM registrar_record_events(v_promoted, array_fill(p_course_id, ARRAY[v_count]),
+      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL);
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
   END IF;
   RETURN v_count;
 END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.registrar_record_event(p_registration registrations, p_kind text, p_position integer, p_manage_token text)
- RETURNS void
- LANGUAGE sql
-AS $function$
-  -- p_manage_token: the token to put in the email (the creation token); NULL makes a fresh one
-  -- (two v4 UUIDs: 244 bits from the server's strong random source).
-  SELECT registrar_record_events(ARRAY[p_registration.id], ARRAY[p_registration.course_id], ARRAY[p_kind], ARRAY[p_position],
-    ARRAY[coalesce(p_manage_token, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))])
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
@@ -455,10 +454,14 @@ CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uui
  SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
+  v_tokens text[];
   v_event_ids bigint[];
   v_emails json;
   v_webhooks json;
 BEGIN
+  -- A fresh token is two v4 UUIDs: 244 bits from the server's strong random source.
+  v_tokens := ARRAY(SELECT coalesce(p_tokens[i], replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+    FROM generate_subscripts(p_registration_ids, 1) AS i ORDER BY i);
   WITH events AS (
     INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
     SELECT n.id, n.course_id, n.kind, n.position
@@ -467,11 +470,11 @@ BEGIN
     RETURNING id, registration_id
   ), tokens AS (
     INSERT INTO manage_tokens (token_hash, registration_id)
-    SELECT sha256(convert_to(t.token, 'UTF8')), t.id FROM unnest(p_registration_ids, p_tokens) AS t (id, token)
+    SELECT sha256(convert_to(t.token, 'UTF8')), t.id FROM unnest(p_registration_ids, v_tokens) AS t (id, token)
   )
   SELECT array_agg(e.id ORDER BY e.id), json_agg(json_build_object('eventId', e.id, 'manageToken', t.token) ORDER BY e.id)
   INTO v_event_ids, v_emails
-  FROM events e JOIN unnest(p_registration_ids, p_tokens) AS t (id, token) ON t.id = e.registration_id;
+  FROM events e JOIN unnest(p_registration_ids, v_tokens) AS t (id, token) ON t.id = e.registration_id;
   PERFORM graphile_worker.add_job('send_email', v_emails, max_attempts => 25);
 
   IF EXISTS (SELECT 1 FROM webhooks) THEN
@@ -489,14 +492,6 @@ BEGIN
     END IF;
   END IF;
 END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.registrar_register(p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token text, p_key_hash bytea, p_request_hash bytea, p_sealed_token bytea)
- RETURNS jsonb
- LANGUAGE sql
-AS $function$
-  SELECT (registrar_register_batch(ARRAY[p_course_id], ARRAY[p_name], ARRAY[p_email], ARRAY[p_email_key],
-    ARRAY[p_manage_token], ARRAY[p_key_hash], ARRAY[p_request_hash], ARRAY[p_sealed_token]))[1]
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[])
@@ -541,8 +536,10 @@ DECLARE
   -- The course rows' versions as read (xmin: the transaction that last wrote each).
   v_read_version xid[];
   v_refused boolean[];
-  -- Locked at the end (p_lock_first false): a course as it is now, with its version.
+  -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
+  -- its window is open now.
   v_now record;
+  v_open_now boolean;
   -- Students of the batch registered already: "course\nemail_key" and their rows.
   v_active_keys text[];
   v_active_rows jsonb[];
@@ -581,7 +578,7 @@ BEGIN
   SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
-         array_agg((opens_at IS NULL OR now() >= opens_at) AND (closes_at IS NULL OR now() < closes_at) ORDER BY id),
+         array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
          array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
     INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_changed, v_refused, v_read_version
     FROM courses WHERE id = ANY (p_courses);
@@ -720,11 +717,10 @@ BEGIN
     -- keep. Otherwise the batch is decided again from the start, locked.
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
-      CONTINUE WHEN v_now.version = v_read_version[c]
-        AND ((v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at)) = v_open[c];
+      v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
+      CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity
-        AND (v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at);
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now;
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
   END IF;
@@ -782,11 +778,8 @@ BEGIN
   END LOOP;
   v_n := cardinality(v_ids);
   IF v_n > 0 THEN
-    -- Fresh tokens (two v4 UUIDs: 244 bits from the server's strong random source, as in
-    -- registrar_record_event); only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]),
-      array_fill(NULL::integer, ARRAY[v_n]),
-      ARRAY(SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') FROM generate_series(1, v_n)));
+    -- Fresh tokens (NULL): only their hashes are stored, the plaintext rides in the job.
+    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL);
   END IF;
   RETURN v_n;
 END

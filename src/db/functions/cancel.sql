@@ -20,7 +20,7 @@ BEGIN
   END IF;
   UPDATE registrations SET status = 'cancelled', updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
-  PERFORM registrar_record_event(v_after, 'cancelled', NULL, NULL);
+  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL);
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
     PERFORM registrar_promote_waitlisted(v_course_id);

@@ -12,13 +12,19 @@ LANGUAGE sql IMMUTABLE AS $$
   END
 $$;
 
+-- p_tokens: the manage token each email carries (a registration's creation token); a NULL one,
+-- or a NULL array, makes a fresh token. p_positions: the waitlist position of each, or NULL.
 CREATE OR REPLACE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
 RETURNS void LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
 DECLARE
+  v_tokens text[];
   v_event_ids bigint[];
   v_emails json;
   v_webhooks json;
 BEGIN
+  -- A fresh token is two v4 UUIDs: 244 bits from the server's strong random source.
+  v_tokens := ARRAY(SELECT coalesce(p_tokens[i], replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
+    FROM generate_subscripts(p_registration_ids, 1) AS i ORDER BY i);
   WITH events AS (
     INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
     SELECT n.id, n.course_id, n.kind, n.position
@@ -27,11 +33,11 @@ BEGIN
     RETURNING id, registration_id
   ), tokens AS (
     INSERT INTO manage_tokens (token_hash, registration_id)
-    SELECT sha256(convert_to(t.token, 'UTF8')), t.id FROM unnest(p_registration_ids, p_tokens) AS t (id, token)
+    SELECT sha256(convert_to(t.token, 'UTF8')), t.id FROM unnest(p_registration_ids, v_tokens) AS t (id, token)
   )
   SELECT array_agg(e.id ORDER BY e.id), json_agg(json_build_object('eventId', e.id, 'manageToken', t.token) ORDER BY e.id)
   INTO v_event_ids, v_emails
-  FROM events e JOIN unnest(p_registration_ids, p_tokens) AS t (id, token) ON t.id = e.registration_id;
+  FROM events e JOIN unnest(p_registration_ids, v_tokens) AS t (id, token) ON t.id = e.registration_id;
   PERFORM graphile_worker.add_job('send_email', v_emails, max_attempts => 25);
 
   IF EXISTS (SELECT 1 FROM webhooks) THEN
@@ -49,12 +55,4 @@ BEGIN
     END IF;
   END IF;
 END
-$$;
-
-CREATE OR REPLACE FUNCTION registrar_record_event(p_registration registrations, p_kind text, p_position integer, p_manage_token text)
-RETURNS void LANGUAGE sql AS $$
-  -- p_manage_token: the token to put in the email (the creation token); NULL makes a fresh one
-  -- (two v4 UUIDs: 244 bits from the server's strong random source).
-  SELECT registrar_record_events(ARRAY[p_registration.id], ARRAY[p_registration.course_id], ARRAY[p_kind], ARRAY[p_position],
-    ARRAY[coalesce(p_manage_token, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))])
 $$;

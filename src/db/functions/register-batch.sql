@@ -1,7 +1,10 @@
 -- Registration: a batch of registrations, in their order of arrival, decided in one transaction
 -- (docs/design.md, "The hot course"). Members are decided one after another with the counters in
 -- memory, so a later member sees what an earlier one did (the same student twice in one batch:
--- the second finds the first's registration), and each course row is written once.
+-- the second finds the first's registration), and each course row is written once. A member is
+-- refused when its course's window is closed (registrar_course_is_open, course-window.sql); else
+-- it takes a seat while enrolled < capacity, else a waitlist place while waitlisted <
+-- waitlist_capacity, else it is refused as full.
 --
 -- A batch without Idempotency-Keys is decided on the courses as read, written, and only then are
 -- its courses locked (FOR NO KEY UPDATE, in id order, so two batches cannot deadlock) to check
@@ -42,8 +45,10 @@ DECLARE
   -- The course rows' versions as read (xmin: the transaction that last wrote each).
   v_read_version xid[];
   v_refused boolean[];
-  -- Locked at the end (p_lock_first false): a course as it is now, with its version.
+  -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
+  -- its window is open now.
   v_now record;
+  v_open_now boolean;
   -- Students of the batch registered already: "course\nemail_key" and their rows.
   v_active_keys text[];
   v_active_rows jsonb[];
@@ -82,7 +87,7 @@ BEGIN
   SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
-         array_agg((opens_at IS NULL OR now() >= opens_at) AND (closes_at IS NULL OR now() < closes_at) ORDER BY id),
+         array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
          array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
     INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_changed, v_refused, v_read_version
     FROM courses WHERE id = ANY (p_courses);
@@ -221,11 +226,10 @@ BEGIN
     -- keep. Otherwise the batch is decided again from the start, locked.
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
-      CONTINUE WHEN v_now.version = v_read_version[c]
-        AND ((v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at)) = v_open[c];
+      v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
+      CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity
-        AND (v_now.opens_at IS NULL OR now() >= v_now.opens_at) AND (v_now.closes_at IS NULL OR now() < v_now.closes_at);
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now;
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
   END IF;
@@ -255,13 +259,4 @@ BEGIN
     RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
   END;
 END
-$$;
-
--- One registration is a batch of one: a single set of rules.
-CREATE OR REPLACE FUNCTION registrar_register(
-  p_course_id text, p_name text, p_email text, p_email_key text, p_manage_token text,
-  p_key_hash bytea, p_request_hash bytea, p_sealed_token bytea
-) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT (registrar_register_batch(ARRAY[p_course_id], ARRAY[p_name], ARRAY[p_email], ARRAY[p_email_key],
-    ARRAY[p_manage_token], ARRAY[p_key_hash], ARRAY[p_request_hash], ARRAY[p_sealed_token]))[1]
 $$;

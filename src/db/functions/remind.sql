@@ -26,11 +26,8 @@ BEGIN
   END LOOP;
   v_n := cardinality(v_ids);
   IF v_n > 0 THEN
-    -- Fresh tokens (two v4 UUIDs: 244 bits from the server's strong random source, as in
-    -- registrar_record_event); only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]),
-      array_fill(NULL::integer, ARRAY[v_n]),
-      ARRAY(SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '') FROM generate_series(1, v_n)));
+    -- Fresh tokens (NULL): only their hashes are stored, the plaintext rides in the job.
+    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL);
   END IF;
   RETURN v_n;
 END
