@@ -38,16 +38,18 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
     const applied = new Set((await sql<{ name: string }[]>`SELECT name FROM registrar_migrations`).map((row) => row.name));
     const files = (await readdir(MIGRATIONS_DIR)).filter((file) => /^\d{4}_.+\.sql$/.test(file)).sort();
     const newlyApplied: string[] = [];
-    for (const file of files) {
-      if (applied.has(file)) continue;
-      const text = await readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
-      await sql.begin(async (tx) => {
-        await tx.unsafe(text);
+    // The pending migrations and the functions' bodies commit together: an instance of the
+    // previous release never sees a table change (or a dropped function) without the bodies
+    // written for it.
+    await sql.begin(async (tx) => {
+      for (const file of files) {
+        if (applied.has(file)) continue;
+        await tx.unsafe(await readFile(path.join(MIGRATIONS_DIR, file), 'utf8'));
         await tx`INSERT INTO registrar_migrations (name) VALUES (${file})`;
-      });
-      newlyApplied.push(file);
-    }
-    await applyFunctions(sql);
+        newlyApplied.push(file);
+      }
+      await applyFunctions(tx);
+    });
     return newlyApplied;
   } finally {
     await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
@@ -55,14 +57,12 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
   }
 }
 
-async function applyFunctions(sql: postgres.Sql): Promise<void> {
+async function applyFunctions(tx: postgres.TransactionSql): Promise<void> {
   const present = (await readdir(FUNCTIONS_DIR)).filter((file) => file.endsWith('.sql')).sort();
   const unlisted = present.filter((file) => !FUNCTION_FILES.includes(file));
   if (unlisted.length > 0) {
     throw new Error(`src/db/functions has files missing from FUNCTION_FILES in src/db/migrate.ts: ${unlisted.join(', ')}; add them in dependency order`);
   }
   const texts = await Promise.all(FUNCTION_FILES.map((file) => readFile(path.join(FUNCTIONS_DIR, file), 'utf8')));
-  await sql.begin(async (tx) => {
-    for (const text of texts) await tx.unsafe(text);
-  });
+  for (const text of texts) await tx.unsafe(text);
 }
