@@ -17,7 +17,7 @@ import { cpuAccountingAvailable, cpuBetween, sampleCpu } from './process-cpu.ts'
 import { type MemorySample, readStatusBytes, recordMemory, sampleMemory } from './process-memory.ts';
 import { startProgress } from './progress.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
-import { serviceFlags } from './service-flags.ts';
+import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import type { Import } from '../src/domain/imports.service.ts';
 
@@ -78,7 +78,7 @@ const importFlags = {
   duplicates: { type: 'integer', description: 'rows repeating an earlier student (other case and spacing), percent', default: 1, min: 0, max: 50 },
   'probe-rate': { type: 'integer', description: 'requests per second of the responsiveness probe during the import (GET /courses/{id} and POST /register alternating; 0: none)', default: 20, min: 0, max: 500 },
   'time-limit-s': { type: 'integer', description: 'stop waiting for an import after this long and report what was measured, with a projection (0: wait until done)', default: 0, min: 0, max: 86_400 },
-  'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 0, min: 0, max: 60_000 },
+  'email-delay-ms': emailDelayFlag(0),
   seed: { type: 'integer', description: 'seed of the generated file', default: 1, min: 0, max: 2 ** 31 - 1 },
   ...serviceFlags,
 } as const;

@@ -15,7 +15,7 @@ import { resolveRushCase, RUSH_CASES, type RushCase } from './rush-cases.ts';
 import { renderRushReport } from './rush-report.ts';
 import { buildRushWorkload, HOT_COURSE, type RushWorkload } from './rush-workload.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
-import { serviceFlags } from './service-flags.ts';
+import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import { maxOf } from './stats.ts';
 
@@ -79,7 +79,7 @@ const rushFlags = {
   warmup: { type: 'integer', description: 'requests on a separate course with seats for half of them, before the measured rush (its emails are sent before the rush starts)', default: 2_000, min: 0, max: 20_000 },
   'freed-slot-margin-ms': { type: 'integer', description: `--hot-full: how much later than FULL_COURSE_RECHECK_MS (${FULL_COURSE_RECHECK_MS} ms) a freed place may be offered before the run fails`, default: DEFAULT_FREED_SLOT_MARGIN_MS, min: 0, max: 60_000 },
   'compare-db': { type: 'boolean', description: 'after the rush, the same registrations straight on a fresh database (SELECT registrar_register_batch of one registration per registration, at the same concurrency, at most 256 connections): PostgreSQL\'s own ceiling beside the service' },
-  'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 0, min: 0, max: 60_000 },
+  'email-delay-ms': emailDelayFlag(0),
   'email-timeout-ms': { type: 'integer', description: 'how long to wait for every email after the rush (0: do not wait or check emails)', default: 120_000, min: 0, max: 1_800_000 },
   'timeout-ms': { type: 'integer', description: 'per request: longer counts as an error', default: 60_000, min: 100, max: 600_000 },
   seed: { type: 'integer', description: 'seed of the generated workload', default: 1, min: 0, max: 2 ** 31 - 1 },

@@ -9,7 +9,7 @@ import { checkInvariants, type Violation } from '../test/support/invariants.ts';
 import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { renderSeedReport } from './seed-report.ts';
-import { serviceFlags } from './service-flags.ts';
+import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import type { ReceivedMessage } from '../test/support/smtp-server.ts';
 import { maxOf } from './stats.ts';
@@ -46,7 +46,7 @@ export type SeedModelResult = {
 
 const seedFlags = {
   n: { type: 'integer', description: 'registrations per model', default: 100, min: 1, max: 10_000 },
-  'email-delay-ms': { type: 'integer', description: 'time the SMTP server takes per message', default: 2_000, min: 0, max: 60_000 },
+  'email-delay-ms': emailDelayFlag(2_000),
   models: { type: 'string', description: 'which models to run, e.g. 2,3', default: '1,2,3' },
   warmup: { type: 'integer', description: 'registrations (all at once, on another course, emails awaited) to warm each service up before it is measured', default: 20, min: 0, max: 1_000 },
   ...serviceFlags,

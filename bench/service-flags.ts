@@ -6,3 +6,8 @@ export const serviceFlags = {
   workers: { type: 'integer', description: 'HTTP worker processes of the service (WORKERS)', default: availableParallelism(), min: 1, max: 64 },
   'email-concurrency': { type: 'integer', description: 'SMTP sends in flight per process (EMAIL_CONCURRENCY)', default: 50, min: 1, max: 1000 },
 } as const;
+
+/** The SMTP server's time per message; seed's story wants a slow one, the others none. */
+export function emailDelayFlag(defaultMs: number) {
+  return { type: 'integer', description: 'time the SMTP server takes per message', default: defaultMs, min: 0, max: 60_000 } as const;
+}
