@@ -124,7 +124,6 @@ async function runModel(model: ImportModel, file: ImportFile, settings: ImportSe
     name: `import_${model.key}`,
     workers: settings.workers,
     emailConcurrency: settings.emailConcurrency,
-    emailDelivery: 'queue' as const,
     emailDelayMs: settings.emailDelayMs,
     environment: { IMPORT_THREADS: String(model.threads), IMPORT_MAX_BYTES: String(Math.max(256 * 2 ** 20, file.bytes + 2 ** 20)) },
   };

@@ -239,7 +239,7 @@ export const rushScenario = defineScenario({
     if (rushCase?.checksFreedSlots && !workload.expectFull.includes(HOT_COURSE)) {
       throw new UsageError(`--${rushCase.name} needs the hot course full: ${workload.hotDemand} students want it for ${settings.hotCapacity} seats + ${settings.hotWaitlist} waitlist places`);
     }
-    const setup = { name: 'rush', workers: settings.workers, emailConcurrency: settings.emailConcurrency, emailDelivery: 'queue' as const, emailDelayMs: settings.emailDelayMs };
+    const setup = { name: 'rush', workers: settings.workers, emailConcurrency: settings.emailConcurrency, emailDelayMs: settings.emailDelayMs };
     const result = await withServiceRun(context, setup, (run) => rushOnService(run, settings, workload, context));
     const database = settings.compareDatabase ? await measureOnDatabase(settings, workload, context) : undefined;
     return renderRushReport({ ...result, ...(database ? { database } : {}) });

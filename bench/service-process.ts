@@ -16,7 +16,7 @@ const STOP_TIMEOUT_MS = 45_000;
 const OUTPUT_LIMIT_CHARS = 100_000;
 
 /** What the service reads from its environment; none of it leaks in from the bench's shell. */
-const SERVICE_VARIABLES = /^(PORT|HOST|DATA_DIR|DATABASE_URL|DATABASE_POOL_SIZE|WORKERS|ADMIN_TOKEN|SMTP_URL|MAIL_FROM|PUBLIC_URL|EMAIL_CONCURRENCY|EMAIL_DELIVERY|WEBHOOK_CONCURRENCY|WEBHOOK_TIMEOUT_MS|RATE_LIMIT_PER_MINUTE|IMPORT_THREADS|IMPORT_MAX_BYTES|SHUTDOWN_TIMEOUT_MS|LOG_LEVEL|NODE_OPTIONS|REGISTRAR_.*|NODE_TEST.*)$/;
+const SERVICE_VARIABLES = /^(PORT|HOST|DATA_DIR|DATABASE_URL|DATABASE_POOL_SIZE|WORKERS|ADMIN_TOKEN|SMTP_URL|MAIL_FROM|PUBLIC_URL|EMAIL_CONCURRENCY|WEBHOOK_CONCURRENCY|WEBHOOK_TIMEOUT_MS|RATE_LIMIT_PER_MINUTE|IMPORT_THREADS|IMPORT_MAX_BYTES|SHUTDOWN_TIMEOUT_MS|LOG_LEVEL|NODE_OPTIONS|REGISTRAR_.*|NODE_TEST.*)$/;
 
 export type ServiceSettings = {
   databaseUrl: string;
@@ -24,7 +24,6 @@ export type ServiceSettings = {
   smtpUrl: string;
   workers: number;
   emailConcurrency: number;
-  emailDelivery: 'queue' | 'inline';
   /** More of the service's variables (e.g. IMPORT_THREADS), set last. */
   environment?: Readonly<Record<string, string>>;
 };
@@ -52,7 +51,6 @@ function serviceEnvironment(settings: ServiceSettings, port: number, adminToken:
     WORKERS: String(settings.workers),
     SMTP_URL: settings.smtpUrl,
     EMAIL_CONCURRENCY: String(settings.emailConcurrency),
-    EMAIL_DELIVERY: settings.emailDelivery,
     // Every request comes from the one bench address: the per-client limit is not under test.
     RATE_LIMIT_PER_MINUTE: '0',
     // The service's load-shedding bounds, when given to the bench itself (its e2e test puts them

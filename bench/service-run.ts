@@ -4,6 +4,7 @@ import path from 'node:path';
 import { waitForJobWorker } from './database-facts.ts';
 import type { ScenarioContext } from './scenario.ts';
 import { type ServiceProcess, startServiceProcess } from './service-process.ts';
+import { emailInRequestEnvironment } from '../test/support/email-in-request.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp-server.ts';
 
 export type RunSetup = {
@@ -11,7 +12,8 @@ export type RunSetup = {
   name: string;
   workers: number;
   emailConcurrency: number;
-  emailDelivery: 'queue' | 'inline';
+  /** Load the email-in-request plug-in: each answer of POST /register waits for its email. */
+  emailInRequest?: boolean;
   emailDelayMs: number;
   /** More of the service's variables (e.g. IMPORT_THREADS), passed as they are. */
   environment?: Readonly<Record<string, string>>;
@@ -41,15 +43,16 @@ export async function withServiceRun<T>(context: ScenarioContext, setup: RunSetu
   let service: ServiceProcess | undefined;
   try {
     const extra = Object.entries(setup.environment ?? {}).map(([name, value]) => `, ${name}=${value}`).join('');
-    context.log(`${setup.name}: starting the service (${setup.workers} HTTP workers, EMAIL_DELIVERY=${setup.emailDelivery}, SMTP ${setup.emailDelayMs} ms/message${extra})`);
+    const email = setup.emailInRequest ? 'email in the request (plug-in)' : 'email on the job queue';
+    context.log(`${setup.name}: starting the service (${setup.workers} HTTP workers, ${email}, SMTP ${setup.emailDelayMs} ms/message${extra})`);
+    const environment = { ...(setup.emailInRequest ? emailInRequestEnvironment() : {}), ...setup.environment };
     service = await startServiceProcess({
       databaseUrl,
       dataDir: path.join(database.dir, `service-${setup.name}`),
       smtpUrl: smtp.url,
       workers: setup.workers,
       emailConcurrency: setup.emailConcurrency,
-      emailDelivery: setup.emailDelivery,
-      ...(setup.environment ? { environment: setup.environment } : {}),
+      environment,
     }, {
       signal: context.signal,
       onSpawned: (spawned) => context.cleanup.add(`stop the service of ${setup.name}`, () => spawned.stop()),

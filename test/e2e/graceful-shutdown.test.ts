@@ -1,7 +1,7 @@
 // SIGTERM drains (SPEC invariant 6): requests in flight when the signal arrives are answered and
 // committed, jobs in flight finish, and the queued rest is sent after the next start, once each.
-//   a) EMAIL_DELIVERY=inline, an SMTP server that takes 1.5 s per message: every answer waits for
-//      its email, so the registrations are still in flight when the supervisor gets SIGTERM;
+//   a) the email-in-request plug-in, an SMTP server that takes 1.5 s per message: every answer
+//      waits for its email, so the registrations are still in flight when the supervisor gets SIGTERM;
 //   b) the job queue, 0.8 s per message, two at a time: SIGTERM mid-send; the next start sends
 //      the rest. No message is sent twice: the sends in flight at the stop were finished and
 //      recorded, not abandoned.
@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
+import { emailInRequestEnvironment } from '../support/email-in-request.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
@@ -62,10 +63,10 @@ test('SIGTERM drains: requests and jobs in flight finish, the queued rest is sen
   const port = await freePort();
 
   // a) Requests in flight.
-  let { baseUrl, supervisorPid } = await start(port, { EMAIL_DELIVERY: 'inline', EMAIL_CONCURRENCY: String(IN_FLIGHT) });
+  let { baseUrl, supervisorPid } = await start(port, { ...emailInRequestEnvironment(), EMAIL_CONCURRENCY: String(IN_FLIGHT) });
   let client = new Client(baseUrl);
-  const inlineCourse = await newCourse(client, { capacity: IN_FLIGHT });
-  const pending = Array.from({ length: IN_FLIGHT }, (_, i) => client.register(student(inlineCourse, i, 'inflight')));
+  const inFlightCourse = await newCourse(client, { capacity: IN_FLIGHT });
+  const pending = Array.from({ length: IN_FLIGHT }, (_, i) => client.register(student(inFlightCourse, i, 'inflight')));
   // Each answer waits 1.5 s for its email: after 400 ms every request is in flight.
   await sleep(400);
   assert.equal(smtp.messages.length, 0, 'no request finished before the signal');
@@ -97,7 +98,7 @@ test('SIGTERM drains: requests and jobs in flight finish, the queued rest is sen
 
   const sql = postgres(await embeddedDatabaseUrl(dataDir), { max: 1, onnotice: () => {} });
   try {
-    const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id IN (${inlineCourse}, ${queuedCourse}) AND status = 'enrolled'`;
+    const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrations WHERE course_id IN (${inFlightCourse}, ${queuedCourse}) AND status = 'enrolled'`;
     assert.equal(row!.n, IN_FLIGHT + QUEUED, 'every 201 is stored');
     await assertInvariants(sql);
   } finally {

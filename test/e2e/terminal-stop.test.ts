@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { REPEAT_WINDOW_MS } from '../../src/runtime/lifecycle.ts';
+import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { freePort, postgresPids, REPO_DIR, stopEmbeddedPostgres, waitForHealth, waitForPostgresGone } from '../support/service-process.ts';
@@ -77,16 +78,17 @@ test('one Ctrl-C stops `npm start` gracefully, the embedded PostgreSQL included'
 });
 
 test('a second Ctrl-C a moment later forces the exit, and still leaves no PostgreSQL behind', async () => {
-  // A request that waits for its email (inline delivery, a receiving server that takes its
-  // time) keeps the graceful stop busy long enough for a second Ctrl-C to come during it.
+  // An email job held by a receiving server that takes its time: the job worker's graceful stop
+  // waits for it, long enough for a second Ctrl-C to come during the stop.
   smtp.behaviour.delayMs = 30_000;
-  const baseUrl = await npmStart(await freePort(), { ADMIN_TOKEN: TEST_ADMIN_TOKEN, SMTP_URL: smtp.url, EMAIL_DELIVERY: 'inline', SHUTDOWN_TIMEOUT_MS: '120000' }, 2);
+  const baseUrl = await npmStart(await freePort(), { ADMIN_TOKEN: TEST_ADMIN_TOKEN, SMTP_URL: smtp.url, SHUTDOWN_TIMEOUT_MS: '120000' }, 2);
   const first = await terminal.screen();
   assert.doesNotMatch(first, /left running by an earlier start/, 'the first test\'s stop left no PostgreSQL for this start to stop');
   const client = new Client(baseUrl);
   const course = await newCourse(client, { capacity: 5 });
-  const pending = client.register(student(course, 0, 'held')).catch((error: unknown) => error);
-  await sleep(1_000); // the request reaches the SMTP server and waits there
+  assert.equal((await client.register(student(course, 0, 'held'))).status, 201);
+  // Its email job reaches the SMTP server and waits there.
+  await eventually(async () => smtp.attempts.size, (n) => n === 1, 30_000);
   await terminal.press('C-c');
   await terminal.waitForScreen(/SIGINT: stopping gracefully/, STOP_TIMEOUT_MS);
   await sleep(REPEAT_WINDOW_MS + 500);
@@ -94,5 +96,4 @@ test('a second Ctrl-C a moment later forces the exit, and still leaves no Postgr
   const screen = await terminal.waitForScreen(/SIGINT again: exiting now/, STOP_TIMEOUT_MS);
   assert.doesNotMatch(screen, /"msg":"stopped"/, 'the stop was forced, not finished');
   await assertNothingLeft('after a forced stop');
-  await pending;
 });
