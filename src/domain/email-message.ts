@@ -1,6 +1,16 @@
 // The five emails a student can get, in plain text and HTML. Pure: the same event always gives
 // the same message, so a retry sends identical bytes under the same Message-ID.
-import type { EmailEvent, EmailMessage } from '../db/queries/email.queries.ts';
+import type { EmailEvent } from '../db/queries/email.queries.ts';
+
+export type EmailMessage = {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** RFC 5322 msg-id, stable per event: a receiver can drop a duplicate by it. */
+  messageId: string;
+};
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 

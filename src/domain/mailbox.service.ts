@@ -1,7 +1,15 @@
-// The built-in mailbox as the admin reads it (newest first), and the state of all deliveries.
+// The built-in mailbox (emails stored once per event, read by the admin newest first), and the
+// state of all deliveries: figures the job worker refreshes every second (refreshDeliveryState),
+// so reading them costs a few rows however long the queue and the delivery logs are.
 import type { Sql } from '../db/database.ts';
-import { listFailedEmails, listMailbox } from '../db/queries/email.queries.ts';
-import { deliveryStats, queueStats } from '../db/queries/jobs.queries.ts';
+import { insertMailboxMessage, listFailedEmails, listMailbox } from '../db/queries/email.queries.ts';
+import { deliveryStats, foldDeliveryFigures, queueStats, snapshotQueueStats } from '../db/queries/jobs.queries.ts';
+import type { EmailMessage } from './email-message.ts';
+
+/** Delivers an email to the built-in mailbox, once per event: a re-run of its job stores nothing new. */
+export async function storeInMailbox(sql: Sql, eventId: string, message: EmailMessage): Promise<void> {
+  await insertMailboxMessage(sql, eventId, message);
+}
 
 export type MailMessage = { id: string; messageId: string; from: string; to: string; subject: string; text: string; html: string; createdAt: string };
 
@@ -33,4 +41,9 @@ export async function readDeliveryState(sql: Sql): Promise<DeliveryState> {
     },
     webhooks: { delivered: stats.webhooks_delivered, failed: stats.webhooks_failed, pending: stats.webhooks_pending },
   };
+}
+
+/** Folds the delivery figures' changes into their totals and counts the job queue once for every reader. */
+export async function refreshDeliveryState(sql: Sql): Promise<void> {
+  await Promise.all([foldDeliveryFigures(sql), snapshotQueueStats(sql)]);
 }

@@ -1,11 +1,10 @@
-// Periodic cleanup in the job process. Idempotency-Key answers are kept 48 hours (at least the
-// 24 the IETF draft asks for), then deleted; retention (retention.ts) removes what is older than
-// RETENTION_DAYS; every second, the delivery figures' changes are folded into their totals and
-// the job queue is counted once for every reader (jobs.queries.ts), which keeps the dashboards'
-// and /admin/jobs' figures a matter of a few rows. Each is idempotent, so every instance may run it.
+// Periodic cleanup in the job process, on timers: expired Idempotency-Key answers every five
+// minutes and retention every ten (src/domain/retention.service.ts), the delivery figures every
+// second (refreshDeliveryState), which keeps the dashboards' and /admin/jobs' figures a matter of
+// a few rows. Each is idempotent, so every instance may run it.
 import type { Sql } from '../db/database.ts';
-import { foldDeliveryFigures, snapshotQueueStats } from '../db/queries/jobs.queries.ts';
-import { createRetention, type RetentionReport } from './retention.ts';
+import { refreshDeliveryState } from '../domain/mailbox.service.ts';
+import { createRetention, deleteExpiredIdempotencyKeys, type RetentionReport } from '../domain/retention.service.ts';
 
 const IDEMPOTENCY_EVERY_MS = 5 * 60_000;
 const RETENTION_FIRST_MS = 10_000;
@@ -17,11 +16,6 @@ export type HousekeepingOptions = {
   dataDir: string;
   onRetention?: (report: RetentionReport) => void;
 };
-
-export async function deleteExpiredIdempotencyKeys(sql: Sql): Promise<number> {
-  const rows = await sql`DELETE FROM idempotency_keys WHERE created_at < now() - interval '48 hours' RETURNING 1`;
-  return rows.length;
-}
 
 /** Runs `task` every `everyMs` (first after `firstMs`), never two at once; stop() awaits the one running. */
 function every(firstMs: number, everyMs: number, task: () => Promise<unknown>, onError: (error: unknown) => void) {
@@ -48,7 +42,7 @@ export function startHousekeeping(sql: Sql, onError: (error: unknown) => void, o
   const aborted = new AbortController();
   const stops = [
     every(IDEMPOTENCY_EVERY_MS, IDEMPOTENCY_EVERY_MS, () => deleteExpiredIdempotencyKeys(sql), onError),
-    every(FIGURES_EVERY_MS, FIGURES_EVERY_MS, () => Promise.all([foldDeliveryFigures(sql), snapshotQueueStats(sql)]), onError),
+    every(FIGURES_EVERY_MS, FIGURES_EVERY_MS, () => refreshDeliveryState(sql), onError),
     every(RETENTION_FIRST_MS, RETENTION_EVERY_MS, async () => {
       const report = await retention.run({ retentionDays: options.retentionDays, dataDir: options.dataDir, signal: aborted.signal });
       options.onRetention?.(report);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { configureFullCourses, fullCoursesOf, observeFastRefusals } from '../../src/domain/full-courses.ts';
-import { deleteExpiredIdempotencyKeys } from '../../src/jobs/housekeeping.ts';
+import { deleteExpiredIdempotencyKeys } from '../../src/domain/retention.service.ts';
 import { hashIdempotencyKey } from '../../src/security/tokens.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';

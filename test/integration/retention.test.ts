@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { countQueueStats, DELIVERY_FIGURES_SQL, foldDeliveryFigures, queueStats, snapshotQueueStats } from '../../src/db/queries/jobs.queries.ts';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
-import { createRetention } from '../../src/jobs/retention.ts';
+import { createRetention } from '../../src/domain/retention.service.ts';
 import type { TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';

@@ -1,4 +1,4 @@
-// SQL for retention (src/jobs/retention.ts): each statement removes at most `limit` of the oldest
+// SQL for retention (src/domain/retention.service.ts): each statement removes at most `limit` of the oldest
 // rows past the retention, through an index on their age (migration 0012), in a transaction of its
 // own, so no lock is held for long and a large backlog is worked off in small steps.
 import type { Sql } from '../database.ts';
@@ -116,4 +116,10 @@ export async function findUnfinishedImports(sql: Sql, ids: string[]): Promise<Se
   const rows = await sql<{ id: string }[]>`
     SELECT id::text FROM imports WHERE id = ANY (${ids}::uuid[]) AND status IN ('queued', 'running')`;
   return new Set(rows.map((row) => row.id));
+}
+
+/** Idempotency-Key answers stored more than `hours` ago (a small table: one statement). */
+export async function deleteIdempotencyKeysOlderThan(sql: Sql, hours: number): Promise<number> {
+  const rows = await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${hours}) RETURNING 1`;
+  return rows.length;
 }

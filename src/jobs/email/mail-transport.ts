@@ -3,7 +3,8 @@
 // later) or permanent (a 5xx reply: never retried).
 import nodemailer from 'nodemailer';
 import type { Sql } from '../../db/database.ts';
-import { type EmailMessage, insertMailboxMessage } from '../../db/queries/email.queries.ts';
+import type { EmailMessage } from '../../domain/email-message.ts';
+import { storeInMailbox } from '../../domain/mailbox.service.ts';
 
 export class PermanentEmailError extends Error {
   override name = 'PermanentEmailError';
@@ -76,8 +77,7 @@ export function createMailboxTransport(sql: Sql): MailTransport {
   return {
     kind: 'mailbox',
     async send(message, eventId) {
-      // Once per event, by the UNIQUE on event_id: a re-run of the job stores nothing new.
-      await insertMailboxMessage(sql, eventId, message);
+      await storeInMailbox(sql, eventId, message);
     },
     async close() {},
   };

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
-import { loadDelivery, type PendingDelivery, recordDeliveryAttempt } from '../../db/queries/webhooks.queries.ts';
+import { findDueWebhookDelivery, recordWebhookAttempt } from '../../domain/webhook-delivery.service.ts';
 import { recordUntilStored } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
@@ -27,27 +27,6 @@ export type DeliverWebhookDeps = {
   /** Bounds the deliveries in flight across every job of the process (WEBHOOK_CONCURRENCY): a job can hold hundreds. */
   limit: Limiter;
 };
-
-const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitlisted: 'waitlisted', promoted: 'enrolled', cancelled: 'cancelled' };
-
-export function webhookBody(delivery: PendingDelivery): string {
-  return JSON.stringify({
-    type: delivery.event_type,
-    timestamp: delivery.event_at.toISOString(),
-    data: {
-      eventId: delivery.event_id,
-      registration: {
-        id: delivery.registration_id,
-        course: delivery.course_id,
-        name: delivery.name,
-        email: delivery.email,
-        status: STATUS_AFTER_EVENT[delivery.kind] ?? delivery.kind,
-        waitlistPosition: delivery.waitlist_position,
-      },
-      course: { id: delivery.course_id, title: delivery.course_title },
-    },
-  });
-}
 
 /** Refused by the address guard (here or in the connection's lookup): no retry will change that. */
 function isInternalAddressRefusal(error: unknown): boolean {
@@ -77,9 +56,9 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
     if (typeof deliveryId !== 'string') throw new Error(`deliver_webhook: malformed payload ${JSON.stringify(payload)}`);
     const retryingRecord = (error: unknown, attempt: number) =>
       deps.logger.error({ err: error, deliveryId, attempt }, 'webhook outcome could not be recorded yet; trying again');
-    const delivery = await loadDelivery(deps.sql, deliveryId);
-    if (!delivery || delivery.status !== 'pending') return; // webhook deleted, or already done
-    const body = webhookBody(delivery);
+    const delivery = await findDueWebhookDelivery(deps.sql, deliveryId);
+    if (!delivery) return; // webhook deleted, or already done
+    const { body } = delivery;
     // One instant for the signature and its header: signed in one second and stamped in the
     // next, a delivery would fail the receiver's check (the timestamp is part of what is signed).
     const sentAt = new Date();
@@ -107,7 +86,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       statusCode = response.status;
       await response.body?.cancel();
       if (response.ok) {
-        await recordUntilStored(() => recordDeliveryAttempt(deps.sql, { id: delivery.id, status: 'delivered', attempts, statusCode, error: null }), retryingRecord);
+        await recordUntilStored(() => recordWebhookAttempt(deps.sql, delivery.id, { outcome: 'delivered', attempts, statusCode, error: null }), retryingRecord);
         deps.onOutcome?.('delivered');
         return;
       }
@@ -117,7 +96,7 @@ export function createDeliverWebhookTask(deps: DeliverWebhookDeps): Task {
       permanent = isInternalAddressRefusal(cause);
     }
     const final = permanent || attempts >= maxAttempts;
-    const record = () => recordDeliveryAttempt(deps.sql, { id: delivery.id, status: final ? 'failed' : 'pending', attempts, statusCode, error });
+    const record = () => recordWebhookAttempt(deps.sql, delivery.id, { outcome: final ? 'failed' : 'retry', attempts, statusCode, error });
     // A pending attempt that cannot be recorded fails the job like the POST did: it is retried.
     await (final ? recordUntilStored(record, retryingRecord) : record());
     if (final) {

@@ -11,13 +11,11 @@ import { rm } from 'node:fs/promises';
 import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
-import { applyImportBatch, findImport, type ParsedRow, type RowError, setImportStatus } from '../../db/queries/imports.queries.ts';
 import { DEFAULT_MAX_RECORD_BYTES, ImportFileError } from '../../domain/csv-chunks.ts';
 import type { ChunkResult, ImportThreads } from '../../domain/import-rows.ts';
+import { failImportRun, finishImportRun, type ImportItem, startImportRun, writeImportBatch } from '../../domain/import-run.service.ts';
 
 export type ImportCsvDeps = { sql: Sql; pool: ImportThreads; logger: Logger; batchRows?: number; chunkBytes?: number; maxRecordBytes?: number };
-
-type Item = { line: number; row?: ParsedRow; error?: RowError };
 
 export function createImportCsvTask(deps: ImportCsvDeps): Task {
   const batchRows = deps.batchRows ?? 1000;
@@ -26,22 +24,21 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
   return async function importCsv(payload, helpers) {
     const importId = (payload as { importId?: unknown } | null)?.importId;
     if (typeof importId !== 'string') throw new Error(`import_csv: malformed payload ${JSON.stringify(payload)}`);
-    const imported = await findImport(deps.sql, importId);
-    if (!imported) return;
+    const run = await startImportRun(deps.sql, importId);
+    if (run.kind === 'missing') return;
     // Ended, but the process stopped before its file was deleted: the job runs again, deletes it.
-    if (imported.status === 'done' || imported.status === 'failed') return removeUpload(imported.file_path);
-    await setImportStatus(deps.sql, importId, 'running');
+    if (run.kind === 'ended') return removeUpload(run.file);
     try {
-      await runImport(importId, imported.file_path, imported.done_through_line);
-      await setImportStatus(deps.sql, importId, 'done');
+      await runImport(importId, run.file, run.resumeAfterLine);
+      await finishImportRun(deps.sql, importId);
     } catch (error) {
       const final = error instanceof ImportFileError || helpers.job.attempts >= helpers.job.max_attempts;
       if (!final) throw error; // retried by the queue; the next attempt resumes after the last batch
       const reason = error instanceof Error ? error.message : String(error);
       deps.logger.warn({ importId, reason }, 'import failed');
-      await setImportStatus(deps.sql, importId, 'failed', reason);
+      await failImportRun(deps.sql, importId, reason);
     }
-    await removeUpload(imported.file_path);
+    await removeUpload(run.file);
   };
 
   /** The status is committed first: a file is never gone while its import may still need it. */
@@ -61,16 +58,12 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
 
     const writeNext = async () => {
       const result = await inFlight.shift()!;
-      const items: Item[] = [
+      const items: ImportItem[] = [
         ...result.rows.map((row) => ({ line: row.line, row })),
         ...result.errors.map((error) => ({ line: error.line, error })),
       ].filter((item) => item.line > resumeAfterLine).sort((a, b) => a.line - b.line);
       for (let start = 0; start < items.length; start += batchRows) {
-        const batch = items.slice(start, start + batchRows);
-        // Stable sort by course: each course keeps the file's order, and locks come in one order.
-        const rows = batch.flatMap((item) => (item.row ? [item.row] : [])).sort((a, b) => (a.course < b.course ? -1 : a.course > b.course ? 1 : 0));
-        const errors = batch.flatMap((item) => (item.error ? [item.error] : []));
-        await applyImportBatch(deps.sql, importId, { rows, errors, items: batch.length, throughLine: batch.at(-1)!.line });
+        await writeImportBatch(deps.sql, importId, items.slice(start, start + batchRows));
       }
     };
 

@@ -4,19 +4,22 @@
 // over. Registrations, their events (their history) and imports' reports are kept, and so is
 // whatever an email job that may still run needs, however old (retention.queries.ts). Each table
 // is worked off in batches of BATCH_ROWS, one short transaction each, with a pause between them,
-// so a large backlog never holds a long lock or a long transaction.
+// so a large backlog never holds a long lock or a long transaction. Idempotency-Key answers have
+// a retention of their own, 48 hours (deleteExpiredIdempotencyKeys).
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/database.ts';
 import {
   type CancelledMark, deleteOldDeadJobs, deleteOldEmailDeliveries, deleteOldMailbox,
-  deleteOldWebhookDeliveries, deleteTokensOfCancelled, findUnfinishedImports, oldestLiveEmailJob,
+  deleteIdempotencyKeysOlderThan, deleteOldWebhookDeliveries, deleteTokensOfCancelled, findUnfinishedImports, oldestLiveEmailJob,
 } from '../db/queries/retention.queries.ts';
 
 const BATCH_ROWS = 1_000;
 const PAUSE_MS = 20;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** Idempotency-Key answers are replayed this long: at least the 24 hours the IETF draft asks for. */
+const IDEMPOTENCY_KEEP_HOURS = 48;
 // The names acceptImport gives uploads: <import id>.csv, and <import id>.csv.part while streaming.
 const UPLOAD_NAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.csv(\.part)?$/;
 
@@ -32,6 +35,11 @@ export type RetentionReport = {
 };
 
 export type Retention = { run(options: RetentionOptions): Promise<RetentionReport> };
+
+/** Deletes the stored answers of Idempotency-Keys older than IDEMPOTENCY_KEEP_HOURS; answers how many. */
+export async function deleteExpiredIdempotencyKeys(sql: Sql): Promise<number> {
+  return deleteIdempotencyKeysOlderThan(sql, IDEMPOTENCY_KEEP_HOURS);
+}
 
 /** Deletes batch after batch until a batch comes back short; answers the rows deleted. */
 async function drain(deleteBatch: (limit: number) => Promise<number>, signal: AbortSignal | undefined): Promise<number> {
