@@ -19,12 +19,6 @@ export type Config = Readonly<{
   mailFrom: string;
   publicUrl: string;
   emailConcurrency: number;
-  /**
-   * 'queue' (the default, and the only mode for real use): emails go through the job queue.
-   * 'inline' is a demonstration for the bench: the HTTP worker sends the email inside the request,
-   * after the commit, and answers only then, as the naive design of SPEC.md's story does.
-   */
-  emailDelivery: 'queue' | 'inline';
   /** Webhook deliveries in flight per job process; apart from email, so a hung receiver never delays mail. */
   webhookConcurrency: number;
   webhookTimeoutMs: number;
@@ -135,7 +129,6 @@ export function loadConfig(env: Env = process.env): Config {
     mailFrom: readString(env, 'MAIL_FROM') ?? 'Registrar <no-reply@localhost>',
     publicUrl: (readUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${urlHost}:${port}`).replace(/\/+$/, ''),
     emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', 8, 1, 1000),
-    emailDelivery: readChoice(env, 'EMAIL_DELIVERY', ['queue', 'inline'] as const, 'queue'),
     webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     webhookAllowPrivate: readChoice(env, 'WEBHOOK_ALLOW_PRIVATE', ['true', 'false'] as const, 'false') === 'true',

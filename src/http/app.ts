@@ -2,7 +2,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
-import type { InlineEmail } from '../jobs/email/deliver-email.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
 import type { Auth } from './auth.ts';
 
@@ -15,6 +14,4 @@ export type RouteDeps = {
   tracker: RequestTracker;
   /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0). */
   limit: (routeClass: 'register' | 'manage' | 'login') => onRequestHookHandler[];
-  /** Only in the EMAIL_DELIVERY=inline demonstration: send the email before answering. */
-  inlineEmail?: InlineEmail | undefined;
 };

@@ -5,7 +5,6 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import type { Sql } from '../db/database.ts';
-import type { InlineEmail } from '../jobs/email/deliver-email.ts';
 import { publishActivity } from '../observability/cluster-state.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { RequestTracker } from '../observability/request-tracker.ts';
@@ -36,7 +35,6 @@ export type ServerOptions = {
   sql: Sql;
   adminToken: string;
   logger?: FastifyBaseLogger | false;
-  inlineEmail?: InlineEmail | undefined;
   /** This process's Prometheus metrics; unset in tests that do not look at them. */
   metrics?: Metrics | undefined;
   /** Database connections of this process: requests beyond it wait for one (for the metrics). */
@@ -143,7 +141,6 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     tracker,
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
-    inlineEmail: options.inlineEmail,
   };
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);

@@ -1,12 +1,11 @@
 // What one HTTP worker is doing right now: every request in flight with its phase (reading the
-// body, validating, waiting for the database, with EMAIL_DELIVERY=inline waiting for a
-// mail-server connection and sending its email to SMTP, sending the answer), plus per-second
-// counts and latency buckets of the requests it finished. Feeds the metrics and the dashboard.
+// body, validating, waiting for the database, sending the answer), plus per-second counts and
+// latency buckets of the requests it finished. Feeds the metrics and the dashboard.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { addSample, emptySummary, type SecondSummary } from './latency-buckets.ts';
 import type { Metrics } from './metrics.ts';
 
-export type Phase = 'receiving' | 'validating' | 'waiting for the database' | 'waiting for a mail-server connection' | 'sending email to SMTP' | 'sending the answer';
+export type Phase = 'receiving' | 'validating' | 'waiting for the database' | 'sending the answer';
 
 type InFlight = { route: string; phase: Phase; startedAt: number; label: string | undefined };
 

@@ -4,8 +4,6 @@
 import type { Config } from '../config.ts';
 import { connectDatabase, surviveLostConnections } from '../db/database.ts';
 import { buildServer } from '../http/server.ts';
-import { createInlineEmail, type InlineEmail } from '../jobs/email/deliver-email.ts';
-import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
 import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
 import { Lifecycle } from './lifecycle.ts';
@@ -24,18 +22,10 @@ export async function runHttpWorker(config: Config): Promise<void> {
   }
   const sql = connectDatabase(config.databaseUrl, { max: config.databasePoolSize, applicationName: `registrar-http-${process.pid}` });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
-  let inlineEmail: InlineEmail | undefined;
-  if (config.emailDelivery === 'inline') {
-    const transport = createConfiguredTransport(config, sql);
-    lifecycle.add('mail transport', () => transport.close());
-    inlineEmail = createInlineEmail({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger }, { concurrency: config.emailConcurrency });
-    logger.warn('EMAIL_DELIVERY=inline: emails are sent inside the request (a demonstration, not for real use)');
-  }
   const app = await buildServer({
     sql,
     adminToken: config.adminToken,
     logger,
-    inlineEmail,
     metrics: processMetrics('http'),
     poolSize: config.databasePoolSize,
     imports: { dataDir: config.dataDir, maxBytes: config.importMaxBytes },

@@ -6,7 +6,7 @@ import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { queueStats } from '../db/queries/jobs.queries.ts';
-import { createEmailDelivery, INLINE_EMAIL_GRACE_MS } from '../jobs/email/deliver-email.ts';
+import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
 import { yieldEmailsToRushes } from '../jobs/rush-yield.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
@@ -82,8 +82,6 @@ export async function runJobWorker(config: Config): Promise<void> {
         concurrency: config.emailConcurrency,
         taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({
           sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail,
-          // EMAIL_DELIVERY=inline (a demonstration): a new registration's email is the request's to send first.
-          ...(config.emailDelivery === 'inline' ? { leaveToInlineMs: INLINE_EMAIL_GRACE_MS } : {}),
         }), emailLimiter, activity.lanes) },
       },
       {

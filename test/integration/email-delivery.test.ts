@@ -6,9 +6,6 @@ import { after, before, describe, test } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
-import { pino } from 'pino';
-import { createInlineEmail } from '../../src/jobs/email/deliver-email.ts';
-import { createSmtpTransport } from '../../src/jobs/email/mail-transport.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { startTestJobRunners } from '../support/job-runners.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
@@ -261,118 +258,6 @@ describe('email', () => {
       await runners.stop();
       runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
       await new Promise<void>((resolve) => authServer.close(() => resolve()));
-    }
-  });
-
-  test('EMAIL_DELIVERY=inline, the demonstration: each answer waits for its email, sent once; a failed one and the later emails go through the queue', async () => {
-    smtp.messages.length = 0;
-    smtp.behaviour.delayMs = 300;
-    const transport = createSmtpTransport({ url: smtp.url, concurrency: 4, timeoutMs: 5_000 });
-    const logger = pino({ level: 'silent' });
-    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 4 });
-    // As the job worker runs in EMAIL_DELIVERY=inline: a new registration's email is the
-    // request's for a grace time (2 s here), every other email is the queue's.
-    await runners.stop();
-    runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25, inlineGraceMs: 2_000 });
-    const inline = await startTestServer(db.sql, { inlineEmail });
-    try {
-      const course = await newCourse(inline.client, { capacity: 5 });
-      const answer = await inline.client.register(student(course, 1, 'inline'));
-      const answeredAt = Date.now();
-      assert.equal(answer.status, 201);
-      assert.equal(smtp.messages.length, 1, 'the email was accepted before the answer');
-      assert.ok(smtp.messages[0]!.receivedAt <= answeredAt);
-      // Its queued job finds the email sent and sends nothing.
-      await settle(async () => (await pendingEmailJobs()) === 0);
-      assert.equal(smtp.messages.length, 1);
-
-      // The mail server refuses the inline attempt (451): the answer is still a 201 (committed),
-      // and the job sends the email once the grace time is over.
-      smtp.behaviour.refuseFirstAttempt = true;
-      const refused = await inline.client.register(student(course, 2, 'inline'));
-      assert.equal(refused.status, 201);
-      await smtp.waitForMessages(2, 60_000);
-      await settle(async () => (await pendingEmailJobs()) === 0);
-      const counts = byMessageId(smtp.messages);
-      assert.deepEqual([...counts.values()], [1, 1], 'each email accepted once');
-
-      // A cancel is never sent inline: the queue sends it.
-      smtp.behaviour.refuseFirstAttempt = false;
-      assert.equal((await inline.client.admin('DELETE', `/registrations/${answer.body.id}`)).status, 200);
-      await smtp.waitForMessages(3, 60_000);
-      assert.match(smtp.messages[2]!.raw, /cancel/i);
-    } finally {
-      smtp.behaviour.delayMs = 0;
-      smtp.behaviour.refuseFirstAttempt = false;
-      await inline.close();
-      await transport.close();
-      await runners.stop();
-      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
-    }
-  });
-
-  test('EMAIL_DELIVERY=inline sends the registration\'s own email even when a reminder committed before it looked', async () => {
-    // The job worker is stopped meanwhile, so the inline send is the only sender.
-    await runners.stop();
-    const inlineSmtp = await startSmtpServer();
-    const transport = createSmtpTransport({ url: inlineSmtp.url, concurrency: 1, timeoutMs: 5_000 });
-    const logger = pino({ level: 'silent' });
-    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 1 });
-    try {
-      const course = await newCourse(server.client, { capacity: 5, title: 'Difference Engines' });
-      const answer = await server.client.register(student(course, 1, 'reminded'));
-      assert.equal(answer.status, 201);
-      // A duplicate's reminder, committed between the 201 and the inline send's lookup.
-      assert.equal((await server.client.register(student(course, 1, 'reminded'))).status, 200);
-      const kinds = await db.sql<{ kind: string }[]>`SELECT kind FROM registration_events WHERE registration_id = ${answer.body.id} ORDER BY id`;
-      assert.deepEqual(kinds.map((k) => k.kind), ['enrolled', 'reminder']);
-      await inlineEmail(answer.body.id, answer.body.manageToken);
-      assert.equal(inlineSmtp.messages.length, 1);
-      assert.equal(inlineSmtp.messages[0]!.subject, 'You are enrolled in Difference Engines');
-      const [sent] = await db.sql<{ kind: string }[]>`
-        SELECT e.kind FROM email_deliveries d JOIN registration_events e ON e.id = d.event_id WHERE e.registration_id = ${answer.body.id}`;
-      assert.equal(sent?.kind, 'enrolled');
-    } finally {
-      await transport.close();
-      await inlineSmtp.stop();
-      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
-      // The reminder's email goes through the queue: sent before the next test counts messages.
-      await settle(async () => (await pendingEmailJobs()) === 0);
-    }
-  });
-
-  test('EMAIL_DELIVERY=inline: a request whose turn at the mail server comes too late leaves its email to the job, and no email goes twice', async () => {
-    smtp.messages.length = 0;
-    // The requests send to a server of their own, so each email shows which side sent it.
-    const inlineSmtp = await startSmtpServer({ delayMs: 300 });
-    const transport = createSmtpTransport({ url: inlineSmtp.url, concurrency: 1, timeoutMs: 5_000 });
-    const logger = pino({ level: 'silent' });
-    // One connection, 300 ms a message, and a turn must start within 400 ms of the event: of six
-    // registrations at once, the requests send two or three before the turns come too late (a
-    // slower machine only leaves more to the job).
-    const inlineEmail = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 1, startWithinMs: 400 });
-    await runners.stop();
-    runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25, inlineGraceMs: 2_000 });
-    const inline = await startTestServer(db.sql, { inlineEmail });
-    try {
-      const course = await newCourse(inline.client, { capacity: 10 });
-      const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => inline.client.register(student(course, i, 'late'))));
-      assert.ok(answers.every((a) => a.status === 201));
-      await settle(async () => inlineSmtp.messages.length + smtp.messages.length >= 6);
-      await settle(async () => (await pendingEmailJobs()) === 0);
-      const all = [...inlineSmtp.messages, ...smtp.messages];
-      assert.deepEqual([...byMessageId(all).values()], [1, 1, 1, 1, 1, 1], 'each email accepted once, by one side');
-      assert.ok(inlineSmtp.messages.length >= 1 && inlineSmtp.messages.length <= 5, `${inlineSmtp.messages.length} sent inside the requests`);
-      const [sent] = await db.sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM email_deliveries d JOIN registration_events e ON e.id = d.event_id
-        WHERE e.course_id = ${course} AND d.status = 'sent'`;
-      assert.equal(sent!.n, 6);
-    } finally {
-      await inline.close();
-      await transport.close();
-      await inlineSmtp.stop();
-      await runners.stop();
-      runners = await startTestJobRunners(db, { smtpUrl: smtp.url, emailConcurrency: 25 });
     }
   });
 });

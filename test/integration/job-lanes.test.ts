@@ -1,12 +1,11 @@
 // The job worker's lane says what each email really waits for: its turn under rush pacing, a
-// mail-server connection, the SMTP exchange; and so does a request that sends its email itself
-// (EMAIL_DELIVERY=inline). Real graphile-worker, real tasks, a real SMTP server holding each
-// message, the lane read as the job worker publishes it.
+// mail-server connection, the SMTP exchange. Real graphile-worker, real tasks, a real SMTP server
+// holding each message, the lane read as the job worker publishes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
-import { createEmailDelivery, createInlineEmail, type InlinePhase } from '../../src/jobs/email/deliver-email.ts';
+import { createEmailDelivery } from '../../src/jobs/email/deliver-email.ts';
 import { createSmtpTransport, type MailTransport } from '../../src/jobs/email/mail-transport.ts';
 import { createLimiter } from '../../src/jobs/job-entries.ts';
 import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts';
@@ -93,25 +92,4 @@ test('emails paced for a rush say so, one sends to SMTP, and they wait for a con
 
   await smtp.waitForMessages(EMAILS, 60_000);
   await lane((l) => l.inFlight === 0, 'every email done, the lane empty');
-});
-
-test('inline, a request\'s phases: waiting for a mail-server connection, the database, sending email to SMTP', async () => {
-  // No job worker: these emails are the requests' own to send (their jobs stay queued).
-  await runners?.stop();
-  runners = undefined;
-  const course = await newCourse(server.client, { capacity: 50, waitlistCapacity: 0 });
-  const created = await Promise.all([0, 1].map((i) => server.client.register(student(course, 100 + i, 'inline'))));
-  const logger = pino({ level: 'silent' });
-  const sendInline = createInlineEmail({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }, { concurrency: 1 });
-  const phases: InlinePhase[][] = [[], []];
-  const before_ = smtp.messages.length;
-  // One connection for two: the second waits for it while the first is at the SMTP server.
-  await Promise.all(created.map((answer, i) => {
-    const body = answer.body as { id: string; manageToken: string };
-    return sendInline(body.id, body.manageToken, (phase) => phases[i]!.push(phase));
-  }));
-  for (const seen of phases) {
-    assert.deepEqual(seen, ['waiting for a mail-server connection', 'waiting for the database', 'sending email to SMTP', 'waiting for the database']);
-  }
-  assert.ok(smtp.messages.length >= before_ + 2);
 });

@@ -44,7 +44,7 @@ export class Client {
 
 export type TestServer = { client: Client; url: string; close(): Promise<void> };
 
-export async function startTestServer(sql: Sql, options: Pick<ServerOptions, 'inlineEmail' | 'imports' | 'allowPrivateWebhooks'> = {}): Promise<TestServer> {
+export async function startTestServer(sql: Sql, options: Pick<ServerOptions, 'imports' | 'allowPrivateWebhooks'> = {}): Promise<TestServer> {
   const app = await buildServer({ sql, adminToken: TEST_ADMIN_TOKEN, logger: false, allowPrivateWebhooks: true, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

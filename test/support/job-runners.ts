@@ -11,7 +11,7 @@ import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
 import { createThreadPool } from '../../src/runtime/thread-pool.ts';
 import type { TestDatabase } from './database.ts';
 
-export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number; importThreads?: number; importChunkBytes?: number; inlineGraceMs?: number } = {}): Promise<JobRunners> {
+export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number; importThreads?: number; importChunkBytes?: number } = {}): Promise<JobRunners> {
   const pool = createThreadPool(options.importThreads ?? 2);
   const logger = pino({ level: 'silent' });
   const transport = options.smtpUrl
@@ -23,7 +23,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     logger,
     pollIntervalMs: 200,
     specs: [
-      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger, ...(options.inlineGraceMs !== undefined ? { leaveToInlineMs: options.inlineGraceMs } : {}) }), createLimiter(options.emailConcurrency ?? 8)) } },
+      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), createLimiter(options.emailConcurrency ?? 8)) } },
       { name: 'imports', concurrency: 1, taskList: { import_csv: createImportCsvTask({ sql: db.sql, pool, logger, ...(options.importChunkBytes ? { chunkBytes: options.importChunkBytes } : {}) }) } },
       { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger, allowPrivate: true, limit: createLimiter(4) }) } },
     ],

@@ -35,14 +35,12 @@ type EmailEventRow = {
   course_title: string;
   waitlist_position: number | null;
   delivery_status: 'sent' | 'failed' | null;
-  age_ms: number;
 };
 
-export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailEvent & { deliveryStatus: 'sent' | 'failed' | null; ageMs: number }) | undefined> {
+export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailEvent & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
   const [row] = await sql<EmailEventRow[]>`
     SELECT e.id::text AS event_id, e.kind, e.registration_id, r.name, r.email, e.course_id,
-      c.title AS course_title, e.waitlist_position, d.status AS delivery_status,
-      (extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::float8 AS age_ms
+      c.title AS course_title, e.waitlist_position, d.status AS delivery_status
     FROM registration_events e
     JOIN registrations r ON r.id = e.registration_id
     JOIN courses c ON c.id = e.course_id
@@ -59,19 +57,7 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailE
     courseTitle: row.course_title,
     waitlistPosition: row.waitlist_position,
     deliveryStatus: row.delivery_status,
-    ageMs: row.age_ms,
   };
-}
-
-/**
- * The event that created a registration (enrolled or waitlisted: exactly one). Not its newest
- * event: a reminder or a promotion may commit between the 201 and this read.
- */
-export async function findCreationEventId(sql: Sql, registrationId: string): Promise<string | undefined> {
-  const [row] = await sql<{ id: string }[]>`
-    SELECT id::text FROM registration_events
-    WHERE registration_id = ${registrationId} AND kind IN ('enrolled', 'waitlisted') ORDER BY id LIMIT 1`;
-  return row?.id;
 }
 
 export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null }): Promise<void> {

@@ -33,7 +33,7 @@ function trimStrings(body: unknown): void {
   }
 }
 
-export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit, inlineEmail }: RouteDeps): void {
+export function registerRegistrationRoutes(app: App, { sql, auth, limit }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
   const security = [{ bearer: [] }];
 
@@ -61,9 +61,6 @@ export function registerRegistrationRoutes(app: App, { sql, auth, tracker, limit
       throw error;
     }
     if (result.kind === 'created') {
-      if (inlineEmail) {
-        await inlineEmail(result.registration.id, result.manageToken, (phase) => tracker.setPhase(request, phase));
-      }
       return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
     }
     return reply.code(200).send({ course: result.course, email: result.email, alreadyRegistered: true });
