@@ -15,16 +15,6 @@ export type EmailEvent = {
   waitlistPosition: number | null;
 };
 
-export type EmailMessage = {
-  from: string;
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-  /** RFC 5322 msg-id, stable per event: a receiver can drop a duplicate by it. */
-  messageId: string;
-};
-
 type EmailEventRow = {
   event_id: string;
   kind: EmailKind;
@@ -68,7 +58,8 @@ export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; r
       last_error = excluded.last_error, updated_at = now()`;
 }
 
-export async function insertMailboxMessage(sql: Sql, eventId: string, message: EmailMessage): Promise<void> {
+/** Stores an email (src/domain/email-message.ts) once per event: a second insert for the event stores nothing. */
+export async function insertMailboxMessage(sql: Sql, eventId: string, message: { messageId: string; from: string; to: string; subject: string; text: string; html: string }): Promise<void> {
   await sql`
     INSERT INTO mailbox (event_id, message_id, sender, recipient, recipient_key, subject, text_body, html_body)
     VALUES (${eventId}, ${message.messageId}, ${message.from}, ${message.to}, ${message.to.trim().toLowerCase()},

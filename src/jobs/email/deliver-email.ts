@@ -5,9 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
-import { loadEmailEvent, recordEmailOutcome } from '../../db/queries/email.queries.ts';
 import type { EmailStep } from '../../observability/job-activity.ts';
-import { buildEmail } from '../../domain/email-message.ts';
+import { findDueEmail, recordEmailFailed, recordEmailSent } from '../../domain/email-delivery.service.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
 
 export type EmailDeliveryDeps = {
@@ -45,22 +44,22 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
   /** `step` tells the job worker's lane what this email waits for now (job-activity.ts). */
   return async function deliverEmail(eventId: string, manageToken: string, attempt: { attempts: number; maxAttempts: number }, step: (step: EmailStep) => void = () => {}): Promise<EmailOutcome> {
     step('load');
-    const event = await loadEmailEvent(deps.sql, eventId);
-    if (!event) {
+    const due = await findDueEmail(deps.sql, eventId, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
+    if (due.kind === 'no-event') {
       deps.logger.error({ eventId }, 'email: no such event; nothing to send');
       return 'skipped';
     }
-    if (event.deliveryStatus !== null) return 'skipped'; // already sent (or failed for good): never twice
-    const message = buildEmail(event, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
-    const outcome = { eventId: event.eventId, recipient: message.to, messageId: message.messageId, attempts: attempt.attempts };
+    if (due.kind === 'settled') return 'skipped'; // already sent (or failed for good): never twice
+    const { message } = due;
+    const outcome = { eventId, message, attempts: attempt.attempts };
     try {
       step('send');
-      await deps.transport.send(message, event.eventId);
+      await deps.transport.send(message, eventId);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof PermanentEmailError || attempt.attempts >= attempt.maxAttempts) {
         step('record');
-        await recordEmailOutcome(deps.sql, { ...outcome, status: 'failed', error: reason });
+        await recordEmailFailed(deps.sql, { ...outcome, reason });
         deps.onOutcome?.('failed');
         deps.logger.warn({ eventId, to: message.to, attempts: attempt.attempts, reason }, 'email failed for good');
         return 'failed';
@@ -71,7 +70,7 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
     // Accepted: from here on a failure must not make the caller retry, or the email would go
     // twice (invariant 4). The record is written again until the database takes it.
     step('record');
-    await recordUntilStored(() => recordEmailOutcome(deps.sql, { ...outcome, status: 'sent', error: null }), (error, attempt) =>
+    await recordUntilStored(() => recordEmailSent(deps.sql, outcome), (error, attempt) =>
       deps.logger.error({ err: error, eventId, attempt }, 'email sent, but its record could not be written yet; trying again'));
     deps.onOutcome?.('sent');
     return 'sent';
