@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { migrateDatabase } from '../src/db/migrate.ts';
+import { retryTransaction } from '../src/db/retry-policy.ts';
 import { normalizeStudent } from '../src/domain/registration.ts';
 import type { CourseSpec } from './admin-api.ts';
 import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
@@ -15,7 +16,7 @@ import { startProgress } from './progress.ts';
 export type DatabaseStrategy = 'statement-per-registration';
 
 export const DATABASE_STRATEGIES: Readonly<Record<DatabaseStrategy, string>> = {
-  'statement-per-registration': 'one SELECT registrar_register_batch(...) of one registration per registration, autocommit (one transaction each)',
+  'statement-per-registration': 'one SELECT registrar_register_batch(...) of one registration per registration, autocommit (one transaction each), run again as the service\'s retry policy decides',
 };
 
 /** The embedded PostgreSQL allows 300 connections; the rest are for the bench's own reads. */
@@ -66,12 +67,12 @@ function registerWith(sql: postgres.Sql, strategy: DatabaseStrategy): Register {
   switch (strategy) {
     case 'statement-per-registration':
       // The service's own function (src/db/queries/registrations.queries.ts) with a batch of one,
-      // without an idempotency key.
+      // without an idempotency key: lock last, then as its retry policy decides (src/db/retry-policy.ts).
       return async function registerOne(r) {
-        const [row] = await sql<{ result: RegisterResult }[]>`
-          SELECT (registrar_register_batch(ARRAY[${r.course}]::text[], ARRAY[${r.name}]::text[], ARRAY[${r.email}]::text[],
+        const [row] = await retryTransaction((lockFirst) => sql<{ result: RegisterResult }[]>`
+          SELECT (registrar_register_batch(${lockFirst}::boolean, ARRAY[${r.course}]::text[], ARRAY[${r.name}]::text[], ARRAY[${r.email}]::text[],
             ARRAY[${r.emailKey}]::text[], ARRAY[${r.manageToken}]::text[],
-            ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[]))[1] AS result`;
+            ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[]))[1] AS result`);
         if (!row) throw new Error('registrar_register_batch returned no row');
         return row.result;
       };

@@ -3,13 +3,11 @@
 // waits on a timer: with nothing in flight a call goes at once (a batch of one, or of the calls
 // parsed in the same turn of the event loop), so a quiet service answers as fast as one without
 // batching, and the batches grow with the load. The wait is bounded by one batch's duration.
-//
-// A batch that fails as a whole (an error no member should cause, or a lost connection) is not
-// the members' failure: each is tried again alone, so one bad member fails only itself.
+// What a failed batch does next (run again, split into members) is `run`'s: src/db/retry-policy.ts.
 
 export type GroupCommitOptions<I, O> = {
-  /** Runs one batch; answers one result per item, in order. */
-  run(items: I[]): Promise<O[]>;
+  /** Runs one batch; answers one settled result per item, in order (a member may fail alone). */
+  run(items: I[]): Promise<PromiseSettledResult<O>[]>;
   /** Most items in one batch. */
   maxBatch: number;
   /** Batches in flight at once (each holds a database connection). */
@@ -32,10 +30,13 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
     try {
       const results = await options.run(batch.map((w) => w.item));
       if (results.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${results.length} results`);
-      batch.forEach((w, i) => w.resolve(results[i]!));
+      batch.forEach((w, i) => {
+        const result = results[i]!;
+        if (result.status === 'fulfilled') w.resolve(result.value);
+        else w.reject(result.reason);
+      });
     } catch (error) {
-      if (batch.length === 1) return batch[0]!.reject(error);
-      await Promise.all(batch.map((w) => options.run([w.item]).then(([result]) => w.resolve(result!), (alone) => w.reject(alone))));
+      for (const w of batch) w.reject(error);
     }
   }
 

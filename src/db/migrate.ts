@@ -11,11 +11,12 @@ import postgres from 'postgres';
 const MIGRATIONS_DIR = path.join(import.meta.dirname, 'migrations');
 const FUNCTIONS_DIR = path.join(import.meta.dirname, 'functions');
 // Dependency order: a LANGUAGE sql function's body is checked when it is created, so what it calls
-// comes first (course-window and registration-row before the functions that use them,
-// record-events before the functions that record events).
+// comes first (course-window, registration-row and active-registration before the functions
+// that use them, record-events before the functions that record events).
 const FUNCTION_FILES = [
   'course-window.sql',
   'registration-row.sql',
+  'active-registration.sql',
   'record-events.sql',
   'promote-waitlisted.sql',
   'register-batch.sql',

@@ -1,4 +1,5 @@
-// The PostgreSQL and driver error codes this service treats specially, in one place.
+// The PostgreSQL and driver error codes this service treats specially; those after which an
+// attempt runs again are in src/db/retry-policy.ts.
 // https://www.postgresql.org/docs/current/errcodes-appendix.html
 
 /** SQLSTATEs and socket errors that mean "the database is unreachable right now", not a bug. */
@@ -37,19 +38,6 @@ export const OUT_OF_RESOURCES_CODES: ReadonlySet<string> = new Set([
   '58030', // io_error
 ]);
 
-/**
- * SQLSTATEs after which a transaction may simply run again: PostgreSQL rolled all of it back
- * to break a cycle or a conflict, so nothing of it was committed and the retry cannot apply it
- * twice.
- */
-const RETRYABLE_TRANSACTION_CODES = new Set([
-  '40P01', // deadlock_detected: e.g. a locked-first registration batch and a lock-last one inserting the same student (src/db/functions/register-batch.sql)
-  '40001', // serialization_failure
-]);
-
-/** Attempts of a transaction that keeps meeting retryable errors before its error is the answer. */
-const TRANSACTION_ATTEMPTS = 3;
-
 export function errorCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') {
     return error.code;
@@ -65,16 +53,4 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function isDatabaseOutOfResources(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && OUT_OF_RESOURCES_CODES.has(code);
-}
-
-/** Runs a transaction (one statement, or a whole sql.begin) again when PostgreSQL rolled it back for a retryable reason. */
-export async function retryTransaction<T>(run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await run();
-    } catch (error) {
-      const code = errorCode(error);
-      if (attempt >= TRANSACTION_ATTEMPTS || code === undefined || !RETRYABLE_TRANSACTION_CODES.has(code)) throw error;
-    }
-  }
 }

@@ -273,6 +273,16 @@ CREATE UNIQUE INDEX webhooks_pkey ON public.webhooks USING btree (id);
 
 -- Functions
 
+CREATE OR REPLACE FUNCTION public.registrar_active_registration(p_course_id text, p_email_key text)
+ RETURNS SETOF registrations
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT * FROM registrations r
+  WHERE r.course_id = p_course_id AND r.email_key = p_email_key AND r.status <> 'cancelled'
+  LIMIT 1
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -360,7 +370,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_import_batch(p_import_id uuid, p_lines integer[], p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_errors jsonb, p_rows integer, p_through_line integer)
+CREATE OR REPLACE FUNCTION public.registrar_import_batch(p_lock_first boolean, p_import_id uuid, p_lines integer[], p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_errors jsonb, p_rows integer, p_through_line integer)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
@@ -380,7 +390,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
-  v_results := registrar_register_batch(p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none);
+  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none);
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := v_results[i];
     CASE v_result ->> 'outcome'
@@ -494,27 +504,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[])
- RETURNS jsonb[]
- LANGUAGE plpgsql
- SET plan_cache_mode TO 'auto'
-AS $function$
-BEGIN
-  IF EXISTS (SELECT 1 FROM unnest(p_key_hashes) k WHERE k IS NOT NULL) THEN
-    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  END IF;
-  BEGIN
-    RETURN registrar_register_batch_in(false, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  EXCEPTION WHEN SQLSTATE 'RGB01' OR unique_violation OR deadlock_detected THEN
-    -- A course changed under the decisions, the same student was registered meanwhile, or this
-    -- attempt's new rows deadlocked with a locked-first batch inserting the same student:
-    -- everything this attempt wrote is rolled back; decide again, locked first.
-    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  END;
-END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.registrar_register_batch_in(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[])
+CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[])
  RETURNS jsonb[]
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -568,6 +558,9 @@ BEGIN
   -- key-header) instead of waiting behind the course lock. The key's lock lives as long as the
   -- transaction.
   FOR i IN 1 .. v_count LOOP
+    IF p_key_hashes[i] IS NOT NULL AND NOT p_lock_first THEN
+      RAISE EXCEPTION 'a batch with Idempotency-Keys is decided locked first (p_lock_first true)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v_key_free := v_key_free || (p_key_hashes[i] IS NULL
       OR pg_try_advisory_xact_lock(('x' || encode(substr(p_key_hashes[i], 1, 8), 'hex'))::bit(64)::bigint));
   END LOOP;
@@ -585,18 +578,13 @@ BEGIN
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
 
-  -- Students of the batch registered already. One index probe per student (LIMIT keeps it a
-  -- probe: a plan cached while the table was small must not become a scan of the whole index
-  -- once it is large). A registration of the same student committed meanwhile by another
-  -- transaction makes the insert below fail on the unique index: the batch is then decided
-  -- again, locked (registrar_register_batch).
+  -- Students of the batch registered already: one index probe per student
+  -- (active-registration.sql). A registration of the same student committed meanwhile by another
+  -- transaction makes the insert below fail on the unique index (23505), and the attempt with it.
   SELECT coalesce(array_agg(r.course_id || E'\n' || r.email_key), '{}'), array_agg(registrar_registration_row(r))
     INTO v_active_keys, v_active_rows
     FROM (SELECT DISTINCT c, k FROM unnest(p_courses, p_email_keys) AS s (c, k)) s
-    CROSS JOIN LATERAL (
-      SELECT * FROM registrations r
-      WHERE r.course_id = s.c AND r.email_key = s.k AND r.status <> 'cancelled'
-      LIMIT 1) r;
+    CROSS JOIN LATERAL registrar_active_registration(s.c, s.k) r;
 
   -- Each member in arrival order, with the counters in memory: exactly the rules of one
   -- registration at a time (a later member sees what an earlier one did).
@@ -714,7 +702,7 @@ BEGIN
     -- again: time moved). A course changed meanwhile (another batch, a cancel, an admin change):
     -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
     -- waitlist place, nobody waiting, the seats still there), since enrolling has no order to
-    -- keep. Otherwise the batch is decided again from the start, locked.
+    -- keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);

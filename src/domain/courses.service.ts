@@ -3,7 +3,7 @@
 // waitlisted students first come, first served, in the same transaction.
 import { findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
 import type { Sql } from '../db/database.ts';
-import { retryTransaction } from '../db/postgres-errors.ts';
+import { retryTransaction } from '../db/retry-policy.ts';
 import { type Course, toCourse } from './course.ts';
 import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';

@@ -7,11 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { connectDatabase } from '../../src/db/database.ts';
 import { FULL_COURSE_RECHECK_MS } from '../../src/domain/full-courses.ts';
-import { observeRegistrationBatches } from '../../src/db/queries/registrations.queries.ts';
+import { observeRegistrationBatches, registerBatch } from '../../src/db/queries/registrations.queries.ts';
+import { settledValue } from '../../src/db/retry-policy.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer, type TestServer } from '../support/http.ts';
 import { assertInvariants, waitlistPositions } from '../support/invariants.ts';
+import { untilARegistrationWaitsForALock } from '../support/lock-waits.ts';
 import { countBy } from '../support/rush.ts';
 
 describe('hundreds at once through the group commit', () => {
@@ -183,28 +185,15 @@ describe('deciding a batch first, locking its courses last', () => {
 
   type Outcome = { outcome: string; registration?: { id: string; status: string; waitlist_position: number | null } };
 
-  /** registrar_register_batch for `students` of `course`, on `sql`; with `keyed`, each with an Idempotency-Key (decided locked first). */
-  function registerBatch(sql: TestDatabase['sql'], course: string, students: string[], keyed = false) {
-    const none = students.map(() => null);
-    const keys = students.map((s) => (keyed ? Buffer.from(`key-${s}`).toString('hex') : null));
-    const bytes = sql`(SELECT array_agg(decode(h, 'hex') ORDER BY n) FROM unnest(${keys}::text[]) WITH ORDINALITY AS k (h, n))`;
-    return sql<{ r: Outcome[] }[]>`
-      SELECT to_jsonb(registrar_register_batch(${students.map(() => course)}::text[], ${students.map((s) => `Student ${s}`)}::text[],
-        ${students.map((s) => `${s}@example.org`)}::text[], ${students.map((s) => `${s}@example.org`)}::text[],
-        ${students.map((s) => `token-${s}`.padEnd(32, '0'))}::text[], ${bytes}, ${bytes}, ${none}::bytea[])) AS r`;
-  }
-
-  /** Resolves once a registration batch of this database waits for a lock. */
-  async function untilABatchWaitsForALock(): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const [waiting] = await db.sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE wait_event_type = 'Lock' AND query LIKE '%registrar_register_batch%' AND datname = current_database()`;
-      if (waiting!.n > 0) return;
-      assert.ok(Date.now() < deadline, 'the batch never waited for a lock');
-      await sleep(10);
-    }
+  /** `students` of `course` as one batch of the service's registerBatch (lock last, then as the
+   * retry policy decides), on `sql`; with `keyed`, each with an Idempotency-Key (decided locked first). */
+  async function registerStudents(sql: TestDatabase['sql'], course: string, students: string[], keyed = false): Promise<Outcome[]> {
+    const results = await registerBatch(sql, students.map((s) => ({
+      courseId: course, name: `Student ${s}`, email: `${s}@example.org`, emailKey: `${s}@example.org`,
+      manageToken: `token-${s}`.padEnd(32, '0'),
+      idempotency: keyed ? { keyHash: Buffer.from(`key-${s}`), requestHash: Buffer.from(`key-${s}`), sealedToken: Buffer.from('sealed') } : null,
+    })));
+    return results.map((result) => settledValue(result) as Outcome);
   }
 
   /**
@@ -217,14 +206,14 @@ describe('deciding a batch first, locking its courses last', () => {
     try {
       await a`BEGIN`;
       await first(a); // holds the course lock until COMMIT
-      const b = registerBatch(db.sql, course, second).execute(); // postgres.js queries start when asked
-      await untilABatchWaitsForALock();
+      const b = registerStudents(db.sql, course, second);
+      await untilARegistrationWaitsForALock(db.sql);
       await then?.(a);
       await a`COMMIT`;
-      const [row] = await b;
+      const outcomes = await b;
       const seqs = await db.sql<{ seq: string }[]>`
         SELECT seq::text FROM registrations WHERE course_id = ${course} AND email = ANY (${second.map((s) => `${s}@example.org`)}) ORDER BY seq`;
-      return { outcomes: row!.r, seqs: seqs.map((s) => Number(s.seq)) };
+      return { outcomes, seqs: seqs.map((s) => Number(s.seq)) };
     } finally {
       a.release();
     }
@@ -232,7 +221,7 @@ describe('deciding a batch first, locking its courses last', () => {
 
   /** Batch A commits while batch B, decided on the counters A had not changed yet, waits for the course lock. */
   function raceTwoBatches(course: string, first: string[], second: string[]) {
-    return raceWithTransaction(course, second, (a) => registerBatch(a, course, first));
+    return raceWithTransaction(course, second, (a) => registerStudents(a, course, first));
   }
 
   async function eventsPerRegistration(course: string): Promise<number[]> {
@@ -333,15 +322,15 @@ describe('deciding a batch first, locking its courses last', () => {
   });
   test('a cancel and a newcomer committed meanwhile leave the counters as read: the row version still sends the batch to be decided again', async () => {
     const course = await newCourse(server.client, { capacity: 1, waitlistCapacity: 3 });
-    const first = await registerBatch(db.sql, course, ['aba-seat', 'aba-w1', 'aba-w2']);
-    const w1Id = first[0]!.r[1]!.registration!.id;
+    const first = await registerStudents(db.sql, course, ['aba-seat', 'aba-w1', 'aba-w2']);
+    const w1Id = first[1]!.registration!.id;
     let newcomer: Outcome | undefined;
     // A cancels waitlisted w1; B (reading 1 enrolled, 2 waitlisted) places its student third and
     // waits; A then waitlists a newcomer and commits: counters as B read them (1 and 2), but B's
     // row was written before the newcomer's. Deciding B again gives it the place after him.
     const { outcomes } = await raceWithTransaction(course, ['aba-late'],
       (a) => a`SELECT registrar_cancel(${w1Id}::uuid)`,
-      async (a) => { newcomer = (await registerBatch(a, course, ['aba-new']))[0]!.r[0]; });
+      async (a) => { [newcomer] = await registerStudents(a, course, ['aba-new']); });
     assert.equal(newcomer?.registration?.waitlist_position, 2);
     assert.equal(outcomes[0]!.registration?.waitlist_position, 3);
     // Every position answered is the position stored.
@@ -360,14 +349,14 @@ describe('deciding a batch first, locking its courses last', () => {
       // The keyed side waits 10 s before looking for a deadlock, so the lock-last side finds it.
       await h`SET LOCAL deadlock_timeout = '10s'`;
       await h`SELECT 1 FROM courses WHERE id = ${course} FOR NO KEY UPDATE`;
-      const lockLast = registerBatch(db.sql, course, ['dl-x']).execute(); // writes its row, then waits for the course
-      await untilABatchWaitsForALock();
-      const [keyed] = await registerBatch(h, course, ['dl-x'], true); // locked first: waits for that row: a cycle
+      const lockLast = registerStudents(db.sql, course, ['dl-x']); // writes its row, then waits for the course
+      await untilARegistrationWaitsForALock(db.sql);
+      const [keyed] = await registerStudents(h, course, ['dl-x'], true); // locked first: waits for that row: a cycle
       await h`COMMIT`;
       const [last] = await lockLast;
-      assert.equal(keyed!.r[0]!.outcome, 'created');
-      assert.equal(last!.r[0]!.outcome, 'existing');
-      assert.equal(last!.r[0]!.registration!.id, keyed!.r[0]!.registration!.id);
+      assert.equal(keyed!.outcome, 'created');
+      assert.equal(last!.outcome, 'existing');
+      assert.equal(last!.registration!.id, keyed!.registration!.id);
     } finally {
       h.release();
     }
@@ -385,7 +374,7 @@ describe('deciding a batch first, locking its courses last', () => {
       // H holds an uncommitted row of the student (and the course only by key).
       await h`INSERT INTO registrations (course_id, name, email, email_key, status) VALUES (${course}, 'Held', 'dl-y@example.org', 'dl-y@example.org', 'enrolled')`;
       const answer = server.client.register({ name: 'Student Y', email: 'dl-y@example.org', course }, { 'idempotency-key': 'deadlock-y' });
-      await untilABatchWaitsForALock(); // the request holds the course and waits for H's row
+      await untilARegistrationWaitsForALock(db.sql); // the request holds the course and waits for H's row
       await h`SELECT 1 FROM courses WHERE id = ${course} FOR NO KEY UPDATE`; // a cycle: PostgreSQL fails the request's transaction
       await h`ROLLBACK`;
       const { status, body } = await answer;

@@ -1,9 +1,11 @@
 // The group commit's own rules, with a fake batch runner (the database is under test elsewhere:
 // test/integration/group-commit.test.ts): calls that arrive while a batch runs go together next,
-// batches respect their bounds, and a batch that fails is retried member by member.
+// batches respect their bounds, and each member's result, or failure, goes to its caller.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createGroupCommit } from '../../src/db/group-commit.ts';
+
+const fulfilled = <O>(value: O): PromiseSettledResult<O> => ({ status: 'fulfilled', value });
 
 function deferred(): { promise: Promise<void>; resolve(): void } {
   let resolve!: () => void;
@@ -22,7 +24,7 @@ test('calls arriving while a batch runs wait for it, then go together; results g
     async run(items) {
       batches.push(items);
       await gate.promise;
-      return items.map((n) => `r${n}`);
+      return items.map((n) => fulfilled(`r${n}`));
     },
   });
   const first = commit(0);
@@ -52,7 +54,7 @@ test('no batch is larger than maxBatch, and no more than maxInFlight run at once
       sizes.push(items.length);
       await new Promise((resolve) => setTimeout(resolve, 5));
       running -= 1;
-      return items.map((n) => n * 2);
+      return items.map((n) => fulfilled(n * 2));
     },
   });
   const results = await Promise.all(Array.from({ length: 50 }, (_, i) => commit(i)));
@@ -62,18 +64,17 @@ test('no batch is larger than maxBatch, and no more than maxInFlight run at once
   assert.equal(most, 2);
 });
 
-test('a batch that fails is retried member by member: only the bad member fails', async () => {
-  const runs: number[] = [];
+test('a member that failed goes to its caller alone; a batch that throws fails each of its callers', async () => {
   const commit = createGroupCommit<string, string>({
     maxBatch: 100,
     maxInFlight: 1,
     async run(items) {
-      runs.push(items.length);
-      if (items.includes('poison')) throw new Error(`batch of ${items.length} refused`);
-      return items.map((item) => item.toUpperCase());
+      if (items.includes('everyone')) throw new Error(`batch of ${items.length} refused`);
+      return items.map((item): PromiseSettledResult<string> =>
+        (item === 'poison' ? { status: 'rejected', reason: new Error('poison refused') } : fulfilled(item.toUpperCase())));
     },
   });
-  const calls = ['a', 'b', 'poison', 'c'].map((item) => commit(item).then((value) => ({ value }), (error: Error) => ({ error: error.message })));
-  assert.deepEqual(await Promise.all(calls), [{ value: 'A' }, { value: 'B' }, { error: 'batch of 1 refused' }, { value: 'C' }]);
-  assert.deepEqual(runs, [4, 1, 1, 1, 1], 'the batch of four failed, then each member went alone');
+  const settle = (items: string[]) => Promise.all(items.map((item) => commit(item).then((value) => ({ value }), (error: Error) => ({ error: error.message }))));
+  assert.deepEqual(await settle(['a', 'b', 'poison', 'c']), [{ value: 'A' }, { value: 'B' }, { error: 'poison refused' }, { value: 'C' }]);
+  assert.deepEqual(await settle(['d', 'everyone']), [{ error: 'batch of 2 refused' }, { error: 'batch of 2 refused' }]);
 });

@@ -1,9 +1,11 @@
 -- Bulk imports: one batch of parsed CSV rows registered, with the import's progress, in one transaction.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
--- Imports write each chunk as one batch too.
+-- Imports write each chunk as one registration batch too, one attempt in the mode asked for
+-- (p_lock_first: register-batch.sql); a failed attempt rolls back the progress with the rows, and
+-- the caller decides what follows (src/db/retry-policy.ts).
 CREATE OR REPLACE FUNCTION registrar_import_batch(
-  p_import_id uuid, p_lines integer[], p_courses text[], p_names text[], p_emails text[],
+  p_lock_first boolean, p_import_id uuid, p_lines integer[], p_courses text[], p_names text[], p_emails text[],
   p_email_keys text[], p_tokens text[], p_errors jsonb, p_rows integer, p_through_line integer
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -22,7 +24,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
-  v_results := registrar_register_batch(p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none);
+  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none);
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := v_results[i];
     CASE v_result ->> 'outcome'

@@ -6,25 +6,26 @@
 -- it takes a seat while enrolled < capacity, else a waitlist place while waitlisted <
 -- waitlist_capacity, else it is refused as full.
 --
--- A batch without Idempotency-Keys is decided on the courses as read, written, and only then are
--- its courses locked (FOR NO KEY UPDATE, in id order, so two batches cannot deadlock) to check
--- the decisions: a course whose row version (xmin: every change to a course writes its row) is
--- unchanged keeps every decision; a newer one keeps them only if they were all seats that still
--- fit. Otherwise the attempt's subtransaction is rolled back and the batch decided again, locked
--- first; so is an attempt that met the same student registered meanwhile, or that PostgreSQL
--- failed to break a deadlock (40P01: its new rows' unique-index entries waited for a course held
--- by a locked-first batch inserting the same student). When the locked-first side is the one
--- failed, the application runs its statement again (src/db/postgres-errors.ts). Batches with keys
--- are decided locked first: a key's answer is stored in the same pass.
+-- One call is one attempt, in the mode the caller asks for. Lock last (p_lock_first false): the
+-- batch is decided on the courses as read, written, and only then are its courses locked (FOR NO
+-- KEY UPDATE, in id order, so two batches cannot deadlock on them) to check the decisions: a
+-- course whose row version (xmin: every change to a course writes its row) is unchanged keeps
+-- every decision; a newer one keeps them only if they were all seats that still fit. Otherwise
+-- the attempt raises RGB01 and its transaction rolls back. It can also fail on the unique index
+-- (23505: the same student registered meanwhile) or in a deadlock (40P01: its new rows'
+-- unique-index entries waited for a course held by a locked-first batch inserting the same
+-- student). Lock first (p_lock_first true): the courses are locked before they are read, so
+-- nothing changes under the decisions. What the caller does after a failed attempt is one table:
+-- src/db/retry-policy.ts. Batches with Idempotency-Keys are decided locked first: a key's
+-- advisory lock and its stored answer belong to the one transaction that decides it.
 --
 -- FOR NO KEY UPDATE: the course row's key never changes, and the foreign-key checks of the
 -- inserts (FOR KEY SHARE on the course) must not conflict with another batch's course lock.
--- Plans: the batch functions keep cached plans (plan_cache_mode = auto; the connections force
--- custom plans), and registrar_register_batch_in runs with enable_seqscan = off: every statement
--- in it is a keyed lookup or insert.
+-- Plans: the function keeps cached plans (plan_cache_mode = auto; the connections force custom
+-- plans) and runs with enable_seqscan = off: every statement in it is a keyed lookup or insert.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
-CREATE OR REPLACE FUNCTION registrar_register_batch_in(
+CREATE OR REPLACE FUNCTION registrar_register_batch(
   p_lock_first boolean,
   p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
   p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[]
@@ -77,6 +78,9 @@ BEGIN
   -- key-header) instead of waiting behind the course lock. The key's lock lives as long as the
   -- transaction.
   FOR i IN 1 .. v_count LOOP
+    IF p_key_hashes[i] IS NOT NULL AND NOT p_lock_first THEN
+      RAISE EXCEPTION 'a batch with Idempotency-Keys is decided locked first (p_lock_first true)' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v_key_free := v_key_free || (p_key_hashes[i] IS NULL
       OR pg_try_advisory_xact_lock(('x' || encode(substr(p_key_hashes[i], 1, 8), 'hex'))::bit(64)::bigint));
   END LOOP;
@@ -94,18 +98,13 @@ BEGIN
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
 
-  -- Students of the batch registered already. One index probe per student (LIMIT keeps it a
-  -- probe: a plan cached while the table was small must not become a scan of the whole index
-  -- once it is large). A registration of the same student committed meanwhile by another
-  -- transaction makes the insert below fail on the unique index: the batch is then decided
-  -- again, locked (registrar_register_batch).
+  -- Students of the batch registered already: one index probe per student
+  -- (active-registration.sql). A registration of the same student committed meanwhile by another
+  -- transaction makes the insert below fail on the unique index (23505), and the attempt with it.
   SELECT coalesce(array_agg(r.course_id || E'\n' || r.email_key), '{}'), array_agg(registrar_registration_row(r))
     INTO v_active_keys, v_active_rows
     FROM (SELECT DISTINCT c, k FROM unnest(p_courses, p_email_keys) AS s (c, k)) s
-    CROSS JOIN LATERAL (
-      SELECT * FROM registrations r
-      WHERE r.course_id = s.c AND r.email_key = s.k AND r.status <> 'cancelled'
-      LIMIT 1) r;
+    CROSS JOIN LATERAL registrar_active_registration(s.c, s.k) r;
 
   -- Each member in arrival order, with the counters in memory: exactly the rules of one
   -- registration at a time (a later member sees what an earlier one did).
@@ -223,7 +222,7 @@ BEGIN
     -- again: time moved). A course changed meanwhile (another batch, a cancel, an admin change):
     -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
     -- waitlist place, nobody waiting, the seats still there), since enrolling has no order to
-    -- keep. Otherwise the batch is decided again from the start, locked.
+    -- keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
@@ -239,24 +238,5 @@ BEGIN
   FROM unnest(v_ids, v_enrolled, v_waitlisted, v_read_enrolled, v_read_waitlisted, v_changed) AS u (id, enrolled, waitlisted, read_enrolled, read_waitlisted, changed)
   WHERE c.id = u.id AND u.changed;
   RETURN v_results;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION registrar_register_batch(
-  p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
-  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[]
-) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto AS $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM unnest(p_key_hashes) k WHERE k IS NOT NULL) THEN
-    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  END IF;
-  BEGIN
-    RETURN registrar_register_batch_in(false, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  EXCEPTION WHEN SQLSTATE 'RGB01' OR unique_violation OR deadlock_detected THEN
-    -- A course changed under the decisions, the same student was registered meanwhile, or this
-    -- attempt's new rows deadlocked with a locked-first batch inserting the same student:
-    -- everything this attempt wrote is rolled back; decide again, locked first.
-    RETURN registrar_register_batch_in(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes, p_request_hashes, p_sealed_tokens);
-  END;
 END
 $$;

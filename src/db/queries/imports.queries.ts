@@ -1,5 +1,6 @@
 // SQL for imports: the row that tracks one, its job, and one batch of its rows.
 import type { Sql } from '../database.ts';
+import { retryTransaction } from '../retry-policy.ts';
 
 /** A row of an import file, validated and normalized; line numbers are the file's (header: 1). */
 export type ParsedRow = { line: number; course: string; name: string; email: string; emailKey: string; token: string };
@@ -58,12 +59,13 @@ export async function setImportStatus(sql: Sql, id: string, status: ImportStatus
 
 export type BatchOutcome = { skipped?: true; created?: number; existing?: number; waitlisted?: number; rejected?: number };
 
-/** One batch in one transaction (registrar_import_batch): its rows, its errors, the progress. */
+/** One batch in one transaction (registrar_import_batch): its rows, its errors, the progress;
+ * lock last first, and after a failed attempt as src/db/retry-policy.ts decides. */
 export async function applyImportBatch(sql: Sql, importId: string, batch: { rows: ParsedRow[]; errors: RowError[]; items: number; throughLine: number }): Promise<BatchOutcome> {
   const rows = batch.rows;
-  const [result] = await sql<{ outcome: BatchOutcome }[]>`
-    SELECT registrar_import_batch(${importId}, ${rows.map((r) => r.line)}::int[], ${rows.map((r) => r.course)}::text[],
+  const [result] = await retryTransaction((lockFirst) => sql<{ outcome: BatchOutcome }[]>`
+    SELECT registrar_import_batch(${lockFirst}::boolean, ${importId}, ${rows.map((r) => r.line)}::int[], ${rows.map((r) => r.course)}::text[],
       ${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.email)}::text[], ${rows.map((r) => r.emailKey)}::text[],
-      ${rows.map((r) => r.token)}::text[], ${sql.json(batch.errors)}::jsonb, ${batch.items}, ${batch.throughLine}) AS outcome`;
+      ${rows.map((r) => r.token)}::text[], ${sql.json(batch.errors)}::jsonb, ${batch.items}, ${batch.throughLine}) AS outcome`);
   return result?.outcome ?? {};
 }

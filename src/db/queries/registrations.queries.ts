@@ -3,7 +3,7 @@
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
-import { retryTransaction } from '../postgres-errors.ts';
+import { type RetryOptions, retryTransaction, runBatch, settledValue } from '../retry-policy.ts';
 
 export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
 
@@ -38,20 +38,26 @@ export type RegisterOutcome =
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
   | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'course-full' };
 
-/** One batch in one statement (registrar_register_batch: one transaction): results in order,
- * as one jsonb (parsed by JSON.parse, much cheaper than a jsonb[] parsed element by element). */
-export function registerBatch(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
-  // A deadlock rolled the whole statement back (see src/db/functions/register-batch.sql): run it again.
-  return retryTransaction(() => registerBatchOnce(sql, batch));
+/**
+ * One batch, in the common case in one statement (registrar_register_batch: one transaction),
+ * lock last unless a member has an Idempotency-Key; a failed attempt is followed as
+ * src/db/retry-policy.ts decides (locked first, split into members, ...). One settled result
+ * per member, in order.
+ */
+export function registerBatch(sql: Sql, batch: readonly RegisterParams[], onStep?: RetryOptions['onStep']): Promise<PromiseSettledResult<RegisterOutcome>[]> {
+  const lockFirst = batch.some((p) => p.idempotency !== null);
+  return runBatch(batch, (members, lockFirstNow) => attemptRegisterBatch(sql, members, lockFirstNow), { lockFirst, ...(onStep ? { onStep } : {}) });
 }
 
-async function registerBatchOnce(sql: Sql, batch: RegisterParams[]): Promise<RegisterOutcome[]> {
+/** One attempt: the outcomes in order, as one jsonb (parsed by JSON.parse, much cheaper than a
+ * jsonb[] parsed element by element). */
+async function attemptRegisterBatch(sql: Sql, batch: readonly RegisterParams[], lockFirst: boolean): Promise<RegisterOutcome[]> {
   // As hex text: postgres.js types an array by its first element, and sends Buffers as one bytea.
   const hex = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) => batch.map((p) => (p.idempotency ? pick(p.idempotency).toString('hex') : null));
   const bytes = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) =>
     sql`(SELECT array_agg(decode(h, 'hex') ORDER BY n) FROM unnest(${hex(pick)}::text[]) WITH ORDINALITY AS k (h, n))`;
   const [row] = await sql<{ results: RegisterOutcome[] }[]>`
-    SELECT to_jsonb(registrar_register_batch(
+    SELECT to_jsonb(registrar_register_batch(${lockFirst}::boolean,
       ${batch.map((p) => p.courseId)}::text[], ${batch.map((p) => p.name)}::text[], ${batch.map((p) => p.email)}::text[],
       ${batch.map((p) => p.emailKey)}::text[], ${batch.map((p) => p.manageToken)}::text[],
       ${bytes((k) => k.keyHash)}, ${bytes((k) => k.requestHash)}, ${bytes((k) => k.sealedToken)})) AS results`;
@@ -80,11 +86,11 @@ export type ActiveLookup = {
 /**
  * The active registrations of these students and what their Idempotency-Keys stand for, in one
  * read (no row written, no transaction id). A key's request in progress is seen by its advisory
- * lock (registrar_register_batch_in), taken here for the statement only: its row is not
+ * lock (registrar_register_batch), taken here for the statement only: its row is not
  * committed yet. A request arriving with the key during that instant finds it taken and answers
  * key-in-progress, as it would for any concurrent request with the same key.
  */
-export async function findActiveRegistrations(sql: Sql, keys: ActiveKey[]): Promise<ActiveLookup[]> {
+export async function findActiveRegistrations(sql: Sql, keys: readonly ActiveKey[]): Promise<ActiveLookup[]> {
   const rows = await sql<{ n: string; registration: RegistrationRow | null; key_known: boolean }[]>`
     SELECT k.n::text AS n, a.registration,
       CASE WHEN k.key_hex IS NULL THEN false
@@ -93,15 +99,14 @@ export async function findActiveRegistrations(sql: Sql, keys: ActiveKey[]): Prom
     FROM unnest(${keys.map((k) => k.courseId)}::text[], ${keys.map((k) => k.emailKey)}::text[],
       ${keys.map((k) => (k.keyHash === null ? null : k.keyHash.toString('hex')))}::text[]) WITH ORDINALITY AS k (course_id, email_key, key_hex, n)
     LEFT JOIN LATERAL (
-      SELECT registrar_registration_row(r) AS registration FROM registrations r
-      WHERE r.course_id = k.course_id AND r.email_key = k.email_key AND r.status <> 'cancelled' LIMIT 1) a ON true`;
+      SELECT registrar_registration_row(r) AS registration FROM registrar_active_registration(k.course_id, k.email_key) r) a ON true`;
   const found: ActiveLookup[] = keys.map(() => ({ registration: null, keyKnown: false }));
   for (const row of rows) found[Number(row.n) - 1] = { registration: row.registration, keyKnown: row.key_known };
   return found;
 }
 
 const activeLookupOf = perPool((sql: Sql) =>
-  createGroupCommit({ run: (keys: ActiveKey[]) => findActiveRegistrations(sql, keys), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+  createGroupCommit({ run: (keys: ActiveKey[]) => runBatch(keys, (members) => findActiveRegistrations(sql, members)), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
 
 /** A student's active registration in a course (and what the request's Idempotency-Key stands
  * for), read with those of other requests arriving meanwhile. */
@@ -110,15 +115,15 @@ export function findActiveRegistration(sql: Sql, courseId: string, emailKey: str
 }
 
 /** Reminds these registrations (registrar_remind: at most once per 10 minutes each, one
- * transaction); one (empty) result per id, for the group commit. */
-export async function remindRegistrations(sql: Sql, registrationIds: string[]): Promise<undefined[]> {
-  // A deadlock with a cancel locking the same rows in another order: run it again.
-  await retryTransaction(() => sql`SELECT registrar_remind(${registrationIds}::uuid[])`);
+ * transaction); one (empty) result per id, for the group commit. A deadlock with a cancel
+ * locking the same rows in another order is the retry policy's (src/db/retry-policy.ts). */
+async function remindRegistrations(sql: Sql, registrationIds: readonly string[]): Promise<undefined[]> {
+  await sql`SELECT registrar_remind(${registrationIds}::uuid[])`;
   return registrationIds.map(() => undefined);
 }
 
 const remindOf = perPool((sql: Sql) =>
-  createGroupCommit({ run: (ids: string[]) => remindRegistrations(sql, ids), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+  createGroupCommit({ run: (ids: string[]) => runBatch(ids, (members) => remindRegistrations(sql, members)), maxBatch: 1024, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
 
 /** The reminder of a duplicate registration, committed (or found not due) with those of other requests arriving meanwhile. */
 export async function remindRegistration(sql: Sql, registrationId: string): Promise<void> {
@@ -139,7 +144,7 @@ const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
  * after waiting behind the batch in flight.
  */
 export async function register(sql: Sql, params: RegisterParams): Promise<RegisterOutcome> {
-  if (params.idempotency !== null) return (await registerBatch(sql, [params]))[0]!;
+  if (params.idempotency !== null) return settledValue((await registerBatch(sql, [params]))[0]!);
   return groupCommitOf(sql)(params);
 }
 
@@ -149,7 +154,7 @@ export type CancelOutcome =
 
 export async function cancel(sql: Sql, registrationId: string): Promise<CancelOutcome> {
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
-  // other order (src/db/functions/cancel.sql) rolled the statement back: run it again.
+  // other order (src/db/functions/cancel.sql) is the retry policy's (src/db/retry-policy.ts).
   const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`);
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;

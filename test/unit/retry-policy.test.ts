@@ -1,0 +1,61 @@
+// The retry policy's steps with attempts that fail as told (test/integration/retry-policy.test.ts
+// provokes each error in a real PostgreSQL): which errors run again and in which mode, how many
+// times, and when a batch is split or the error is the answer.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type FailedAttempt, MAX_ATTEMPTS, nextStep, retryTransaction, runBatch } from '../../src/db/retry-policy.ts';
+
+const failure = (code: string) => Object.assign(new Error(`failed with ${code}`), { code });
+
+test('each error of the table names its step; any other error splits a batch and answers a single member', () => {
+  assert.equal(nextStep(failure('RGB01'), 1, 5), 'lock-first');
+  assert.equal(nextStep(failure('23505'), 1, 5), 'lock-first');
+  assert.equal(nextStep(failure('40P01'), 1, 1), 'lock-first');
+  assert.equal(nextStep(failure('40001'), 1, 1), 'again');
+  assert.equal(nextStep(failure('P0001'), 1, 5), 'split');
+  assert.equal(nextStep(new Error('no code'), 1, 1), 'answer');
+  assert.equal(nextStep(failure('40001'), MAX_ATTEMPTS, 1), 'answer', 'the attempts are bounded');
+  assert.equal(nextStep(failure('40001'), MAX_ATTEMPTS, 2), 'split');
+});
+
+test('a lock-last attempt that meets RGB01 runs again locked first, and its results go to the members', async () => {
+  const modes: boolean[] = [];
+  const steps: FailedAttempt[] = [];
+  const results = await runBatch(['a', 'b'], async (items, lockFirst) => {
+    modes.push(lockFirst);
+    if (!lockFirst) throw failure('RGB01');
+    return items.map((item) => item.toUpperCase());
+  }, { onStep: (failed) => steps.push(failed) });
+  assert.deepEqual(results, [{ status: 'fulfilled', value: 'A' }, { status: 'fulfilled', value: 'B' }]);
+  assert.deepEqual(modes, [false, true]);
+  assert.deepEqual(steps, [{ code: 'RGB01', attempt: 1, members: 2, lockFirst: false, step: 'lock-first' }]);
+});
+
+test('a batch that keeps failing is split after MAX_ATTEMPTS; only the bad member fails', async () => {
+  const runs: string[][] = [];
+  const results = await runBatch(['a', 'poison', 'c'], async (items) => {
+    runs.push([...items]);
+    if (items.includes('poison')) throw failure('40001');
+    return [...items];
+  });
+  assert.equal(results[1]!.status, 'rejected');
+  assert.deepEqual([results[0], results[2]], [{ status: 'fulfilled', value: 'a' }, { status: 'fulfilled', value: 'c' }]);
+  const whole = runs.filter((items) => items.length === 3).length;
+  const poisonAlone = runs.filter((items) => items.length === 1 && items[0] === 'poison').length;
+  assert.deepEqual({ whole, poisonAlone }, { whole: MAX_ATTEMPTS, poisonAlone: MAX_ATTEMPTS });
+  assert.equal(runs.length, 2 * MAX_ATTEMPTS + 2);
+});
+
+test('a transaction gets its error as the answer at once when no rule covers it', async () => {
+  let attempts = 0;
+  await assert.rejects(retryTransaction(async () => {
+    attempts += 1;
+    throw failure('23514');
+  }), /failed with 23514/);
+  assert.equal(attempts, 1);
+});
+
+test('a batch answering the wrong number of results is an error, not a partial answer', async () => {
+  const [result] = await runBatch(['only'], async () => []);
+  assert.equal(result!.status, 'rejected');
+});
