@@ -9,7 +9,7 @@ import { checkMachineIsQuiet } from './machine.ts';
 import { writeReport } from './report-file.ts';
 import type { RegisteredScenario, ScenarioContext } from './scenario.ts';
 import { findScenario, SCENARIOS } from './scenarios.ts';
-import { REPO_DIR } from './service-process.ts';
+import { REPO_DIR } from '../test/support/service-process.ts';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;

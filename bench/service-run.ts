@@ -3,8 +3,8 @@
 import path from 'node:path';
 import { waitForJobWorker } from './database-facts.ts';
 import type { ScenarioContext } from './scenario.ts';
-import { type ServiceProcess, startServiceProcess } from './service-process.ts';
 import { emailInRequestEnvironment } from '../test/support/email-in-request.ts';
+import { type RunningService, startBenchService } from '../test/support/service-process.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp-server.ts';
 
 export type RunSetup = {
@@ -20,7 +20,7 @@ export type RunSetup = {
 };
 
 export type RunEnvironment = {
-  service: ServiceProcess;
+  service: RunningService;
   smtp: TestSmtpServer;
   databaseUrl: string;
   /** Roots of the process trees whose CPU time is the service's: label -> pid. */
@@ -40,13 +40,13 @@ export async function withServiceRun<T>(context: ScenarioContext, setup: RunSetu
   const stopSmtp = () => (smtpStopped ??= smtp.stop());
   context.cleanup.add(`stop the SMTP server of ${setup.name}`, stopSmtp);
 
-  let service: ServiceProcess | undefined;
+  let service: RunningService | undefined;
   try {
     const extra = Object.entries(setup.environment ?? {}).map(([name, value]) => `, ${name}=${value}`).join('');
     const email = setup.emailInRequest ? 'email in the request (plug-in)' : 'email on the job queue';
     context.log(`${setup.name}: starting the service (${setup.workers} HTTP workers, ${email}, SMTP ${setup.emailDelayMs} ms/message${extra})`);
     const environment = { ...(setup.emailInRequest ? emailInRequestEnvironment() : {}), ...setup.environment };
-    service = await startServiceProcess({
+    service = await startBenchService({
       databaseUrl,
       dataDir: path.join(database.dir, `service-${setup.name}`),
       smtpUrl: smtp.url,

@@ -1,12 +1,14 @@
 // The service as a user runs it: a real process tree (npm or node, the supervisor, its HTTP
-// workers, the embedded PostgreSQL), started, probed over real sockets, and stopped by signals.
-// Every wait here is a poll with a deadline; nothing asserts on how long anything took.
+// workers, the embedded PostgreSQL), started, probed over real sockets, and stopped by signals;
+// the one launcher of the tests and the bench. Every wait here is a poll with a deadline.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { findFreePort } from '../../src/runtime/free-port.ts';
 
 const run = promisify(execFile);
 
@@ -17,13 +19,19 @@ export const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');
 /** Output kept per process: enough to explain a failure, bounded for a chatty process. */
 const OUTPUT_LIMIT_CHARS = 200_000;
 
-/** Variables the service reads; a test sets the ones it means, none leak in from the shell. */
+/** Variables the service reads; a test or the bench sets the ones it means, none leak in from the shell. */
 const SERVICE_VARIABLES = [
   'PORT', 'HOST', 'DATA_DIR', 'DATABASE_URL', 'DATABASE_POOL_SIZE', 'WORKERS', 'ADMIN_TOKEN', 'SMTP_URL',
   'MAIL_FROM', 'PUBLIC_URL', 'EMAIL_CONCURRENCY', 'RATE_LIMIT_PER_MINUTE', 'SHUTDOWN_TIMEOUT_MS', 'LOG_LEVEL',
-  'MAX_EVENT_LOOP_DELAY_MS', 'MAX_DATABASE_BACKLOG', 'EMAIL_DELIVERY', 'IMPORT_THREADS', 'IMPORT_MAX_BYTES', 'TRUST_PROXY', 'WEBHOOK_ALLOW_PRIVATE', 'METRICS_TOKEN',
-  'WORKER_LIVENESS_TIMEOUT_MS', 'RETENTION_DAYS',
+  'MAX_EVENT_LOOP_DELAY_MS', 'MAX_DATABASE_BACKLOG', 'IMPORT_THREADS', 'IMPORT_MAX_BYTES', 'TRUST_PROXY', 'WEBHOOK_ALLOW_PRIVATE', 'METRICS_TOKEN',
+  'WEBHOOK_CONCURRENCY', 'WEBHOOK_TIMEOUT_MS', 'WORKER_LIVENESS_TIMEOUT_MS', 'RETENTION_DAYS',
 ];
+
+/**
+ * Load shedding is under test in overload.test.ts only: elsewhere a busy CI machine must not
+ * turn a test's exact expectations into 503s, so its bounds are out of reach unless a test sets them.
+ */
+const TEST_DEFAULTS: Readonly<Record<string, string>> = { LOG_LEVEL: 'info', MAX_EVENT_LOOP_DELAY_MS: '60000', MAX_DATABASE_BACKLOG: '1000000' };
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
@@ -43,9 +51,11 @@ export type SpawnOptions = {
   /** 'npm': `npm start`, exactly what a user types; 'node': node_modules/.bin/node src/main.ts. */
   via: 'npm' | 'node';
   env: Record<string, string>;
+  /** Set before `env`; unset: the tests' (TEST_DEFAULTS). */
+  defaults?: Readonly<Record<string, string>>;
 };
 
-export function serviceEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+export function serviceEnv(env: Record<string, string>, defaults: Readonly<Record<string, string>> = TEST_DEFAULTS): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     // The test runner's own variables (NODE_TEST_CONTEXT makes a child report to the runner)
@@ -53,9 +63,7 @@ export function serviceEnv(env: Record<string, string>): NodeJS.ProcessEnv {
     if (SERVICE_VARIABLES.includes(name) || name.startsWith('NODE_TEST') || name.startsWith('REGISTRAR_') || name === 'NODE_OPTIONS') continue;
     base[name] = value;
   }
-  // Load shedding is under test in overload.test.ts only: elsewhere a busy CI machine must not
-  // turn exact expectations into 503s, so its bounds are out of reach unless a test sets them.
-  return { ...base, LOG_LEVEL: 'info', MAX_EVENT_LOOP_DELAY_MS: '60000', MAX_DATABASE_BACKLOG: '1000000', ...env };
+  return { ...base, ...defaults, ...env };
 }
 
 /**
@@ -67,7 +75,7 @@ export function spawnService(options: SpawnOptions): ServiceProcess {
   const [command, args] = options.via === 'npm' ? ['npm', ['start']] : [NODE_BIN, ['src/main.ts']];
   const child = spawn(command, args, {
     cwd: REPO_DIR,
-    env: serviceEnv(options.env),
+    env: serviceEnv(options.env, options.defaults),
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -330,4 +338,97 @@ export async function embeddedDatabaseUrl(dataDir: string): Promise<string> {
   const port = Number(pidFile[3]);
   if (!Number.isInteger(port) || port <= 0) throw new Error(`no port on line 4 of ${dataDir}/db/postmaster.pid`);
   return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+}
+
+export type BenchServiceSettings = {
+  databaseUrl: string;
+  dataDir: string;
+  smtpUrl: string;
+  workers: number;
+  emailConcurrency: number;
+  /** More of the service's variables (e.g. IMPORT_THREADS, NODE_OPTIONS), set last. */
+  environment?: Readonly<Record<string, string>>;
+};
+
+/** A service the bench measures: its address and admin token, and an idempotent stop. */
+export type RunningService = {
+  readonly baseUrl: string;
+  readonly adminToken: string;
+  /** The supervisor: the spawned process itself. */
+  readonly pid: number;
+  output(): string;
+  /** SIGTERM, then wait for the exit (SIGKILL to the group after a bound). Idempotent. */
+  stop(): Promise<void>;
+};
+
+const BENCH_STARTUP_TIMEOUT_MS = 90_000;
+const BENCH_STOP_TIMEOUT_MS = 45_000;
+
+/** The bench's own load-shedding bounds, when it was given them (its e2e test puts them out of reach). */
+function passThrough(...names: string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const name of names) {
+    const value = process.env[name];
+    if (value !== undefined) values[name] = value;
+  }
+  return values;
+}
+
+/**
+ * Starts the service for a bench run (node src/main.ts on a free port, a fresh admin token, the
+ * service's own load-shedding bounds, warnings only) and resolves once the supervisor has
+ * printed its banner (all HTTP workers listen) and /health is 200. `onSpawned` hears of it
+ * first, so an interrupted start is still stopped.
+ */
+export async function startBenchService(settings: BenchServiceSettings, options: { signal: AbortSignal; onSpawned: (service: RunningService) => void }): Promise<RunningService> {
+  options.signal.throwIfAborted();
+  const port = await findFreePort();
+  const adminToken = randomBytes(24).toString('base64url'); // 32 characters
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const spawned = spawnService({
+    via: 'node',
+    defaults: { LOG_LEVEL: 'warn', ...passThrough('MAX_EVENT_LOOP_DELAY_MS', 'MAX_DATABASE_BACKLOG') },
+    env: {
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: settings.dataDir,
+      DATABASE_URL: settings.databaseUrl,
+      ADMIN_TOKEN: adminToken,
+      WORKERS: String(settings.workers),
+      SMTP_URL: settings.smtpUrl,
+      EMAIL_CONCURRENCY: String(settings.emailConcurrency),
+      // Every request comes from the one bench address: the per-client limit is not under test.
+      RATE_LIMIT_PER_MINUTE: '0',
+      ...settings.environment,
+    },
+  });
+  let stopping: Promise<void> | undefined;
+  const service: RunningService = {
+    baseUrl,
+    adminToken,
+    pid: spawned.pid,
+    output: () => spawned.output(),
+    stop() {
+      stopping ??= stopProcess(spawned, { timeoutMs: BENCH_STOP_TIMEOUT_MS }).then(() => undefined);
+      return stopping;
+    },
+  };
+  options.onSpawned(service);
+  const deadline = Date.now() + BENCH_STARTUP_TIMEOUT_MS;
+  const healthy = async () => {
+    const health = await getHealth(baseUrl).catch(() => undefined);
+    return health?.status === 200 && health.body?.status === 'ok';
+  };
+  try {
+    while (!(spawned.output().includes('Registrar is running') && (await healthy()))) {
+      options.signal.throwIfAborted();
+      if (!spawned.isRunning()) throw new Error(`the service exited during startup; its output ends with:\n${tail(spawned.output(), 30)}`);
+      if (Date.now() > deadline) throw new Error(`the service did not answer GET /health within ${BENCH_STARTUP_TIMEOUT_MS} ms; its output ends with:\n${tail(spawned.output(), 30)}`);
+      await sleep(100);
+    }
+  } catch (error) {
+    await service.stop().catch(() => undefined);
+    throw error;
+  }
+  return service;
 }
