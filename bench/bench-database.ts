@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { startEmbeddedDatabase } from '../src/runtime/embedded-database.ts';
-import type { Cleanup } from './cleanup.ts';
+import type { Cleanup } from '../test/support/cleanup.ts';
 
 export type BenchDatabase = {
   /** The temporary directory: the cluster lives in its db/ subdirectory. */

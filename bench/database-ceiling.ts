@@ -10,7 +10,7 @@ import { normalizeStudent } from '../src/domain/registration.ts';
 import type { CourseSpec } from './admin-api.ts';
 import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
 import type { ObservedAnswer } from '../test/support/invariants.ts';
-import { epochNow, observedAnswers, runClosedLoop, type StudentRequest } from './load-generator.ts';
+import { epochNow, observedAnswers, runClosedLoop, type StudentRequest } from '../test/support/rush.ts';
 import { startProgress } from './progress.ts';
 
 export type DatabaseStrategy = 'statement-per-registration';
@@ -88,26 +88,19 @@ function prepare(request: StudentRequest): PreparedRegistration {
 
 async function registerAll(register: Register, requests: readonly StudentRequest[], concurrency: number, signal: AbortSignal, label: string): Promise<DatabaseAnswer[]> {
   const prepared = requests.map(prepare);
-  const answers: DatabaseAnswer[] = new Array(requests.length);
   const progress = startProgress(label, requests.length, { unit: 'registrations' });
-  let done = 0;
-  try {
-    await runClosedLoop(requests.length, concurrency, async (index) => {
-      const answer: DatabaseAnswer = { request: requests[index]!, startedAt: epochNow(), endedAt: 0, outcome: 'error' };
-      try {
-        const result = await register(prepared[index]!);
-        answer.outcome = result.outcome;
-        if (result.registration?.id !== undefined) answer.registrationId = result.registration.id;
-      } catch (error) {
-        answer.error = error instanceof Error ? error.message : String(error);
-      }
-      answer.endedAt = epochNow();
-      answers[index] = answer;
-      progress.update(++done);
-    }, signal);
-  } finally {
-    progress.finish(signal.aborted ? 'interrupted' : undefined);
-  }
+  const answers = await runClosedLoop(requests.length, concurrency, async (index) => {
+    const answer: DatabaseAnswer = { request: requests[index]!, startedAt: epochNow(), endedAt: 0, outcome: 'error' };
+    try {
+      const result = await register(prepared[index]!);
+      answer.outcome = result.outcome;
+      if (result.registration?.id !== undefined) answer.registrationId = result.registration.id;
+    } catch (error) {
+      answer.error = error instanceof Error ? error.message : String(error);
+    }
+    answer.endedAt = epochNow();
+    return answer;
+  }, { signal, progress });
   signal.throwIfAborted();
   return answers;
 }

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FULL_COURSE_RECHECK_MS } from '../src/domain/full-courses.ts';
 import { cancelRegistration, changeCourseCapacity } from './admin-api.ts';
 import { Http1Connection } from '../test/support/http1-connection.ts';
-import { type AnswerRecord, epochNow, sendRegistration, type StudentRequest } from './load-generator.ts';
+import { type AnswerRecord, epochNow, sendRegistration, type StudentRequest } from '../test/support/rush.ts';
 
 /** Scheduling slack on a busy 2-core machine, on top of the service's own bound (--freed-slot-margin-ms). */
 export const DEFAULT_FREED_SLOT_MARGIN_MS = 250;

@@ -3,7 +3,7 @@
 // or not the previous answers came), and a scrape of /metrics every second for the event-loop
 // delay of each role.
 import { Pool, request } from 'undici';
-import { epochNow } from './load-generator.ts';
+import { epochNow } from '../test/support/rush.ts';
 
 export type ProbeRecord = { kind: 'GET /courses/{id}' | 'POST /register'; startedAt: number; endedAt: number; status: number; error?: string };
 

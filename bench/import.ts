@@ -12,7 +12,7 @@ import { type CpuWindow, startCpuStopwatch } from './cpu-window.ts';
 import { type ImportFile, writeImportFile } from './import-csv-file.ts';
 import { type LoopDelaySample, type ProbeRecord, startMetricsScraper, startProbe } from './import-probe.ts';
 import { renderImportReport } from './import-report.ts';
-import { epochNow } from './load-generator.ts';
+import { epochNow } from '../test/support/rush.ts';
 import { cpuAccountingAvailable, cpuBetween, sampleCpu } from './process-cpu.ts';
 import { type MemorySample, readStatusBytes, recordMemory, sampleMemory } from './process-memory.ts';
 import { startProgress } from './progress.ts';

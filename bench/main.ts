@@ -2,7 +2,7 @@
 // that always happens (also on Ctrl-C), prints tables and verdict, writes the report, sets the exit code.
 import path from 'node:path';
 import { type BenchDatabase, startBenchDatabase } from './bench-database.ts';
-import { createCleanup } from './cleanup.ts';
+import { createCleanup } from '../test/support/cleanup.ts';
 import { describeFlags, type FlagSpecs, parseFlags, UsageError } from './flags.ts';
 import { renderPage } from './html.ts';
 import { checkMachineIsQuiet } from './machine.ts';

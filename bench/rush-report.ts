@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { CPU_COUNTED, type CpuWindow } from './cpu-window.ts';
 import { escapeHtml, htmlTable, paragraph, type ReportSection } from './html.ts';
 import { INVARIANT_CHECKS, type Violation } from '../test/support/invariants.ts';
-import type { AnswerRecord } from './load-generator.ts';
+import type { AnswerRecord } from '../test/support/rush.ts';
 import { describeMachine } from './machine.ts';
 import { caseLines, databaseComparisonTable, databaseNote, freedSlotTable, freedSlotVerdict } from './rush-case-report.ts';
 import type { RushResult } from './rush.ts';

@@ -2,7 +2,7 @@
 // capacity says otherwise), the others with room for all, N students plus some duplicate requests
 // (same email, other case), shuffled. With one course, every student wants the hot one.
 import type { CourseSpec } from './admin-api.ts';
-import type { StudentRequest } from './load-generator.ts';
+import type { StudentRequest } from '../test/support/rush.ts';
 
 export type RushWorkloadOptions = {
   students: number;

@@ -10,7 +10,8 @@ import { distinctMessages, waitForEmails } from './email-arrivals.ts';
 import { UsageError } from './flags.ts';
 import { checkFreedSlots, DEFAULT_FREED_SLOT_MARGIN_MS, type FreedSlotCheck } from './freed-slot-check.ts';
 import { checkInvariants, type Violation } from '../test/support/invariants.ts';
-import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
+import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from '../test/support/rush.ts';
+import { startProgress } from './progress.ts';
 import { resolveRushCase, RUSH_CASES, type RushCase } from './rush-cases.ts';
 import { renderRushReport } from './rush-report.ts';
 import { buildRushWorkload, HOT_COURSE, type RushWorkload } from './rush-workload.ts';
@@ -106,7 +107,7 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   const { baseUrl, adminToken } = run.service;
   for (const course of [...workload.courses, warmupCourse(settings.warmup)]) await createCourse(baseUrl, adminToken, course);
   const load = { baseUrl, timeoutMs: settings.timeoutMs, signal: context.signal };
-  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: settings.concurrency, progress: 'rush: warm-up' });
+  const warmup = settings.warmup === 0 ? [] : await registerAll({ ...load, requests: warmupRequests(settings.warmup), concurrency: settings.concurrency, progress: startProgress('rush: warm-up', settings.warmup, { unit: 'answers' }) });
   // The rush starts on a quiet service: the warm-up's emails are not the rush's competition.
   const warmupEmails = warmup.filter((a) => a.status === 201).length;
   if (settings.emailTimeoutMs > 0 && warmupEmails > 0) {
@@ -118,7 +119,7 @@ async function rushOnService(run: RunEnvironment, settings: RushSettings, worklo
   context.log(`rush: ${workload.requests.length} requests (${settings.students} students, ${workload.duplicates} duplicates) on ${settings.courses} courses at concurrency ${settings.concurrency}`);
   const rushWatch = await startCpuStopwatch(run.cpuRoots);
   const start = epochNow();
-  const answers = await registerAll({ ...load, requests: workload.requests, concurrency: settings.concurrency, progress: 'rush' });
+  const answers = await registerAll({ ...load, requests: workload.requests, concurrency: settings.concurrency, progress: startProgress('rush', workload.requests.length, { unit: 'answers' }) });
   const end = answers.length === 0 ? start : maxOf(answers.map((a) => a.endedAt));
   const cpuRush = await rushWatch.read();
   const emailWatch = await startCpuStopwatch(run.cpuRoots);

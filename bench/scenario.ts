@@ -1,7 +1,7 @@
 // Owns what a scenario is: a name, a one-line summary, its flags, and a run that measures and
 // returns its report (tables for stdout, sections for the HTML page, failures that fail the run).
 import type { BenchDatabase } from './bench-database.ts';
-import type { Cleanup } from './cleanup.ts';
+import type { Cleanup } from '../test/support/cleanup.ts';
 import type { FlagSpecs, ParsedFlags } from './flags.ts';
 import type { ReportSection } from './html.ts';
 

@@ -6,7 +6,8 @@ import { readDatabaseFacts } from './database-facts.ts';
 import { arrivalsByRecipient, waitForEmails } from './email-arrivals.ts';
 import { UsageError } from './flags.ts';
 import { checkInvariants, type Violation } from '../test/support/invariants.ts';
-import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from './load-generator.ts';
+import { type AnswerRecord, epochNow, observedAnswers, registerAll, type StudentRequest } from '../test/support/rush.ts';
+import { startProgress } from './progress.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { renderSeedReport } from './seed-report.ts';
 import { emailDelayFlag, serviceFlags } from './service-flags.ts';
@@ -71,7 +72,7 @@ function students(n: number, course: string, domain: string): StudentRequest[] {
 async function warmUp(run: RunEnvironment, settings: SeedSettings, signal: AbortSignal): Promise<{ answers: AnswerRecord[]; messages: ReceivedMessage[] }> {
   if (settings.warmup === 0) return { answers: [], messages: [] };
   await createCourse(run.service.baseUrl, run.service.adminToken, { id: 'warmup', title: 'Warm-up', capacity: settings.warmup, waitlistCapacity: 0 });
-  const answers = await registerAll({ baseUrl: run.service.baseUrl, requests: students(settings.warmup, 'warmup', 'warmup.example.org'), concurrency: settings.warmup, timeoutMs: 60_000 + 2 * settings.emailDelayMs, signal, progress: 'warm-up' });
+  const answers = await registerAll({ baseUrl: run.service.baseUrl, requests: students(settings.warmup, 'warmup', 'warmup.example.org'), concurrency: settings.warmup, timeoutMs: 60_000 + 2 * settings.emailDelayMs, signal, progress: startProgress('warm-up', settings.warmup, { unit: 'answers' }) });
   const created = answers.filter((a) => a.status === 201).length;
   await waitForEmails(run.smtp, created, 60_000 + created * settings.emailDelayMs, signal, 'warm-up emails');
   const messages = run.smtp.messages.splice(0); // the measured run starts with an empty inbox
@@ -109,7 +110,7 @@ async function runModel(model: SeedModel, settings: SeedSettings, context: Scena
       // An answer of models 1-2 waits for its email; with more requests than SMTP connections, in turns.
       timeoutMs: 60_000 + settings.emailDelayMs * Math.ceil(settings.n / settings.emailConcurrency),
       signal: context.signal,
-      progress: `model ${model.number}: registrations`,
+      progress: startProgress(`model ${model.number}: registrations`, settings.n, { unit: 'answers' }),
     });
     const lastAnswerAt = maxOf(answers.map((a) => a.endedAt));
     const created = answers.filter((a) => a.status === 201).length;

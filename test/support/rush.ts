@@ -1,13 +1,147 @@
-// Many requests at once against a running service, each with a deadline, and what came back:
-// an answer, or a network failure (reset, refused, or no answer by the deadline). Shared by the
-// fault tests (overload, crashes during a rush, rate limits).
+// The load generator of the tests and the bench: many requests against a running service, each
+// with a deadline, run as a closed loop (runClosedLoop), and what came back for each.
+//
+// Two clients, for a measured reason. The bench's registerAll and sendRegistration speak through
+// Http1Connection (http1-connection.ts): the bench shares the two cores it measures, and undici
+// costs 41-49 us of CPU per request where that connection costs about 16 (docs/benchmarks.md); it
+// reads a status and a JSON body, nothing else. The tests' `send` goes through fetch on an undici
+// dispatcher the test tunes: it must show what a real client sees (headers such as Retry-After,
+// any method and body) and tell a reset from a refusal from a deadline (failureReason).
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import type { Answer } from './http.ts';
+import { Http1Connection } from './http1-connection.ts';
+import type { ObservedAnswer } from './invariants.ts';
 
 /** The service's own requestTimeout: no answer may take longer (plus a little for the client). */
 export const REQUEST_DEADLINE_MS = 30_000;
+
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Told of each finished step, then of the end: the bench's progress line (bench/progress.ts). */
+export type LoopProgress = { update(done: number): void; finish(note?: string): void };
+
+export function laneCount(count: number, concurrency: number): number {
+  return Math.max(1, Math.min(concurrency, count));
+}
+
+/**
+ * Runs step(0..count-1), `concurrency` at a time: each lane takes the next index once its step is
+ * done (a closed loop); `lane` (0..lanes-1) lets a step keep one connection per lane. Results in
+ * index order; no step starts once `signal` aborts (the results then have holes).
+ */
+export async function runClosedLoop<R>(count: number, concurrency: number, step: (index: number, lane: number) => Promise<R>, options: { signal?: AbortSignal | undefined; progress?: LoopProgress | undefined } = {}): Promise<R[]> {
+  const { signal, progress } = options;
+  const results = new Array<R>(count);
+  let next = 0;
+  let done = 0;
+  const runLane = async (lane: number) => {
+    while (next < count && !signal?.aborted) {
+      const index = next++;
+      results[index] = await step(index, lane);
+      progress?.update(++done);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: laneCount(count, concurrency) }, (_, lane) => runLane(lane)));
+  } finally {
+    progress?.finish(signal?.aborted ? 'interrupted' : undefined);
+  }
+  return results;
+}
+
+// ---- The bench's client: POST /register over lean keep-alive connections.
+
+export type StudentRequest = { name: string; email: string; course: string };
+
+export type AnswerRecord = {
+  index: number;
+  request: StudentRequest;
+  /** Epoch milliseconds (sub-millisecond precision), comparable with Date.now(). */
+  startedAt: number;
+  endedAt: number;
+  /** HTTP status; 0 when no answer came (network error or timeout). */
+  status: number;
+  registrationId?: string;
+  registrationStatus?: string;
+  problemType?: string;
+  error?: string;
+};
+
+export type LoadOptions = {
+  baseUrl: string;
+  requests: readonly StudentRequest[];
+  /** Requests in flight, each on a keep-alive connection of its own. */
+  concurrency: number;
+  /** Per request: for the answer's headers and for its body. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  progress?: LoopProgress;
+};
+
+function readAnswer(record: AnswerRecord, text: string): void {
+  try {
+    const body = JSON.parse(text) as { id?: unknown; status?: unknown; type?: unknown };
+    if (typeof body.id === 'string') record.registrationId = body.id;
+    if (typeof body.status === 'string') record.registrationStatus = body.status;
+    if (typeof body.type === 'string') record.problemType = body.type;
+  } catch {
+    record.error = `not JSON: ${text.slice(0, 80)}`;
+  }
+}
+
+/**
+ * One POST /register over `connection`; never throws: a network error, a timeout or an answer
+ * the connection cannot read is recorded as status 0 with its error.
+ */
+export async function sendRegistration(connection: Http1Connection, request: StudentRequest, index: number): Promise<AnswerRecord> {
+  const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
+  try {
+    const answer = await connection.post('/register', JSON.stringify(request));
+    record.status = answer.status;
+    readAnswer(record, answer.body);
+  } catch (error) {
+    record.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  }
+  record.endedAt = epochNow();
+  return record;
+}
+
+/** Every request of `options`, one connection per lane; throws 'interrupted' once `signal` aborts. */
+export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]> {
+  const { requests, signal } = options;
+  signal?.throwIfAborted();
+  const connections = Array.from({ length: laneCount(requests.length, options.concurrency) }, () => new Http1Connection(options.baseUrl, options.timeoutMs));
+  const closeAll = () => connections.forEach((connection) => connection.close());
+  signal?.addEventListener('abort', closeAll, { once: true });
+  try {
+    const records = await runClosedLoop(requests.length, connections.length,
+      (index, lane) => sendRegistration(connections[lane]!, requests[index]!, index),
+      { signal, progress: options.progress });
+    if (signal?.aborted) throw new Error('interrupted');
+    return records;
+  } finally {
+    signal?.removeEventListener('abort', closeAll);
+    closeAll();
+  }
+}
+
+/** The answers as the invariant check sees them: course, normalized email, status, id. */
+export function observedAnswers(records: readonly Pick<AnswerRecord, 'request' | 'status' | 'registrationId' | 'problemType'>[]): ObservedAnswer[] {
+  return records.map((r) => ({
+    course: r.request.course,
+    emailKey: r.request.email.trim().toLowerCase(),
+    status: r.status,
+    ...(r.registrationId !== undefined ? { registrationId: r.registrationId } : {}),
+    ...(r.problemType !== undefined ? { problemType: r.problemType } : {}),
+  }));
+}
+
+// ---- The tests' client: any request through fetch, and what a failure was.
 
 export type Outcome =
   | { ok: true; answer: Answer; elapsedMs: number }
@@ -80,19 +214,6 @@ export async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean
   }
 }
 
-/** Runs `task` over `items` with at most `concurrency` in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], concurrency: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index]!, index);
-    }
-  }));
-  return results;
-}
-
 /** A real answer: anything but a network failure or a 503 (retry later). */
 export function isSettled(outcome: Outcome): outcome is Outcome & { ok: true } {
   return outcome.ok && outcome.answer.status !== 503;
@@ -110,7 +231,8 @@ export async function resendUntilSettled<T extends { outcome: Outcome }>(items: 
   while (pending.length > 0 && Date.now() < deadline) {
     if (rounds > 0) await sleep(options.pauseMs);
     rounds += 1;
-    const results = await mapLimit(pending, options.concurrency, async (item) => ({ ...item, outcome: await resend(item) }));
+    const round = pending;
+    const results = await runClosedLoop(round.length, options.concurrency, async (index) => ({ ...round[index]!, outcome: await resend(round[index]!) }));
     settled.push(...results.filter((r) => isSettled(r.outcome)));
     pending = results.filter((r) => !isSettled(r.outcome));
   }

@@ -1,5 +1,6 @@
-// Owns the bench's teardown: steps run once, last added first, each bounded by a timeout, whether
-// the run succeeded, failed or was interrupted (Ctrl-C).
+// Teardown for the bench and the tests: steps run once, last added first, each bounded by a
+// timeout, whether the run succeeded, failed or was interrupted (Ctrl-C). A failed step is logged
+// and the others still run.
 
 export type Cleanup = {
   /** Registers an undo step; later steps run first. */
