@@ -19,6 +19,7 @@ import { newCourse, student } from '../support/factories.ts';
 import { type Answer, Client } from '../support/http.ts';
 import { HEALTHY_UPTIME_MS } from '../../src/runtime/restart-backoff.ts';
 import { assertInvariants } from '../support/invariants.ts';
+import { countBy, isNetworkFailure, send } from '../support/rush.ts';
 import {
   collectWorkerPids,
   embeddedDatabaseUrl,
@@ -42,10 +43,13 @@ const WAITLIST_CAPACITY = 20;
 const RUSH_SIZE = 400;
 /** The worker is killed once this many answers are back: the rest are in flight. */
 const KILL_AFTER_ANSWERS = 25;
-/** Generous on 2 shared cores; a request still unanswered by then counts as a dropped connection. */
+/**
+ * Generous on 2 shared cores; a request still unanswered by then counts as a dropped connection.
+ * A connection the kernel queued on the killed worker's socket (SO_REUSEPORT gives each worker its
+ * own accept queue) at the instant it died may be neither answered nor closed: without a deadline
+ * that one request would hang until undici's own 300 s timeout.
+ */
 const REQUEST_TIMEOUT_MS = 30_000;
-
-type Outcome = { ok: true; answer: Answer } | { ok: false; error: unknown };
 type Registration = { id: string; email: string; status: string; waitlistPosition: number | null };
 
 let dataDir: string;
@@ -113,40 +117,6 @@ async function allRegistrations(course: string): Promise<Registration[]> {
   throw new Error('more than 100 pages of registrations');
 }
 
-/**
- * POST /register with a deadline. A connection the kernel queued on the killed worker's socket
- * (SO_REUSEPORT gives each worker its own accept queue) at the instant it died may be neither
- * answered nor closed, so without a deadline that one request would hang until undici's own
- * 300 s timeout.
- */
-async function registerOnce(body: { name: string; email: string; course: string }): Promise<Outcome> {
-  try {
-    const response = await fetch(`${baseUrl}/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      dispatcher: rushDispatcher,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    } as RequestInit);
-    const text = await response.text();
-    return { ok: true, answer: { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : text } };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
-/** fetch's "fetch failed" (reset, closed socket) or our deadline: what a dropped connection looks like. */
-function isNetworkFailure(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  return (error instanceof TypeError && error.message === 'fetch failed') || error.name === 'TimeoutError' || error.name === 'AbortError';
-}
-
-function countBy<T>(items: T[], key: (item: T) => string | number): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
-  return counts;
-}
-
 before(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-e2e-start-'));
   port = await freePort();
@@ -181,7 +151,7 @@ describe('npm start', { timeout: 600_000 }, () => {
     let answeredAfterKill = 0;
     let killed = false;
     const outcomes = await Promise.all(Array.from({ length: RUSH_SIZE }, (_, i) =>
-      registerOnce(student(course, i, 'rush')).finally(() => {
+      send(baseUrl, 'POST', '/register', { dispatcher: rushDispatcher, body: student(course, i, 'rush'), timeoutMs: REQUEST_TIMEOUT_MS }).finally(() => {
         answered += 1;
         if (killed) answeredAfterKill += 1;
         if (answered === KILL_AFTER_ANSWERS) {
@@ -202,7 +172,7 @@ describe('npm start', { timeout: 600_000 }, () => {
     for (const answer of answers.filter((a) => a.status === 409)) assert.equal(answer.body.type, '/problems/course-full');
     // Requests on the killed worker's connections may fail, and only with a network error.
     for (const error of failures) assert.ok(isNetworkFailure(error), `not a network failure: ${String(error)}`);
-    const timedOut = failures.filter((error) => (error as Error).name === 'TimeoutError').length;
+    const timedOut = failures.filter((error) => error.name === 'TimeoutError').length;
     t.diagnostic(`rush: ${JSON.stringify(statuses)}; ${failures.length} network failures (${timedOut} unanswered after ${REQUEST_TIMEOUT_MS} ms)`);
     assert.ok(answeredAfterKill > 0 && answers.length > KILL_AFTER_ANSWERS, `the service kept answering during the rush: ${JSON.stringify(statuses)}, ${failures.length} failed`);
 

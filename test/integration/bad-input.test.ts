@@ -1,12 +1,10 @@
 // Owns bad input: every route is sent malformed, invalid or unauthorized requests over real HTTP and must answer the right 4xx problem and change nothing.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { Sql } from '../../src/db/database.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { type Answer, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { type Answer, TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
 
 /** Tokens of two registrations made in before(); the table refers to them by name. */
 const fixture = { reg: { id: '', manageToken: '' }, other: { id: '', manageToken: '' } };
@@ -15,10 +13,8 @@ const IDEMPOTENCY_KEY = 'bad-input-key-1';
 const SQL_TEXT = "'; DROP TABLE courses; --";
 const HOUR = 3_600_000;
 
-before(async () => {
-  db = await createTestDatabase(5);
-  server = await startTestServer(db.sql);
-  const c = server.client;
+const stack = useStack({ poolSize: 5 }, async (stack) => {
+  const c = stack.server.client;
   const now = Date.now();
   for (const course of [
     { id: 'bi-open', title: 'Open, full', capacity: 2 },
@@ -32,10 +28,6 @@ before(async () => {
   assert.equal(other.status, 201);
   fixture.reg = reg.body;
   fixture.other = other.body;
-});
-after(async () => {
-  await server.close();
-  await db.drop();
 });
 
 /**
@@ -246,18 +238,18 @@ function send(c: Case): Promise<Answer> {
   if (authorization !== undefined) headers['authorization'] = authorization;
   if (c.type !== undefined) headers['content-type'] = c.type;
   const path = c.path.replace(':reg', fixture.reg.id).replace(':other', fixture.other.id);
-  return server.client.request(c.method, path, { headers, ...(c.raw !== undefined ? { raw: c.raw } : {}), ...(c.body !== undefined ? { body: c.body } : {}) });
+  return stack.server.client.request(c.method, path, { headers, ...(c.raw !== undefined ? { raw: c.raw } : {}), ...(c.body !== undefined ? { body: c.body } : {}) });
 }
 
 describe('bad input gets its 4xx problem and changes nothing', () => {
   for (const c of cases) {
     const label = `${c.method} ${c.path}: ${c.name} -> ${c.expect[0]} ${c.expect[1]}`;
     test(label, async () => {
-      const before = await snapshot(db.sql);
+      const before = await snapshot(stack.db.sql);
       const answer = await send(c);
       errorAnswers.push({ label, answer });
       assertProblem(answer, ...c.expect);
-      assert.deepEqual(await snapshot(db.sql), before, 'a refused request changed the database');
+      assert.deepEqual(await snapshot(stack.db.sql), before, 'a refused request changed the database');
     });
   }
 });
@@ -285,12 +277,12 @@ describe('odd but valid input is accepted and stored literally', () => {
   for (const [what, name] of accepted) {
     test(`a name with ${what} -> 201`, async () => {
       const email = `ok-${accepted.findIndex(([w]) => w === what)}@example.org`;
-      const answer = await server.client.register({ name, email, course: 'bi-roomy' });
+      const answer = await stack.server.client.register({ name, email, course: 'bi-roomy' });
       assert.equal(answer.status, 201, JSON.stringify(answer.body));
       assert.equal(answer.body.name, name);
-      const [row] = await db.sql<{ name: string }[]>`SELECT name FROM registrations WHERE id = ${answer.body.id}`;
+      const [row] = await stack.db.sql<{ name: string }[]>`SELECT name FROM registrations WHERE id = ${answer.body.id}`;
       assert.equal(row?.name, name);
-      const own = await server.client.request('GET', `/registrations/${answer.body.id}`, { token: answer.body.manageToken });
+      const own = await stack.server.client.request('GET', `/registrations/${answer.body.id}`, { token: answer.body.manageToken });
       assert.equal(own.body.name, name);
     });
   }
@@ -298,17 +290,17 @@ describe('odd but valid input is accepted and stored literally', () => {
   test('an email of exactly 254 characters -> 201', async () => {
     const email = tooLongEmail.slice(1);
     assert.equal(email.length, 254);
-    const answer = await server.client.register({ name: 'Long Address', email, course: 'bi-roomy' });
+    const answer = await stack.server.client.register({ name: 'Long Address', email, course: 'bi-roomy' });
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
     assert.equal(answer.body.email, email);
   });
 
   test('a course title with SQL and emoji -> 201, and every table is still there', async () => {
     const title = `${SQL_TEXT} 🎓 Robert'); DROP TABLE registrations;--`;
-    const answer = await server.client.admin('POST', '/courses', { id: 'bi-sql-title', title, capacity: 1 });
+    const answer = await stack.server.client.admin('POST', '/courses', { id: 'bi-sql-title', title, capacity: 1 });
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
-    assert.equal((await server.client.request('GET', '/courses/bi-sql-title')).body.title, title);
-    const [tables] = await db.sql<{ courses: string | null; registrations: string | null }[]>`
+    assert.equal((await stack.server.client.request('GET', '/courses/bi-sql-title')).body.title, title);
+    const [tables] = await stack.db.sql<{ courses: string | null; registrations: string | null }[]>`
       SELECT to_regclass('courses')::text AS courses, to_regclass('registrations')::text AS registrations`;
     assert.deepEqual({ ...tables }, { courses: 'courses', registrations: 'registrations' });
   });

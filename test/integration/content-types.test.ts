@@ -3,25 +3,16 @@
 // nothing; text/csv is taken by POST /imports alone, form bodies by /dashboard/login alone.
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { Sql } from '../../src/db/database.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse } from '../support/factories.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
-let dataDir: string;
 const ids = { course: '', registration: '', manageToken: '', webhook: '' };
 
-before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-content-types-'));
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql, { imports: { dataDir, maxBytes: 1024 * 1024 } });
-  const c = server.client;
+const stack = useStack({ uploadMaxBytes: 1024 * 1024 }, async (stack) => {
+  const c = stack.server.client;
   ids.course = await newCourse(c, { capacity: 5 });
   const registration = await c.register({ name: 'Ada Lovelace', email: 'ada@example.org', course: ids.course });
   assert.equal(registration.status, 201);
@@ -31,17 +22,12 @@ before(async () => {
   assert.equal(webhook.status, 201, JSON.stringify(webhook.body));
   ids.webhook = webhook.body.id;
 });
-after(async () => {
-  await server.close();
-  await db.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
 
 type Raw = { status: number; headers: Record<string, string | string[] | undefined>; text: string };
 
 /** One request with exactly these headers (fetch would add a Content-Type to a string body). */
 function send(method: string, target: string, headers: Record<string, string>, body: string): Promise<Raw> {
-  const url = new URL(target, server.url);
+  const url = new URL(target, stack.server.url);
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
       let text = '';
@@ -85,7 +71,7 @@ function assertUnsupported(answer: Raw, label: string): void {
 const OTHER_TYPES = ['text/plain', 'application/xml', 'application/octet-stream', 'multipart/form-data; boundary=x', 'application/problem+json', 'text/json'];
 
 test('a body of a type a route does not take is 415 unsupported-media-type on every route family, and changes nothing', async () => {
-  const before = await snapshot(db.sql);
+  const before = await snapshot(stack.db.sql);
   const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
   const routes: { method: string; path: string; headers: Record<string, string>; body: string; types: string[] }[] = [
     { method: 'POST', path: '/register', headers: {}, body: JSON.stringify({ name: 'Grace Hopper', email: 'grace@example.org', course: ids.course }), types: ['text/csv', 'application/x-www-form-urlencoded', ...OTHER_TYPES] },
@@ -106,7 +92,7 @@ test('a body of a type a route does not take is 415 unsupported-media-type on ev
     // A body and no Content-Type at all: what it is cannot be known, so it is not parsed.
     assertUnsupported(await send(route.method, route.path, route.headers, route.body), `${route.method} ${route.path} without a Content-Type`);
   }
-  assert.deepEqual(await snapshot(db.sql), before, 'a refused body changed nothing');
+  assert.deepEqual(await snapshot(stack.db.sql), before, 'a refused body changed nothing');
 });
 
 test('the JSON routes still take JSON, POST /imports takes text/csv, the login takes a form', async () => {

@@ -3,46 +3,38 @@
 // route that needs a connection still answers and the service's connections are idle.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import postgres from 'postgres';
 import { registerBatch } from '../../src/db/queries/registrations.queries.ts';
 import { normalizeStudent } from '../../src/domain/registration.ts';
 import { generateManageToken } from '../../src/security/tokens.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
 const ROWS = 4000;
 
-let db: TestDatabase;
-let server: TestServer;
 let observer: postgres.Sql;
 let course: string;
 
-before(async () => {
-  db = await createTestDatabase(2);
-  server = await startTestServer(db.sql);
-  observer = postgres(db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'registrar-test-observer' } });
-  course = await newCourse(server.client, { capacity: ROWS + 10 });
+const stack = useStack({ poolSize: 2 }, async (stack) => {
+  observer = postgres(stack.db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'registrar-test-observer' } });
+  course = await newCourse(stack.server.client, { capacity: ROWS + 10 });
   // Long names, so the export is a few hundred kilobytes: many cursor batches, many socket writes.
   for (let start = 0; start < ROWS; start += 250) {
     const batch = Array.from({ length: 250 }, (_, i) => {
       const student = normalizeStudent({ name: `Student ${start + i} ${'x'.repeat(80)}`, email: `export${start + i}@example.org` });
       return { courseId: course, ...student, manageToken: generateManageToken(), idempotency: null };
     });
-    await registerBatch(db.sql, batch);
+    await registerBatch(stack.db.sql, batch);
   }
 });
-after(async () => {
-  await observer.end({ timeout: 5 });
-  await server.close();
-  await db.drop();
-});
+after(() => observer?.end({ timeout: 5 }));
 
 /** Downloads the export and drops the connection once `cut` bytes of the body have arrived. */
 function dropAfter(cut: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = http.get(`${server.url}/courses/${course}/registrations.csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }, (response) => {
+    const request = http.get(`${stack.server.url}/courses/${course}/registrations.csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }, (response) => {
       if (response.statusCode !== 200) reject(new Error(`export answered ${response.statusCode}`));
       let received = 0;
       const drop = () => {
@@ -73,7 +65,7 @@ function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
 }
 
 test('50 exports dropped at random points give back every connection; every route still answers', async () => {
-  const whole = await server.client.admin('GET', `/courses/${course}/registrations.csv`);
+  const whole = await stack.server.client.admin('GET', `/courses/${course}/registrations.csv`);
   const size = (whole.body as string).length;
   assert.ok(size > 300_000, `the export is ${size} bytes: too small to stream over many chunks`);
   // 50 drops, 5 at a time (more than the pool's 2 connections), from before the first byte to
@@ -94,10 +86,10 @@ test('50 exports dropped at random points give back every connection; every rout
 
   // Concurrent requests that each need a connection all succeed.
   const answers = await within(60_000, 'requests after the drops', Promise.all([
-    ...Array.from({ length: 6 }, () => server.client.admin('GET', `/courses/${course}/registrations?limit=5`)),
-    server.client.request('GET', '/health'),
-    server.client.register(student(course, 1, 'after-drops')),
-    server.client.admin('GET', `/courses/${course}/registrations.csv`),
+    ...Array.from({ length: 6 }, () => stack.server.client.admin('GET', `/courses/${course}/registrations?limit=5`)),
+    stack.server.client.request('GET', '/health'),
+    stack.server.client.register(student(course, 1, 'after-drops')),
+    stack.server.client.admin('GET', `/courses/${course}/registrations.csv`),
   ]));
   assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200, 200, 201, 200]);
   // The new registration raced the export: it is in it or not; every earlier row is.
@@ -105,14 +97,14 @@ test('50 exports dropped at random points give back every connection; every rout
 });
 
 test('an export whose query fails mid-stream ends its response and gives its connection back', async () => {
-  const failing = await newCourse(server.client, { capacity: 3000 });
+  const failing = await newCourse(stack.server.client, { capacity: 3000 });
   for (let start = 0; start < 3000; start += 250) {
     const batch = Array.from({ length: 250 }, (_, i) => {
       const n = start + i;
       const student = normalizeStudent({ name: n === 2500 ? 'Boom Student' : `Student ${n} ${'x'.repeat(80)}`, email: `failing${n}@example.org` });
       return { courseId: failing, ...student, manageToken: generateManageToken(), idempotency: null };
     });
-    await registerBatch(db.sql, batch);
+    await registerBatch(stack.db.sql, batch);
   }
   // This test's own database: reading row 2501 now raises, after five batches of the cursor.
   await observer.unsafe(`
@@ -132,7 +124,7 @@ test('an export whose query fails mid-stream ends its response and gives its con
   await new Promise((resolve) => setTimeout(resolve, 500));
 
   const outcome = within(60_000, 'the failing export', new Promise<{ complete: boolean; received: number }>((resolve, reject) => {
-    const request = http.get(`${server.url}/courses/${failing}/registrations.csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }, (response) => {
+    const request = http.get(`${stack.server.url}/courses/${failing}/registrations.csv`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } }, (response) => {
       let received = 0;
       response.on('data', (data: Buffer) => {
         received += data.length;
@@ -147,9 +139,9 @@ test('an export whose query fails mid-stream ends its response and gives its con
   assert.ok(received > 0, 'the export failed mid-stream, after its first rows');
 
   const answers = await within(60_000, 'requests after the failed export', Promise.all([
-    ...Array.from({ length: 4 }, () => server.client.admin('GET', `/courses/${course}/registrations?limit=5`)),
-    server.client.request('GET', '/health'),
-    server.client.register(student(course, 2, 'after-failure')),
+    ...Array.from({ length: 4 }, () => stack.server.client.admin('GET', `/courses/${course}/registrations?limit=5`)),
+    stack.server.client.request('GET', '/health'),
+    stack.server.client.register(student(course, 2, 'after-failure')),
   ]));
   assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 201]);
 });

@@ -1,34 +1,24 @@
 // The CSV export: every registration of a course, streamed, and safe to open in a spreadsheet
 // (a cell that starts with = + - @ is escaped, so it stays text and never runs as a formula).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
-import { startTestServer, type TestServer } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
-before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-});
-after(async () => {
-  await server.close();
-  await db.drop();
-});
+const stack = useStack();
 
 test('formula-like names are escaped; quotes, commas and every row survive the round trip', async () => {
-  const course = await newCourse(server.client, { capacity: 1000 });
+  const course = await newCourse(stack.server.client, { capacity: 1000 });
   const names = ['=HYPERLINK("http://evil.example","click")', '+1+1', '-2+3', '@SUM(A1)', 'Plain, "Quoted" Name'];
-  for (const [i, name] of names.entries()) assert.equal((await server.client.register({ ...student(course, i), name })).status, 201);
-  await Promise.all(Array.from({ length: 600 }, (_, i) => server.client.register(student(course, i, 'bulk'))));
-  const answer = await server.client.admin('GET', `/courses/${course}/registrations.csv`);
+  for (const [i, name] of names.entries()) assert.equal((await stack.server.client.register({ ...student(course, i), name })).status, 201);
+  await Promise.all(Array.from({ length: 600 }, (_, i) => stack.server.client.register(student(course, i, 'bulk'))));
+  const answer = await stack.server.client.admin('GET', `/courses/${course}/registrations.csv`);
   assert.equal(answer.status, 200);
   assert.match(answer.headers.get('content-type') ?? '', /text\/csv/);
   const rows = parse(answer.body as string, { columns: true }) as { name: string; email: string; status: string }[];
   assert.equal(rows.length, 605);
   assert.deepEqual(rows.slice(0, 5).map((r) => r.name), ["'=HYPERLINK(\"http://evil.example\",\"click\")", "'+1+1", "'-2+3", "'@SUM(A1)", 'Plain, "Quoted" Name']);
-  const waitlisted = await server.client.admin('GET', `/courses/${course}/registrations.csv?status=waitlisted`);
+  const waitlisted = await stack.server.client.admin('GET', `/courses/${course}/registrations.csv?status=waitlisted`);
   assert.equal((parse(waitlisted.body as string, { columns: true }) as unknown[]).length, 0);
 });

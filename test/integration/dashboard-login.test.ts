@@ -2,27 +2,18 @@
 // script as JSON, or as a plain form when the script did not run), and either way the answer is
 // a session cookie; a wrong token is refused and sets nothing.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { test } from 'node:test';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
-before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-});
-after(async () => {
-  await server.close();
-  await db.drop();
-});
+const stack = useStack();
 
 async function post(body: string, contentType: string): Promise<Response> {
-  return fetch(`${server.url}/dashboard/login`, { method: 'POST', headers: { 'content-type': contentType }, body, redirect: 'manual' });
+  return fetch(`${stack.server.url}/dashboard/login`, { method: 'POST', headers: { 'content-type': contentType }, body, redirect: 'manual' });
 }
 
 test('the login form posts to /dashboard/login, never GETs the token into a URL', async () => {
-  const page = await fetch(`${server.url}/dashboard`);
+  const page = await fetch(`${stack.server.url}/dashboard`);
   assert.equal(page.status, 401);
   const form = /<form[^>]*id="login"[^>]*>/.exec(await page.text())?.[0] ?? '';
   assert.match(form, /method="post"/);
@@ -35,7 +26,7 @@ test('a plain form post with the admin token gets the session cookie and goes on
   assert.equal(answer.headers.get('location'), '/dashboard');
   const cookie = answer.headers.get('set-cookie') ?? '';
   assert.match(cookie, /HttpOnly/i);
-  const dashboard = await fetch(`${server.url}/dashboard`, { headers: { cookie: cookie.split(';')[0]! } });
+  const dashboard = await fetch(`${stack.server.url}/dashboard`, { headers: { cookie: cookie.split(';')[0]! } });
   assert.equal(dashboard.status, 200);
   assert.match(await dashboard.text(), /id="lanes"/);
 });
@@ -53,6 +44,6 @@ test('the script\'s JSON login still works; a wrong token, either way, is refuse
 });
 
 test('no other route takes a form body', async () => {
-  const answer = await fetch(`${server.url}/register`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=A&email=a%40example.org&course=x' });
+  const answer = await fetch(`${stack.server.url}/register`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=A&email=a%40example.org&course=x' });
   assert.equal(answer.status, 415);
 });

@@ -9,32 +9,23 @@
 // by chance: a 2xx that writes is allowed, and the database is re-read after it.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { seededRandom } from '../../bench/rush-workload.ts';
 import type { Sql } from '../../src/db/database.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
 const SEED = process.env['FUZZ_SEED'] ? Number(process.env['FUZZ_SEED']) >>> 0 : randomBytes(4).readUInt32LE(0);
 const CASES = Number(process.env['FUZZ_CASES'] ?? 400);
 const REQUEST_DEADLINE_MS = 5_000;
 const BODY_LIMIT = 64 * 1024;
 
-let db: TestDatabase;
-let server: TestServer;
-let uploads: string;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const fixture = { open: 'fz-open', full: 'fz-full', registration: '', manageToken: '', webhook: '', importId: randomUUID() };
 
-before(async () => {
-  db = await createTestDatabase(5);
-  uploads = await mkdtemp(path.join(tmpdir(), 'registrar-fuzz-'));
-  server = await startTestServer(db.sql, { imports: { dataDir: uploads, maxBytes: 1024 * 1024 } });
-  const c = server.client;
+const stack = useStack({ poolSize: 5, uploadMaxBytes: 1024 * 1024 }, async (stack) => {
+  const c = stack.server.client;
   assert.equal((await c.admin('POST', '/courses', { id: fixture.open, title: 'Open', capacity: 1000, waitlistCapacity: 10 })).status, 201);
   assert.equal((await c.admin('POST', '/courses', { id: fixture.full, title: 'Full', capacity: 1 })).status, 201);
   const registered = await c.register({ name: 'Ada Lovelace', email: 'ada@example.org', course: fixture.full }, { 'idempotency-key': 'fuzz-key-1' });
@@ -46,12 +37,7 @@ before(async () => {
   fixture.webhook = webhook.body.id;
 });
 
-after(async () => {
-  agent.destroy();
-  await server?.close();
-  await db?.drop();
-  if (uploads) await rm(uploads, { recursive: true, force: true });
-});
+after(() => agent.destroy());
 
 // --- the PRNG and the generators -------------------------------------------------------------
 
@@ -257,7 +243,7 @@ type Reply = { status: number; type: string; text: string };
 
 function send(c: Case): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const url = new URL(server.url);
+    const url = new URL(stack.server.url);
     const headers: Record<string, string> = { ...c.headers };
     if (c.body !== undefined) headers['content-length'] = String(c.body.length);
     const req = request({ host: url.hostname, port: url.port, method: c.method, path: c.path, headers, agent }, (res) => {
@@ -299,7 +285,7 @@ function changedTables(before: Record<string, string>, after: Record<string, str
 test(`fuzz: ${CASES} malformed requests over every public route: no 5xx, no hang, problem+json, nothing changed`, { timeout: 120_000 }, async (t) => {
   t.diagnostic(`FUZZ_SEED=${SEED} FUZZ_CASES=${CASES}`);
   console.log(`# fuzz seed ${SEED} (replay: FUZZ_SEED=${SEED})`);
-  let state = await snapshot(db.sql);
+  let state = await snapshot(stack.db.sql);
   const statuses: Record<string, number> = {};
   let writes = 0;
   for (let n = 0; n < CASES; n++) {
@@ -329,7 +315,7 @@ test(`fuzz: ${CASES} malformed requests over every public route: no 5xx, no hang
       }
     }
 
-    const now = await snapshot(db.sql);
+    const now = await snapshot(stack.db.sql);
     const changed = changedTables(state, now);
     const writing = reply.status < 300 && !['GET', 'HEAD', 'OPTIONS'].includes(c.method);
     if (writing) {

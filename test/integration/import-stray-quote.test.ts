@@ -2,38 +2,17 @@
 // pool, batch writer, mailbox): the import ends done with that row's error at its line, and while
 // it runs the job worker still sends an unrelated student's email.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
-import type { JobRunners } from '../../src/jobs/job-runners.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { test } from 'node:test';
 import { newCourse } from '../support/factories.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
-import { startTestJobRunners } from '../support/job-runners.ts';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { until } from '../support/rush.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
-let runners: JobRunners;
-let dataDir: string;
-
-before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-stray-quote-'));
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql, { imports: { dataDir, maxBytes: 32 * 1024 * 1024 } });
-  runners = await startTestJobRunners(db, { importThreads: 2 }); // the default 1 MiB chunks
-});
-after(async () => {
-  await runners.stop();
-  await server.close();
-  await db.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+const stack = useStack({ uploadMaxBytes: 32 * 1024 * 1024, runners: { importThreads: 2 } }); // the default 1 MiB chunks
 
 test('a 16 MiB file with one stray quote: done, that row reported at its line, other emails flowing meanwhile', { timeout: 900_000 }, async () => {
-  const course = await newCourse(server.client, { capacity: 100 });
-  const other = await newCourse(server.client, { capacity: 10 });
+  const course = await newCourse(stack.server.client, { capacity: 100 });
+  const other = await newCourse(stack.server.client, { capacity: 10 });
   // 50 students, then the same 50 again and again (existing: no email each), one stray quote at line 10.
   const header = 'name,email,course\n';
   const rowOf = (i: number) => `Student ${i % 50},student${i % 50}@example.org,${course}\n`;
@@ -45,15 +24,15 @@ test('a 16 MiB file with one stray quote: done, that row reported at its line, o
     parts.push(text);
     bytes += text.length;
   }
-  const accepted = await server.client.request('POST', '/imports', { raw: parts.join(''), token: TEST_ADMIN_TOKEN, headers: { 'content-type': 'text/csv' } });
+  const accepted = await stack.server.client.request('POST', '/imports', { raw: parts.join(''), token: TEST_ADMIN_TOKEN, headers: { 'content-type': 'text/csv' } });
   assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
   const id = accepted.body.id as string;
-  const state = async () => (await server.client.admin('GET', `/imports/${id}`)).body;
+  const state = async () => (await stack.server.client.admin('GET', `/imports/${id}`)).body;
 
   await until(state, (now) => now.status !== 'queued', 'the import starts', 120_000, 200);
   const unrelated = { name: 'Unrelated Student', email: 'unrelated@example.org', course: other };
-  assert.equal((await server.client.register(unrelated)).status, 201);
-  await until(() => db.sql`SELECT 1 FROM mailbox WHERE recipient = ${unrelated.email}`, (mails) => mails.length > 0, 'the unrelated student\'s email', 120_000, 200);
+  assert.equal((await stack.server.client.register(unrelated)).status, 201);
+  await until(() => stack.db.sql`SELECT 1 FROM mailbox WHERE recipient = ${unrelated.email}`, (mails) => mails.length > 0, 'the unrelated student\'s email', 120_000, 200);
 
   // Generous for a shared, slow machine: the bound on the scan itself is csv-chunks.test.ts's
   // count of bytes scanned.

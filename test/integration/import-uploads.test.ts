@@ -2,35 +2,17 @@
 // a looser directory made earlier tightened), kept while the import may still need them, and
 // deleted once it ends, done or failed.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import type { JobRunners } from '../../src/jobs/job-runners.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { test } from 'node:test';
 import { newCourse } from '../support/factories.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
-import { startTestJobRunners } from '../support/job-runners.ts';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
-let runners: JobRunners | undefined;
-let dataDir: string;
-
-before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-uploads-'));
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql, { imports: { dataDir, maxBytes: 1024 * 1024 } });
-});
-after(async () => {
-  await runners?.stop();
-  await server.close();
-  await db.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+const stack = useStack({ uploadMaxBytes: 1024 * 1024 });
 
 async function upload(csv: string): Promise<string> {
-  const answer = await server.client.request('POST', '/imports', { raw: csv, token: TEST_ADMIN_TOKEN, headers: { 'content-type': 'text/csv' } });
+  const answer = await stack.server.client.request('POST', '/imports', { raw: csv, token: TEST_ADMIN_TOKEN, headers: { 'content-type': 'text/csv' } });
   assert.equal(answer.status, 202, JSON.stringify(answer.body));
   return answer.body.id;
 }
@@ -38,7 +20,7 @@ async function upload(csv: string): Promise<string> {
 async function ended(id: string) {
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const state = (await server.client.admin('GET', `/imports/${id}`)).body;
+    const state = (await stack.server.client.admin('GET', `/imports/${id}`)).body;
     if (state.status === 'done' || state.status === 'failed') return state;
     assert.ok(Date.now() < deadline, `import still ${state.status} after 120 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -48,10 +30,10 @@ async function ended(id: string) {
 const mode = async (file: string) => (await stat(file)).mode & 0o777;
 
 test('upload files are 0600 in a 0700 directory, and deleted when their import is done or has failed', async () => {
-  const uploads = path.join(dataDir, 'uploads');
+  const uploads = path.join(stack.dataDir, 'uploads');
   await mkdir(uploads, { recursive: true });
   await chmod(uploads, 0o755); // as an earlier version, or a umask of 022, left it
-  const course = await newCourse(server.client, { capacity: 10 });
+  const course = await newCourse(stack.server.client, { capacity: 10 });
   // No job runner yet: both imports wait, queued, with their files.
   const good = await upload(`name,email,course\nAda Lovelace,ada@example.org,${course}\nAlan Turing,alan@example.org,${course}\n`);
   const bad = await upload(`name,email,course\nGrace Hopper,grace@example.org,${course}\n`);
@@ -62,7 +44,7 @@ test('upload files are 0600 in a 0700 directory, and deleted when their import i
 
   // The second file loses its content before its import runs: that import fails (an empty file).
   await writeFile(path.join(uploads, `${bad}.csv`), '');
-  runners = await startTestJobRunners(db, { importThreads: 1 });
+  await stack.startRunners({ importThreads: 1 });
   const done = await ended(good);
   const failed = await ended(bad);
   assert.equal(done.status, 'done', done.failure);

@@ -3,22 +3,14 @@
 // a body-taking method answers 415 and 413 whether or not the route reads a body, and a GET
 // documents neither; the operations with a credential document 401 and 429.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { test } from 'node:test';
+import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
 
-let db: TestDatabase;
-let server: TestServer;
 let paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>;
 
-before(async () => {
-  db = await createTestDatabase();
-  server = await startTestServer(db.sql);
-  paths = (await server.client.request('GET', '/openapi.json')).body.paths;
-});
-after(async () => {
-  await server?.close();
-  await db?.drop();
+const stack = useStack({}, async (stack) => {
+  paths = (await stack.server.client.request('GET', '/openapi.json')).body.paths;
 });
 
 const documented = (method: string, path: string) => Object.keys(paths[path]?.[method]?.responses ?? {});
@@ -33,19 +25,19 @@ test('every operation documents at least one client error', () => {
 
 test('GET /health and GET /courses answer a query parameter they do not take with a documented 400', async () => {
   for (const path of ['/health', '/courses']) {
-    const answer = await server.client.request('GET', `${path}?page=2`);
+    const answer = await stack.server.client.request('GET', `${path}?page=2`);
     assert.equal(answer.status, 400, `${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
     assert.equal(answer.body.type, '/problems/validation');
     assert.match(answer.body.detail, /page/);
     assert.ok(documented('get', path).includes('400'), `${path} documents its 400`);
-    assert.equal((await server.client.request('GET', path)).status, 200, `${path} without a query`);
+    assert.equal((await stack.server.client.request('GET', path)).status, 200, `${path} without a query`);
   }
 });
 
 test('a DELETE answers 415 and 413 for a body it does not read, and documents them; a GET documents neither', async () => {
-  const unsupported = await server.client.request('DELETE', '/webhooks/00000000-0000-4000-8000-000000000000', { token: TEST_ADMIN_TOKEN, raw: 'x', headers: { 'content-type': 'text/plain' } });
+  const unsupported = await stack.server.client.request('DELETE', '/webhooks/00000000-0000-4000-8000-000000000000', { token: TEST_ADMIN_TOKEN, raw: 'x', headers: { 'content-type': 'text/plain' } });
   assert.equal(unsupported.status, 415, JSON.stringify(unsupported.body));
-  const tooLarge = await server.client.request('DELETE', '/webhooks/00000000-0000-4000-8000-000000000000', { token: TEST_ADMIN_TOKEN, raw: JSON.stringify({ pad: 'x'.repeat(128 * 1024) }), headers: { 'content-type': 'application/json' } });
+  const tooLarge = await stack.server.client.request('DELETE', '/webhooks/00000000-0000-4000-8000-000000000000', { token: TEST_ADMIN_TOKEN, raw: JSON.stringify({ pad: 'x'.repeat(128 * 1024) }), headers: { 'content-type': 'application/json' } });
   assert.equal(tooLarge.status, 413, JSON.stringify(tooLarge.body));
   for (const [method, path] of [['delete', '/webhooks/{id}'], ['delete', '/registrations/{id}']] as const) {
     for (const status of ['413', '415']) assert.ok(documented(method, path).includes(status), `${method.toUpperCase()} ${path} documents ${status}`);

@@ -1,0 +1,92 @@
+// The in-process service an integration test suite runs against: a fresh database, the HTTP app on
+// a real socket, and the parts the suite asks for (an upload folder, a webhook receiver, the job
+// runners). useStack starts it before the suite's tests and stops it after them, last started first.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
+import type { JobRunners } from '../../src/jobs/job-runners.ts';
+import { createCleanup } from './cleanup.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { startTestServer, type TestServer } from './http.ts';
+import { startTestJobRunners } from './job-runners.ts';
+import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
+
+export type RunnerOptions = NonNullable<Parameters<typeof startTestJobRunners>[1]>;
+
+export type StackOptions = {
+  /** Connections of the database pool the app and the runners share. */
+  poolSize?: number;
+  /** Imports accepted up to this size, stored in a temporary folder removed at the end. */
+  uploadMaxBytes?: number;
+  allowPrivateWebhooks?: boolean;
+  receiver?: boolean;
+  /** The job runners, started with the stack; without it a test may start them (startRunners). */
+  runners?: RunnerOptions;
+};
+
+type BaseStack = {
+  db: TestDatabase;
+  /** A test may replace it (a restart): the stop closes the one in place. */
+  server: TestServer;
+  runners: JobRunners | undefined;
+  /** Starts the job runners (once the test has set the database up); stopped with the stack. */
+  startRunners(options?: RunnerOptions): Promise<JobRunners>;
+  /** Stops every part, last started first; throws if one failed to stop. */
+  stop(): Promise<void>;
+};
+
+export type Stack<O extends StackOptions = StackOptions> = BaseStack
+  & (O extends { uploadMaxBytes: number } ? { dataDir: string } : unknown)
+  & (O extends { receiver: true } ? { receiver: WebhookReceiver } : unknown)
+  & (O extends { runners: RunnerOptions } ? { runners: JobRunners } : unknown);
+
+type Parts = BaseStack & { dataDir?: string; receiver?: WebhookReceiver };
+
+/**
+ * The stack of the current suite (the file, or the describe() it is called in), then `setUp` (the
+ * suite's own data) in the same hook: node:test runs a file's top-level before() hooks together,
+ * not one after the other, so a second hook could not count on the stack being up.
+ */
+export function useStack<const O extends StackOptions = Record<never, never>>(options?: O, setUp?: (stack: Stack<O>) => Promise<void> | void): Stack<O> {
+  const stack = {} as Parts;
+  before(async () => {
+    await startParts(stack, options ?? {});
+    await setUp?.(stack as Stack<O>);
+  });
+  after(() => stack.stop?.());
+  return stack as Stack<O>;
+}
+
+async function startParts(stack: Parts, options: StackOptions): Promise<void> {
+  const failures: string[] = [];
+  const cleanup = createCleanup((line) => failures.push(line));
+  stack.runners = undefined;
+  stack.stop = async () => {
+    await cleanup.run();
+    if (failures.length > 0) throw new Error(`the test stack did not stop cleanly:\n${failures.join('\n')}`);
+  };
+  stack.startRunners = async (runnerOptions = {}) => {
+    if (stack.runners) throw new Error('the job runners of this stack are already started');
+    const runners = await startTestJobRunners(stack.db, runnerOptions);
+    stack.runners = runners;
+    cleanup.add('stop the job runners', () => runners.stop());
+    return runners;
+  };
+
+  stack.db = await createTestDatabase(options.poolSize);
+  cleanup.add('drop the test database', () => stack.db.drop());
+  let imports: { dataDir: string; maxBytes: number } | undefined;
+  if (options.uploadMaxBytes !== undefined) {
+    const dataDir = stack.dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-test-uploads-'));
+    cleanup.add(`remove ${dataDir}`, () => rm(dataDir, { recursive: true, force: true }));
+    imports = { dataDir, maxBytes: options.uploadMaxBytes };
+  }
+  stack.server = await startTestServer(stack.db.sql, { ...(imports ? { imports } : {}), ...(options.allowPrivateWebhooks !== undefined ? { allowPrivateWebhooks: options.allowPrivateWebhooks } : {}) });
+  cleanup.add('close the HTTP server', () => stack.server.close());
+  if (options.receiver) {
+    const receiver = stack.receiver = await startWebhookReceiver();
+    cleanup.add('close the webhook receiver', () => receiver.close());
+  }
+  if (options.runners) await stack.startRunners(options.runners);
+}
