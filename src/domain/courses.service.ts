@@ -1,10 +1,9 @@
 // The rules for creating and changing courses. A capacity change takes the course lock, so it
 // is serialized with every registration and cancel of that course; raising capacity promotes
 // waitlisted students first come, first served, in the same transaction.
-import { findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
+import { type CourseRow, findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
 import type { Sql } from '../db/database.ts';
 import { retryTransaction } from '../db/retry-policy.ts';
-import { type Course, toCourse } from './course.ts';
 import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';
 
@@ -29,7 +28,7 @@ function assertWindowInOrder(opensAt: Date | null, closesAt: Date | null): void 
   }
 }
 
-export async function createCourse(sql: Sql, input: NewCourseInput): Promise<Course> {
+export async function createCourse(sql: Sql, input: NewCourseInput): Promise<CourseRow> {
   const opensAt = toDate(input.opensAt);
   const closesAt = toDate(input.closesAt);
   assertWindowInOrder(opensAt, closesAt);
@@ -42,20 +41,20 @@ export async function createCourse(sql: Sql, input: NewCourseInput): Promise<Cou
     closesAt,
   });
   if (!row) throw new DomainError('course-exists', `A course with id "${input.id}" already exists`);
-  return toCourse(row);
+  return row;
 }
 
-export async function getCourse(sql: Sql, id: string): Promise<Course> {
+export async function getCourse(sql: Sql, id: string): Promise<CourseRow> {
   const row = await findCourse(sql, id);
   if (!row) throw new DomainError('course-not-found', `There is no course "${id}"`);
-  return toCourse(row);
+  return row;
 }
 
-export async function getCourses(sql: Sql): Promise<Course[]> {
-  return (await listCourses(sql)).map(toCourse);
+export async function getCourses(sql: Sql): Promise<CourseRow[]> {
+  return listCourses(sql);
 }
 
-export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<Course> {
+export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<CourseRow> {
   // A deadlock with a reminder holding a registration that the raise promotes rolled the whole
   // transaction back (src/db/functions/cancel.sql): run it again.
   const changed = await retryTransaction(() => sql.begin(async (tx) => {
@@ -86,7 +85,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     }
     const row = await findCourse(tx, id);
     if (!row) throw new Error(`course ${id} vanished inside its own lock`);
-    return toCourse(row);
+    return row;
   }));
   // More seats or places (or a new window) may take registrations again: in this process at
   // once, in the others within FULL_COURSE_RECHECK_MS.

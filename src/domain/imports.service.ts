@@ -16,29 +16,6 @@ import { headerRecord, ImportFileError } from './csv-chunks.ts';
 import { readHeader } from './csv-header.ts';
 import { DomainError } from './domain-error.ts';
 
-export type Import = {
-  id: string;
-  status: ImportRow['status'];
-  rows: number;
-  processed: number;
-  created: number;
-  existing: number;
-  waitlisted: number;
-  rejected: number;
-  errors: { line: number; message: string }[];
-  failure: string | null;
-  createdAt: string;
-  finishedAt: string | null;
-};
-
-function toImport(row: ImportRow): Import {
-  return {
-    id: row.id, status: row.status, rows: row.rows, processed: row.processed, created: row.created,
-    existing: row.existing, waitlisted: row.waitlisted, rejected: row.rejected, errors: row.errors,
-    failure: row.failure, createdAt: row.created_at.toISOString(), finishedAt: row.finished_at?.toISOString() ?? null,
-  };
-}
-
 class TooLarge extends Error {}
 
 function limitBytes(maxBytes: number): Transform & { bytes: number } {
@@ -79,7 +56,7 @@ function storageFull(error: unknown): DomainError {
   return new DomainError('storage-full', 'There is no room to store the import file right now; retry shortly', { cause: error });
 }
 
-export async function acceptImport(sql: Sql, options: { dataDir: string; maxBytes: number }, upload: Readable): Promise<Import> {
+export async function acceptImport(sql: Sql, options: { dataDir: string; maxBytes: number }, upload: Readable): Promise<ImportRow> {
   const id = randomUUID();
   const directory = path.join(options.dataDir, 'uploads');
   try {
@@ -96,7 +73,7 @@ export async function acceptImport(sql: Sql, options: { dataDir: string; maxByte
     await pipeline(upload, counter, createWriteStream(partial, { flags: 'wx', mode: 0o600 }));
     await checkHeader(partial);
     await rename(partial, file);
-    return toImport(await insertImport(sql, { id, filePath: file, fileBytes: counter.bytes }));
+    return await insertImport(sql, { id, filePath: file, fileBytes: counter.bytes });
   } catch (error) {
     await rm(partial, { force: true });
     await rm(file, { force: true });
@@ -107,12 +84,12 @@ export async function acceptImport(sql: Sql, options: { dataDir: string; maxByte
   }
 }
 
-export async function getImport(sql: Sql, id: string): Promise<Import> {
+export async function getImport(sql: Sql, id: string): Promise<ImportRow> {
   const row = await findImport(sql, id);
   if (!row) throw new DomainError('import-not-found', `There is no import "${id}"`);
-  return toImport(row);
+  return row;
 }
 
-export async function getImports(sql: Sql, limit: number): Promise<Import[]> {
-  return (await listImports(sql, limit)).map(toImport);
+export async function getImports(sql: Sql, limit: number): Promise<ImportRow[]> {
+  return listImports(sql, limit);
 }

@@ -3,11 +3,11 @@
 // lock; this module prepares their inputs (normalized email, token hashes, idempotency
 // fingerprint) and turns outcomes into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findActiveRegistration, findRegistration, observeRegistrationBatches as observeBatchSizes, register, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { cancel, findActiveRegistration, findRegistration, observeRegistrationBatches as observeBatchSizes, register, type RegistrationRow, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { countFastRefusal, fullCoursesOf } from './full-courses.ts';
-import { normalizeStudent, type Registration, toRegistration } from './registration.ts';
+import { normalizeStudent } from './registration.ts';
 
 export type RegisterInput = {
   name: string;
@@ -22,7 +22,7 @@ export type RegisterInput = {
  * shown. The student gets a reminder email with a fresh manage link instead.
  */
 export type RegisterResult =
-  | { kind: 'created'; registration: Registration; manageToken: string }
+  | { kind: 'created'; registration: RegistrationRow; manageToken: string }
   | { kind: 'already-registered'; course: string; email: string };
 
 /** Who is asking for a registration: the admin, or whoever holds a manage token. */
@@ -75,7 +75,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   });
   switch (outcome.outcome) {
     case 'created':
-      return { kind: 'created', registration: toRegistration(outcome.registration), manageToken };
+      return { kind: 'created', registration: outcome.registration, manageToken };
     case 'existing':
       await remindRegistration(sql, outcome.registration.id);
       return alreadyRegistered;
@@ -84,7 +84,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
       // a 200 is the same 200 again (its reminder went with the original).
       if (outcome.statusCode === 201 && outcome.sealedToken !== null && idempotencyKey !== undefined) {
         const token = unsealToken(Buffer.from(outcome.sealedToken, 'base64'), idempotencyKey);
-        return { kind: 'created', registration: toRegistration(outcome.registration), manageToken: token };
+        return { kind: 'created', registration: outcome.registration, manageToken: token };
       }
       return alreadyRegistered;
     case 'key-reused':
@@ -103,28 +103,28 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   }
 }
 
-async function authorize(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+async function authorize(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
   const row = await findRegistration(sql, id);
   if (!row) throw new DomainError('registration-not-found', `There is no registration "${id}"`);
   if (credential.kind === 'manage-token' && !(await tokenManagesRegistration(sql, id, hashToken(credential.token)))) {
     throw new DomainError('unauthorized', 'This token does not manage this registration');
   }
-  return toRegistration(row);
+  return row;
 }
 
-export async function getRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+export async function getRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
   return authorize(sql, id, credential);
 }
 
 /** Cancelling twice is fine: the second call reports the cancelled registration again. */
-export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<Registration> {
+export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
   const registration = await authorize(sql, id, credential);
   const outcome = await cancel(sql, id);
-  fullCoursesOf(sql).forget(registration.course);
+  fullCoursesOf(sql).forget(registration.course_id);
   switch (outcome.outcome) {
     case 'cancelled':
     case 'already-cancelled':
-      return toRegistration(outcome.registration);
+      return outcome.registration;
     case 'not-found':
       throw new DomainError('registration-not-found', `There is no registration "${id}"`);
     default:

@@ -9,13 +9,6 @@ import { DomainError } from './domain-error.ts';
 export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
-export type Webhook = { id: string; url: string; events: string[]; createdAt: string };
-export type Delivery = { id: string; eventId: string; eventType: string; status: DeliveryRow['status']; attempts: number; lastStatusCode: number | null; lastError: string | null; createdAt: string; updatedAt: string };
-
-function toWebhook(row: WebhookRow): Webhook {
-  return { id: row.id, url: row.url, events: row.events, createdAt: row.created_at.toISOString() };
-}
-
 /** Only http and https: no file:, no data:, no credentials smuggled in the URL. */
 function assertDeliverableUrl(raw: string): URL {
   let url: URL;
@@ -29,7 +22,8 @@ function assertDeliverableUrl(raw: string): URL {
   return url;
 }
 
-export async function createWebhook(sql: Sql, input: { url: string; events: WebhookEvent[] }, options: { allowPrivate: boolean }): Promise<Webhook & { secret: string }> {
+/** The new subscription with its secret: the one time the secret leaves the service. */
+export async function createWebhook(sql: Sql, input: { url: string; events: WebhookEvent[] }, options: { allowPrivate: boolean }): Promise<WebhookRow> {
   const parsed = assertDeliverableUrl(input.url);
   if (!options.allowPrivate) {
     await assertPublicUrl(parsed).catch((error: unknown) => {
@@ -38,29 +32,18 @@ export async function createWebhook(sql: Sql, input: { url: string; events: Webh
   }
   const url = parsed.href;
   const events = [...new Set(input.events)];
-  const row = await insertWebhook(sql, { url, events, secret: `whsec_${randomBytes(32).toString('base64')}` });
-  return { ...toWebhook(row), secret: row.secret };
+  return insertWebhook(sql, { url, events, secret: `whsec_${randomBytes(32).toString('base64')}` });
 }
 
-export async function getWebhooks(sql: Sql): Promise<Webhook[]> {
-  return (await listWebhooks(sql)).map(toWebhook);
+export async function getWebhooks(sql: Sql): Promise<WebhookRow[]> {
+  return listWebhooks(sql);
 }
 
 export async function removeWebhook(sql: Sql, id: string): Promise<void> {
   if (!(await deleteWebhook(sql, id))) throw new DomainError('webhook-not-found', `There is no webhook "${id}"`);
 }
 
-export async function getDeliveries(sql: Sql, webhookId: string, limit: number): Promise<Delivery[]> {
+export async function getDeliveries(sql: Sql, webhookId: string, limit: number): Promise<DeliveryRow[]> {
   if (!(await findWebhook(sql, webhookId))) throw new DomainError('webhook-not-found', `There is no webhook "${webhookId}"`);
-  return (await listDeliveries(sql, webhookId, limit)).map((row) => ({
-    id: row.id,
-    eventId: row.event_id,
-    eventType: row.event_type,
-    status: row.status,
-    attempts: row.attempts,
-    lastStatusCode: row.last_status_code,
-    lastError: row.last_error,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-  }));
+  return listDeliveries(sql, webhookId, limit);
 }

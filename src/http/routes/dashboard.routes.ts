@@ -19,6 +19,8 @@ import { secretsMatch } from '../../security/tokens.ts';
 import type { App } from '../app.ts';
 import type { DashboardSessions } from '../dashboard-session.ts';
 import { problem, sendProblem } from '../problem.ts';
+import { toCourse } from '../schemas/course.schemas.ts';
+import { toDeliveryState } from '../schemas/delivery.schemas.ts';
 
 const PAGES = path.join(import.meta.dirname, '..', 'pages');
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -44,9 +46,9 @@ function cachedServiceState(sql: Sql) {
     if (!cache || Date.now() - cache.at >= PUSH_INTERVAL_MS) {
       const value = Promise.all([getCourses(sql), readDeliveryState(sql), readMailbox(sql, { limit: 8 })])
         .then(([courses, jobs, mail]) => ({
-          courses,
-          jobs,
-          mail: mail.items.map((m) => ({ id: m.id, to: m.to, subject: m.subject, createdAt: m.createdAt })),
+          courses: courses.map(toCourse),
+          jobs: toDeliveryState(jobs),
+          mail: mail.rows.map((m) => ({ id: m.id, to: m.recipient, subject: m.subject, createdAt: m.created_at.toISOString() })),
         }))
         .catch(() => ({ error: 'The database is not answering' }));
       cache = { at: Date.now(), value };

@@ -7,22 +7,7 @@ import type { App, RouteDeps } from '../app.ts';
 import { problem, sendProblem } from '../problem.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { LimitQuery } from '../schemas/delivery.schemas.ts';
-
-const Import = Type.Object({
-  id: Type.String(),
-  status: Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('done'), Type.Literal('failed')]),
-  rows: Type.Integer({ description: 'data rows read so far; the total once done' }),
-  processed: Type.Integer(),
-  created: Type.Integer({ description: 'new registrations, enrolled or waitlisted' }),
-  existing: Type.Integer({ description: 'rows whose email already held a registration for the course' }),
-  waitlisted: Type.Integer({ description: 'of the created, those put on a waitlist' }),
-  rejected: Type.Integer({ description: 'invalid rows, and rows refused (course full, closed or unknown)' }),
-  errors: Type.Array(Type.Object({ line: Type.Integer(), message: Type.String() }), { description: 'the first 100 row errors' }),
-  failure: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String(),
-  finishedAt: Type.Union([Type.String(), Type.Null()]),
-});
-const ImportParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }) });
+import { Import, ImportParams, toImport } from '../schemas/import.schemas.ts';
 
 export type ImportLimits = { dataDir: string; maxBytes: number };
 
@@ -58,7 +43,7 @@ export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits:
           : sendProblem(reply, problem(415, 'unsupported-media-type', 'An import is a CSV file: send it with Content-Type: text/csv'));
       }
       const imported = await acceptImport(sql, limits, upload);
-      return reply.code(202).header('location', `/imports/${imported.id}`).send(imported);
+      return reply.code(202).header('location', `/imports/${imported.id}`).send(toImport(imported));
     });
   });
 
@@ -66,13 +51,13 @@ export function registerImportRoutes(app: App, { sql, auth }: RouteDeps, limits:
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'An import\'s progress and its first 100 row errors (admin)', params: ImportParams, response: { 200: Import, ...problemResponses(400, 401, 404) } },
   }, async function getImportRoute(request) {
-    return getImport(sql, request.params.id);
+    return toImport(await getImport(sql, request.params.id));
   });
 
   app.get('/imports', {
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'Imports, newest first (admin)', querystring: LimitQuery, response: { 200: Type.Array(Import), ...problemResponses(400, 401) } },
   }, async function listImportsRoute(request) {
-    return getImports(sql, request.query.limit ?? 100);
+    return (await getImports(sql, request.query.limit ?? 100)).map(toImport);
   });
 }

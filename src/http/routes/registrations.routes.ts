@@ -19,6 +19,7 @@ import {
   RegistrationListQuery,
   RegistrationPage,
   RegistrationParams,
+  toRegistration,
 } from '../schemas/registration.schemas.ts';
 
 const CSV_COLUMNS = ['id', 'course', 'name', 'email', 'status', 'waitlistPosition', 'createdAt'] as const;
@@ -61,7 +62,7 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
       throw error;
     }
     if (result.kind === 'created') {
-      return reply.code(201).send({ ...result.registration, manageToken: result.manageToken });
+      return reply.code(201).send({ ...toRegistration(result.registration), manageToken: result.manageToken });
     }
     return reply.code(200).send({ course: result.course, email: result.email, alreadyRegistered: true });
   });
@@ -70,14 +71,14 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
     onRequest: limit('manage'), // a manage token cannot be guessed at speed
     schema: { tags: ['registrations'], summary: 'A registration with its current waitlist position (manage token or admin)', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
   }, async function getRegistrationRoute(request) {
-    return getRegistration(sql, request.params.id, auth.registrationCredential(request));
+    return toRegistration(await getRegistration(sql, request.params.id, auth.registrationCredential(request)));
   });
 
   app.delete('/registrations/:id', {
     onRequest: limit('manage'),
     schema: { tags: ['registrations'], summary: 'Cancel a registration (manage token or admin); the seat goes to waitlist position 1', security, params: RegistrationParams, response: { 200: Registration, ...problemResponses(400, 401, 404) } },
   }, async function cancelRegistrationRoute(request) {
-    return cancelRegistration(sql, request.params.id, auth.registrationCredential(request));
+    return toRegistration(await cancelRegistration(sql, request.params.id, auth.registrationCredential(request)));
   });
 
   app.get('/courses/:id/registrations', {
@@ -85,7 +86,8 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
     schema: { tags: ['registrations'], summary: 'A course\'s registrations in arrival order, paged (admin)', security, params: CourseParams, querystring: RegistrationListQuery, response: { 200: RegistrationPage, ...problemResponses(400, 401, 404) } },
   }, async function listRegistrationsRoute(request) {
     const { status, after, limit } = request.query;
-    return pageRegistrations(sql, { courseId: request.params.id, status, after }, limit ?? 100);
+    const page = await pageRegistrations(sql, { courseId: request.params.id, status, after }, limit ?? 100);
+    return { items: page.rows.map(toRegistration), next: page.next };
   });
 
   app.get('/courses/:id/registrations.csv', {
@@ -93,12 +95,16 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
     schema: { tags: ['registrations'], summary: 'A course\'s registrations as CSV, streamed (admin)', security, params: CourseParams, querystring: RegistrationListQuery },
   }, async function exportRegistrationsRoute(request, reply) {
     const rows = await exportRegistrations(sql, { courseId: request.params.id, status: request.query.status });
+    const answers = (async function* toAnswers() {
+      for await (const row of rows) yield toRegistration(row);
+    })();
     // escape_formulas: a name like "=HYPERLINK(...)" must stay text in a spreadsheet.
     // pipeline, not pipe: when the client goes away the framework destroys `csv`, and pipeline
-    // destroys the source too, which returns the rows' iterator; that closes the database cursor
-    // and gives its connection back (pipe would leave the cursor open, its connection held).
+    // destroys the source too, which returns the answers' iterator and through it the rows'; that
+    // closes the database cursor and gives its connection back (pipe would leave the cursor open,
+    // its connection held).
     // An error mid-stream (the database) ends the cursor's query the same way.
-    const csv = pipeline(Readable.from(rows), stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true }), (error) => {
+    const csv = pipeline(Readable.from(answers), stringify({ header: true, columns: [...CSV_COLUMNS], escape_formulas: true }), (error) => {
       if (error && (error as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') request.log.warn({ err: error }, 'CSV export ended early');
     });
     return reply

@@ -3,7 +3,7 @@ import Type from 'typebox';
 import { createWebhook, getDeliveries, getWebhooks, removeWebhook } from '../../domain/webhooks.service.ts';
 import type { App, RouteDeps } from '../app.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
-import { CreatedWebhook, CreateWebhookBody, Delivery, LimitQuery, Webhook, WebhookParams } from '../schemas/delivery.schemas.ts';
+import { CreatedWebhook, CreateWebhookBody, Delivery, LimitQuery, toDelivery, toWebhook, Webhook, WebhookParams } from '../schemas/delivery.schemas.ts';
 
 export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps, options: { allowPrivate: boolean }): void {
   const security = [{ bearer: [] }];
@@ -13,14 +13,15 @@ export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps, option
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'Subscribe a URL to registration events (admin); the secret is shown once', body: CreateWebhookBody, response: { 201: CreatedWebhook, ...problemResponses(400, 401) } },
   }, async function createWebhookRoute(request, reply) {
-    return reply.code(201).send(await createWebhook(sql, request.body, options));
+    const row = await createWebhook(sql, request.body, options);
+    return reply.code(201).send({ ...toWebhook(row), secret: row.secret });
   });
 
   app.get('/webhooks', {
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'List webhooks (admin)', response: { 200: Type.Array(Webhook), ...problemResponses(401) } },
   }, async function listWebhooksRoute() {
-    return getWebhooks(sql);
+    return (await getWebhooks(sql)).map(toWebhook);
   });
 
   app.delete('/webhooks/:id', {
@@ -35,6 +36,6 @@ export function registerWebhookRoutes(app: App, { sql, auth }: RouteDeps, option
     onRequest: auth.requireAdmin,
     schema: { tags, security, summary: 'The delivery log of a webhook, newest first (admin)', params: WebhookParams, querystring: LimitQuery, response: { 200: Type.Array(Delivery), ...problemResponses(400, 401, 404) } },
   }, async function listDeliveriesRoute(request) {
-    return getDeliveries(sql, request.params.id, request.query.limit ?? 100);
+    return (await getDeliveries(sql, request.params.id, request.query.limit ?? 100)).map(toDelivery);
   });
 }

@@ -1,5 +1,6 @@
-// Request and response schemas of the course routes.
-import Type from 'typebox';
+// Request and response schemas of the course routes, and the answer a course's row becomes.
+import Type, { type Static } from 'typebox';
+import type { CourseRow } from '../../db/queries/courses.queries.ts';
 import { CourseId, PrintableText, Timestamp } from './common.schemas.ts';
 
 const Seats = Type.Integer({ minimum: 0, maximum: 10_000_000 });
@@ -16,6 +17,22 @@ export const Course = Type.Object({
   opensAt: Type.Union([Type.String(), Type.Null()]),
   closesAt: Type.Union([Type.String(), Type.Null()]),
 });
+
+export type Course = Static<typeof Course>;
+
+export function toCourse(row: CourseRow): Course {
+  return {
+    id: row.id,
+    title: row.title,
+    capacity: row.capacity,
+    waitlistCapacity: row.waitlist_capacity,
+    enrolled: row.enrolled,
+    waitlisted: row.waitlisted,
+    seatsLeft: Math.max(row.capacity - row.enrolled, 0),
+    opensAt: row.opens_at?.toISOString() ?? null,
+    closesAt: row.closes_at?.toISOString() ?? null,
+  };
+}
 
 export const CreateCourseBody = Type.Object({
   id: CourseId,

@@ -1,5 +1,6 @@
-// Request and response schemas of the registration routes.
-import Type from 'typebox';
+// Request and response schemas of the registration routes, and the answer a registration's row becomes.
+import Type, { type Static } from 'typebox';
+import type { RegistrationRow } from '../../db/queries/registrations.queries.ts';
 import { CourseId, Email, PrintableText } from './common.schemas.ts';
 
 const Status = Type.Union([Type.Literal('enrolled'), Type.Literal('waitlisted'), Type.Literal('cancelled')]);
@@ -13,6 +14,20 @@ export const Registration = Type.Object({
   waitlistPosition: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Type.String(),
 });
+
+export type Registration = Static<typeof Registration>;
+
+export function toRegistration(row: RegistrationRow): Registration {
+  return {
+    id: row.id,
+    course: row.course_id,
+    name: row.name,
+    email: row.email,
+    status: row.status,
+    waitlistPosition: row.waitlist_position === null ? null : Number(row.waitlist_position),
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
 
 export const CreatedRegistration = Type.Object({
   ...Registration.properties,
