@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { test } from 'node:test';
-import type { Sql } from '../../src/db/database.ts';
 import { newCourse } from '../support/factories.ts';
 import { TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { useStack } from '../support/stack.ts';
+import { readStoredState } from '../support/stored-state.ts';
 
 const ids = { course: '', registration: '', manageToken: '', webhook: '' };
 
@@ -41,21 +41,6 @@ function send(method: string, target: string, headers: Record<string, string>, b
   });
 }
 
-/** Everything stored: a count and digest of each of our tables, and the queued jobs. */
-async function snapshot(sql: Sql): Promise<Record<string, string>> {
-  const tables = await sql<{ name: string }[]>`
-    SELECT quote_ident(tablename) AS name FROM pg_tables
-    WHERE schemaname = 'public' AND tablename <> 'registrar_migrations' ORDER BY tablename`;
-  const state: Record<string, string> = {};
-  for (const { name } of tables) {
-    const [row] = await sql.unsafe(`SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest FROM ${name} t`);
-    state[name] = String(row?.['digest']);
-  }
-  const [jobs] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM graphile_worker._private_jobs`;
-  state['graphile_worker jobs'] = jobs!.n;
-  return state;
-}
-
 function assertUnsupported(answer: Raw, label: string): void {
   assert.equal(answer.status, 415, `${label}: ${answer.text}`);
   assert.match(String(answer.headers['content-type']), /^application\/problem\+json/, label);
@@ -71,7 +56,7 @@ function assertUnsupported(answer: Raw, label: string): void {
 const OTHER_TYPES = ['text/plain', 'application/xml', 'application/octet-stream', 'multipart/form-data; boundary=x', 'application/problem+json', 'text/json'];
 
 test('a body of a type a route does not take is 415 unsupported-media-type on every route family, and changes nothing', async () => {
-  const before = await snapshot(stack.db.sql);
+  const before = await readStoredState(stack.db.sql);
   const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
   const routes: { method: string; path: string; headers: Record<string, string>; body: string; types: string[] }[] = [
     { method: 'POST', path: '/register', headers: {}, body: JSON.stringify({ name: 'Grace Hopper', email: 'grace@example.org', course: ids.course }), types: ['text/csv', 'application/x-www-form-urlencoded', ...OTHER_TYPES] },
@@ -92,7 +77,7 @@ test('a body of a type a route does not take is 415 unsupported-media-type on ev
     // A body and no Content-Type at all: what it is cannot be known, so it is not parsed.
     assertUnsupported(await send(route.method, route.path, route.headers, route.body), `${route.method} ${route.path} without a Content-Type`);
   }
-  assert.deepEqual(await snapshot(stack.db.sql), before, 'a refused body changed nothing');
+  assert.deepEqual(await readStoredState(stack.db.sql), before, 'a refused body changed nothing');
 });
 
 test('the JSON routes still take JSON, POST /imports takes text/csv, the login takes a form', async () => {

@@ -15,6 +15,7 @@ import { seededRandom } from '../../bench/rush-workload.ts';
 import type { Sql } from '../../src/db/database.ts';
 import { TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { useStack } from '../support/stack.ts';
+import { readStoredState } from '../support/stored-state.ts';
 
 const SEED = process.env['FUZZ_SEED'] ? Number(process.env['FUZZ_SEED']) >>> 0 : randomBytes(4).readUInt32LE(0);
 const CASES = Number(process.env['FUZZ_CASES'] ?? 400);
@@ -258,23 +259,8 @@ function send(c: Case): Promise<Reply> {
   });
 }
 
-let snapshotQuery: string | undefined;
-
-/** A count and a digest of every table of the public schema, and the queued jobs: one round trip. */
 // rate_limit_windows is left out: wrong tokens are counted there (the failure budget), on purpose.
-async function snapshot(sql: Sql): Promise<Record<string, string>> {
-  if (snapshotQuery === undefined) {
-    const tables = await sql<{ name: string }[]>`
-      SELECT quote_ident(tablename) AS name FROM pg_tables
-      WHERE schemaname = 'public' AND tablename NOT IN ('registrar_migrations', 'rate_limit_windows') ORDER BY tablename`;
-    snapshotQuery = [
-      ...tables.map(({ name }) => `SELECT '${name}' AS name, count(*) || ':' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest FROM ${name} t`),
-      `SELECT 'graphile_worker jobs', count(*)::text FROM graphile_worker._private_jobs`,
-    ].join(' UNION ALL ');
-  }
-  const rows = await sql.unsafe<{ name: string; digest: string }[]>(snapshotQuery);
-  return Object.fromEntries(rows.map((row) => [row.name, row.digest]));
-}
+const snapshot = (sql: Sql) => readStoredState(sql, ['rate_limit_windows']);
 
 function changedTables(before: Record<string, string>, after: Record<string, string>): string[] {
   return Object.keys({ ...before, ...after }).filter((name) => before[name] !== after[name]);
