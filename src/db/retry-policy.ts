@@ -53,7 +53,7 @@ export function nextStep(error: unknown, attempt: number, members: number): Next
   return members > 1 ? 'split' : 'answer';
 }
 
-/** A failed attempt and the step taken after it: told to `onStep` (tests, metrics). */
+/** A failed attempt and the step taken after it, as told to `onStep`. */
 export type FailedAttempt = { code: string | undefined; attempt: number; members: number; lockFirst: boolean; step: NextStep };
 
 export type RetryOptions = {

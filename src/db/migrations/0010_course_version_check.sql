@@ -1,3 +1,3 @@
 -- This migration changed functions only, and has nothing left to run: the live definition of
--- registrar_register_batch_in checks the course row version: src/db/functions/register-batch.sql.
+-- registrar_register_batch checks the course row version: src/db/functions/register-batch.sql.
 SELECT 1;
