@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { Agent, fetch } from 'undici';
 import type { Sql } from '../../db/database.ts';
-import { findDueWebhookDelivery, recordWebhookAttempt } from '../../domain/webhook-delivery.service.ts';
+import { findDueWebhookDelivery, recordWebhookAttempt, type WebhookAttemptOutcome } from '../../domain/webhook-delivery.service.ts';
 import { recordUntilStored } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
@@ -23,7 +23,7 @@ export type DeliverWebhookDeps = {
   logger: Logger;
   /** Deliver to loopback and private addresses too (WEBHOOK_ALLOW_PRIVATE). */
   allowPrivate?: boolean;
-  onOutcome?: (outcome: 'delivered' | 'failed' | 'retry') => void;
+  onOutcome?: (outcome: WebhookAttemptOutcome) => void;
   /** Bounds the deliveries in flight across every job of the process (WEBHOOK_CONCURRENCY): a job can hold hundreds. */
   limit: Limiter;
 };
