@@ -6,56 +6,28 @@
 //   - /metrics: open on loopback, refused elsewhere without METRICS_TOKEN, and with it only for
 //     the right bearer token (wrong ones limited as wrong admin tokens are).
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
-import { buildServer } from '../../src/http/server.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { after, describe, test } from 'node:test';
 import { newCourse, student } from '../support/factories.ts';
-import { type Answer, Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { assertProblem, type Client, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
+import { inOneWindow } from '../support/rate-limit-window.ts';
+import { useStack } from '../support/stack.ts';
 
 const LIMIT = 5;
-const WINDOW_MS = 60_000;
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 
-let db: TestDatabase;
-const closers: (() => Promise<void>)[] = [];
-
-async function start(metricsToken: string | undefined): Promise<Client> {
-  const app = await buildServer({ sql: db.sql, adminToken: TEST_ADMIN_TOKEN, logger: false, rateLimitPerMinute: LIMIT, trustProxy: 1, metricsToken });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  closers.push(() => app.close());
-  return new Client(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
-}
+const EDGE = { rateLimitPerMinute: LIMIT, trustProxy: 1 } as const;
 
 let withToken: Client;
 let withoutToken: Client;
-before(async () => {
-  db = await createTestDatabase();
-  [withToken, withoutToken] = [await start(METRICS_TOKEN), await start(undefined)];
+let serverWithoutToken: TestServer | undefined;
+const stack = useStack({ server: { ...EDGE, metricsToken: METRICS_TOKEN } }, async (stack) => {
+  serverWithoutToken = await startTestServer(stack.db.sql, EDGE);
+  [withToken, withoutToken] = [stack.server.client, serverWithoutToken.client];
 });
-after(async () => {
-  for (const close of closers) await close();
-  await db.drop();
-});
-
-/** Waits, if need be, for the next window, so that `needMs` from now stay in one window. */
-async function inOneWindow<T>(needMs: number, run: () => Promise<T>): Promise<T> {
-  const left = WINDOW_MS - (Date.now() % WINDOW_MS);
-  if (left < needMs) await sleep(left + 250);
-  const window = Math.floor(Date.now() / WINDOW_MS);
-  const result = await run();
-  assert.equal(Math.floor(Date.now() / WINDOW_MS), window, 'the sequence ran in one rate-limit window');
-  return result;
-}
+after(() => serverWithoutToken?.close());
 
 const from = (address: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': address, ...headers });
-
-function assertProblem(answer: Answer, status: number, slug: string, what: string): void {
-  assert.equal(answer.status, status, `${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/, what);
-  assert.equal(answer.body.type, `/problems/${slug}`, what);
-}
 
 describe('abuse at the edge', { timeout: 120_000 }, () => {
   test('IPv6 clients are counted per /64: other addresses of the /64 are refused, another /64 is not', async () => {
@@ -82,7 +54,7 @@ describe('abuse at the edge', { timeout: 120_000 }, () => {
     const course = await newCourse(withToken, { capacity: 100 });
     const client = '198.51.100.40';
     const bucket = `register:${client}`;
-    const storedCount = async () => (await db.sql<{ count: number }[]>`SELECT count FROM rate_limit_windows WHERE bucket = ${bucket}`)[0]?.count ?? 0;
+    const storedCount = async () => (await stack.db.sql<{ count: number }[]>`SELECT count FROM rate_limit_windows WHERE bucket = ${bucket}`)[0]?.count ?? 0;
     await inOneWindow(25_000, async () => {
       for (let i = 0; i < 3; i++) assert.equal((await withToken.register(student(course, i, 'flight'), from(client))).status, 201);
       while ((await storedCount()) < 3) await sleep(50);
@@ -91,7 +63,7 @@ describe('abuse at the edge', { timeout: 120_000 }, () => {
       const released = new Promise<void>((resolve) => (release = resolve));
       let locked!: () => void;
       const isLocked = new Promise<void>((resolve) => (locked = resolve));
-      const holder = db.sql.begin(async (tx) => {
+      const holder = stack.db.sql.begin(async (tx) => {
         await tx`LOCK TABLE rate_limit_windows IN SHARE MODE`;
         locked();
         await released;
@@ -116,7 +88,7 @@ describe('abuse at the edge', { timeout: 120_000 }, () => {
     let stored: { bucket: string }[] = [];
     for (let i = 0; i < 50 && stored.length === 0; i++) {
       await sleep(100); // the counts are flushed every 100 ms
-      stored = await db.sql<{ bucket: string }[]>`SELECT bucket FROM rate_limit_windows WHERE bucket = 'register:not-an-address'`;
+      stored = await stack.db.sql<{ bucket: string }[]>`SELECT bucket FROM rate_limit_windows WHERE bucket = 'register:not-an-address'`;
     }
     assert.equal(stored.length, 1, 'the counts of the junk bucket reached PostgreSQL');
   });

@@ -5,60 +5,28 @@
 //   - wrong admin and metrics tokens still have a budget: 60 a minute per client, then 429 even
 //     for the right token.
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pino } from 'pino';
-import { buildServer } from '../../src/http/server.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { type Answer, Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { assertProblem, TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { inOneWindow } from '../support/rate-limit-window.ts';
+import { useStack } from '../support/stack.ts';
 
 const FAILURES_PER_MINUTE = 60; // FAILURES_PER_MINUTE_WITHOUT_LIMIT
-const WINDOW_MS = 60_000;
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 
-let db: TestDatabase;
-let client: Client;
-let close: (() => Promise<void>) | undefined;
 const logLines: { msg: string; level: number }[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logLines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const app = await buildServer({ sql: db.sql, adminToken: TEST_ADMIN_TOKEN, logger: pino({ level: 'warn' }, sink), rateLimitPerMinute: 0, metricsToken: METRICS_TOKEN });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  close = () => app.close();
-  client = new Client(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+const sink = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logLines.push(JSON.parse(line));
+    done();
+  },
 });
-after(async () => {
-  await close?.();
-  await db.drop();
-});
-
-/** Waits, if need be, for the next window, so that `needMs` from now stay in one window. */
-async function inOneWindow<T>(needMs: number, run: () => Promise<T>): Promise<T> {
-  const left = WINDOW_MS - (Date.now() % WINDOW_MS);
-  if (left < needMs) await sleep(left + 250);
-  const window = Math.floor(Date.now() / WINDOW_MS);
-  const result = await run();
-  assert.equal(Math.floor(Date.now() / WINDOW_MS), window, 'the sequence ran in one rate-limit window');
-  return result;
-}
-
-function assertProblem(answer: Answer, status: number, slug: string, what: string): void {
-  assert.equal(answer.status, status, `${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  assert.equal(answer.body.type, `/problems/${slug}`, what);
-}
+const stack = useStack({ server: { logger: pino({ level: 'warn' }, sink), rateLimitPerMinute: 0, metricsToken: METRICS_TOKEN } });
 
 describe('the edge without TRUST_PROXY and without a rate limit', { timeout: 180_000 }, () => {
   test('/metrics: a loopback peer forwarding for someone is a proxy, not a local client; one warning names TRUST_PROXY', async () => {
-    const scrape = (headers: Record<string, string>, token?: string) => client.request('GET', '/metrics', { headers, ...(token ? { token } : {}) });
+    const scrape = (headers: Record<string, string>, token?: string) => stack.server.client.request('GET', '/metrics', { headers, ...(token ? { token } : {}) });
     assert.equal((await scrape({})).status, 200, 'a loopback client that forwards for nobody');
     assert.equal(logLines.filter((line) => /TRUST_PROXY/.test(line.msg)).length, 0, 'no warning without a proxy');
     assertProblem(await scrape({ 'x-forwarded-for': '198.51.100.7' }), 401, 'unauthorized', 'X-Forwarded-For from a local proxy');
@@ -73,10 +41,10 @@ describe('the edge without TRUST_PROXY and without a rate limit', { timeout: 180
   test('wrong admin tokens: 60 a minute per client, then 429 even for the right token', async () => {
     await inOneWindow(30_000, async () => {
       for (let i = 0; i < FAILURES_PER_MINUTE; i++) {
-        assertProblem(await client.request('GET', '/webhooks', { token: `wrong-admin-token-${i}-0123456789` }), 401, 'unauthorized', `guess ${i + 1}`);
+        assertProblem(await stack.server.client.request('GET', '/webhooks', { token: `wrong-admin-token-${i}-0123456789` }), 401, 'unauthorized', `guess ${i + 1}`);
       }
-      assertProblem(await client.request('GET', '/webhooks', { token: 'wrong-admin-token-x-0123456789' }), 429, 'rate-limited', 'a guess over the budget');
-      assertProblem(await client.request('GET', '/webhooks', { token: TEST_ADMIN_TOKEN }), 429, 'rate-limited', 'the right token after the guesses');
+      assertProblem(await stack.server.client.request('GET', '/webhooks', { token: 'wrong-admin-token-x-0123456789' }), 429, 'rate-limited', 'a guess over the budget');
+      assertProblem(await stack.server.client.request('GET', '/webhooks', { token: TEST_ADMIN_TOKEN }), 429, 'rate-limited', 'the right token after the guesses');
     });
   });
 
@@ -85,9 +53,9 @@ describe('the edge without TRUST_PROXY and without a rate limit', { timeout: 180
     // The admin guesses of the test before count in their own budget, not in this one.
     await inOneWindow(30_000, async () => {
       for (let i = 0; i < FAILURES_PER_MINUTE; i++) {
-        assertProblem(await client.request('GET', '/metrics', { headers: proxied, token: `wrong-metrics-${i}-0123456789` }), 401, 'unauthorized', `guess ${i + 1}`);
+        assertProblem(await stack.server.client.request('GET', '/metrics', { headers: proxied, token: `wrong-metrics-${i}-0123456789` }), 401, 'unauthorized', `guess ${i + 1}`);
       }
-      assertProblem(await client.request('GET', '/metrics', { headers: proxied, token: METRICS_TOKEN }), 429, 'rate-limited', 'the right token after the guesses');
+      assertProblem(await stack.server.client.request('GET', '/metrics', { headers: proxied, token: METRICS_TOKEN }), 429, 'rate-limited', 'the right token after the guesses');
     });
   });
 });

@@ -11,7 +11,7 @@ import { newCourse, student } from '../support/factories.ts';
 import { useStack } from '../support/stack.ts';
 
 // A server as production runs it: webhooks to internal addresses refused.
-const stack = useStack({ allowPrivateWebhooks: false, receiver: true });
+const stack = useStack({ server: { allowPrivateWebhooks: false }, receiver: true });
 
 test('internal and public addresses are told apart', () => {
   for (const address of ['127.0.0.1', '127.9.9.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {

@@ -1,4 +1,5 @@
 // The service over a real socket, and a small client for it.
+import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import type { Sql } from '../../src/db/database.ts';
@@ -7,6 +8,13 @@ import { buildServer, type ServerOptions } from '../../src/http/server.ts';
 export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
 export type Answer<T = any> = { status: number; headers: Headers; body: T };
+
+/** `answer` is the problem+json answer `status` of type /problems/`slug`; `what` names it in a failure. */
+export function assertProblem(answer: Answer, status: number, slug: string, what: string): void {
+  assert.equal(answer.status, status, `${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/, what);
+  assert.equal(answer.body.type, `/problems/${slug}`, what);
+}
 
 // Many sockets at once: the races under test need requests truly in flight together.
 const dispatcher = new Agent({ connections: 512, pipelining: 1 });
@@ -44,7 +52,10 @@ export class Client {
 
 export type TestServer = { client: Client; url: string; close(): Promise<void> };
 
-export async function startTestServer(sql: Sql, options: Pick<ServerOptions, 'imports' | 'allowPrivateWebhooks'> = {}): Promise<TestServer> {
+/** The service's options, over the tests' defaults (the test token, no logger, private webhooks allowed). */
+export type TestServerOptions = Partial<Omit<ServerOptions, 'sql' | 'adminToken'>>;
+
+export async function startTestServer(sql: Sql, options: TestServerOptions = {}): Promise<TestServer> {
   const app = await buildServer({ sql, adminToken: TEST_ADMIN_TOKEN, logger: false, allowPrivateWebhooks: true, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -8,7 +8,7 @@ import { after, before } from 'node:test';
 import type { JobRunners } from '../../src/jobs/job-runners.ts';
 import { createCleanup } from './cleanup.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
-import { startTestServer, type TestServer } from './http.ts';
+import { startTestServer, type TestServer, type TestServerOptions } from './http.ts';
 import { startTestJobRunners } from './job-runners.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
 
@@ -19,7 +19,7 @@ export type StackOptions = {
   poolSize?: number;
   /** Imports accepted up to this size, stored in a temporary folder removed at the end. */
   uploadMaxBytes?: number;
-  allowPrivateWebhooks?: boolean;
+  server?: TestServerOptions;
   receiver?: boolean;
   /** The job runners, started with the stack; without it a test may start them (startRunners). */
   runners?: RunnerOptions;
@@ -82,7 +82,7 @@ async function startParts(stack: Parts, options: StackOptions): Promise<void> {
     cleanup.add(`remove ${dataDir}`, () => rm(dataDir, { recursive: true, force: true }));
     imports = { dataDir, maxBytes: options.uploadMaxBytes };
   }
-  stack.server = await startTestServer(stack.db.sql, { ...(imports ? { imports } : {}), ...(options.allowPrivateWebhooks !== undefined ? { allowPrivateWebhooks: options.allowPrivateWebhooks } : {}) });
+  stack.server = await startTestServer(stack.db.sql, { ...options.server, ...(imports ? { imports } : {}) });
   cleanup.add('close the HTTP server', () => stack.server.close());
   if (options.receiver) {
     const receiver = stack.receiver = await startWebhookReceiver();
