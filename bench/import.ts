@@ -19,7 +19,7 @@ import { startProgress } from './progress.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
-import type { Import } from '../src/domain/imports.service.ts';
+import type { Import } from '../src/http/schemas/import.schemas.ts';
 
 export type ImportModel = { key: 'one-thread' | 'pool'; label: string; threads: number };
 

@@ -18,7 +18,9 @@ export const Import = Type.Object({
 });
 export const ImportParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }) });
 
-export function toImport(row: ImportRow): Static<typeof Import> {
+export type Import = Static<typeof Import>;
+
+export function toImport(row: ImportRow): Import {
   return {
     id: row.id, status: row.status, rows: row.rows, processed: row.processed, created: row.created,
     existing: row.existing, waitlisted: row.waitlisted, rejected: row.rejected, errors: row.errors,
