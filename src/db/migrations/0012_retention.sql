@@ -1,4 +1,4 @@
--- Retention (RETENTION_DAYS, src/jobs/retention.ts) and delivery figures that cost the same
+-- Retention (RETENTION_DAYS, src/domain/retention.service.ts) and delivery figures that cost the same
 -- whatever the size of the delivery logs.
 --
 -- 1. Indexes that let the retention job find the oldest rows of each log from the oldest end,
