@@ -1,7 +1,7 @@
 // What follows a failed database attempt, decided in one table: run it again locked first, run it
 // again as it was, split a batch into its members, or give the error as the answer. Every
 // statement that PostgreSQL may roll back for a retryable reason runs through here.
-import { errorCode } from './postgres-errors.ts';
+import { errorCode, OUT_OF_RESOURCES_CODES } from './postgres-errors.ts';
 
 /**
  * The next step after an attempt failed. `lock-first`: run again with the courses locked before
@@ -37,6 +37,20 @@ const RULES: Readonly<Record<string, Rule>> = {
   },
 };
 
+/**
+ * Errors that say the database, not a member, refused: it is short of disk, memory or another
+ * resource, or it takes no connection now. A batch meeting one is answered with it whole:
+ * splitting would send one statement per member to a database that cannot take one, and each
+ * member's caller answers 503 with Retry-After anyway.
+ */
+const DATABASE_REFUSALS: ReadonlySet<string> = new Set([
+  ...OUT_OF_RESOURCES_CODES,
+  '57P03', // cannot_connect_now: starting up or in recovery
+  '53300', // too_many_connections
+  'ECONNREFUSED', // nothing listens: the database is down
+  'CONNECT_TIMEOUT', // postgres.js: no connection within connect_timeout
+]);
+
 /** Attempts of one statement (or one batch) while it keeps meeting the errors of RULES. */
 export const MAX_ATTEMPTS = 3;
 
@@ -44,10 +58,12 @@ export const MAX_ATTEMPTS = 3;
  * The step after `attempt` (1 for the first) failed with `error`, for a batch of `members`. An
  * error of RULES is retried until MAX_ATTEMPTS; after that, or for any other error, a batch is
  * split (the error may be one member's, or its connection's: each member alone, on a connection
- * of its own, learns its own outcome) and a single member gets the error as its answer.
+ * of its own, learns its own outcome) and a single member gets the error as its answer. A
+ * refusal by the whole database (DATABASE_REFUSALS) is every member's answer at once.
  */
 export function nextStep(error: unknown, attempt: number, members: number): NextStep {
   const code = errorCode(error);
+  if (code !== undefined && DATABASE_REFUSALS.has(code)) return 'answer';
   const rule = code === undefined ? undefined : RULES[code];
   if (rule !== undefined && attempt < MAX_ATTEMPTS) return rule.step;
   return members > 1 ? 'split' : 'answer';

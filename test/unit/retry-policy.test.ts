@@ -18,6 +18,20 @@ test('each error of the table names its step; any other error splits a batch and
   assert.equal(nextStep(failure('40001'), MAX_ATTEMPTS, 2), 'split');
 });
 
+test('a database out of disk or taking no connections answers the whole batch at once, unsplit', async () => {
+  for (const code of ['53100', '53200', '58030', '57P03', '53300', 'ECONNREFUSED', 'CONNECT_TIMEOUT']) {
+    assert.equal(nextStep(failure(code), 1, 256), 'answer', code);
+  }
+  assert.equal(nextStep(failure('CONNECTION_CLOSED'), 1, 256), 'split', 'a connection lost under a statement may be that connection\'s alone');
+  let attempts = 0;
+  const results = await runBatch(['a', 'b', 'c'], async () => {
+    attempts += 1;
+    throw failure('53100');
+  });
+  assert.equal(attempts, 1);
+  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+});
+
 test('a lock-last attempt that meets RGB01 runs again locked first, and its results go to the members', async () => {
   const modes: boolean[] = [];
   const steps: FailedAttempt[] = [];
