@@ -10,6 +10,12 @@ export type Config = Readonly<{
   dataDir: string;
   /** Unset: an embedded PostgreSQL under dataDir/db, started by the supervisor. */
   databaseUrl: string | undefined;
+  /**
+   * Where the HTTP workers connect: a PgBouncer in transaction pooling mode in front of
+   * databaseUrl (no prepared statements, no session settings). Unset: databaseUrl, directly.
+   * The job worker (LISTEN needs a session), migrations and the supervisor use databaseUrl.
+   */
+  httpDatabaseUrl: string | undefined;
   /** Connections per HTTP worker process; the pool is the bound on concurrent DB work. */
   databasePoolSize: number;
   workers: number;
@@ -122,6 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     dataDir: path.resolve(readString(env, 'DATA_DIR') ?? './data'),
     databaseUrl: readUrl(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    httpDatabaseUrl: readUrl(env, 'HTTP_DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolSize: readInteger(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     workers: readInteger(env, 'WORKERS', availableParallelism(), 1, 256),
     adminToken,

@@ -20,20 +20,28 @@ export type DatabaseOptions = {
    *   as usual, and sequential scans are avoided wherever an index can serve.
    */
   planning?: 'fresh' | 'keyed';
+  /**
+   * The address is a pooler in transaction pooling mode (PgBouncer): consecutive transactions of
+   * one client connection may run on different server connections. So no named prepared
+   * statement (it would exist on one server connection only) and no setting in the startup
+   * packet (PgBouncer refuses what it does not track). Each statement is then parsed unnamed and
+   * planned at Bind with its values, which is what 'fresh' asks for; settings the server
+   * connections need come from the pooler (its connect_query).
+   */
+  transactionPooling?: boolean;
 };
 
 export function connectDatabase(url: string, options: DatabaseOptions): Sql {
+  const pooled = options.transactionPooling === true;
+  const planning = options.planning === 'keyed' ? { enable_seqscan: 'off' } : { plan_cache_mode: 'force_custom_plan' };
   return postgres(url, {
     max: options.max,
     connect_timeout: 10,
     idle_timeout: 60,
-    // Prepared statements: parsed once per connection, not once per request.
-    prepare: true,
+    // Prepared statements: parsed once per connection, not once per request (unless pooled).
+    prepare: !pooled,
     onnotice: () => {},
-    connection: {
-      application_name: options.applicationName,
-      ...(options.planning === 'keyed' ? { enable_seqscan: 'off' } : { plan_cache_mode: 'force_custom_plan' }),
-    },
+    connection: { application_name: options.applicationName, ...(pooled ? {} : planning) },
     // postgres.js's default backoff grows with a counter shared by every connection of the pool
     // (3^n / 100 s, up to 20 s): a database restart of two seconds, with ten connections failing
     // to reconnect, left every query queued for ten to twenty seconds more. Reconnect within a

@@ -20,7 +20,11 @@ export async function runHttpWorker(config: Config): Promise<void> {
   if (config.databaseUrl === undefined || config.adminToken === undefined) {
     throw new Error('an HTTP worker needs DATABASE_URL and ADMIN_TOKEN from its supervisor');
   }
-  const sql = connectDatabase(config.databaseUrl, { max: config.databasePoolSize, applicationName: `registrar-http-${process.pid}` });
+  const sql = connectDatabase(config.httpDatabaseUrl ?? config.databaseUrl, {
+    max: config.databasePoolSize,
+    applicationName: `registrar-http-${process.pid}`,
+    transactionPooling: config.httpDatabaseUrl !== undefined,
+  });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
   const app = await buildServer({
     sql,

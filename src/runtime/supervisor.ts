@@ -63,7 +63,7 @@ async function startAll(config: Config, logger: Logger, lifecycle: Lifecycle): P
   // Every step is awaited through lifecycle.untilStopped: a signal ends start-up at once, and the
   // stop undoes what the steps before started. Each cleanup is registered before its step runs.
   let databaseUrl = config.databaseUrl;
-  let databaseLabel = 'external PostgreSQL (DATABASE_URL)';
+  let databaseLabel = `external PostgreSQL (DATABASE_URL${config.httpDatabaseUrl === undefined ? '' : '; HTTP workers through HTTP_DATABASE_URL'})`;
   if (databaseUrl === undefined) {
     const database = embeddedDatabase({
       dataDir: config.dataDir,
