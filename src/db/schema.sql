@@ -4,11 +4,15 @@
 
 -- Types
 
+CREATE TYPE queue_place_status AS ENUM ('unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left');
+
 CREATE TYPE registration_status AS ENUM ('enrolled', 'waitlisted', 'cancelled');
 
 -- Sequences
 
 CREATE SEQUENCE mailbox_id_seq AS bigint INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 START 1 CACHE 1;
+
+CREATE SEQUENCE queue_places_join_seq_seq AS bigint INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 START 1 CACHE 1;
 
 CREATE SEQUENCE registration_events_id_seq AS bigint INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807 START 1 CACHE 1;
 
@@ -27,10 +31,16 @@ CREATE TABLE courses (
   closes_at timestamp with time zone,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  queue_order text,
+  queue_join_from timestamp with time zone,
+  queue_admission_seconds integer NOT NULL DEFAULT 300,
+  queue_verify_email boolean NOT NULL DEFAULT false,
   CONSTRAINT courses_capacity_check CHECK ((capacity >= 0)),
   CONSTRAINT courses_enrolled_within_capacity CHECK (((enrolled >= 0) AND (enrolled <= capacity))),
   CONSTRAINT courses_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
   CONSTRAINT courses_pkey PRIMARY KEY (id),
+  CONSTRAINT courses_queue_admission_seconds_check CHECK (((queue_admission_seconds >= 1) AND (queue_admission_seconds <= 86400))),
+  CONSTRAINT courses_queue_order_check CHECK ((queue_order = ANY (ARRAY['random'::text, 'arrival'::text]))),
   CONSTRAINT courses_title_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
   CONSTRAINT courses_waitlist_capacity_check CHECK ((waitlist_capacity >= 0)),
   CONSTRAINT courses_waitlisted_within_capacity CHECK (((waitlisted >= 0) AND (waitlisted <= waitlist_capacity))),
@@ -133,6 +143,56 @@ CREATE TABLE queue_figures (
   oldest_queued_seconds double precision,
   taken_at timestamp with time zone NOT NULL,
   CONSTRAINT queue_figures_pkey PRIMARY KEY (task)
+);
+
+CREATE TABLE queue_places (
+  id uuid NOT NULL DEFAULT gen_random_uuid(),
+  join_seq bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  course_id text NOT NULL,
+  name text NOT NULL,
+  email text NOT NULL,
+  email_key text NOT NULL,
+  status queue_place_status NOT NULL DEFAULT 'waiting'::queue_place_status,
+  rank bigint,
+  token_hash bytea NOT NULL,
+  admission_hash bytea NOT NULL,
+  joined_at timestamp with time zone NOT NULL DEFAULT now(),
+  admitted_at timestamp with time zone,
+  admitted_until timestamp with time zone,
+  registered_at timestamp with time zone,
+  registration_id uuid,
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT queue_places_admission_has_deadline CHECK (((admitted_at IS NULL) = (admitted_until IS NULL))),
+  CONSTRAINT queue_places_admission_hash_key UNIQUE (admission_hash),
+  CONSTRAINT queue_places_admitted_first CHECK (((status <> ALL (ARRAY['admitted'::queue_place_status, 'registered'::queue_place_status, 'expired'::queue_place_status])) OR (admitted_at IS NOT NULL))),
+  CONSTRAINT queue_places_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
+  CONSTRAINT queue_places_join_seq_key UNIQUE (join_seq),
+  CONSTRAINT queue_places_one_per_email UNIQUE (course_id, email_key),
+  CONSTRAINT queue_places_one_per_rank UNIQUE (course_id, rank),
+  CONSTRAINT queue_places_pkey PRIMARY KEY (id),
+  CONSTRAINT queue_places_registered_has_registration CHECK (((status = 'registered'::queue_place_status) = (registration_id IS NOT NULL))),
+  CONSTRAINT queue_places_registration_id_fkey FOREIGN KEY (registration_id) REFERENCES registrations(id)
+);
+
+CREATE TABLE queue_states (
+  course_id text NOT NULL,
+  seed bytea NOT NULL,
+  ordered_at timestamp with time zone,
+  ranked bigint NOT NULL DEFAULT 0,
+  passed bigint NOT NULL DEFAULT 0,
+  admitted_total bigint NOT NULL DEFAULT 0,
+  expired_total bigint NOT NULL DEFAULT 0,
+  registered_total bigint NOT NULL DEFAULT 0,
+  sold_out_at timestamp with time zone,
+  sample_at timestamp with time zone[] NOT NULL DEFAULT '{}'::timestamp with time zone[],
+  sample_admitted integer[] NOT NULL DEFAULT '{}'::integer[],
+  sample_registered integer[] NOT NULL DEFAULT '{}'::integer[],
+  sample_outstanding integer[] NOT NULL DEFAULT '{}'::integer[],
+  admission_rate double precision NOT NULL DEFAULT 0,
+  CONSTRAINT queue_states_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
+  CONSTRAINT queue_states_pkey PRIMARY KEY (course_id),
+  CONSTRAINT queue_states_pointer_within_ranks CHECK (((passed >= 0) AND (passed <= ranked))),
+  CONSTRAINT queue_states_seed_check CHECK ((length(seed) = 32))
 );
 
 CREATE TABLE rate_limit_windows (
@@ -239,6 +299,22 @@ CREATE UNIQUE INDEX manage_tokens_pkey ON public.manage_tokens USING btree (toke
 
 CREATE UNIQUE INDEX queue_figures_pkey ON public.queue_figures USING btree (task);
 
+CREATE UNIQUE INDEX queue_places_admission_hash_key ON public.queue_places USING btree (admission_hash);
+
+CREATE INDEX queue_places_admitted ON public.queue_places USING btree (course_id, admitted_until) WHERE (status = 'admitted'::queue_place_status);
+
+CREATE UNIQUE INDEX queue_places_join_seq_key ON public.queue_places USING btree (join_seq);
+
+CREATE UNIQUE INDEX queue_places_one_per_email ON public.queue_places USING btree (course_id, email_key);
+
+CREATE UNIQUE INDEX queue_places_one_per_rank ON public.queue_places USING btree (course_id, rank);
+
+CREATE UNIQUE INDEX queue_places_pkey ON public.queue_places USING btree (id);
+
+CREATE INDEX queue_places_registered ON public.queue_places USING btree (course_id) WHERE (status = 'registered'::queue_place_status);
+
+CREATE UNIQUE INDEX queue_states_pkey ON public.queue_states USING btree (course_id);
+
 CREATE INDEX rate_limit_windows_by_window ON public.rate_limit_windows USING btree (window_start, count);
 
 CREATE UNIQUE INDEX rate_limit_windows_pkey ON public.rate_limit_windows USING btree (bucket, window_start);
@@ -281,6 +357,116 @@ AS $function$
   SELECT * FROM registrations r
   WHERE r.course_id = p_course_id AND r.email_key = p_email_key AND r.status <> 'cancelled'
   LIMIT 1
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds double precision DEFAULT 2)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+AS $function$
+DECLARE
+  v_state queue_states;
+  v_course courses;
+  v_expired integer := 0;
+  v_admitted integer := 0;
+  v_sold_out integer := 0;
+  v_room integer;
+  v_outstanding integer;
+  v_registered_total bigint;
+  v_registered integer;
+  v_bound integer;
+  v_last_rank bigint;
+  v_keep integer[];
+  v_window_registered bigint;
+  v_window_outstanding float8;
+  v_minute_admitted bigint;
+  v_minute_seconds float8;
+BEGIN
+  SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  SELECT * INTO STRICT v_course FROM courses WHERE id = p_course;
+  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  IF NOT registrar_course_is_open(v_course.opens_at, v_course.closes_at) THEN
+    RETURN jsonb_build_object('outcome', 'closed');
+  END IF;
+  IF v_state.ordered_at IS NULL THEN
+    PERFORM registrar_queue_order(p_course);
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
+  END IF;
+
+  WITH expired AS (
+    UPDATE queue_places SET status = 'expired', updated_at = now()
+    WHERE course_id = p_course AND status = 'admitted' AND admitted_until <= now()
+    RETURNING 1
+  )
+  SELECT count(*) INTO v_expired FROM expired;
+
+  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+         (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
+         (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
+    INTO v_room, v_outstanding, v_registered_total
+    FROM courses c WHERE c.id = p_course;
+  v_registered := v_registered_total - v_state.registered_total;
+
+  IF v_room <= 0 THEN
+    -- Once sold out, joins are refused (registrar_queue_join), so nobody waits behind the pointer.
+    IF v_state.sold_out_at IS NULL THEN
+      WITH sold AS (
+        UPDATE queue_places SET status = 'sold-out', updated_at = now()
+        WHERE course_id = p_course AND rank > v_state.passed AND status = 'waiting'
+        RETURNING 1
+      )
+      SELECT count(*) INTO v_sold_out FROM sold;
+      v_state.sold_out_at := now();
+    END IF;
+  ELSE
+    v_state.sold_out_at := NULL;
+    -- The samples of the last 10 s (this tick's included) set the bound.
+    SELECT coalesce(sum(r), 0) + v_registered, (coalesce(sum(o), 0) + v_outstanding)::float8 / (count(*) + 1)
+      INTO v_window_registered, v_window_outstanding
+      FROM unnest(v_state.sample_at, v_state.sample_registered, v_state.sample_outstanding) AS s (at, r, o)
+      WHERE s.at > now() - interval '10 seconds';
+    v_bound := greatest(p_floor, ceil(v_window_outstanding + v_window_registered / 10.0 * p_headroom_seconds)::integer);
+    IF least(v_bound, v_room) > v_outstanding THEN
+      WITH next AS (
+        SELECT q.id FROM queue_places q
+        WHERE q.course_id = p_course AND q.status = 'waiting' AND q.rank > v_state.passed
+        ORDER BY q.rank
+        LIMIT least(v_bound, v_room) - v_outstanding
+        FOR NO KEY UPDATE
+      ), admitted AS (
+        UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
+          admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
+        FROM next WHERE q.id = next.id
+        RETURNING q.rank
+      )
+      SELECT count(*), max(rank) INTO v_admitted, v_last_rank FROM admitted;
+    END IF;
+  END IF;
+
+  -- This tick's sample; only the last minute's are kept.
+  v_keep := ARRAY(SELECT i FROM generate_subscripts(v_state.sample_at, 1) AS i WHERE v_state.sample_at[i] > now() - interval '60 seconds' ORDER BY i);
+  v_state.sample_at := ARRAY(SELECT v_state.sample_at[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || now();
+  v_state.sample_admitted := ARRAY(SELECT v_state.sample_admitted[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_admitted;
+  v_state.sample_registered := ARRAY(SELECT v_state.sample_registered[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_registered;
+  v_state.sample_outstanding := ARRAY(SELECT v_state.sample_outstanding[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || (v_outstanding + v_admitted);
+  SELECT sum(a), greatest(extract(epoch FROM now() - min(at)), 1) INTO v_minute_admitted, v_minute_seconds
+    FROM unnest(v_state.sample_at, v_state.sample_admitted) AS s (at, a);
+
+  UPDATE queue_states SET
+    passed = greatest(passed, coalesce(v_last_rank, 0)),
+    admitted_total = admitted_total + v_admitted,
+    expired_total = expired_total + v_expired,
+    registered_total = v_registered_total,
+    sold_out_at = v_state.sold_out_at,
+    sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
+    sample_registered = v_state.sample_registered, sample_outstanding = v_state.sample_outstanding,
+    admission_rate = v_minute_admitted / v_minute_seconds
+  WHERE course_id = p_course;
+  RETURN jsonb_build_object('outcome', CASE WHEN v_room <= 0 THEN 'sold-out' ELSE 'admitting' END,
+    'admitted', v_admitted, 'expired', v_expired, 'soldOut', v_sold_out,
+    'outstanding', v_outstanding + v_admitted, 'bound', v_bound, 'registered', v_registered);
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid)
@@ -426,6 +612,16 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_lock_admission(p_admission_hash bytea, p_course text, p_email_key text)
+ RETURNS uuid
+ LANGUAGE sql
+AS $function$
+  SELECT q.id FROM queue_places q
+  WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
+    AND q.status = 'admitted' AND q.admitted_until > now()
+  FOR NO KEY UPDATE
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -455,6 +651,137 @@ BEGIN
   END IF;
   RETURN v_count;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join(p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course courses;
+  v_state queue_states;
+  v_place queue_places;
+  v_rank bigint;
+BEGIN
+  SELECT * INTO v_course FROM courses WHERE id = p_course;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'course-not-found'); END IF;
+  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  IF v_course.queue_join_from IS NOT NULL AND now() < v_course.queue_join_from THEN
+    RETURN jsonb_build_object('outcome', 'queue-not-open');
+  END IF;
+  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
+    RETURN jsonb_build_object('outcome', 'registration-closed');
+  END IF;
+
+  IF v_course.opens_at IS NOT NULL AND now() < v_course.opens_at THEN
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR SHARE;
+    IF v_state.ordered_at IS NOT NULL THEN
+      RAISE EXCEPTION 'the places of % were ordered while this join waited', p_course USING ERRCODE = 'serialization_failure';
+    END IF;
+  ELSE
+    PERFORM registrar_queue_order(p_course);
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
+    IF v_state.sold_out_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'course-full'); END IF;
+    v_rank := v_state.ranked + 1;
+  END IF;
+
+  INSERT INTO queue_places (course_id, name, email, email_key, rank, token_hash, admission_hash)
+  VALUES (p_course, p_name, p_email, p_email_key, v_rank, p_token_hash, p_admission_hash)
+  ON CONFLICT (course_id, email_key) DO NOTHING
+  RETURNING * INTO v_place;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'existing'); END IF;
+  IF v_rank IS NOT NULL THEN
+    UPDATE queue_states SET ranked = v_rank WHERE course_id = p_course RETURNING * INTO v_state;
+  END IF;
+  RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  UPDATE queue_places SET status = 'left', updated_at = now()
+  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted');
+  RETURN registrar_queue_place(p_id);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_order(p_course text)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_state queue_states;
+  v_course courses;
+  v_ranked bigint;
+BEGIN
+  -- Not due: no lock at all, so reads and joins before opensAt never wait on one another here.
+  SELECT * INTO v_course FROM courses WHERE id = p_course;
+  IF NOT FOUND OR v_course.queue_order IS NULL OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at) THEN RETURN; END IF;
+  SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
+  IF NOT FOUND OR v_state.ordered_at IS NOT NULL THEN RETURN; END IF;
+  WITH ordered AS (
+    SELECT q.id, row_number() OVER (ORDER BY
+      CASE WHEN v_course.queue_order = 'random' THEN registrar_queue_shuffle_key(v_state.seed, q.id) END, q.join_seq) AS rank
+    FROM queue_places q WHERE q.course_id = p_course AND q.rank IS NULL AND q.status = 'waiting'
+  )
+  UPDATE queue_places q SET rank = o.rank, updated_at = now() FROM ordered o WHERE q.id = o.id;
+  GET DIAGNOSTICS v_ranked = ROW_COUNT;
+  UPDATE queue_states SET ordered_at = now(), ranked = v_ranked WHERE course_id = p_course;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_place(p_id uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_place queue_places;
+  v_state queue_states;
+BEGIN
+  SELECT * INTO v_place FROM queue_places WHERE id = p_id;
+  IF NOT FOUND THEN RETURN NULL; END IF;
+  SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_place.course_id;
+  IF v_state.ordered_at IS NULL THEN
+    PERFORM registrar_queue_order(v_place.course_id);
+    SELECT * INTO STRICT v_place FROM queue_places WHERE id = p_id;
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_place.course_id;
+  END IF;
+  RETURN registrar_queue_place_row(v_place, v_state);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_place_row(p queue_places, s queue_states)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT jsonb_build_object(
+    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email, 'status', p.status,
+    'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
+    'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
+    'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))
+  FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_shuffle_key(p_seed bytea, p_place_id uuid)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT sha256(p_seed || convert_to(p_place_id::text, 'UTF8'))
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queued_courses_open()
+ RETURNS SETOF text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT c.id FROM courses c JOIN queue_states s ON s.course_id = c.id
+  WHERE c.queue_order IS NOT NULL AND registrar_course_is_open(c.opens_at, c.closes_at)
+  ORDER BY c.id
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
@@ -504,7 +831,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[])
+CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[])
  RETURNS jsonb[]
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -519,6 +846,7 @@ DECLARE
   v_enrolled integer[];
   v_waitlisted integer[];
   v_open boolean[];
+  v_queued boolean[];
   v_changed boolean[];
   -- The counters as read at the start, and the courses where someone was refused (full, closed).
   v_read_enrolled integer[];
@@ -539,6 +867,9 @@ DECLARE
   v_new_keys text[] := '{}';
   v_new_status registration_status[] := '{}';
   v_new_positions integer[] := '{}';
+  -- The queue place each new registration consumes (NULL for a course without a queue).
+  v_new_places uuid[] := '{}';
+  v_place uuid;
   v_new_rows jsonb[];
   -- Per member: its result, or the new registration it is (v_new_of) or duplicates (v_dup_of).
   v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[v_count]);
@@ -572,8 +903,9 @@ BEGIN
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
+         array_agg(queue_order IS NOT NULL ORDER BY id),
          array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
-    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_changed, v_refused, v_read_version
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version
     FROM courses WHERE id = ANY (p_courses);
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
@@ -627,15 +959,24 @@ BEGIN
     ELSE
       v_status := NULL;
       v_position := NULL;
-      IF v_enrolled[v_c] < v_capacity[v_c] THEN
+      v_place := NULL;
+      IF v_queued[v_c] AND (v_enrolled[v_c] < v_capacity[v_c] OR v_waitlisted[v_c] < v_waitlist_capacity[v_c]) THEN
+        v_place := registrar_lock_admission(p_admission_hashes[i], p_courses[i], p_email_keys[i]);
+        IF v_place IS NULL THEN
+          v_results[i] := jsonb_build_object('outcome', 'not-admitted');
+        END IF;
+      END IF;
+      IF v_results[i] IS NULL AND v_enrolled[v_c] < v_capacity[v_c] THEN
         v_status := 'enrolled';
         v_enrolled[v_c] := v_enrolled[v_c] + 1;
-      ELSIF v_waitlisted[v_c] < v_waitlist_capacity[v_c] THEN
+      ELSIF v_results[i] IS NULL AND v_waitlisted[v_c] < v_waitlist_capacity[v_c] THEN
         v_status := 'waitlisted';
         v_waitlisted[v_c] := v_waitlisted[v_c] + 1;
         v_position := v_waitlisted[v_c];
       END IF;
-      IF v_status IS NULL THEN
+      IF v_results[i] IS NOT NULL THEN
+        NULL;
+      ELSIF v_status IS NULL THEN
         v_results[i] := jsonb_build_object('outcome', 'course-full');
         v_refused[v_c] := true;
       ELSE
@@ -645,6 +986,7 @@ BEGIN
         v_new_keys := v_new_keys || v_student;
         v_new_status := v_new_status || v_status;
         v_new_positions := v_new_positions || v_position;
+        v_new_places := v_new_places || v_place;
         v_new_of[i] := cardinality(v_new_members);
       END IF;
     END IF;
@@ -673,6 +1015,12 @@ BEGIN
       (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
       (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
       v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+
+    IF cardinality(array_remove(v_new_places, NULL)) > 0 THEN
+      UPDATE queue_places q SET status = 'registered', registration_id = n.id, registered_at = now(), updated_at = now()
+      FROM unnest(v_new_places, v_new_ids) AS n (place, id)
+      WHERE q.id = n.place;
+    END IF;
   END IF;
 
   FOR i IN 1 .. v_count LOOP

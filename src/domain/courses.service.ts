@@ -1,9 +1,12 @@
 // The rules for creating and changing courses. A capacity change takes the course lock, so it
 // is serialized with every registration and cancel of that course; raising capacity promotes
-// waitlisted students first come, first served, in the same transaction.
-import { type CourseRow, findCourse, insertCourse, listCourses, lockCourse, promoteWaitlisted, updateCourseSettings } from '../db/queries/courses.queries.ts';
-import type { Sql } from '../db/database.ts';
+// waitlisted students first come, first served, in the same transaction. A course's queue is
+// set with it (its state row and seed made with it); its order cannot change once its places
+// are ordered, nor can it be removed while it has places.
+import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, lockCourse, promoteWaitlisted, type QueueSettings, updateCourseQueue, updateCourseSettings } from '../db/queries/courses.queries.ts';
+import type { Sql, TransactionSql } from '../db/database.ts';
 import { retryTransaction } from '../db/retry-policy.ts';
+import { generateQueueSeed } from '../security/tokens.ts';
 import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';
 
@@ -14,9 +17,19 @@ export type NewCourseInput = {
   waitlistCapacity?: number;
   opensAt?: string | null;
   closesAt?: string | null;
+  queue?: QueueInput | null;
 };
 
-export type CoursePatch = Partial<Pick<NewCourseInput, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt'>>;
+export type QueueInput = {
+  order: 'random' | 'arrival';
+  joinFrom?: string | null;
+  admissionSeconds?: number;
+  verifyEmail?: boolean;
+};
+
+export type CoursePatch = Partial<Pick<NewCourseInput, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'queue'>>;
+
+const DEFAULT_ADMISSION_SECONDS = 300;
 
 function toDate(value: string | null | undefined): Date | null {
   return value === null || value === undefined ? null : new Date(value);
@@ -28,17 +41,51 @@ function assertWindowInOrder(opensAt: Date | null, closesAt: Date | null): void 
   }
 }
 
+function toQueueSettings(input: QueueInput | null, closesAt: Date | null): QueueSettings | null {
+  if (input === null) return null;
+  const settings = {
+    order: input.order,
+    joinFrom: toDate(input.joinFrom),
+    admissionSeconds: input.admissionSeconds ?? DEFAULT_ADMISSION_SECONDS,
+    verifyEmail: input.verifyEmail ?? false,
+  };
+  if (settings.verifyEmail) throw new DomainError('invalid-queue', 'queue.verifyEmail is not available yet: use false');
+  if (settings.joinFrom && closesAt && settings.joinFrom >= closesAt) {
+    throw new DomainError('invalid-queue', 'queue.joinFrom must be before closesAt');
+  }
+  return settings;
+}
+
+/** Sets or removes the queue inside the course lock. */
+async function changeQueue(tx: TransactionSql, current: CourseRow, queue: QueueSettings | null): Promise<void> {
+  const use = await findQueueUse(tx, current.id);
+  if (queue === null && current.queue_order !== null && use.places) {
+    throw new DomainError('queue-in-use', `The queue of "${current.id}" has places: it cannot be removed`);
+  }
+  if (queue !== null && use.ordered && current.queue_order !== queue.order) {
+    throw new DomainError('queue-in-use', `The places of "${current.id}" are ordered already: the order cannot change`);
+  }
+  await updateCourseQueue(tx, current.id, queue, generateQueueSeed());
+}
+
 export async function createCourse(sql: Sql, input: NewCourseInput): Promise<CourseRow> {
   const opensAt = toDate(input.opensAt);
   const closesAt = toDate(input.closesAt);
   assertWindowInOrder(opensAt, closesAt);
-  const row = await insertCourse(sql, {
+  const queue = toQueueSettings(input.queue ?? null, closesAt);
+  const course = {
     id: input.id,
     title: input.title,
     capacity: input.capacity,
     waitlistCapacity: input.waitlistCapacity ?? 0,
     opensAt,
     closesAt,
+  };
+  const row = queue === null ? await insertCourse(sql, course) : await sql.begin(async (tx) => {
+    const inserted = await insertCourse(tx, course);
+    if (!inserted) return undefined;
+    await updateCourseQueue(tx, course.id, queue, generateQueueSeed());
+    return findCourse(tx, course.id);
   });
   if (!row) throw new DomainError('course-exists', `A course with id "${input.id}" already exists`);
   return row;
@@ -68,6 +115,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
       closesAt: patch.closesAt === undefined ? current.closes_at : toDate(patch.closesAt),
     };
     assertWindowInOrder(next.opensAt, next.closesAt);
+    if (patch.queue !== undefined) await changeQueue(tx, current, toQueueSettings(patch.queue, next.closesAt));
     if (next.capacity < current.enrolled) {
       throw new DomainError('capacity-below-enrolled', `capacity ${next.capacity} is below the ${current.enrolled} students enrolled; nobody is evicted, so cancel registrations first`);
     }
@@ -87,8 +135,8 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     if (!row) throw new Error(`course ${id} vanished inside its own lock`);
     return row;
   }));
-  // More seats or places (or a new window) may take registrations again: in this process at
-  // once, in the others within FULL_COURSE_RECHECK_MS.
+  // More seats or places (or a new window, or no queue) may take registrations again: in this
+  // process at once, in the others within FULL_COURSE_RECHECK_MS.
   fullCoursesOf(sql).forget(id);
   return changed;
 }

@@ -15,6 +15,12 @@ export type DomainErrorCode =
   | 'invalid-course-window'
   | 'idempotency-key-reused'
   | 'idempotency-key-in-progress'
+  | 'not-admitted'
+  | 'queue-place-not-found'
+  | 'course-has-no-queue'
+  | 'queue-not-open'
+  | 'queue-in-use'
+  | 'invalid-queue'
   | 'unauthorized'
   | 'database-unavailable'
   | 'storage-full';

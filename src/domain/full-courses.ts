@@ -8,6 +8,12 @@
 // said so; then the next registration for it goes to the database again. So a slot freed by a
 // cancel or a capacity change in another worker or another instance is offered to everyone
 // within that delay; in this process, at once (forget()).
+//
+// The same memory holds the courses known to have a queue (the database refused a registration
+// for want of an admission): a registration without an admission for one of them is refused
+// here, with no read at all (a student registered already sent their admission the first time,
+// and a retry sends it again). Trusted for the same delay, so a queue removed is seen by
+// every process within it.
 
 export const FULL_COURSE_RECHECK_MS = 250;
 
@@ -18,6 +24,7 @@ export type FullCoursesOptions = {
 
 export class FullCourses {
   private readonly fullUntil = new Map<string, number>();
+  private readonly queuedUntil = new Map<string, number>();
   private readonly recheckMs: number;
 
   constructor(options: FullCoursesOptions = {}) {
@@ -25,20 +32,34 @@ export class FullCourses {
   }
 
   isFull(courseId: string): boolean {
-    const until = this.fullUntil.get(courseId);
-    if (until === undefined) return false;
-    if (performance.now() < until) return true;
-    this.fullUntil.delete(courseId);
-    return false;
+    return this.holds(this.fullUntil, courseId);
   }
 
   markFull(courseId: string): void {
     this.fullUntil.set(courseId, performance.now() + this.recheckMs);
   }
 
-  /** A seat or waitlist place may have been freed here: ask the database next time. */
+  /** The course has a queue: a registration without an admission is refused. */
+  isQueued(courseId: string): boolean {
+    return this.holds(this.queuedUntil, courseId);
+  }
+
+  markQueued(courseId: string): void {
+    this.queuedUntil.set(courseId, performance.now() + this.recheckMs);
+  }
+
+  /** A seat or waitlist place may have been freed here, or the queue changed: ask the database next time. */
   forget(courseId: string): void {
     this.fullUntil.delete(courseId);
+    this.queuedUntil.delete(courseId);
+  }
+
+  private holds(untilByCourse: Map<string, number>, courseId: string): boolean {
+    const until = untilByCourse.get(courseId);
+    if (until === undefined) return false;
+    if (performance.now() < until) return true;
+    untilByCourse.delete(courseId);
+    return false;
   }
 }
 

@@ -14,6 +14,8 @@ export type RegisterInput = {
   email: string;
   course: string;
   idempotencyKey?: string | undefined;
+  /** The admission token of a queue place, for a course with a queue. */
+  admission?: string | undefined;
 };
 
 /**
@@ -32,6 +34,10 @@ function courseFull(courseId: string): DomainError {
   return new DomainError('course-full', `"${courseId}" has no seats and no waitlist places left`);
 }
 
+function notAdmitted(courseId: string): DomainError {
+  return new DomainError('not-admitted', `"${courseId}" registers through its queue: send the admission of your admitted place (POST /courses/${courseId}/queue, then GET /queue/{id})`);
+}
+
 /** Told the size of each registration batch of this pool (the metrics' histogram). */
 export function observeRegistrationBatches(sql: Sql, observer: (size: number) => void): void {
   observeBatchSizes(sql, observer);
@@ -43,6 +49,11 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   const keyHash = idempotencyKey === undefined ? null : hashIdempotencyKey(idempotencyKey);
   const alreadyRegistered = { kind: 'already-registered', course: input.course, email } as const;
   const fullCourses = fullCoursesOf(sql);
+  // A course known to have a queue, and no admission: refused from memory, no read at all.
+  if (input.admission === undefined && fullCourses.isQueued(input.course)) {
+    countFastRefusal(sql);
+    throw notAdmitted(input.course);
+  }
   // A course known full: no transaction, only a batched read. A key with a stored answer (or its
   // request in progress) goes the usual path, so the database replays that answer (or answers
   // 409 in progress). Otherwise, with a key or without: a student registered already is answered
@@ -72,6 +83,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
       requestHash: hashRequest([input.course, name, key]),
       sealedToken: sealToken(manageToken, idempotencyKey),
     },
+    admissionHash: input.admission === undefined ? null : hashToken(input.admission),
   });
   switch (outcome.outcome) {
     case 'created':
@@ -98,6 +110,9 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     case 'course-full':
       fullCourses.markFull(input.course);
       throw courseFull(input.course);
+    case 'not-admitted':
+      fullCourses.markQueued(input.course);
+      throw notAdmitted(input.course);
     default:
       return outcome satisfies never;
   }

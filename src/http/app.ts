@@ -12,6 +12,7 @@ export type RouteDeps = {
   auth: Auth;
   /** Marks what a request is waiting for, for the dashboard's worker lanes. */
   tracker: RequestTracker;
-  /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0). */
-  limit: (routeClass: 'register' | 'manage' | 'login') => onRequestHookHandler[];
+  /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0); each class
+   * has its own budget per client (joining a queue: 'queue'). */
+  limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => onRequestHookHandler[];
 };

@@ -1,11 +1,12 @@
 // Bearer authentication: the admin token for admin routes; the admin token or a registration's
-// manage token for that registration's routes. Tokens are compared in constant time, and wrong
-// admin tokens use up a per-client budget (RATE_LIMIT_PER_MINUTE, or 60 when that is 0:
-// server.ts): once spent, the client's admin requests get 429 whatever their token until the
-// window ends, so that no answer tells a guess right from wrong. The right token costs nothing;
-// a missing one guesses nothing.
+// manage token (a queue place's queue token) for that registration's (place's) routes. Tokens
+// are compared in constant time, and wrong admin tokens use up a per-client budget
+// (RATE_LIMIT_PER_MINUTE, or 60 when that is 0: server.ts): once spent, the client's admin
+// requests get 429 whatever their token until the window ends, so that no answer tells a guess
+// right from wrong. The right token costs nothing; a missing one guesses nothing.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/domain-error.ts';
+import type { QueueCredential } from '../domain/queue.service.ts';
 import type { RegistrationCredential } from '../domain/registration.service.ts';
 import { secretsMatch } from '../security/tokens.ts';
 import type { FailureBudget } from './rate-limit.ts';
@@ -14,6 +15,7 @@ export type Auth = {
   /** An onRequest hook: 401 without the admin token, 429 when the client's wrong guesses used up its budget. */
   requireAdmin(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined>;
   registrationCredential(request: FastifyRequest): RegistrationCredential;
+  queueCredential(request: FastifyRequest): QueueCredential;
 };
 
 /** RFC 6750 section 2.1: `Authorization: Bearer <token>`, scheme case-insensitive. */
@@ -42,6 +44,13 @@ export function createAuth(adminToken: string, failures: FailureBudget): Auth {
         throw new DomainError('unauthorized', 'This route needs the registration\'s manage token (or the admin token): Authorization: Bearer <token>');
       }
       return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind: 'manage-token', token };
+    },
+    queueCredential(request) {
+      const token = bearerToken(request);
+      if (token === undefined) {
+        throw new DomainError('unauthorized', 'This route needs the place\'s queue token (or the admin token): Authorization: Bearer <token>');
+      }
+      return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind: 'queue-token', token };
     },
   };
 }

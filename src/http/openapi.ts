@@ -36,7 +36,7 @@ export function openApiOptions(options: OpenApiOptions): SwaggerOptions {
       servers: [{ url: options.publicUrl ?? '/' }],
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or on a registration\'s own routes its manageToken' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, or on a registration\'s own routes its manageToken, on a queue place\'s its queueToken' },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN (clients on loopback need none)' },
         },
       },

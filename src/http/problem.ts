@@ -14,6 +14,7 @@ export type ProblemSlug =
   | 'overloaded'
   | 'payload-too-large'
   | 'unsupported-media-type'
+  | 'not-admitted'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -37,6 +38,7 @@ const TITLES: Record<ProblemSlug, string> = {
   overloaded: 'The service is overloaded',
   'payload-too-large': 'The request body is too large',
   'unsupported-media-type': 'The body is not of a type this route takes',
+  'not-admitted': 'No valid admission from the queue',
   internal: 'Internal error',
 };
 
@@ -60,6 +62,14 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   // draft-ietf-httpapi-idempotency-key-header: a key reused with another payload is 422.
   'idempotency-key-reused': { status: 422, slug: 'validation' },
   'idempotency-key-in-progress': { status: 409, slug: 'conflict' },
+  // A queued course registers only with an admission: missing, forged, expired, used, or
+  // another course's or student's, the answer is the same (it tells a guess nothing).
+  'not-admitted': { status: 403, slug: 'not-admitted' },
+  'queue-place-not-found': { status: 404, slug: 'not-found' },
+  'course-has-no-queue': { status: 409, slug: 'conflict' },
+  'queue-not-open': { status: 409, slug: 'registration-closed' },
+  'queue-in-use': { status: 409, slug: 'conflict' },
+  'invalid-queue': { status: 400, slug: 'validation' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).

@@ -27,6 +27,7 @@ import { registerHealthRoutes } from './routes/health.routes.ts';
 import { type ImportLimits, registerImportRoutes } from './routes/imports.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerOperationsRoutes } from './routes/operations.routes.ts';
+import { registerQueueRoutes } from './routes/queue.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
 import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
 import { validatorCompiler } from './validation.ts';
@@ -140,11 +141,12 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     auth: createAuth(options.adminToken, guard.failures('admin-auth')),
     tracker,
     // No limit, no hook at all: not even an empty one on every request.
-    limit: (routeClass: 'register' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
+    limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
   };
   registerHealthRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
+  registerQueueRoutes(app, deps);
   registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });
   registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);

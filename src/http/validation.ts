@@ -87,3 +87,14 @@ export function toFieldErrors(errors: readonly ErrorObject[], context: string | 
   }
   return fields;
 }
+
+/** Surrounding spaces are not part of a name or an address: drops them from these string fields
+ * of a body, before it is validated (a preValidation hook). */
+export function trimFields(body: unknown, fields: readonly string[]): void {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+  const record = body as Record<string, unknown>;
+  for (const field of fields) {
+    const value = record[field];
+    if (typeof value === 'string') record[field] = value.trim();
+  }
+}

@@ -1,15 +1,19 @@
 // Periodic cleanup in the job process, on timers: expired Idempotency-Key answers every five
 // minutes and retention every ten (src/domain/retention.service.ts), the delivery figures every
 // second (refreshDeliveryState), which keeps the dashboards' and /admin/jobs' figures a matter of
-// a few rows. Each is idempotent, so every instance may run it.
+// a few rows, and the waiting rooms' admission tick every 500 ms (admitFromQueues,
+// src/domain/queue.service.ts). Each is idempotent or serialized in the database (a tick of a
+// course holds its queue state's row lock), so every instance may run it.
 import type { Sql } from '../db/database.ts';
 import { refreshDeliveryState } from '../domain/mailbox.service.ts';
+import { admitFromQueues } from '../domain/queue.service.ts';
 import { createRetention, deleteExpiredIdempotencyKeys, type RetentionReport } from '../domain/retention.service.ts';
 
 const IDEMPOTENCY_EVERY_MS = 5 * 60_000;
 const RETENTION_FIRST_MS = 10_000;
 const RETENTION_EVERY_MS = 10 * 60_000;
 const FIGURES_EVERY_MS = 1_000;
+const ADMISSION_EVERY_MS = 500;
 
 export type HousekeepingOptions = {
   retentionDays: number;
@@ -43,6 +47,7 @@ export function startHousekeeping(sql: Sql, onError: (error: unknown) => void, o
   const stops = [
     every(IDEMPOTENCY_EVERY_MS, IDEMPOTENCY_EVERY_MS, () => deleteExpiredIdempotencyKeys(sql), onError),
     every(FIGURES_EVERY_MS, FIGURES_EVERY_MS, () => refreshDeliveryState(sql), onError),
+    every(ADMISSION_EVERY_MS, ADMISSION_EVERY_MS, () => admitFromQueues(sql), onError),
     every(RETENTION_FIRST_MS, RETENTION_EVERY_MS, async () => {
       const report = await retention.run({ retentionDays: options.retentionDays, dataDir: options.dataDir, signal: aborted.signal });
       options.onRetention?.(report);

@@ -1,5 +1,6 @@
-// Owns every secret the service hands out or checks: manage tokens, the admin token, and the
-// sealing of a manage token inside an Idempotency-Key replay. Comparisons are constant-time.
+// Owns every secret the service hands out or checks: manage and queue tokens, admissions, the
+// admin token, and the sealing of a manage token inside an Idempotency-Key replay. Comparisons
+// are constant-time.
 // The sync crypto calls here hash a few dozen bytes (microseconds), so they stay on the loop;
 // nothing slow (scrypt, bcrypt) runs on a request path.
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -23,6 +24,20 @@ export function generateManageToken(): string {
   return token;
 }
 
+/**
+ * The admission token of a queue place, derived from its queue token: only its hash is stored
+ * (from the join on), so the database alone cannot produce it, and the place's holder gets it
+ * from GET /queue/{id} once admitted. One-way: the admission does not reveal the queue token.
+ */
+export function admissionTokenFor(queueToken: string): string {
+  return createHash('sha256').update('registrar admission\0').update(queueToken, 'utf8').digest('base64url');
+}
+
+/** 256 bits from the CSPRNG: the seed of a queue's random order. */
+export function generateQueueSeed(): Buffer {
+  return randomBytes(32);
+}
+
 export function generateAdminToken(): string {
   return randomBytes(32).toString('base64url');
 }
@@ -34,6 +49,11 @@ export function hashToken(token: string): Buffer {
 /** Compares two secrets in constant time; hashing first makes the lengths equal. */
 export function secretsMatch(presented: string, expected: string): boolean {
   return timingSafeEqual(hashToken(presented), hashToken(expected));
+}
+
+/** Whether `token` is the one whose SHA-256 is `hash`, compared in constant time. */
+export function tokenMatchesHash(token: string, hash: Buffer): boolean {
+  return hash.length === 32 && timingSafeEqual(hashToken(token), hash);
 }
 
 /** What is stored for an Idempotency-Key: a hash that cannot be turned into the sealing key. */

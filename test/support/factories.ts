@@ -3,11 +3,13 @@ import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import type { Client } from './http.ts';
 
-export type CourseOptions = { capacity?: number; waitlistCapacity?: number; opensAt?: string | null; closesAt?: string | null; title?: string };
+export type QueueOptions = { order: 'random' | 'arrival'; joinFrom?: string | null; admissionSeconds?: number; verifyEmail?: boolean };
+
+export type CourseOptions = { capacity?: number; waitlistCapacity?: number; opensAt?: string | null; closesAt?: string | null; title?: string; queue?: QueueOptions | null };
 
 export async function newCourse(client: Client, options: CourseOptions = {}): Promise<string> {
   const id = `c-${randomBytes(5).toString('hex')}`;
-  const answer = await client.admin('POST', '/courses', { id, title: options.title ?? `Course ${id}`, capacity: options.capacity ?? 10, waitlistCapacity: options.waitlistCapacity ?? 0, opensAt: options.opensAt ?? null, closesAt: options.closesAt ?? null });
+  const answer = await client.admin('POST', '/courses', { id, title: options.title ?? `Course ${id}`, capacity: options.capacity ?? 10, waitlistCapacity: options.waitlistCapacity ?? 0, opensAt: options.opensAt ?? null, closesAt: options.closesAt ?? null, ...(options.queue === undefined ? {} : { queue: options.queue }) });
   assert.equal(answer.status, 201, JSON.stringify(answer.body));
   return id;
 }

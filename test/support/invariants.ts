@@ -26,9 +26,30 @@ export type StoredRegistration = {
  *  no registration (it shows nothing stored): it is checked by its course and email. */
 export type ObservedAnswer = { course: string; emailKey: string; status: number; registrationId?: string; problemType?: string };
 
+/** A place of a course's waiting room, as stored. */
+export type StoredPlace = {
+  id: string;
+  emailKey: string;
+  status: string;
+  rank: number | null;
+  /** Set once, when the place is admitted. */
+  admitted: boolean;
+  registrationId: string | null;
+};
+
+/** A course with a queue: its places and what its admission ticks counted. */
+export type QueueState = {
+  courseId: string;
+  /** The sum of every tick's admissions (queue_states.admitted_total). */
+  admittedTotal: number;
+  places: StoredPlace[];
+};
+
 export type InvariantSnapshot = {
   courses: CourseState[];
   registrations: StoredRegistration[];
+  /** The courses with a queue (SPEC invariant 8). */
+  queues?: QueueState[];
   /** Every POST /register the bench sent; the bench is the only writer of the database. */
   answers?: ObservedAnswer[];
   /** Courses the workload oversubscribed: they must end exactly full, seats and waitlist. */
@@ -53,19 +74,36 @@ export const INVARIANT_CHECKS = [
   'every request answered',
   'no server error',
   'every event emailed, each Message-ID once',
+  'no registration of a queued course without a consumed admission',
+  'each place admitted at most once',
+  'seats in queue order, except through expiry',
+  'one place per (course, email)',
 ] as const;
 
 type Check = (typeof INVARIANT_CHECKS)[number];
 
 /** Courses and registrations as stored, with each waitlist position as the database computes it. */
-export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations'>> {
+export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues'>> {
   const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
     SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
   const registrations = await sql<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
     SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
       registrar_registration_row(r) ->> 'waitlist_position' AS position
     FROM registrations r ORDER BY r.seq`;
+  const states = await sql<{ course_id: string; admitted_total: string }[]>`
+    SELECT s.course_id, s.admitted_total::text FROM queue_states s JOIN courses c ON c.id = s.course_id
+    WHERE c.queue_order IS NOT NULL ORDER BY s.course_id`;
+  const places = await sql<{ id: string; course_id: string; email_key: string; status: string; rank: string | null; admitted: boolean; registration_id: string | null }[]>`
+    SELECT id, course_id, email_key, status::text, rank::text, admitted_at IS NOT NULL AS admitted, registration_id
+    FROM queue_places ORDER BY course_id, join_seq`;
   return {
+    queues: states.map((state) => ({
+      courseId: state.course_id,
+      admittedTotal: Number(state.admitted_total),
+      places: places.filter((p) => p.course_id === state.course_id).map((p) => ({
+        id: p.id, emailKey: p.email_key, status: p.status, rank: p.rank === null ? null : Number(p.rank), admitted: p.admitted, registrationId: p.registration_id,
+      })),
+    })),
     courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
     registrations: registrations.map((r) => ({
       id: r.id,
@@ -142,6 +180,7 @@ export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
   }
 
   if (snapshot.answers) checkAnswers(snapshot, snapshot.answers, coursesById, fail);
+  for (const queue of snapshot.queues ?? []) checkQueue(queue, byCourse.get(queue.courseId) ?? [], fail);
 
   if (snapshot.emails) {
     const counts = new Map<string, number>();
@@ -204,4 +243,37 @@ function checkAnswers(
   if (noAnswer.length > 0) fail('every request answered', noAnswer[0]!.course, `${noAnswer.length} requests got no answer (network error or timeout)`);
   const serverErrors = answers.filter((a) => a.status >= 500 && !(a.status === 503 && a.problemType === '/problems/overloaded'));
   if (serverErrors.length > 0) fail('no server error', serverErrors[0]!.course, `${serverErrors.length} answers were server errors (${[...new Set(serverErrors.map((a) => a.status))].join(', ')})`);
+}
+
+/** SPEC invariant 8 for one course with a queue. */
+function checkQueue(queue: QueueState, registrations: StoredRegistration[], fail: (check: Check, subject: string, detail: string) => void): void {
+  const consumed = new Set(queue.places.filter((p) => p.status === 'registered').map((p) => p.registrationId));
+  const unadmitted = registrations.filter((r) => !consumed.has(r.id));
+  if (unadmitted.length > 0) {
+    fail('no registration of a queued course without a consumed admission', queue.courseId, `${unadmitted.length} registrations have no registered place, e.g. ${unadmitted[0]!.id} (${unadmitted[0]!.emailKey})`);
+  }
+  const byId = new Map(registrations.map((r) => [r.id, r]));
+  const mismatched = queue.places.filter((p) => p.registrationId !== null && byId.get(p.registrationId)?.emailKey !== p.emailKey);
+  if (mismatched.length > 0) {
+    fail('no registration of a queued course without a consumed admission', queue.courseId, `${mismatched.length} places consumed by another student's registration, e.g. place ${mismatched[0]!.id}`);
+  }
+  const admitted = queue.places.filter((p) => p.admitted).length;
+  if (queue.admittedTotal !== admitted) {
+    fail('each place admitted at most once', queue.courseId, `the ticks admitted ${queue.admittedTotal} times, ${admitted} places were admitted`);
+  }
+  // Admitted in rank order: nobody ranked ahead of a place that was admitted still waits or was
+  // sold out (a place that left, or expired, is passed over).
+  const lastAdmitted = Math.max(0, ...queue.places.filter((p) => p.admitted).map((p) => p.rank ?? 0));
+  const skipped = queue.places.filter((p) => p.rank !== null && p.rank < lastAdmitted && !p.admitted && p.status !== 'left');
+  if (skipped.length > 0) {
+    fail('seats in queue order, except through expiry', queue.courseId, `${skipped.length} places ranked ahead of rank ${lastAdmitted} (admitted) were never admitted, e.g. rank ${skipped[0]!.rank} (${skipped[0]!.status})`);
+  }
+  const ranks = queue.places.map((p) => p.rank).filter((rank) => rank !== null).sort((a, b) => a - b);
+  if (ranks.some((rank, i) => rank !== i + 1)) {
+    fail('seats in queue order, except through expiry', queue.courseId, `ranks are not 1..${ranks.length} without gaps`);
+  }
+  const keys = new Set(queue.places.map((p) => p.emailKey));
+  if (keys.size !== queue.places.length) {
+    fail('one place per (course, email)', queue.courseId, `${queue.places.length - keys.size} places repeat an email of the course`);
+  }
 }

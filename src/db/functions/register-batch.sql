@@ -4,7 +4,11 @@
 -- the second finds the first's registration), and each course row is written once. A member is
 -- refused when its course's window is closed (registrar_course_is_open, course-window.sql); else
 -- it takes a seat while enrolled < capacity, else a waitlist place while waitlisted <
--- waitlist_capacity, else it is refused as full.
+-- waitlist_capacity, else it is refused as full. For a course with a queue, a member that would
+-- get a seat or a waitlist place needs its admission (p_admission_hashes: the SHA-256 of the
+-- token, NULL without one): the admitted place of this course and student, within its time,
+-- locked until the commit (registrar_lock_admission, queue-places.sql) and consumed with the
+-- registration (status registered); without it the member is refused as not-admitted.
 --
 -- One call is one attempt, in the mode the caller asks for. Lock last (p_lock_first false): the
 -- batch is decided on the courses as read, written, and only then are its courses locked (FOR NO
@@ -28,7 +32,7 @@
 CREATE OR REPLACE FUNCTION registrar_register_batch(
   p_lock_first boolean,
   p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
-  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[]
+  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[]
 ) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
 DECLARE
   v_count integer := coalesce(array_length(p_courses, 1), 0);
@@ -39,6 +43,7 @@ DECLARE
   v_enrolled integer[];
   v_waitlisted integer[];
   v_open boolean[];
+  v_queued boolean[];
   v_changed boolean[];
   -- The counters as read at the start, and the courses where someone was refused (full, closed).
   v_read_enrolled integer[];
@@ -59,6 +64,9 @@ DECLARE
   v_new_keys text[] := '{}';
   v_new_status registration_status[] := '{}';
   v_new_positions integer[] := '{}';
+  -- The queue place each new registration consumes (NULL for a course without a queue).
+  v_new_places uuid[] := '{}';
+  v_place uuid;
   v_new_rows jsonb[];
   -- Per member: its result, or the new registration it is (v_new_of) or duplicates (v_dup_of).
   v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[v_count]);
@@ -92,8 +100,9 @@ BEGIN
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
+         array_agg(queue_order IS NOT NULL ORDER BY id),
          array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
-    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_changed, v_refused, v_read_version
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version
     FROM courses WHERE id = ANY (p_courses);
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
@@ -147,15 +156,24 @@ BEGIN
     ELSE
       v_status := NULL;
       v_position := NULL;
-      IF v_enrolled[v_c] < v_capacity[v_c] THEN
+      v_place := NULL;
+      IF v_queued[v_c] AND (v_enrolled[v_c] < v_capacity[v_c] OR v_waitlisted[v_c] < v_waitlist_capacity[v_c]) THEN
+        v_place := registrar_lock_admission(p_admission_hashes[i], p_courses[i], p_email_keys[i]);
+        IF v_place IS NULL THEN
+          v_results[i] := jsonb_build_object('outcome', 'not-admitted');
+        END IF;
+      END IF;
+      IF v_results[i] IS NULL AND v_enrolled[v_c] < v_capacity[v_c] THEN
         v_status := 'enrolled';
         v_enrolled[v_c] := v_enrolled[v_c] + 1;
-      ELSIF v_waitlisted[v_c] < v_waitlist_capacity[v_c] THEN
+      ELSIF v_results[i] IS NULL AND v_waitlisted[v_c] < v_waitlist_capacity[v_c] THEN
         v_status := 'waitlisted';
         v_waitlisted[v_c] := v_waitlisted[v_c] + 1;
         v_position := v_waitlisted[v_c];
       END IF;
-      IF v_status IS NULL THEN
+      IF v_results[i] IS NOT NULL THEN
+        NULL;
+      ELSIF v_status IS NULL THEN
         v_results[i] := jsonb_build_object('outcome', 'course-full');
         v_refused[v_c] := true;
       ELSE
@@ -165,6 +183,7 @@ BEGIN
         v_new_keys := v_new_keys || v_student;
         v_new_status := v_new_status || v_status;
         v_new_positions := v_new_positions || v_position;
+        v_new_places := v_new_places || v_place;
         v_new_of[i] := cardinality(v_new_members);
       END IF;
     END IF;
@@ -193,6 +212,12 @@ BEGIN
       (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
       (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
       v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+
+    IF cardinality(array_remove(v_new_places, NULL)) > 0 THEN
+      UPDATE queue_places q SET status = 'registered', registration_id = n.id, registered_at = now(), updated_at = now()
+      FROM unnest(v_new_places, v_new_ids) AS n (place, id)
+      WHERE q.id = n.place;
+    END IF;
   END IF;
 
   FOR i IN 1 .. v_count LOOP

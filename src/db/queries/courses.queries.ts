@@ -11,9 +11,31 @@ export type CourseRow = {
   waitlisted: number;
   opens_at: Date | null;
   closes_at: Date | null;
+  /** NULL: no queue. */
+  queue_order: QueueOrder | null;
+  queue_join_from: Date | null;
+  queue_admission_seconds: number;
+  queue_verify_email: boolean;
+  /** The SHA-256 of the random order's seed, from the moment the queue exists. */
+  queue_seed_sha256: Buffer | null;
+  /** The seed itself, once the places are ordered. */
+  queue_seed: Buffer | null;
 };
 
-const COLUMNS = 'id, title, capacity, waitlist_capacity, enrolled, waitlisted, opens_at, closes_at';
+export type QueueOrder = 'random' | 'arrival';
+
+export type QueueSettings = {
+  order: QueueOrder;
+  joinFrom: Date | null;
+  admissionSeconds: number;
+  verifyEmail: boolean;
+};
+
+// The queue state's columns are read by subqueries, so a row lock (lockCourse) stays on courses.
+const COLUMNS = `id, title, capacity, waitlist_capacity, enrolled, waitlisted, opens_at, closes_at,
+  queue_order, queue_join_from, queue_admission_seconds, queue_verify_email,
+  (SELECT sha256(s.seed) FROM queue_states s WHERE s.course_id = courses.id) AS queue_seed_sha256,
+  (SELECT s.seed FROM queue_states s WHERE s.course_id = courses.id AND s.ordered_at IS NOT NULL) AS queue_seed`;
 
 export type NewCourse = {
   id: string;
@@ -25,7 +47,7 @@ export type NewCourse = {
 };
 
 /** Returns undefined when a course with this id already exists. */
-export async function insertCourse(sql: Sql, course: NewCourse): Promise<CourseRow | undefined> {
+export async function insertCourse(sql: Sql | TransactionSql, course: NewCourse): Promise<CourseRow | undefined> {
   const [row] = await sql<CourseRow[]>`
     INSERT INTO courses (id, title, capacity, waitlist_capacity, opens_at, closes_at)
     VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity}, ${course.opensAt}, ${course.closesAt})
@@ -67,4 +89,28 @@ export async function updateCourseSettings(tx: TransactionSql, id: string, setti
 export async function promoteWaitlisted(tx: TransactionSql, id: string): Promise<number> {
   const [row] = await tx<{ promoted: number }[]>`SELECT registrar_promote_waitlisted(${id}) AS promoted`;
   return row?.promoted ?? 0;
+}
+
+/**
+ * Sets the course's queue (null: none). A new queue gets its state row with `seed`; removing one
+ * removes the state row, so the caller checks first that no place depends on it.
+ */
+export async function updateCourseQueue(tx: TransactionSql, id: string, queue: QueueSettings | null, seed: Buffer): Promise<void> {
+  await tx`
+    UPDATE courses SET queue_order = ${queue?.order ?? null}, queue_join_from = ${queue?.joinFrom ?? null},
+      queue_admission_seconds = ${queue?.admissionSeconds ?? 300}, queue_verify_email = ${queue?.verifyEmail ?? false}, updated_at = now()
+    WHERE id = ${id}`;
+  if (queue === null) {
+    await tx`DELETE FROM queue_states WHERE course_id = ${id}`;
+  } else {
+    await tx`INSERT INTO queue_states (course_id, seed) VALUES (${id}, ${seed}) ON CONFLICT (course_id) DO NOTHING`;
+  }
+}
+
+/** What a change of the queue must respect: whether its places are ordered, and whether it has any. */
+export async function findQueueUse(tx: TransactionSql, id: string): Promise<{ ordered: boolean; places: boolean }> {
+  const [row] = await tx<{ ordered: boolean; places: boolean }[]>`
+    SELECT EXISTS (SELECT 1 FROM queue_states WHERE course_id = ${id} AND ordered_at IS NOT NULL) AS ordered,
+           EXISTS (SELECT 1 FROM queue_places WHERE course_id = ${id}) AS places`;
+  return row ?? { ordered: false, places: false };
 }

@@ -31,12 +31,14 @@ export type RegisterParams = {
   /** Plaintext: its hash is stored, and it rides in the first email's job until sent. */
   manageToken: string;
   idempotency: { keyHash: Buffer; requestHash: Buffer; sealedToken: Buffer } | null;
+  /** The SHA-256 of the admission token, for a course with a queue; absent or null without one. */
+  admissionHash?: Buffer | null;
 };
 
 export type RegisterOutcome =
   | { outcome: 'created' | 'existing'; registration: RegistrationRow }
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
-  | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'course-full' };
+  | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'course-full' | 'not-admitted' };
 
 /**
  * One batch, in the common case in one statement (registrar_register_batch: one transaction),
@@ -53,14 +55,15 @@ export function registerBatch(sql: Sql, batch: readonly RegisterParams[], onStep
  * jsonb[] parsed element by element). */
 async function attemptRegisterBatch(sql: Sql, batch: readonly RegisterParams[], lockFirst: boolean): Promise<RegisterOutcome[]> {
   // As hex text: postgres.js types an array by its first element, and sends Buffers as one bytea.
-  const hex = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) => batch.map((p) => (p.idempotency ? pick(p.idempotency).toString('hex') : null));
-  const bytes = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) =>
-    sql`(SELECT array_agg(decode(h, 'hex') ORDER BY n) FROM unnest(${hex(pick)}::text[]) WITH ORDINALITY AS k (h, n))`;
+  const bytesOf = (values: (Buffer | null)[]) =>
+    sql`(SELECT array_agg(decode(h, 'hex') ORDER BY n) FROM unnest(${values.map((value) => value?.toString('hex') ?? null)}::text[]) WITH ORDINALITY AS k (h, n))`;
+  const bytes = (pick: (key: NonNullable<RegisterParams['idempotency']>) => Buffer) => bytesOf(batch.map((p) => (p.idempotency ? pick(p.idempotency) : null)));
   const [row] = await sql<{ results: RegisterOutcome[] }[]>`
     SELECT to_jsonb(registrar_register_batch(${lockFirst}::boolean,
       ${batch.map((p) => p.courseId)}::text[], ${batch.map((p) => p.name)}::text[], ${batch.map((p) => p.email)}::text[],
       ${batch.map((p) => p.emailKey)}::text[], ${batch.map((p) => p.manageToken)}::text[],
-      ${bytes((k) => k.keyHash)}, ${bytes((k) => k.requestHash)}, ${bytes((k) => k.sealedToken)})) AS results`;
+      ${bytes((k) => k.keyHash)}, ${bytes((k) => k.requestHash)}, ${bytes((k) => k.sealedToken)},
+      ${bytesOf(batch.map((p) => p.admissionHash ?? null))})) AS results`;
   if (!row) throw new Error('registrar_register_batch returned no row');
   return row.results;
 }

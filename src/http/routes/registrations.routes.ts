@@ -21,18 +21,9 @@ import {
   RegistrationParams,
   toRegistration,
 } from '../schemas/registration.schemas.ts';
+import { trimFields } from '../validation.ts';
 
 const CSV_COLUMNS = ['id', 'course', 'name', 'email', 'status', 'waitlistPosition', 'createdAt'] as const;
-
-/** Surrounding spaces are not part of a name or an address; drop them before validating. */
-function trimStrings(body: unknown): void {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
-  const record = body as Record<string, unknown>;
-  for (const field of ['name', 'email', 'course']) {
-    const value = record[field];
-    if (typeof value === 'string') record[field] = value.trim();
-  }
-}
 
 export function registerRegistrationRoutes(app: App, { sql, auth, limit }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
@@ -41,15 +32,15 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
   app.post('/register', {
     onRequest: limit('register'),
     preValidation: async function trimRegistration(request) {
-      trimStrings(request.body);
+      trimFields(request.body, ['name', 'email', 'course']);
     },
     schema: {
       tags: ['registrations'],
       summary: 'Register a student for a course',
-      description: '201 with a new registration and its manageToken; 200 `{course, email, alreadyRegistered: true}` when this email already holds an active registration for this course: nothing stored is shown, and a reminder email with a fresh manage link goes to that address (at most once per 10 minutes per registration). An Idempotency-Key replay gets the original answer, a 201 with its token.',
+      description: '201 with a new registration and its manageToken; 200 `{course, email, alreadyRegistered: true}` when this email already holds an active registration for this course: nothing stored is shown, and a reminder email with a fresh manage link goes to that address (at most once per 10 minutes per registration). An Idempotency-Key replay gets the original answer, a 201 with its token. A course with a queue, while open, needs `admission` (from the admitted place, GET /queue/{id}): without a valid one, 403 `not-admitted` and nothing changes; an admission registers once.',
       headers: RegisterHeaders,
       body: RegisterBody,
-      response: { 201: CreatedRegistration, 200: AlreadyRegistered, ...problemResponses(400, 404, 409, 413, 422, 429, 503) },
+      response: { 201: CreatedRegistration, 200: AlreadyRegistered, ...problemResponses(400, 403, 404, 409, 413, 422, 429, 503) },
     },
   }, async function registerRoute(request, reply) {
     let result;

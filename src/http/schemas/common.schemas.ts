@@ -21,6 +21,9 @@ const EMAIL_PATTERN = "^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-
 
 export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN, description: 'an e-mail address; compared trimmed and case-insensitively' });
 
+// A plain pattern, not format: 'uuid', which also passes "urn:uuid:..." (PostgreSQL refuses it).
+export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'a UUID' });
+
 export const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339 date-time' });
 
 export const Problem = Type.Object({

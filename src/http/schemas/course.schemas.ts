@@ -5,6 +5,25 @@ import { CourseId, PrintableText, Timestamp } from './common.schemas.ts';
 
 const Seats = Type.Integer({ minimum: 0, maximum: 10_000_000 });
 const OptionalTimestamp = Type.Union([Timestamp, Type.Null()]);
+const QueueOrder = Type.Union([Type.Literal('random'), Type.Literal('arrival')], { description: 'random: a cryptographically random shuffle at opensAt, checkable from the seed shown after; arrival: join order' });
+
+const QueueSettingsBody = Type.Object({
+  order: QueueOrder,
+  joinFrom: Type.Optional(Type.Union([Timestamp, Type.Null()], { description: 'places are taken from then on; null: any time before closesAt' })),
+  admissionSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'how long an admitted place may register' })),
+  verifyEmail: Type.Optional(Type.Boolean({ default: false, description: 'true is not available yet' })),
+}, { additionalProperties: false });
+
+const QueueBody = Type.Union([QueueSettingsBody, Type.Null()], { description: 'a waiting room: while the course is open, POST /register needs an admission from it; null: no queue' });
+
+const CourseQueue = Type.Object({
+  order: QueueOrder,
+  joinFrom: Type.Union([Type.String(), Type.Null()]),
+  admissionSeconds: Type.Integer(),
+  verifyEmail: Type.Boolean(),
+  seedSha256: Type.Union([Type.String(), Type.Null()], { description: 'hex SHA-256 of the random order\'s seed, fixed before anyone joins' }),
+  seed: Type.Union([Type.String(), Type.Null()], { description: 'hex; shown once the places are ordered: sorting places by SHA-256(seed || place id) gives their order' }),
+});
 
 export const Course = Type.Object({
   id: Type.String(),
@@ -16,6 +35,7 @@ export const Course = Type.Object({
   seatsLeft: Type.Integer(),
   opensAt: Type.Union([Type.String(), Type.Null()]),
   closesAt: Type.Union([Type.String(), Type.Null()]),
+  queue: Type.Union([CourseQueue, Type.Null()]),
 });
 
 export type Course = Static<typeof Course>;
@@ -31,6 +51,14 @@ export function toCourse(row: CourseRow): Course {
     seatsLeft: Math.max(row.capacity - row.enrolled, 0),
     opensAt: row.opens_at?.toISOString() ?? null,
     closesAt: row.closes_at?.toISOString() ?? null,
+    queue: row.queue_order === null ? null : {
+      order: row.queue_order,
+      joinFrom: row.queue_join_from?.toISOString() ?? null,
+      admissionSeconds: row.queue_admission_seconds,
+      verifyEmail: row.queue_verify_email,
+      seedSha256: row.queue_order === 'random' ? (row.queue_seed_sha256?.toString('hex') ?? null) : null,
+      seed: row.queue_order === 'random' ? (row.queue_seed?.toString('hex') ?? null) : null,
+    },
   };
 }
 
@@ -41,6 +69,7 @@ export const CreateCourseBody = Type.Object({
   waitlistCapacity: Type.Optional(Seats),
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
+  queue: Type.Optional(QueueBody),
 }, { additionalProperties: false });
 
 export const PatchCourseBody = Type.Object({
@@ -49,6 +78,7 @@ export const PatchCourseBody = Type.Object({
   waitlistCapacity: Type.Optional(Seats),
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
+  queue: Type.Optional(QueueBody),
 }, { additionalProperties: false, minProperties: 1 });
 
 export const CourseParams = Type.Object({ id: CourseId });

@@ -1,7 +1,7 @@
 // Request and response schemas of the registration routes, and the answer a registration's row becomes.
 import Type, { type Static } from 'typebox';
 import type { RegistrationRow } from '../../db/queries/registrations.queries.ts';
-import { CourseId, Email, PrintableText } from './common.schemas.ts';
+import { CourseId, Email, PrintableText, Uuid } from './common.schemas.ts';
 
 const Status = Type.Union([Type.Literal('enrolled'), Type.Literal('waitlisted'), Type.Literal('cancelled')]);
 
@@ -45,16 +45,14 @@ export const RegisterBody = Type.Object({
   name: PrintableText(1, 200, '1-200 characters, without control characters'),
   email: Email,
   course: CourseId,
+  admission: Type.Optional(PrintableText(1, 256, 'for a course with a queue: the admission of your admitted place (GET /queue/{id}); without a valid one, 403 not-admitted')),
 }, { additionalProperties: false });
 
 export const RegisterHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'a unique key per logical request (e.g. a UUID); a retry with the same key gets the original answer' })),
 });
 
-// A plain pattern, not format: 'uuid', which also passes "urn:uuid:..." (PostgreSQL refuses it).
-export const RegistrationParams = Type.Object({
-  id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'a UUID' }),
-});
+export const RegistrationParams = Type.Object({ id: Uuid });
 
 export const RegistrationListQuery = Type.Object({
   status: Type.Optional(Status),

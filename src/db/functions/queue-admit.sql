@@ -1,0 +1,133 @@
+-- Admission from a course's waiting room, paced by the measured commit rate of its
+-- registrations. docs/design.md, "The waiting room".
+-- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
+
+-- One admission tick of a course (the job worker's ticker calls it about every 500 ms; any number
+-- of tickers, in any process or instance, may call it at once). Under the queue state's row lock
+-- (FOR UPDATE), so ticks of one course run one after another and each place is admitted once:
+-- 1. orders the places if due and not done (registrar_queue_order);
+-- 2. expires the admissions whose time is up (the place goes on: the pointer does not go back);
+-- 3. when no seat and no waitlist place is left, every waiting place becomes sold-out at once
+--    (an admitted one keeps its admission until it expires: a cancel may still free a seat);
+-- 4. else admits the next waiting places by rank, as many as keep the admitted and not yet
+--    registered within the bound and within the seats and waitlist places left. The bound: at
+--    least p_floor; else their average over the last 10 s plus p_headroom_seconds of the
+--    registrations committed through the queue per second over the last 10 s (Little's law:
+--    what is admitted and not yet registered is the commit rate times the time to register, so
+--    the bound keeps that time and lets the rate grow by the headroom).
+-- The seats left and the admitted not yet registered are read in one statement (one snapshot):
+-- a registration committing between two reads could otherwise be counted twice.
+CREATE OR REPLACE FUNCTION registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds float8 DEFAULT 2)
+RETURNS jsonb LANGUAGE plpgsql SET enable_seqscan = off AS $$
+DECLARE
+  v_state queue_states;
+  v_course courses;
+  v_expired integer := 0;
+  v_admitted integer := 0;
+  v_sold_out integer := 0;
+  v_room integer;
+  v_outstanding integer;
+  v_registered_total bigint;
+  v_registered integer;
+  v_bound integer;
+  v_last_rank bigint;
+  v_keep integer[];
+  v_window_registered bigint;
+  v_window_outstanding float8;
+  v_minute_admitted bigint;
+  v_minute_seconds float8;
+BEGIN
+  SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  SELECT * INTO STRICT v_course FROM courses WHERE id = p_course;
+  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  IF NOT registrar_course_is_open(v_course.opens_at, v_course.closes_at) THEN
+    RETURN jsonb_build_object('outcome', 'closed');
+  END IF;
+  IF v_state.ordered_at IS NULL THEN
+    PERFORM registrar_queue_order(p_course);
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
+  END IF;
+
+  WITH expired AS (
+    UPDATE queue_places SET status = 'expired', updated_at = now()
+    WHERE course_id = p_course AND status = 'admitted' AND admitted_until <= now()
+    RETURNING 1
+  )
+  SELECT count(*) INTO v_expired FROM expired;
+
+  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+         (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
+         (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
+    INTO v_room, v_outstanding, v_registered_total
+    FROM courses c WHERE c.id = p_course;
+  v_registered := v_registered_total - v_state.registered_total;
+
+  IF v_room <= 0 THEN
+    -- Once sold out, joins are refused (registrar_queue_join), so nobody waits behind the pointer.
+    IF v_state.sold_out_at IS NULL THEN
+      WITH sold AS (
+        UPDATE queue_places SET status = 'sold-out', updated_at = now()
+        WHERE course_id = p_course AND rank > v_state.passed AND status = 'waiting'
+        RETURNING 1
+      )
+      SELECT count(*) INTO v_sold_out FROM sold;
+      v_state.sold_out_at := now();
+    END IF;
+  ELSE
+    v_state.sold_out_at := NULL;
+    -- The samples of the last 10 s (this tick's included) set the bound.
+    SELECT coalesce(sum(r), 0) + v_registered, (coalesce(sum(o), 0) + v_outstanding)::float8 / (count(*) + 1)
+      INTO v_window_registered, v_window_outstanding
+      FROM unnest(v_state.sample_at, v_state.sample_registered, v_state.sample_outstanding) AS s (at, r, o)
+      WHERE s.at > now() - interval '10 seconds';
+    v_bound := greatest(p_floor, ceil(v_window_outstanding + v_window_registered / 10.0 * p_headroom_seconds)::integer);
+    IF least(v_bound, v_room) > v_outstanding THEN
+      WITH next AS (
+        SELECT q.id FROM queue_places q
+        WHERE q.course_id = p_course AND q.status = 'waiting' AND q.rank > v_state.passed
+        ORDER BY q.rank
+        LIMIT least(v_bound, v_room) - v_outstanding
+        FOR NO KEY UPDATE
+      ), admitted AS (
+        UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
+          admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
+        FROM next WHERE q.id = next.id
+        RETURNING q.rank
+      )
+      SELECT count(*), max(rank) INTO v_admitted, v_last_rank FROM admitted;
+    END IF;
+  END IF;
+
+  -- This tick's sample; only the last minute's are kept.
+  v_keep := ARRAY(SELECT i FROM generate_subscripts(v_state.sample_at, 1) AS i WHERE v_state.sample_at[i] > now() - interval '60 seconds' ORDER BY i);
+  v_state.sample_at := ARRAY(SELECT v_state.sample_at[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || now();
+  v_state.sample_admitted := ARRAY(SELECT v_state.sample_admitted[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_admitted;
+  v_state.sample_registered := ARRAY(SELECT v_state.sample_registered[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_registered;
+  v_state.sample_outstanding := ARRAY(SELECT v_state.sample_outstanding[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || (v_outstanding + v_admitted);
+  SELECT sum(a), greatest(extract(epoch FROM now() - min(at)), 1) INTO v_minute_admitted, v_minute_seconds
+    FROM unnest(v_state.sample_at, v_state.sample_admitted) AS s (at, a);
+
+  UPDATE queue_states SET
+    passed = greatest(passed, coalesce(v_last_rank, 0)),
+    admitted_total = admitted_total + v_admitted,
+    expired_total = expired_total + v_expired,
+    registered_total = v_registered_total,
+    sold_out_at = v_state.sold_out_at,
+    sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
+    sample_registered = v_state.sample_registered, sample_outstanding = v_state.sample_outstanding,
+    admission_rate = v_minute_admitted / v_minute_seconds
+  WHERE course_id = p_course;
+  RETURN jsonb_build_object('outcome', CASE WHEN v_room <= 0 THEN 'sold-out' ELSE 'admitting' END,
+    'admitted', v_admitted, 'expired', v_expired, 'soldOut', v_sold_out,
+    'outstanding', v_outstanding + v_admitted, 'bound', v_bound, 'registered', v_registered);
+END
+$$;
+
+-- The courses whose waiting room may have something to do: a queue, and open now.
+CREATE OR REPLACE FUNCTION registrar_queued_courses_open() RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+  SELECT c.id FROM courses c JOIN queue_states s ON s.course_id = c.id
+  WHERE c.queue_order IS NOT NULL AND registrar_course_is_open(c.opens_at, c.closes_at)
+  ORDER BY c.id
+$$;

@@ -1,0 +1,96 @@
+-- A course's waiting room: the order of its places (once, at opensAt), a place as the application
+-- reads it (with its position, arithmetic on its rank and the course's admission pointer), and
+-- the admission a registration holds. docs/design.md, "The waiting room".
+-- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
+
+-- The random order's key of a place: anyone given the seed (shown once ordered) and the places
+-- recomputes the order by sorting on it.
+CREATE OR REPLACE FUNCTION registrar_queue_shuffle_key(p_seed bytea, p_place_id uuid) RETURNS bytea
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT sha256(p_seed || convert_to(p_place_id::text, 'UTF8'))
+$$;
+
+-- Orders the course's places once, when due (opensAt passed, or no opensAt): every place that
+-- joined before gets its rank, 1..n, by the shuffle key (random) or by arrival (arrival). Under
+-- the queue state's row lock (FOR UPDATE): joins before opensAt hold it shared until they
+-- commit, so the ordering sees every one of them, and a join after it waits and ranks behind.
+-- Called by the admission tick, by a join after opensAt and by the first read of a place after
+-- opensAt; whoever comes first orders, the others find ordered_at set.
+CREATE OR REPLACE FUNCTION registrar_queue_order(p_course text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_state queue_states;
+  v_course courses;
+  v_ranked bigint;
+BEGIN
+  -- Not due: no lock at all, so reads and joins before opensAt never wait on one another here.
+  SELECT * INTO v_course FROM courses WHERE id = p_course;
+  IF NOT FOUND OR v_course.queue_order IS NULL OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at) THEN RETURN; END IF;
+  SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
+  IF NOT FOUND OR v_state.ordered_at IS NOT NULL THEN RETURN; END IF;
+  WITH ordered AS (
+    SELECT q.id, row_number() OVER (ORDER BY
+      CASE WHEN v_course.queue_order = 'random' THEN registrar_queue_shuffle_key(v_state.seed, q.id) END, q.join_seq) AS rank
+    FROM queue_places q WHERE q.course_id = p_course AND q.rank IS NULL AND q.status = 'waiting'
+  )
+  UPDATE queue_places q SET rank = o.rank, updated_at = now() FROM ordered o WHERE q.id = o.id;
+  GET DIAGNOSTICS v_ranked = ROW_COUNT;
+  UPDATE queue_states SET ordered_at = now(), ranked = v_ranked WHERE course_id = p_course;
+END
+$$;
+
+-- A place as the application reads it (QueuePlaceRow). position: 1 for the next place to be
+-- admitted; rank minus the pointer, so O(1) (a place ahead that left still counts until the
+-- pointer passes it). The estimate: position divided by the admissions per second of the last
+-- minute; NULL while nothing was admitted in it.
+CREATE OR REPLACE FUNCTION registrar_queue_place_row(p queue_places, s queue_states) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT jsonb_build_object(
+    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email, 'status', p.status,
+    'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
+    'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
+    'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))
+  FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
+$$;
+
+-- A place read by id, ordering the course's places first if that is due and not done.
+CREATE OR REPLACE FUNCTION registrar_queue_place(p_id uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_place queue_places;
+  v_state queue_states;
+BEGIN
+  SELECT * INTO v_place FROM queue_places WHERE id = p_id;
+  IF NOT FOUND THEN RETURN NULL; END IF;
+  SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_place.course_id;
+  IF v_state.ordered_at IS NULL THEN
+    PERFORM registrar_queue_order(v_place.course_id);
+    SELECT * INTO STRICT v_place FROM queue_places WHERE id = p_id;
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_place.course_id;
+  END IF;
+  RETURN registrar_queue_place_row(v_place, v_state);
+END
+$$;
+
+-- The place whose admission a registration presents, locked (FOR NO KEY UPDATE) until the
+-- registration commits, so a concurrent expiry or a second use waits and then finds it taken;
+-- NULL unless it is this course's and this student's, admitted, and within its time.
+CREATE OR REPLACE FUNCTION registrar_lock_admission(p_admission_hash bytea, p_course text, p_email_key text) RETURNS uuid
+LANGUAGE sql AS $$
+  SELECT q.id FROM queue_places q
+  WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
+    AND q.status = 'admitted' AND q.admitted_until > now()
+  FOR NO KEY UPDATE
+$$;
+
+-- Leaves the queue (DELETE /queue/{id}): a place not yet registered, expired or sold out becomes
+-- `left`; an admitted one frees its admission (the next tick admits the next place). Answers
+-- the place as it is after.
+CREATE OR REPLACE FUNCTION registrar_queue_leave(p_id uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE queue_places SET status = 'left', updated_at = now()
+  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted');
+  RETURN registrar_queue_place(p_id);
+END
+$$;

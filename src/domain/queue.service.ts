@@ -1,0 +1,86 @@
+// The rules of the waiting room as the API and the job worker use them: joining (one place per
+// course and email key), reading and leaving a place with its queue token, and the admission
+// tick of every open queued course. Ranks, admissions, expiry and sold-out are decided in SQL
+// under the course's queue state lock (src/db/functions/queue-*.sql); this module prepares the
+// inputs (the email key, the token hashes) and turns outcomes into results or DomainErrors.
+import type { Sql } from '../db/database.ts';
+import { type AdmitOutcome, admitFromQueue, findQueuePlace, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow } from '../db/queries/queue.queries.ts';
+import { admissionTokenFor, generateManageToken, hashToken, tokenMatchesHash } from '../security/tokens.ts';
+import { DomainError } from './domain-error.ts';
+import { normalizeStudent } from './registration.ts';
+
+export type JoinQueueInput = { course: string; name: string; email: string };
+
+/** Like a duplicate registration, a second join of the same email shows nothing stored. */
+export type JoinQueueResult =
+  | { kind: 'created'; place: QueuePlaceRow; queueToken: string }
+  | { kind: 'already-queued'; course: string; email: string };
+
+/** Who is asking for a place: the admin, or whoever holds its queue token. */
+export type QueueCredential = { kind: 'admin' } | { kind: 'queue-token'; token: string };
+
+/** A place as its holder sees it: with the admission token while admitted (the admin, who has
+ * no queue token, sees none). */
+export type QueuePlaceView = { place: QueuePlaceRow; admission: string | null };
+
+export async function joinCourseQueue(sql: Sql, input: JoinQueueInput): Promise<JoinQueueResult> {
+  const { name, email, emailKey } = normalizeStudent(input);
+  const queueToken = generateManageToken();
+  const outcome = await joinQueue(sql, {
+    courseId: input.course,
+    name,
+    email,
+    emailKey,
+    tokenHash: hashToken(queueToken),
+    admissionHash: hashToken(admissionTokenFor(queueToken)),
+  });
+  switch (outcome.outcome) {
+    case 'created':
+      return { kind: 'created', place: outcome.place, queueToken };
+    case 'existing':
+      return { kind: 'already-queued', course: input.course, email };
+    case 'course-not-found':
+      throw new DomainError('course-not-found', `There is no course "${input.course}"`);
+    case 'no-queue':
+      throw new DomainError('course-has-no-queue', `"${input.course}" has no queue: register with POST /register`);
+    case 'queue-not-open':
+      throw new DomainError('queue-not-open', `The queue of "${input.course}" does not take places yet (see its queue.joinFrom)`);
+    case 'registration-closed':
+      throw new DomainError('registration-closed', `Registration for "${input.course}" has closed`);
+    case 'course-full':
+      throw new DomainError('course-full', `"${input.course}" has no seats and no waitlist places left`);
+    default:
+      return outcome satisfies never;
+  }
+}
+
+function placeNotFound(id: string): DomainError {
+  return new DomainError('queue-place-not-found', `There is no queue place "${id}"`);
+}
+
+export async function getQueuePlace(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
+  const place = await findQueuePlace(sql, id);
+  if (!place) throw placeNotFound(id);
+  if (credential.kind === 'admin') return { place, admission: null };
+  if (!tokenMatchesHash(credential.token, Buffer.from(place.token_hash, 'hex'))) {
+    throw new DomainError('unauthorized', 'This token is not the queue token of this place');
+  }
+  return { place, admission: place.status === 'admitted' ? admissionTokenFor(credential.token) : null };
+}
+
+/** Leaving twice is fine: the second call shows the place, left, again. */
+export async function leaveCourseQueue(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
+  await getQueuePlace(sql, id, credential);
+  const place = await leaveQueuePlace(sql, id);
+  if (!place) throw placeNotFound(id);
+  return { place, admission: null };
+}
+
+/** One admission tick of every open queued course, one transaction each; what each did. */
+export async function admitFromQueues(sql: Sql): Promise<Map<string, AdmitOutcome>> {
+  const outcomes = new Map<string, AdmitOutcome>();
+  for (const courseId of await listOpenQueuedCourses(sql)) {
+    outcomes.set(courseId, await admitFromQueue(sql, courseId));
+  }
+  return outcomes;
+}
