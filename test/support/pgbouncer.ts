@@ -56,8 +56,6 @@ export async function startPgbouncer(binary: string, serverUrl: string, options:
     'pool_mode = transaction',
     `default_pool_size = ${options.poolSize}`,
     'max_client_conn = 1000',
-    'server_reset_query =',
-    'ignore_startup_parameters = extra_float_digits',
     '',
   ].join('\n'));
   const ids = await postgresUserIds();
