@@ -72,7 +72,7 @@ function registerWith(sql: postgres.Sql, strategy: DatabaseStrategy): Register {
         const [row] = await retryTransaction((lockFirst) => sql<{ result: RegisterResult }[]>`
           SELECT (registrar_register_batch(${lockFirst}::boolean, ARRAY[${r.course}]::text[], ARRAY[${r.name}]::text[], ARRAY[${r.email}]::text[],
             ARRAY[${r.emailKey}]::text[], ARRAY[${r.manageToken}]::text[],
-            ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[]))[1] AS result`);
+            ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[], ARRAY[NULL]::bytea[]))[1] AS result`);
         if (!row) throw new Error('registrar_register_batch returned no row');
         return row.result;
       };
