@@ -4,15 +4,21 @@
 // SPEC invariant 8 checked on what is stored.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import postgres from 'postgres';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
 import { configureFullCourses, observeFastRefusals } from '../../src/domain/full-courses.ts';
 import { admitFromQueues } from '../../src/domain/queue.service.ts';
+import { startHousekeeping } from '../../src/jobs/housekeeping.ts';
 import { newCourse, type CourseOptions } from '../support/factories.ts';
 import { type Answer, assertProblem } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { countBy } from '../support/rush.ts';
+import { eventually } from '../support/eventually.ts';
+import { inOneWindow } from '../support/rate-limit-window.ts';
 import { useStack } from '../support/stack.ts';
 import { readStoredState } from '../support/stored-state.ts';
 
@@ -189,6 +195,24 @@ describe('ordering and admission', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('the job worker\'s ticker admits by itself, within the seats', async () => {
+    const course = await queuedCourse({ capacity: 3, opensAt: future(3_600_000), order: 'arrival' });
+    const joined: Joined[] = [];
+    for (let i = 0; i < 5; i++) joined.push(...(await joinAll(course, 1, `ticker${i}-`)));
+    await open(course);
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-test-housekeeping-'));
+    const errors: unknown[] = [];
+    const stop = startHousekeeping(stack.db.sql, (error) => errors.push(error), { retentionDays: 180, dataDir });
+    try {
+      const shown = await eventually(() => Promise.all(joined.map(async (j) => (await place(j)).body.status)), (all) => all.filter((status) => status === 'admitted').length === 3);
+      assert.deepEqual(shown, ['admitted', 'admitted', 'admitted', 'waiting', 'waiting']);
+    } finally {
+      await stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    assert.deepEqual(errors, []);
+  });
+
   test('arrival order ranks by join order', async () => {
     const course = await queuedCourse({ capacity: 2, opensAt: future(3_600_000), order: 'arrival' });
     const joined: Joined[] = [];
@@ -318,5 +342,25 @@ describe('registering with an admission', () => {
     const course = await newCourse(stack.server.client, { capacity: 2 });
     assert.equal((await register(course, { email: 'plain1@example.org' })).status, 201);
     assert.equal((await register(course, { email: 'plain2@example.org' }, 'whatever')).status, 201);
+  });
+});
+
+describe('joining is rate limited per client', () => {
+  const limited = useStack({ server: { rateLimitPerMinute: 3 } });
+
+  test('past the limit a client\'s joins get 429 with Retry-After, and registering keeps its own budget', async () => {
+    const course = await newCourse(limited.server.client, { capacity: 5, opensAt: future(3_600_000), queue: { order: 'random' } });
+    const answers = await inOneWindow(10_000, async () => {
+      const joins: Answer[] = [];
+      for (let i = 0; i < 5; i++) {
+        joins.push(await limited.server.client.request('POST', `/courses/${course}/queue`, { body: { name: `Student ${i}`, email: `limited${i}@example.org` } }));
+      }
+      const registering = await limited.server.client.register({ name: 'Ada', email: 'limited-ada@example.org', course });
+      return { joins, registering };
+    });
+    assert.deepEqual(answers.joins.map((a) => a.status), [201, 201, 201, 429, 429]);
+    assertProblem(answers.joins[3]!, 429, 'rate-limited', 'the fourth join');
+    assert.ok(Number(answers.joins[3]!.headers.get('retry-after')) > 0);
+    assert.equal(answers.registering.status, 409, 'registering is not refused by the joins\' budget (the course is not open)');
   });
 });
