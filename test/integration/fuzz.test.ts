@@ -23,7 +23,7 @@ const REQUEST_DEADLINE_MS = 5_000;
 const BODY_LIMIT = 64 * 1024;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-const fixture = { open: 'fz-open', full: 'fz-full', registration: '', manageToken: '', webhook: '', importId: randomUUID() };
+const fixture = { open: 'fz-open', full: 'fz-full', queue: 'fz-queue', registration: '', manageToken: '', place: '', queueToken: '', webhook: '', importId: randomUUID() };
 
 const stack = useStack({ poolSize: 5, uploadMaxBytes: 1024 * 1024 }, async (stack) => {
   const c = stack.server.client;
@@ -33,6 +33,12 @@ const stack = useStack({ poolSize: 5, uploadMaxBytes: 1024 * 1024 }, async (stac
   assert.equal(registered.status, 201);
   fixture.registration = registered.body.id;
   fixture.manageToken = registered.body.manageToken;
+  // No opensAt: its places are ordered at the first join, so no later read writes.
+  assert.equal((await c.admin('POST', '/courses', { id: fixture.queue, title: 'Queued', capacity: 5, queue: { order: 'random' } })).status, 201);
+  const joined = await c.request('POST', `/courses/${fixture.queue}/queue`, { body: { name: 'Ada Lovelace', email: 'ada@example.org' } });
+  assert.equal(joined.status, 201, JSON.stringify(joined.body));
+  fixture.place = joined.body.id;
+  fixture.queueToken = joined.body.queueToken;
   const webhook = await c.admin('POST', '/webhooks', { url: 'http://127.0.0.1:9/hook', events: ['registration.created'] });
   assert.equal(webhook.status, 201, JSON.stringify(webhook.body));
   fixture.webhook = webhook.body.id;
@@ -56,7 +62,7 @@ const ODD_STRINGS = [
   'registration.created', 'registration.bogus', 'http://127.0.0.1:9/x', 'javascript:alert(1)', 'http://[::1', 'file:///etc/passwd',
   '2030-01-01T00:00:00Z', '2016-12-31T23:59:60Z', '0000-01-01T00:00:00Z', '9999-12-31T23:00:00-02:00', '2030-02-30T00:00:00Z',
 ];
-const KEYS = ['name', 'email', 'course', 'id', 'title', 'capacity', 'waitlistCapacity', 'opensAt', 'closesAt', 'url', 'events', 'token',
+const KEYS = ['name', 'email', 'course', 'id', 'title', 'capacity', 'waitlistCapacity', 'opensAt', 'closesAt', 'url', 'events', 'token', 'queue', 'admission',
   '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', '', ' ', 'x'.repeat(300), '\u0000', '$where', 'a.b', 'a[b]'];
 
 function randomString(): string {
@@ -101,13 +107,14 @@ function nearValid(valid: Record<string, unknown>): Record<string, unknown> {
   return body;
 }
 
-type BodyKind = 'course' | 'patch' | 'register' | 'webhook' | 'login' | 'csv' | 'none';
+type BodyKind = 'course' | 'patch' | 'register' | 'join' | 'webhook' | 'login' | 'csv' | 'none';
 
 function validBody(kind: BodyKind): Record<string, unknown> {
   switch (kind) {
     case 'course': return { id: `fz-${int(1e6)}`, title: 'A course', capacity: 5, waitlistCapacity: 1, opensAt: null, closesAt: null };
     case 'patch': return { title: 'Renamed', capacity: 1000, waitlistCapacity: 10, opensAt: null, closesAt: null };
-    case 'register': return { name: 'Grace Hopper', email: `grace${int(1e6)}@example.org`, course: fixture.open };
+    case 'register': return { name: 'Grace Hopper', email: `grace${int(1e6)}@example.org`, course: pick([fixture.open, fixture.queue]), ...(chance(0.3) ? { admission: randomString() } : {}) };
+    case 'join': return { name: 'Grace Hopper', email: `grace${int(1e6)}@example.org` };
     case 'webhook': return { url: 'http://127.0.0.1:9/hook', events: ['registration.created'] };
     case 'login': return { token: 'not-the-token' };
     default: return {};
@@ -149,12 +156,12 @@ function pct(text: string): string {
 }
 
 function randomCourseId(): string {
-  return pick([fixture.open, fixture.full, `fz-${int(1000)}`, 'FZ-OPEN', 'a'.repeat(65), 'a'.repeat(150), 'a'.repeat(300), '%00', 'fz%00open', '%ZZ', '..', '%2e%2e', '%2F',
+  return pick([fixture.open, fixture.full, fixture.queue, `fz-${int(1000)}`, 'FZ-OPEN', 'a'.repeat(65), 'a'.repeat(150), 'a'.repeat(300), '%00', 'fz%00open', '%ZZ', '..', '%2e%2e', '%2F',
     pct(randomString()), pct('€uro'), '-x', '', 'fz-open%20', '%C0%AF', '%FF%FE']);
 }
 
 function randomUuid(): string {
-  const known = pick([fixture.registration, fixture.webhook, fixture.importId, randomUUID(), '00000000-0000-0000-0000-000000000000']);
+  const known = pick([fixture.registration, fixture.place, fixture.webhook, fixture.importId, randomUUID(), '00000000-0000-0000-0000-000000000000']);
   return pick([known, known, known.toUpperCase(), `urn:uuid:${known}`, `{${known}}`, known.replaceAll('-', ''), `${known}0`, known.slice(1), 'not-a-uuid', '12345', '%00', pct(randomString()), 'ffffffff-ffff-ffff-ffff-ffffffffffff']);
 }
 
@@ -180,6 +187,9 @@ const ROUTES: Route[] = [
   { method: 'POST', path: () => '/register', body: 'register', register: true },
   { method: 'GET', path: () => `/registrations/${randomUuid()}`, body: 'none', manage: true },
   { method: 'DELETE', path: () => `/registrations/${randomUuid()}`, body: 'none', manage: true },
+  { method: 'POST', path: () => `/courses/${chance(0.5) ? fixture.queue : randomCourseId()}/queue`, body: 'join' },
+  { method: 'GET', path: () => `/queue/${randomUuid()}`, body: 'none', manage: true },
+  { method: 'DELETE', path: () => `/queue/${randomUuid()}`, body: 'none', manage: true },
   { method: 'GET', path: () => `/courses/${randomCourseId()}/registrations${randomQuery()}`, body: 'none', admin: true },
   { method: 'GET', path: () => `/courses/${randomCourseId()}/registrations.csv${randomQuery()}`, body: 'none', admin: true },
   { method: 'POST', path: () => '/imports', body: 'csv', admin: true },
@@ -205,7 +215,7 @@ const CONTENT_TYPES = ['application/json', 'application/json', 'application/json
 
 function randomAuthorization(route: Route): string | undefined {
   if (route.admin && chance(0.5)) return `Bearer ${TEST_ADMIN_TOKEN}`;
-  if (route.manage && chance(0.3)) return `Bearer ${chance(0.5) ? fixture.manageToken : TEST_ADMIN_TOKEN}`;
+  if (route.manage && chance(0.3)) return `Bearer ${pick([fixture.manageToken, fixture.queueToken, TEST_ADMIN_TOKEN])}`;
   return pick([undefined, undefined, 'Bearer', 'Bearer ', `Basic ${TEST_ADMIN_TOKEN}`, `bearer ${TEST_ADMIN_TOKEN}x`, `Bearer ${TEST_ADMIN_TOKEN} ${TEST_ADMIN_TOKEN}`,
     `Bearer ${'A'.repeat(4000)}`, 'Bearer \u00ff\u00fe', `Bearer ${fixture.manageToken.slice(0, -1)}`, 'Bearer ../../', 'Digest x', `Bearer ${randomBytes(32).toString('base64url')}`]);
 }
