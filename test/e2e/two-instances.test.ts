@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import { connectDatabase, type Sql } from '../../src/db/database.ts';
 import { serverUrl } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { type Answer, Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
@@ -173,6 +174,39 @@ describe('two instances on one PostgreSQL', { timeout: 600_000 }, () => {
       FROM registration_events WHERE course_id = ${course}`;
     assert.equal(events?.created, CAPACITY + WAITLIST_CAPACITY, 'one event (one email) per registration');
     assert.equal(events?.reminders, placedDuplicates, 'one reminder per duplicate answered 200');
+  });
+
+  test('a waiting room across both: both job workers tick, each place admitted once, in rank order, then sold out', async (t) => {
+    if (sql === undefined) return t.skip('the instances did not start');
+    const db = sql;
+    const [a, b] = instances as [Instance, Instance];
+    const seats = 30;
+    const course = await newCourse(a.client, { capacity: seats, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'random' } });
+    const joined = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const instance = i % 2 === 0 ? a : b;
+      const email = `queued${i}@example.org`;
+      const answer = await instance.client.request('POST', `/courses/${course}/queue`, { body: { name: `Student ${i}`, email } });
+      assert.equal(answer.status, 201, `${JSON.stringify(answer.body)}\n${tail(instance.service!.output(), 20)}`);
+      return { email, id: answer.body.id as string, token: answer.body.queueToken as string, other: instance === a ? b : a };
+    }));
+    assert.equal((await b.client.admin('PATCH', `/courses/${course}`, { opensAt: new Date(Date.now() - 1_000).toISOString() })).status, 200);
+
+    // Nobody ticks but the instances' job workers.
+    const admittedCount = async () => (await db<{ n: number }[]>`SELECT count(*)::int AS n FROM queue_places WHERE course_id = ${course} AND status = 'admitted'`)[0]!.n;
+    await eventually(admittedCount, (n) => n === seats, 30_000);
+    const bots = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).client.register({ name: 'Bot', email: `qbot${i}@example.org`, course })));
+    assert.deepEqual(countBy(bots, (answer) => answer.status), { 403: 40 });
+
+    // Each admitted student reads the admission through one instance and registers through the other.
+    const views = await Promise.all(joined.map(async (j) => ({ ...j, view: (await j.other.client.request('GET', `/queue/${j.id}`, { token: j.token })).body })));
+    const admitted = views.filter((v) => v.view.status === 'admitted');
+    assert.equal(admitted.length, seats);
+    const registered = await Promise.all(admitted.map((v) => (v.other === a ? b : a).client.request('POST', '/register', { body: { name: 'Admitted', email: v.email, course, admission: v.view.admission } })));
+    assert.deepEqual(countBy(registered, (answer) => answer.status), { 201: seats });
+
+    const statuses = async () => countBy(await db<{ status: string }[]>`SELECT status::text FROM queue_places WHERE course_id = ${course}`, (row) => row.status);
+    assert.deepEqual(await eventually(statuses, (counts) => counts['sold-out'] === 100 - seats, 30_000), { registered: seats, 'sold-out': 100 - seats });
+    await assertInvariants(db);
   });
 
   test('SIGTERM stops both instances cleanly', async (t) => {
