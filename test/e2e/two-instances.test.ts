@@ -1,7 +1,8 @@
 // Beyond one machine: two instances (each a supervisor with its own HTTP worker) sharing nothing
 // but one PostgreSQL. They start at once on an empty database, so both try to migrate it (the
 // advisory lock makes them take turns), then a rush split across both, with the same students
-// sent to both, must end exactly as if one instance had served it.
+// sent to both, must end exactly as if one instance had served it, and a waiting room ticked by
+// both job workers admits each place once.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
