@@ -756,10 +756,11 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_queue_place_row(p queue_places, s queue_states)
  RETURNS jsonb
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT jsonb_build_object(
-    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email, 'status', p.status,
+    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
+    'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
     'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
     'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
     'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))

@@ -324,6 +324,8 @@ describe('registering with an admission', () => {
     const firstAdmission = (await place(joined[0]!)).body.admission as string;
     assert.equal((await place(joined[1]!)).body.status, 'waiting', 'one seat: one admission');
     await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const lapsed = (await place(joined[0]!)).body;
+    assert.deepEqual({ status: lapsed.status, admission: lapsed.admission }, { status: 'expired', admission: null }, 'past its time, before any tick: expired');
     assertProblem(await register(course, joined[0]!, firstAdmission), 403, 'not-admitted', 'an expired admission');
     const tick = await admitFromQueue(stack.db.sql, course);
     assert.deepEqual(tick.outcome === 'admitting' && { expired: tick.expired, admitted: tick.admitted }, { expired: 1, admitted: 1 });

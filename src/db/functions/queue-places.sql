@@ -42,11 +42,13 @@ $$;
 -- A place as the application reads it (QueuePlaceRow). position: 1 for the next place to be
 -- admitted; rank minus the pointer, so O(1) (a place ahead that left still counts until the
 -- pointer passes it). The estimate: position divided by the admissions per second of the last
--- minute; NULL while nothing was admitted in it.
+-- minute; NULL while nothing was admitted in it. An admission past its time reads as expired
+-- before the next tick records it (it no longer registers: registrar_lock_admission).
 CREATE OR REPLACE FUNCTION registrar_queue_place_row(p queue_places, s queue_states) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
-    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email, 'status', p.status,
+    'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
+    'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
     'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
     'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
     'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))
