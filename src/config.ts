@@ -24,6 +24,7 @@ export type Config = Readonly<{
   smtpUrl: string | undefined;
   mailFrom: string;
   publicUrl: string;
+  /** The ceiling of the email send window: SMTP sends in flight per job process (src/jobs/email/send-window.ts). */
   emailConcurrency: number;
   /** Webhook deliveries in flight per job process; apart from email, so a hung receiver never delays mail. */
   webhookConcurrency: number;
@@ -53,6 +54,13 @@ export type Config = Readonly<{
   /** Set by the supervisor for the processes it forks; unset in the supervisor itself. */
   processRole: 'http' | 'jobs' | undefined;
 }>;
+
+/**
+ * EMAIL_CONCURRENCY's default, the send window's ceiling: room for a hundred emails to one slow
+ * server at once (SPEC.md's story: 100 students, 2 s per email); the window finds the server's
+ * own bound below it.
+ */
+export const DEFAULT_EMAIL_CONCURRENCY = 128;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -135,7 +143,7 @@ export function loadConfig(env: Env = process.env): Config {
     smtpUrl: readUrl(env, 'SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: readString(env, 'MAIL_FROM') ?? 'Registrar <no-reply@localhost>',
     publicUrl: (readUrl(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${urlHost}:${port}`).replace(/\/+$/, ''),
-    emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', 8, 1, 1000),
+    emailConcurrency: readInteger(env, 'EMAIL_CONCURRENCY', DEFAULT_EMAIL_CONCURRENCY, 1, 1000),
     webhookConcurrency: readInteger(env, 'WEBHOOK_CONCURRENCY', 8, 1, 1000),
     webhookTimeoutMs: readInteger(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
     webhookAllowPrivate: readChoice(env, 'WEBHOOK_ALLOW_PRIVATE', ['true', 'false'] as const, 'false') === 'true',

@@ -3,8 +3,8 @@
 // PostgreSQL: measured on 2 cores, emails sent at full speed during a rush took a third of the
 // machine (about 2 ms of CPU per email, all processes counted). A student needs the answer now
 // and the email seconds later, so while the HTTP workers are busy the job worker sends one email
-// at a time, at most RUSH_EMAILS_PER_SECOND, and goes back to EMAIL_CONCURRENCY when the rush is
-// over. Nothing is dropped: the jobs wait in the queue, and a rush that lasts still gets its
+// at a time, at most RUSH_EMAILS_PER_SECOND, and goes back to the send window (send-window.ts,
+// up to EMAIL_CONCURRENCY) when the rush is over. Nothing is dropped: the jobs wait in the queue, and a rush that lasts still gets its
 // emails out, slowly. Outside a cluster (tests) nothing changes.
 import cluster from 'node:cluster';
 import type { ClusterView } from '../observability/cluster-state.ts';
@@ -30,6 +30,7 @@ export function isRush(view: ClusterView): boolean {
   return inFlight >= RUSH_IN_FLIGHT || recent >= RUSH_REQUESTS_PER_SECOND;
 }
 
+/** `normalConcurrency`: the limit outside a rush (for the send window, its ceiling: no cap on top of the window). */
 export function yieldEmailsToRushes(limiter: Limiter, normalConcurrency: number, onChange: (rush: boolean) => void): () => void {
   if (!cluster.isWorker) return () => {};
   let rush = false;

@@ -20,8 +20,8 @@ const SAMPLE_SIZE = 12;
 const PHASE_BY_TASK: Record<string, string> = { send_email: 'running an email job', deliver_webhook: 'calling a webhook', import_csv: 'importing a CSV on the thread pool' };
 
 /**
- * The steps of one email: `turn` is its wait in the EMAIL_CONCURRENCY limiter (whose bound is
- * the SMTP pool's connections, and which paces the emails one at a time during a rush), `load`
+ * The steps of one email: `turn` is its wait in the send window (src/jobs/email/send-window.ts,
+ * up to EMAIL_CONCURRENCY, which paces the emails one at a time during a rush), `load`
  * and `record` its queries, `send` the exchange with the mail server.
  */
 export type EmailStep = 'turn' | 'load' | 'send' | 'record';
@@ -38,9 +38,11 @@ export type JobLanes = {
 
 type Entry = { jobId: string; index: number; total: number; step: EmailStep; since: number; order: number };
 
-/** What an email's step is, in words; `position` is its place among the emails waiting for a turn. */
-export function describeEmailStep(step: EmailStep, options: { rush: boolean; transport: 'smtp' | 'mailbox'; position?: { at: number; of: number } }): { phase: string; detail: string } {
-  const line = options.position ? ` (email ${options.position.at} of ${options.position.of} in line)` : '';
+/** What an email's step is, in words; `position` is its place among the emails waiting for a turn; `window` the send window's size. */
+export function describeEmailStep(step: EmailStep, options: { rush: boolean; transport: 'smtp' | 'mailbox'; position?: { at: number; of: number }; window?: number }): { phase: string; detail: string } {
+  const place = options.position ? [`email ${options.position.at} of ${options.position.of} in line`] : [];
+  const size = options.window !== undefined && !options.rush ? [`send window ${options.window}`] : [];
+  const line = place.length + size.length > 0 ? ` (${[...place, ...size].join(', ')})` : '';
   switch (step) {
     case 'turn':
       if (options.rush) return { phase: 'waiting: rush pacing', detail: `waiting: rush pacing${line}` };
@@ -63,7 +65,7 @@ const STEP_ORDER: Record<EmailStep, number> = { send: 0, record: 1, load: 2, tur
 /** One task's counts in the queue, as the job worker's stats reader returns them. */
 export type TaskQueueCounts = { task: string; queued: number; running: number; retrying: number; dead: number; oldest_queued_seconds: number | null };
 
-export function startJobActivity(readQueueStats: () => Promise<readonly TaskQueueCounts[]>, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox' } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPoolStats): void; stop(): void } {
+export function startJobActivity(readQueueStats: () => Promise<readonly TaskQueueCounts[]>, metrics: Metrics, onError: (error: unknown) => void, options: { transport?: 'smtp' | 'mailbox'; emailWindow?: () => number } = {}): { observer: JobObserver; lanes: JobLanes; snapshot(): WorkerActivity; watchThreadPool(pool: ThreadPoolStats): void; stop(): void } {
   let threadPool: ThreadPoolStats | undefined;
   const transport = options.transport ?? 'smtp';
   const running = new Map<string, { task: string; attempts: number; startedAt: number }>();
@@ -115,7 +117,8 @@ export function startJobActivity(readQueueStats: () => Promise<readonly TaskQueu
     for (const entry of ordered) {
       withEntries.add(entry.jobId);
       const at = place.get(entry);
-      const { phase, detail } = describeEmailStep(entry.step, { rush, transport, ...(at !== undefined ? { position: { at, of: waiting.length } } : {}) });
+      const window = options.emailWindow?.();
+      const { phase, detail } = describeEmailStep(entry.step, { rush, transport, ...(at !== undefined ? { position: { at, of: waiting.length } } : {}), ...(window !== undefined ? { window } : {}) });
       count(phase);
       if (sample.length < SAMPLE_SIZE) {
         const attempts = running.get(entry.jobId)?.attempts ?? 1;

@@ -67,6 +67,7 @@ function createMetrics(role: ProcessRole, worker: string) {
     jobs: new client.Gauge({ name: 'registrar_jobs', help: 'Jobs by task and state (queued, running, retrying, dead)', labelNames: ['task', 'state'], aggregator: 'max' }),
     oldestJob: new client.Gauge({ name: 'registrar_job_oldest_queued_seconds', help: 'Age of the oldest job ready to run, per task', labelNames: ['task'], aggregator: 'max' }),
     emails: new client.Counter({ name: 'registrar_emails_total', help: 'Email attempts by outcome (sent, failed, retry)', labelNames: ['outcome'] }),
+    emailWindow: new client.Gauge({ name: 'registrar_email_send_window', help: 'Emails the job process may have in flight now: the send window, grown while the mail server keeps up and halved on 4xx replies and timeouts, up to EMAIL_CONCURRENCY', aggregator: 'max' }),
     threadPoolQueue: new client.Gauge({ name: 'registrar_thread_pool_queued', help: 'Tasks waiting for a thread of the worker-thread pool', labelNames: ['worker'] }),
     threadPoolUtilization: new client.Gauge({ name: 'registrar_thread_pool_utilization', help: 'Share of the pool\'s capacity busy since it started (piscina utilization, 0-1)', labelNames: ['worker'] }),
     threadPoolThreads: new client.Gauge({ name: 'registrar_thread_pool_threads', help: 'Threads in the worker-thread pool', labelNames: ['worker'] }),

@@ -6,7 +6,8 @@ import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { queueStats } from '../db/queries/jobs.queries.ts';
-import { createEmailDelivery } from '../jobs/email/deliver-email.ts';
+import { createEmailDelivery, EMAIL_DATABASE_CONNECTIONS } from '../jobs/email/deliver-email.ts';
+import { createSendWindow } from '../jobs/email/send-window.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
 import { yieldEmailsToRushes } from '../jobs/rush-yield.ts';
 import { createConfiguredTransport } from '../jobs/email/mail-transport.ts';
@@ -30,6 +31,11 @@ import { Lifecycle } from './lifecycle.ts';
  */
 export const JOB_WORKER_NICENESS = 10;
 
+/** The job worker's own pool: the emails' share, one connection per webhook in flight, and two for the rest (stats, housekeeping, imports). */
+export function jobWorkerPoolSize(config: Pick<Config, 'emailConcurrency' | 'webhookConcurrency'>): number {
+  return Math.min(config.emailConcurrency, EMAIL_DATABASE_CONNECTIONS) + config.webhookConcurrency + 2;
+}
+
 export async function runJobWorker(config: Config): Promise<void> {
   const logger = createLogger(config, 'job-worker');
   try {
@@ -41,15 +47,17 @@ export async function runJobWorker(config: Config): Promise<void> {
   const lifecycle = new Lifecycle((message) => logger.info(message));
   if (config.databaseUrl === undefined) throw new Error('the job worker needs DATABASE_URL from its supervisor');
   const sql = connectDatabase(config.databaseUrl, {
-    max: config.emailConcurrency + config.webhookConcurrency + 2,
+    max: jobWorkerPoolSize(config),
     applicationName: `registrar-jobs-${process.pid}`,
     planning: 'keyed',
   });
   lifecycle.add('database pool', () => sql.end({ timeout: 5 }));
-  const transport = createConfiguredTransport(config, sql);
-  lifecycle.add('mail transport', () => transport.close());
   const metrics = processMetrics('jobs');
-  const activity = startJobActivity(() => queueStats(sql), metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind });
+  const emailWindow = createSendWindow({ ceiling: config.emailConcurrency, onResize: (size) => metrics.emailWindow.set(size) });
+  metrics.emailWindow.set(emailWindow.size);
+  const transport = createConfiguredTransport(config, sql, emailWindow);
+  lifecycle.add('mail transport', () => transport.close());
+  const activity = startJobActivity(() => queueStats(sql), metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind, emailWindow: () => emailWindow.size });
   lifecycle.add('job activity', async () => activity.stop());
   const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'), {
     retentionDays: config.retentionDays,
@@ -63,10 +71,9 @@ export async function runJobWorker(config: Config): Promise<void> {
   lifecycle.add('thread pool', () => pool.close());
   activity.watchThreadPool(pool);
   const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
-  const emailLimiter = createLimiter(config.emailConcurrency);
-  const stopYielding = yieldEmailsToRushes(emailLimiter, config.emailConcurrency, (rush) => {
+  const stopYielding = yieldEmailsToRushes(emailWindow, config.emailConcurrency, (rush) => {
     activity.lanes.setRush(rush);
-    logger.info({ rush }, rush ? 'a rush: emails wait for it' : 'the rush is over: emails at full concurrency');
+    logger.info({ rush, emailWindow: emailWindow.size }, rush ? 'a rush: emails wait for it' : 'the rush is over: emails back to the send window');
   });
   lifecycle.add('rush watch', async () => stopYielding());
   const countWebhook = (outcome: string) => metrics.webhooks.inc({ outcome });
@@ -78,11 +85,14 @@ export async function runJobWorker(config: Config): Promise<void> {
     observer: activity.observer,
     specs: [
       {
+        // A job slot per email the window may reach, so single-email jobs (a cancel, a promotion)
+        // can fill it too: a slot waiting in the window costs a promise, and graphile-worker takes
+        // a connection only to fetch and to complete a job.
         name: 'email',
         concurrency: config.emailConcurrency,
         taskList: { send_email: createSendEmailTask(sql, createEmailDelivery({
           sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger, onOutcome: countEmail,
-        }), emailLimiter, activity.lanes) },
+        }), emailWindow, activity.lanes) },
       },
       {
         // One import at a time; its parallelism is the thread pool's.

@@ -14,6 +14,7 @@ import { createLogger } from '../observability/logger.ts';
 import { loadAdminToken } from './admin-token.ts';
 import { embeddedDatabase } from './embedded-database.ts';
 import { type WorkerMessage, type WorkerReport } from './http-worker.ts';
+import { jobWorkerPoolSize } from './job-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { superviseLiveness } from './liveness.ts';
 import { countCrashes, restartDelayMs } from './restart-backoff.ts';
@@ -23,12 +24,12 @@ const CONNECTIONS_HEADROOM = 20;
 
 /**
  * Connections one instance opens at most: each HTTP worker's pool, and the job worker's pool
- * plus graphile-worker's pool per runner (email, webhooks: their concurrency + 2 each; imports:
- * 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet
+ * (jobWorkerPoolSize) plus graphile-worker's pool per runner (email, webhooks: their concurrency
+ * + 2 each; imports: 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet
  * "too many connections"; never below 300, its max_connections otherwise (embedded-database.ts).
  */
 export function connectionsNeeded(config: Config): number {
-  const jobWorker = (config.emailConcurrency + config.webhookConcurrency + 2) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;
+  const jobWorker = jobWorkerPoolSize(config) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;
   return Math.max(300, config.workers * config.databasePoolSize + jobWorker + CONNECTIONS_HEADROOM);
 }
 

@@ -7,9 +7,9 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { Config } from '../../src/config.ts';
 import { connectDatabase, type Sql } from '../../src/db/database.ts';
-import { createEmailDelivery } from '../../src/jobs/email/deliver-email.ts';
+import { createEmailDelivery, EMAIL_DATABASE_CONNECTIONS } from '../../src/jobs/email/deliver-email.ts';
 import { createConfiguredTransport } from '../../src/jobs/email/mail-transport.ts';
-import { createLimiter } from '../../src/jobs/job-entries.ts';
+import { createSendWindow } from '../../src/jobs/email/send-window.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 /** Fastify 5 publishes `{ fastify }` here when an instance is created, before any route or hook. */
@@ -86,17 +86,17 @@ async function claimCreationEmail(sql: Sql, registrationId: string): Promise<str
 
 type Sender = { send(registrationId: string, manageToken: string): Promise<void>; stop(): Promise<void> };
 
-/** Its own pool and SMTP transport (EMAIL_CONCURRENCY connections), from the service's settings. */
+/** Its own pool, send window and SMTP transport (up to EMAIL_CONCURRENCY connections), from the service's settings. */
 async function startSender(config: Config): Promise<Sender> {
   if (config.databaseUrl === undefined) throw new Error('the email-in-request plug-in needs DATABASE_URL (an HTTP worker has it from its supervisor)');
   const logger = createLogger(config, 'email-in-request');
-  const sql = connectDatabase(config.databaseUrl, { max: config.emailConcurrency + 1, applicationName: `registrar-email-in-request-${process.pid}` });
+  const sql = connectDatabase(config.databaseUrl, { max: Math.min(config.emailConcurrency, EMAIL_DATABASE_CONNECTIONS) + 1, applicationName: `registrar-email-in-request-${process.pid}` });
   await holdCreationEmails(sql);
-  const transport = createConfiguredTransport(config, sql);
-  const deliverEmail = createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger });
   // A request claims its job only once a connection is its turn, so the claim covers the
   // exchange and not the wait.
-  const limit = createLimiter(config.emailConcurrency);
+  const limit = createSendWindow({ ceiling: config.emailConcurrency });
+  const transport = createConfiguredTransport(config, sql, limit);
+  const deliverEmail = createEmailDelivery({ sql, transport, from: config.mailFrom, publicUrl: config.publicUrl, logger });
   logger.warn('email-in-request plug-in: every registration\'s answer waits for its email (the bench\'s demonstration)');
   return {
     async send(registrationId, manageToken) {

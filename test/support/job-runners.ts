@@ -7,15 +7,18 @@ import { type JobRunners, startJobRunners } from '../../src/jobs/job-runners.ts'
 import { createDeliverWebhookTask } from '../../src/jobs/tasks/deliver-webhook.task.ts';
 import { createImportCsvTask } from '../../src/jobs/tasks/import-csv.task.ts';
 import { createLimiter } from '../../src/jobs/job-entries.ts';
+import { createSendWindow, type SendWindow } from '../../src/jobs/email/send-window.ts';
 import { createSendEmailTask } from '../../src/jobs/tasks/send-email.task.ts';
 import { createThreadPool } from '../../src/runtime/thread-pool.ts';
 import type { TestDatabase } from './database.ts';
 
-export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; webhookTimeoutMs?: number; importThreads?: number; importChunkBytes?: number } = {}): Promise<JobRunners> {
+/** `emailWindow`: the email send window, as the job worker builds it (default: a window whose ceiling is `emailConcurrency`). */
+export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?: string; emailConcurrency?: number; emailWindow?: SendWindow; smtpTimeoutMs?: number; webhookTimeoutMs?: number; importThreads?: number; importChunkBytes?: number } = {}): Promise<JobRunners> {
   const pool = createThreadPool(options.importThreads ?? 2);
   const logger = pino({ level: 'silent' });
+  const emailWindow = options.emailWindow ?? createSendWindow({ ceiling: options.emailConcurrency ?? 8 });
   const transport = options.smtpUrl
-    ? createSmtpTransport({ url: options.smtpUrl, concurrency: options.emailConcurrency ?? 8, timeoutMs: 5_000 })
+    ? createSmtpTransport({ url: options.smtpUrl, concurrency: emailWindow.ceiling, timeoutMs: options.smtpTimeoutMs ?? 5_000, window: emailWindow })
     : createMailboxTransport(db.sql);
   const runners = await startJobRunners({
     databaseUrl: db.url,
@@ -23,7 +26,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
     logger,
     pollIntervalMs: 200,
     specs: [
-      { name: 'email', concurrency: options.emailConcurrency ?? 8, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), createLimiter(options.emailConcurrency ?? 8)) } },
+      { name: 'email', concurrency: emailWindow.ceiling, taskList: { send_email: createSendEmailTask(db.sql, createEmailDelivery({ sql: db.sql, transport, from: 'Registrar <no-reply@localhost>', publicUrl: 'http://127.0.0.1:3000', logger }), emailWindow) } },
       { name: 'imports', concurrency: 1, taskList: { import_csv: createImportCsvTask({ sql: db.sql, pool, logger, ...(options.importChunkBytes ? { chunkBytes: options.importChunkBytes } : {}) }) } },
       { name: 'webhooks', concurrency: 4, taskList: { deliver_webhook: createDeliverWebhookTask({ sql: db.sql, timeoutMs: options.webhookTimeoutMs ?? 2_000, logger, allowPrivate: true, limit: createLimiter(4) }) } },
     ],

@@ -1,5 +1,5 @@
 // A real SMTP server (smtp-server), shared by the bench and the tests: a configurable delay and refusals
-// per message, stop/start to play an outage, and when each message arrived.
+// per message, stop/start to play an outage, when each message arrived, and how many it handled at once.
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
@@ -20,7 +20,12 @@ export type SmtpBehaviour = {
   refuseFirstAttempt: boolean;
   /** Recipients refused with 550, permanently. */
   rejectRecipients: Set<string>;
+  /** While set, every message is refused with this reply (a 4xx: 421 closing, 451 try later) after the delay. */
+  refuseWith: number | undefined;
 };
+
+/** Messages whose data has begun and whose reply is not given yet (the delay included): now, and the most since the last reset. */
+export type MessagesInProgress = { now: number; peak: number; resetPeak(): void };
 
 export type TestSmtpServer = {
   url: string;
@@ -28,6 +33,7 @@ export type TestSmtpServer = {
   messages: ReceivedMessage[];
   attempts: Map<string, number>;
   behaviour: SmtpBehaviour;
+  inProgress: MessagesInProgress;
   stop(): Promise<void>;
   start(): Promise<void>;
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
@@ -39,11 +45,20 @@ function header(raw: string, name: string): string {
 }
 
 export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Promise<TestSmtpServer> {
-  const behaviour: SmtpBehaviour = { delayMs: 0, refuseFirstAttempt: false, rejectRecipients: new Set(), ...options };
+  const behaviour: SmtpBehaviour = { delayMs: 0, refuseFirstAttempt: false, rejectRecipients: new Set(), refuseWith: undefined, ...options };
+  const inProgress: MessagesInProgress = {
+    now: 0,
+    peak: 0,
+    resetPeak() {
+      this.peak = this.now;
+    },
+  };
   const messages: ReceivedMessage[] = [];
   const attempts = new Map<string, number>();
   let port = 0;
   let server: SMTPServer | undefined;
+  /** Sessions whose client has gone. A reply it was not there to hear accepts nothing: the client sends the message again. */
+  const gone = new Set<string>();
 
   const make = () => new SMTPServer({
     authOptional: true,
@@ -56,7 +71,16 @@ export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Pro
       }
       callback();
     },
+    onClose(session) {
+      gone.add(session.id);
+    },
     onData(stream, session, callback) {
+      inProgress.now += 1;
+      inProgress.peak = Math.max(inProgress.peak, inProgress.now);
+      const reply = (error?: Error) => {
+        inProgress.now -= 1;
+        callback(error);
+      };
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
@@ -66,11 +90,15 @@ export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Pro
         const seen = (attempts.get(messageId) ?? 0) + 1;
         attempts.set(messageId, seen);
         setTimeout(() => {
-          if (behaviour.refuseFirstAttempt && seen === 1) {
-            return callback(Object.assign(new Error('451 4.3.0 try again later'), { responseCode: 451 }));
+          if (behaviour.refuseWith !== undefined) {
+            return reply(Object.assign(new Error(`${behaviour.refuseWith} 4.3.2 busy, try again later`), { responseCode: behaviour.refuseWith }));
           }
+          if (behaviour.refuseFirstAttempt && seen === 1) {
+            return reply(Object.assign(new Error('451 4.3.0 try again later'), { responseCode: 451 }));
+          }
+          if (gone.has(session.id)) return reply();
           messages.push({ messageId, to: session.envelope.rcptTo.map((r) => r.address), subject: header(raw, 'Subject'), raw, dataAt, receivedAt: Date.now() });
-          callback();
+          reply();
         }, behaviour.delayMs);
       });
     },
@@ -103,6 +131,7 @@ export async function startSmtpServer(options: Partial<SmtpBehaviour> = {}): Pro
     messages,
     attempts,
     behaviour,
+    inProgress,
     start,
     async stop() {
       const current = server;

@@ -20,6 +20,13 @@ export type EmailDeliveryDeps = {
 
 export type EmailOutcome = 'sent' | 'failed' | 'skipped';
 
+/**
+ * Database connections the emails in flight of one process share, at most. An email holds one
+ * for two short queries (its event, its outcome), never across its SMTP exchange, so a send
+ * window of a hundred emails needs far fewer connections than emails.
+ */
+export const EMAIL_DATABASE_CONNECTIONS = 16;
+
 const RECORD_RETRY_FIRST_MS = 100;
 const RECORD_RETRY_MAX_MS = 5_000;
 /** About ten minutes of a database away before the record is given up (and a copy may follow). */

@@ -1,10 +1,11 @@
-// Where an email goes: an SMTP server (nodemailer, pooled, bounded by EMAIL_CONCURRENCY) or, with
-// no SMTP_URL, the built-in mailbox in the database. Both report failures as temporary (retry
-// later) or permanent (a 5xx reply: never retried).
+// Where an email goes: an SMTP server (nodemailer, pooled, up to EMAIL_CONCURRENCY connections,
+// each send reported to the send window) or, with no SMTP_URL, the built-in mailbox in the
+// database. Both report failures as temporary (retry later) or permanent (a 5xx reply: never retried).
 import nodemailer from 'nodemailer';
 import type { Sql } from '../../db/database.ts';
 import type { EmailMessage } from '../../domain/email-message.ts';
 import { storeInMailbox } from '../../domain/mailbox.service.ts';
+import type { SendFeedback } from './send-window.ts';
 
 export class PermanentEmailError extends Error {
   override name = 'PermanentEmailError';
@@ -16,7 +17,8 @@ export type MailTransport = {
   close(): Promise<void>;
 };
 
-export type SmtpOptions = { url: string; concurrency: number; timeoutMs?: number };
+/** `concurrency`: the pool's connections, the send window's ceiling; `window` hears how each send went. */
+export type SmtpOptions = { url: string; concurrency: number; timeoutMs?: number; window?: SendFeedback };
 
 /** The commands whose 5yz reply refuses this message or its recipient (nodemailer's `command` field). */
 const MESSAGE_COMMANDS = new Set(['RCPT TO', 'DATA']);
@@ -54,6 +56,7 @@ export function createSmtpTransport(options: SmtpOptions): MailTransport {
   return {
     kind: 'smtp',
     async send(message) {
+      const ticket = options.window?.begin();
       try {
         await transporter.sendMail({
           from: message.from,
@@ -63,7 +66,9 @@ export function createSmtpTransport(options: SmtpOptions): MailTransport {
           html: message.html,
           messageId: message.messageId,
         });
+        if (ticket) options.window?.succeeded(ticket);
       } catch (error) {
+        if (ticket) options.window?.failed(ticket, error);
         throw classifySmtpError(error);
       }
     },
@@ -84,6 +89,6 @@ export function createMailboxTransport(sql: Sql): MailTransport {
 }
 
 /** SMTP when SMTP_URL is set, else the built-in mailbox. */
-export function createConfiguredTransport(config: { smtpUrl: string | undefined; emailConcurrency: number }, sql: Sql): MailTransport {
-  return config.smtpUrl ? createSmtpTransport({ url: config.smtpUrl, concurrency: config.emailConcurrency }) : createMailboxTransport(sql);
+export function createConfiguredTransport(config: { smtpUrl: string | undefined; emailConcurrency: number }, sql: Sql, window: SendFeedback): MailTransport {
+  return config.smtpUrl ? createSmtpTransport({ url: config.smtpUrl, concurrency: config.emailConcurrency, window }) : createMailboxTransport(sql);
 }

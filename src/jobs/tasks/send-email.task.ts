@@ -20,7 +20,7 @@ function parsePayload(payload: unknown): SendEmailPayload {
 }
 
 /**
- * `limit` bounds the emails in flight across every job of the process (EMAIL_CONCURRENCY);
+ * `limit` bounds the emails in flight across every job of the process (the send window);
  * `lanes`, when given, hears each email's steps, its wait for a turn in `limit` included.
  */
 export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit: Limiter, lanes?: JobLanes): Task {
