@@ -79,6 +79,18 @@ describe('CSV edge cases', () => {
     assert.match(result.errors[2].message, /no course "no-such-course"/);
   });
 
+  test('rows for a course with a waiting room are rejected as not admitted; the other rows go in', async () => {
+    const queued = await newCourse(stack.server.client, { capacity: 20, queue: { order: 'arrival' } });
+    const open = await newCourse(stack.server.client, { capacity: 20 });
+    const result = await importAndWait(['name,email,course', `Queued One,q1@example.org,${queued}`, `Open One,o1@example.org,${open}`, `Queued Two,q2@example.org,${queued}`].join('\n'));
+    assert.equal(result.status, 'done', JSON.stringify(result));
+    assert.deepEqual({ created: result.created, rejected: result.rejected }, { created: 1, rejected: 2 });
+    assert.deepEqual(result.errors.map((e: { line: number }) => e.line), [2, 4]);
+    assert.match(result.errors[0].message, /waiting room/);
+    assert.equal((await stored(queued)).length, 0);
+    assert.equal((await stored(open)).length, 1);
+  });
+
   test('duplicates inside the file and against existing registrations count as existing, once each', async () => {
     const course = await newCourse(stack.server.client, { capacity: 20 });
     assert.equal((await stack.server.client.register(student(course, 1))).status, 201);
