@@ -92,6 +92,10 @@ test('/metrics is Prometheus text, aggregated: its counters move by exactly the 
     assert.ok(Date.now() < deadline, `queue gauges ${queueSeen ? '' : 'missing, '}${sent(now) - sent(before_)} of 40 emails counted as sent`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  // The email send window: one series, the job worker's, a whole number of emails.
+  const windows = (await scrape()).filter((s) => s.name === 'registrar_email_send_window');
+  assert.equal(windows.length, 1, JSON.stringify(windows));
+  assert.ok(Number.isInteger(windows[0]!.value) && windows[0]!.value >= 1, `send window ${windows[0]!.value}`);
 });
 
 test('uPlot is served from the package with a long cache header, under the page\'s CSP', async () => {
