@@ -951,6 +951,10 @@ BEGIN
     v_student := p_courses[i] || E'\n' || p_email_keys[i];
     IF v_c IS NULL THEN
       v_results[i] := jsonb_build_object('outcome', 'course-not-found');
+    ELSIF v_queued[v_c] AND v_open[v_c] AND p_admission_hashes[i] IS NULL THEN
+      -- Before the registered-already answer: without an admission a queued course tells
+      -- nothing, not even that this student holds a registration, and sends no reminder.
+      v_results[i] := jsonb_build_object('outcome', 'not-admitted');
     ELSIF v_student = ANY (v_active_keys) THEN
       v_results[i] := jsonb_build_object('outcome', 'existing', 'registration', v_active_rows[array_position(v_active_keys, v_student)]);
     ELSIF v_student = ANY (v_new_keys) THEN
@@ -1051,14 +1055,15 @@ BEGIN
     -- stands, exactly as if it had been locked from the start (the opening window is checked
     -- again: time moved). A course changed meanwhile (another batch, a cancel, an admin change):
     -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
-    -- waitlist place, nobody waiting, the seats still there), since enrolling has no order to
-    -- keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
+    -- waitlist place, nobody waiting, the seats still there, the waiting room neither added nor
+    -- removed), since enrolling has no order to keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now;
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
+        AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
   END IF;

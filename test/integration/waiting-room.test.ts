@@ -12,6 +12,8 @@ import postgres from 'postgres';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
 import { configureFullCourses, observeFastRefusals } from '../../src/domain/full-courses.ts';
 import { admitFromQueues } from '../../src/domain/queue.service.ts';
+import { DomainError } from '../../src/domain/domain-error.ts';
+import { registerStudent } from '../../src/domain/registration.service.ts';
 import { startHousekeeping } from '../../src/jobs/housekeeping.ts';
 import { newCourse, type CourseOptions } from '../support/factories.ts';
 import { type Answer, assertProblem } from '../support/http.ts';
@@ -313,6 +315,26 @@ describe('registering with an admission', () => {
     const before = await readStoredState(stack.db.sql);
     assertProblem(await register(course, a!, admission), 403, 'not-admitted', 'a used admission');
     assert.deepEqual(await readStoredState(stack.db.sql), before);
+  });
+
+  test('without an admission, a registered student is refused like anyone, from memory or from the database: no reminder, nothing shown', async () => {
+    const course = await queuedCourse({ capacity: 5, opensAt: future(3_600_000) });
+    const [a] = await joinAll(course, 1, 'probe');
+    await open(course);
+    await admitFromQueue(stack.db.sql, course);
+    assert.equal((await register(course, a!, (await place(a!)).body.admission as string)).status, 201);
+    const before = await readStoredState(stack.db.sql);
+    assertProblem(await register(course, a!), 403, 'not-admitted', 'over HTTP');
+    // A pool of its own knows nothing of the course yet: the refusal comes from the batch in SQL.
+    const cold = postgres(stack.db.url, { max: 2, onnotice: () => {} });
+    try {
+      await assert.rejects(registerStudent(cold, { name: 'A Student', email: a!.email, course }), (error: unknown) => error instanceof DomainError && error.code === 'not-admitted');
+    } finally {
+      await cold.end({ timeout: 5 });
+    }
+    assert.deepEqual(await readStoredState(stack.db.sql), before);
+    const [row] = await stack.db.sql<{ reminded: boolean }[]>`SELECT reminded_at IS NOT NULL AS reminded FROM registrations WHERE course_id = ${course}`;
+    assert.equal(row!.reminded, false, 'no reminder went to the registered address');
   });
 
   test('an expired admission passes the place on; when the seats are gone every waiting place is sold out at once', async () => {
