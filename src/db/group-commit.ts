@@ -26,8 +26,8 @@ export function createGroupCommit<I, O>(options: GroupCommitOptions<I, O>): Grou
   let scheduled = false;
 
   async function runBatch(batch: Waiting<I, O>[]): Promise<void> {
-    options.onBatch?.(batch.length);
     try {
+      options.onBatch?.(batch.length); // inside: a failing observer fails the batch's callers, never strands them
       const results = await options.run(batch.map((w) => w.item));
       if (results.length !== batch.length) throw new Error(`a batch of ${batch.length} answered ${results.length} results`);
       batch.forEach((w, i) => {

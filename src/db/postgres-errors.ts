@@ -12,6 +12,7 @@ const UNAVAILABLE_CODES = new Set([
   '08003', // connection_does_not_exist
   '08006', // connection_failure
   '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08P01', // protocol_violation: how PgBouncer reports its own refusals (its server connection lost, no server to connect to, query_wait_timeout)
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -53,4 +54,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function isDatabaseOutOfResources(error: unknown): boolean {
   const code = errorCode(error);
   return code !== undefined && OUT_OF_RESOURCES_CODES.has(code);
+}
+
+/**
+ * SQLSTATEs of a transaction rolled back for a concurrent one: a deadlock (40P01) or a
+ * serialization failure (40001). Retried by src/db/retry-policy.ts; one that keeps coming back
+ * after its attempts is temporary all the same, and answered 503 with Retry-After, not 500.
+ */
+const CONFLICT_CODES: ReadonlySet<string> = new Set(['40P01', '40001']);
+
+export function isTransactionConflict(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && CONFLICT_CODES.has(code);
 }

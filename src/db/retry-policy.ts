@@ -103,10 +103,8 @@ export async function runBatch<I, O>(
           break;
         case 'again':
           break;
-        case 'split': {
-          const alone = { ...options, lockFirst };
-          return (await Promise.all(items.map((item) => runBatch([item], attempt, alone)))).flat();
-        }
+        case 'split':
+          return splitIntoMembers(items, attempt, { ...options, lockFirst });
         case 'answer':
           return items.map(() => ({ status: 'rejected', reason: error }));
         default:
@@ -114,6 +112,25 @@ export async function runBatch<I, O>(
       }
     }
   }
+}
+
+/**
+ * Members of a split batch run alone, SPLIT_IN_FLIGHT at a time: a split follows an error that
+ * may be the database's, and all of a 256-member batch at once would take every connection of
+ * the pool for statements that may well fail the same way.
+ */
+const SPLIT_IN_FLIGHT = 4;
+
+async function splitIntoMembers<I, O>(items: readonly I[], attempt: (items: readonly I[], lockFirst: boolean) => Promise<O[]>, options: RetryOptions): Promise<PromiseSettledResult<O>[]> {
+  const results = new Array<PromiseSettledResult<O>>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(SPLIT_IN_FLIGHT, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = (await runBatch([items[index]!], attempt, options))[0]!;
+    }
+  }));
+  return results;
 }
 
 /** The value of a settled result, or its error thrown. */

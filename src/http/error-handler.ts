@@ -7,7 +7,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { DomainError } from '../domain/domain-error.ts';
-import { errorCode, isDatabaseOutOfResources, isDatabaseUnavailable } from '../db/postgres-errors.ts';
+import { errorCode, isDatabaseOutOfResources, isDatabaseUnavailable, isTransactionConflict } from '../db/postgres-errors.ts';
 import { createLogThrottle } from '../observability/log-throttle.ts';
 import { DOMAIN_PROBLEMS, type Problem, problem, sendProblem, type ProblemSlug } from './problem.ts';
 import { toFieldErrors } from './validation.ts';
@@ -82,6 +82,12 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
     const suppressed = databaseLines.admit(`out-of-resources:${errorCode(error)}`);
     if (suppressed !== undefined) request.log.error({ err: error, suppressed }, 'database out of disk space or memory');
     return sendProblem(reply, problem(503, 'overloaded', 'The database cannot take more work right now; retry shortly'));
+  }
+  if (isTransactionConflict(error)) {
+    // Rolled back for concurrent transactions after every attempt the retry policy allows: a rare
+    // pile-up of conflicts on one course, logged, and the client told to come back.
+    request.log.warn({ err: error }, 'transaction conflict after every attempt');
+    return sendProblem(reply, problem(503, 'overloaded', 'The request met concurrent changes every time it was tried; retry shortly'));
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendProblem(reply, problem(500, 'internal', 'Something went wrong on our side; it has been logged'));

@@ -78,3 +78,18 @@ test('a member that failed goes to its caller alone; a batch that throws fails e
   assert.deepEqual(await settle(['a', 'b', 'poison', 'c']), [{ value: 'A' }, { value: 'B' }, { error: 'poison refused' }, { value: 'C' }]);
   assert.deepEqual(await settle(['d', 'everyone']), [{ error: 'batch of 2 refused' }, { error: 'batch of 2 refused' }]);
 });
+
+test('an observer that throws fails the batch\'s callers, and later batches still run', async () => {
+  let observed = 0;
+  const commit = createGroupCommit<number, number>({
+    run: async (items) => items.map((n) => fulfilled(n * 2)),
+    maxBatch: 8,
+    maxInFlight: 1,
+    onBatch: () => {
+      observed += 1;
+      if (observed === 1) throw new Error('metrics broke');
+    },
+  });
+  await assert.rejects(commit(1), /metrics broke/);
+  assert.equal(await commit(2), 4);
+});

@@ -73,3 +73,21 @@ test('a batch answering the wrong number of results is an error, not a partial a
   const [result] = await runBatch(['only'], async () => []);
   assert.equal(result!.status, 'rejected');
 });
+
+test('a split batch runs its members alone, a few at a time, each with its own answer', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const members = Array.from({ length: 40 }, (_, i) => i);
+  const results = await runBatch(members, async (items) => {
+    if (items.length > 1) throw failure('P0001');
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    await new Promise((resolve) => setImmediate(resolve));
+    inFlight -= 1;
+    if (items[0] === 7) throw failure('P0001');
+    return [items[0]! * 10];
+  });
+  assert.ok(most > 1 && most <= 4, `members alone at once: ${most}`);
+  assert.equal(results[7]!.status, 'rejected');
+  assert.deepEqual(results.filter((_, i) => i !== 7), members.filter((i) => i !== 7).map((i) => ({ status: 'fulfilled', value: i * 10 })));
+});
