@@ -67,9 +67,11 @@ test('congestion halves the window once per window of sends, never below 1', () 
   assert.equal(state.window, 1);
 });
 
-test('4xx replies, timeouts, refused and dropped connections are congestion; 5xx and others are not', () => {
+test('4xx replies, timeouts, refused and dropped connections are congestion; 5xx, a recipient deferred and others are not', () => {
   assert.equal(isCongestion({ responseCode: 421 }), true);
-  assert.equal(isCongestion({ responseCode: 451, code: 'EMESSAGE' }), true);
+  assert.equal(isCongestion({ responseCode: 451, code: 'EMESSAGE', command: 'DATA' }), true);
+  assert.equal(isCongestion({ responseCode: 421, code: 'EENVELOPE', command: 'RCPT TO' }), true);
+  assert.equal(isCongestion({ responseCode: 450, code: 'EENVELOPE', command: 'RCPT TO' }), false, 'greylisting defers one recipient');
   assert.equal(isCongestion({ code: 'ETIMEDOUT' }), true);
   assert.equal(isCongestion({ code: 'ECONNECTION' }), true);
   assert.equal(isCongestion({ code: 'ESOCKET' }), true);

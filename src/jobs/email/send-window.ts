@@ -79,11 +79,15 @@ export function afterCongestion(state: WindowState, epoch: number): WindowState 
 /**
  * RFC 5321 section 4.2.1: a 4yz reply says "not now" (421: the server is closing the channel,
  * 451/452: local trouble or no room); nodemailer's ETIMEDOUT, ECONNECTION and ESOCKET are a
- * connection that timed out, was refused or dropped. Each is a sign to send less.
+ * connection that timed out, was refused or dropped. Each is a sign to send less, except a 4yz
+ * other than 421 to RCPT TO: that is about one recipient (greylisting, a mailbox busy), and the
+ * server is answering.
  */
 export function isCongestion(error: unknown): boolean {
-  const { responseCode, code } = (error ?? {}) as { responseCode?: number; code?: string };
-  if (typeof responseCode === 'number') return responseCode >= 400 && responseCode < 500;
+  const { responseCode, code, command } = (error ?? {}) as { responseCode?: number; code?: string; command?: string };
+  if (typeof responseCode === 'number') {
+    return responseCode >= 400 && responseCode < 500 && (responseCode === 421 || command !== 'RCPT TO');
+  }
   return code === 'ETIMEDOUT' || code === 'ECONNECTION' || code === 'ESOCKET';
 }
 
