@@ -359,6 +359,15 @@ AS $function$
   LIMIT 1
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_admission_is_students(p_admission_hash bytea, p_course text, p_email_key text)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT EXISTS (SELECT 1 FROM queue_places q
+    WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds double precision DEFAULT 2)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -675,7 +684,9 @@ BEGIN
   END IF;
 
   IF v_course.opens_at IS NOT NULL AND now() < v_course.opens_at THEN
-    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR SHARE;
+    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course));
+    -- Read after the lock: an ordering that committed meanwhile is seen.
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
     IF v_state.ordered_at IS NOT NULL THEN
       RAISE EXCEPTION 'the places of % were ordered while this join waited', p_course USING ERRCODE = 'serialization_failure';
     END IF;
@@ -696,6 +707,14 @@ BEGIN
   END IF;
   RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_lock_key(p_course text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT hashtext(p_course)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)
@@ -723,6 +742,7 @@ BEGIN
   IF NOT FOUND OR v_course.queue_order IS NULL OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at) THEN RETURN; END IF;
   SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
   IF NOT FOUND OR v_state.ordered_at IS NOT NULL THEN RETURN; END IF;
+  PERFORM pg_advisory_xact_lock(7211304, registrar_queue_join_lock_key(p_course));
   WITH ordered AS (
     SELECT q.id, row_number() OVER (ORDER BY
       CASE WHEN v_course.queue_order = 'random' THEN registrar_queue_shuffle_key(v_state.seed, q.id) END, q.join_seq) AS rank
@@ -951,9 +971,10 @@ BEGIN
     v_student := p_courses[i] || E'\n' || p_email_keys[i];
     IF v_c IS NULL THEN
       v_results[i] := jsonb_build_object('outcome', 'course-not-found');
-    ELSIF v_queued[v_c] AND v_open[v_c] AND p_admission_hashes[i] IS NULL THEN
-      -- Before the registered-already answer: without an admission a queued course tells
-      -- nothing, not even that this student holds a registration, and sends no reminder.
+    ELSIF v_queued[v_c] AND v_open[v_c] AND NOT registrar_admission_is_students(p_admission_hashes[i], p_courses[i], p_email_keys[i]) THEN
+      -- Before the registered-already answer: without this student's own admission (none, or
+      -- a forged one) a queued course tells nothing, not even that this student holds a
+      -- registration, and sends no reminder. A retry with it is answered as registered.
       v_results[i] := jsonb_build_object('outcome', 'not-admitted');
     ELSIF v_student = ANY (v_active_keys) THEN
       v_results[i] := jsonb_build_object('outcome', 'existing', 'registration', v_active_rows[array_position(v_active_keys, v_student)]);
@@ -983,7 +1004,9 @@ BEGIN
       IF v_results[i] IS NOT NULL THEN
         NULL;
       ELSIF v_status IS NULL THEN
-        v_results[i] := jsonb_build_object('outcome', 'course-full');
+        -- queued: the worker then remembers both (src/domain/full-courses.ts), so that its
+        -- answers from memory never tell a request without an admission who is registered.
+        v_results[i] := jsonb_build_object('outcome', 'course-full', 'queued', v_queued[v_c]);
         v_refused[v_c] := true;
       ELSE
         v_changed[v_c] := true;

@@ -60,7 +60,9 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   // 200 (and reminded, at most once per 10 minutes, decided in SQL), anyone else 409. Neither is
   // stored under the key: the 409 is an error answer, and the 200 names only what the request
   // sent, so a replay while the registration stands gets the same 200.
-  if (fullCourses.isFull(input.course)) {
+  // With an admission for a queued course the database decides: only it can tell the student's
+  // own admission from a forged one before answering "registered already".
+  if (fullCourses.isFull(input.course) && !(input.admission !== undefined && fullCourses.isQueued(input.course))) {
     const found = await findActiveRegistration(sql, input.course, key, keyHash);
     if (!found.keyKnown) {
       if (found.registration !== null) {
@@ -109,6 +111,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
       throw new DomainError('registration-closed', `Registration for "${input.course}" is not open now`);
     case 'course-full':
       fullCourses.markFull(input.course);
+      if (outcome.queued) fullCourses.markQueued(input.course);
       throw courseFull(input.course);
     case 'not-admitted':
       fullCourses.markQueued(input.course);

@@ -215,6 +215,59 @@ describe('ordering and admission', () => {
     assert.deepEqual(errors, []);
   });
 
+  test('the ordering waits for a join in flight and ranks it', async () => {
+    const course = await queuedCourse({ capacity: 5, opensAt: future(3_600_000) });
+    const other = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+    try {
+      let joinedInside!: () => void;
+      const inside = new Promise<void>((resolve) => { joinedInside = resolve; });
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => { commit = resolve; });
+      // A join before opensAt whose transaction has not committed yet.
+      const inFlight = other.begin(async (tx) => {
+        await tx`SELECT registrar_queue_join(${course}, 'In Flight', 'inflight@example.org', 'inflight@example.org', ${randomBytes(32)}, ${randomBytes(32)})`;
+        joinedInside();
+        await committing;
+      });
+      await inside;
+      await open(course);
+      const tick = admitFromQueue(stack.db.sql, course);
+      await eventually(async () => (await stack.db.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%registrar_admit%'`)[0]!.n, (n) => n === 1);
+      commit();
+      await inFlight;
+      const outcome = await tick;
+      assert.deepEqual(outcome.outcome === 'admitting' && outcome.admitted, 1);
+      const [row] = await stack.db.sql<{ rank: number; status: string }[]>`SELECT rank::int, status::text FROM queue_places WHERE course_id = ${course}`;
+      assert.deepEqual({ ...row }, { rank: 1, status: 'admitted' }, 'the join that was in flight is ranked and admitted');
+    } finally {
+      await other.end();
+    }
+  });
+
+  test('a join that began before opensAt and meets the places ordered is refused with 40001, to run again', async () => {
+    const opensAt = Date.now() + 1_500;
+    const course = await queuedCourse({ capacity: 5, opensAt: new Date(opensAt).toISOString() });
+    const other = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+    try {
+      const late = other.begin(async (tx) => {
+        await tx`SELECT 1`; // the transaction's now(): before opensAt
+        await new Promise((resolve) => setTimeout(resolve, opensAt - Date.now() + 200));
+        await admitFromQueue(stack.db.sql, course); // orders the places, after opensAt
+        await tx`SELECT registrar_queue_join(${course}, 'Late', 'late@example.org', 'late@example.org', ${randomBytes(32)}, ${randomBytes(32)})`;
+      });
+      await assert.rejects(late, (error: { code?: string }) => error.code === '40001');
+      const [stored] = await stack.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM queue_places WHERE course_id = ${course}`;
+      assert.equal(stored?.n, 0);
+      // Run again (as joinQueue does), it starts after opensAt and ranks behind.
+      const again = await join(course, 1, 'late-again');
+      assert.equal(again.status, 201);
+      assert.equal(again.body.position, 1);
+    } finally {
+      await other.end();
+    }
+  });
+
   test('arrival order ranks by join order', async () => {
     const course = await queuedCourse({ capacity: 2, opensAt: future(3_600_000), order: 'arrival' });
     const joined: Joined[] = [];
@@ -335,6 +388,36 @@ describe('registering with an admission', () => {
     assert.deepEqual(await readStoredState(stack.db.sql), before);
     const [row] = await stack.db.sql<{ reminded: boolean }[]>`SELECT reminded_at IS NOT NULL AS reminded FROM registrations WHERE course_id = ${course}`;
     assert.equal(row!.reminded, false, 'no reminder went to the registered address');
+  });
+
+  test('with a forged or another student\'s admission, a registered student is refused too, also once the course is known full; with their own, a retry finds the registration', async () => {
+    const course = await queuedCourse({ capacity: 2, opensAt: future(3_600_000), order: 'arrival' });
+    const joined: Joined[] = [];
+    for (let i = 0; i < 2; i++) joined.push(...(await joinAll(course, 1, `forge${i}-`)));
+    const [a, b] = joined as [Joined, Joined];
+    await open(course);
+    await admitFromQueue(stack.db.sql, course);
+    const own = (await place(a)).body.admission as string;
+    const others = (await place(b)).body.admission as string;
+    assert.equal((await register(course, a, own)).status, 201);
+    // One seat fewer: b's registration finds the course full, and this worker remembers it full and queued.
+    assert.equal((await stack.server.client.admin('PATCH', `/courses/${course}`, { capacity: 1 })).status, 200);
+    assertProblem(await register(course, b, others), 409, 'course-full', 'b, admitted into no seat');
+    const cold = postgres(stack.db.url, { max: 2, onnotice: () => {} });
+    try {
+      const before = await readStoredState(stack.db.sql);
+      for (const [what, admission] of [['forged', randomBytes(32).toString('base64url')], ['another student\'s', others], ['no', undefined]] as const) {
+        assertProblem(await register(course, a, admission), 403, 'not-admitted', `${what} admission, the course known full`);
+        await assert.rejects(registerStudent(cold, { name: 'A Student', email: a.email, course, ...(admission === undefined ? {} : { admission }) }),
+          (error: unknown) => error instanceof DomainError && error.code === 'not-admitted', `${what} admission, from the database`);
+      }
+      assert.deepEqual(await readStoredState(stack.db.sql), before);
+      const [row] = await stack.db.sql<{ reminded: boolean }[]>`SELECT reminded_at IS NOT NULL AS reminded FROM registrations WHERE course_id = ${course}`;
+      assert.equal(row!.reminded, false, 'no reminder went to the registered address');
+    } finally {
+      await cold.end({ timeout: 5 });
+    }
+    assert.equal((await register(course, a, own)).status, 200, 'a retry with the student\'s own admission');
   });
 
   test('an expired admission passes the place on; when the seats are gone every waiting place is sold out at once', async () => {

@@ -1,12 +1,13 @@
 -- Joining a course's waiting room: one place per (course, email key). docs/design.md, "The waiting room".
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
--- Before opensAt a join takes the queue state's row lock shared (FOR SHARE): joins go side by
--- side, and the ordering (FOR UPDATE) waits for each one in flight, so no place that joined
--- before it is left unranked. From opensAt on a join takes it exclusively, orders the places if
--- nobody has yet, and ranks itself next (ranked + 1), so ranks have no gaps. A join that started
--- before opensAt but finds the places ordered once it holds the shared lock raises 40001: run
--- again (src/db/retry-policy.ts), it starts after opensAt and takes the exclusive path.
+-- Before opensAt a join holds the course's join lock shared (registrar_queue_join_lock_key,
+-- queue-places.sql): joins go side by side, and the ordering, which takes it exclusively, waits
+-- for each one in flight, so no place that joined before it is left unranked. From opensAt on a
+-- join takes the queue state's row lock (FOR UPDATE), orders the places if nobody has yet, and
+-- ranks itself next (ranked + 1), so ranks have no gaps. A join that started before opensAt but
+-- finds the places ordered once it holds the shared lock raises 40001: run again
+-- (src/db/retry-policy.ts), it starts after opensAt and takes the exclusive path.
 CREATE OR REPLACE FUNCTION registrar_queue_join(
   p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -27,7 +28,9 @@ BEGIN
   END IF;
 
   IF v_course.opens_at IS NOT NULL AND now() < v_course.opens_at THEN
-    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR SHARE;
+    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course));
+    -- Read after the lock: an ordering that committed meanwhile is seen.
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
     IF v_state.ordered_at IS NOT NULL THEN
       RAISE EXCEPTION 'the places of % were ordered while this join waited', p_course USING ERRCODE = 'serialization_failure';
     END IF;

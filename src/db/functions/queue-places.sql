@@ -10,12 +10,25 @@ LANGUAGE sql IMMUTABLE AS $$
   SELECT sha256(p_seed || convert_to(p_place_id::text, 'UTF8'))
 $$;
 
+-- The lock that orders a course's places against its joins before opensAt: each such join holds
+-- it shared, the ordering exclusively, so the ordering waits for every join in flight and sees
+-- it. An advisory lock rather than a row lock: a shared row lock writes the row (and a multixact)
+-- for every join; this one lives in the lock table only. Transaction-scoped, so it is released
+-- at commit, also through PgBouncer. Two int4 keys (7211304, the course id's hash): a key
+-- space apart from the single int8 keys of the Idempotency-Keys and the delivery figures; two
+-- courses whose ids hash alike only wait for each other.
+CREATE OR REPLACE FUNCTION registrar_queue_join_lock_key(p_course text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT hashtext(p_course)
+$$;
+
 -- Orders the course's places once, when due (opensAt passed, or no opensAt): every place that
 -- joined before gets its rank, 1..n, by the shuffle key (random) or by arrival (arrival). Under
--- the queue state's row lock (FOR UPDATE): joins before opensAt hold it shared until they
--- commit, so the ordering sees every one of them, and a join after it waits and ranks behind.
--- Called by the admission tick, by a join after opensAt and by the first read of a place after
--- opensAt; whoever comes first orders, the others find ordered_at set.
+-- the queue state's row lock (FOR UPDATE), which serializes it with the ticks and the joins
+-- after opensAt, and the join lock taken exclusively (registrar_queue_join_lock_key), so it
+-- sees every join before opensAt. Called by the admission tick, by a join after opensAt and by
+-- the first read of a place after opensAt; whoever comes first orders, the others find
+-- ordered_at set.
 CREATE OR REPLACE FUNCTION registrar_queue_order(p_course text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -28,6 +41,7 @@ BEGIN
   IF NOT FOUND OR v_course.queue_order IS NULL OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at) THEN RETURN; END IF;
   SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
   IF NOT FOUND OR v_state.ordered_at IS NOT NULL THEN RETURN; END IF;
+  PERFORM pg_advisory_xact_lock(7211304, registrar_queue_join_lock_key(p_course));
   WITH ordered AS (
     SELECT q.id, row_number() OVER (ORDER BY
       CASE WHEN v_course.queue_order = 'random' THEN registrar_queue_shuffle_key(v_state.seed, q.id) END, q.join_seq) AS rank
@@ -72,6 +86,14 @@ BEGIN
   END IF;
   RETURN registrar_queue_place_row(v_place, v_state);
 END
+$$;
+
+-- Whether this admission is this student's, for this course, in any status: a forged one, or
+-- another student's, is not. An index probe; LANGUAGE sql, so it is inlined where it is called.
+CREATE OR REPLACE FUNCTION registrar_admission_is_students(p_admission_hash bytea, p_course text, p_email_key text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (SELECT 1 FROM queue_places q
+    WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
 $$;
 
 -- The place whose admission a registration presents, locked (FOR NO KEY UPDATE) until the

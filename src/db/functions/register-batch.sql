@@ -146,9 +146,10 @@ BEGIN
     v_student := p_courses[i] || E'\n' || p_email_keys[i];
     IF v_c IS NULL THEN
       v_results[i] := jsonb_build_object('outcome', 'course-not-found');
-    ELSIF v_queued[v_c] AND v_open[v_c] AND p_admission_hashes[i] IS NULL THEN
-      -- Before the registered-already answer: without an admission a queued course tells
-      -- nothing, not even that this student holds a registration, and sends no reminder.
+    ELSIF v_queued[v_c] AND v_open[v_c] AND NOT registrar_admission_is_students(p_admission_hashes[i], p_courses[i], p_email_keys[i]) THEN
+      -- Before the registered-already answer: without this student's own admission (none, or
+      -- a forged one) a queued course tells nothing, not even that this student holds a
+      -- registration, and sends no reminder. A retry with it is answered as registered.
       v_results[i] := jsonb_build_object('outcome', 'not-admitted');
     ELSIF v_student = ANY (v_active_keys) THEN
       v_results[i] := jsonb_build_object('outcome', 'existing', 'registration', v_active_rows[array_position(v_active_keys, v_student)]);
@@ -178,7 +179,9 @@ BEGIN
       IF v_results[i] IS NOT NULL THEN
         NULL;
       ELSIF v_status IS NULL THEN
-        v_results[i] := jsonb_build_object('outcome', 'course-full');
+        -- queued: the worker then remembers both (src/domain/full-courses.ts), so that its
+        -- answers from memory never tell a request without an admission who is registered.
+        v_results[i] := jsonb_build_object('outcome', 'course-full', 'queued', v_queued[v_c]);
         v_refused[v_c] := true;
       ELSE
         v_changed[v_c] := true;

@@ -38,7 +38,8 @@ export type RegisterParams = {
 export type RegisterOutcome =
   | { outcome: 'created' | 'existing'; registration: RegistrationRow }
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
-  | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'course-full' | 'not-admitted' };
+  | { outcome: 'course-full'; queued: boolean }
+  | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'not-admitted' };
 
 /**
  * One batch, in the common case in one statement (registrar_register_batch: one transaction),
