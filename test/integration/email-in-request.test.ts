@@ -174,3 +174,27 @@ test('closing the server drops the hold: new registrations\' emails go through t
     await server.close();
   }
 });
+
+test('an Idempotency-Key replay while the first request still sends: both 201, the email once', async () => {
+  const requestSmtp = await startSmtpServer({ delayMs: 1_500 });
+  const server = await startServerWithPlugin(requestSmtp.url, 4);
+  smtp.messages.length = 0; // the job worker's server: what earlier tests left there is not this one's
+  try {
+    const course = await newCourse(server.client, { capacity: 5 });
+    const body = student(course, 1, 'replay');
+    const headers = { 'idempotency-key': `replay-${course}` };
+    const first = server.client.request('POST', '/register', { body, headers });
+    // The first answer's transaction has committed once its email is on the way.
+    await eventually(async () => requestSmtp.inProgress.now, (n) => n >= 1, 30_000);
+    const replay = await server.client.request('POST', '/register', { body, headers });
+    const original = await first;
+    assert.deepEqual([original.status, replay.status], [201, 201]);
+    assert.equal(replay.body.id, original.body.id);
+    await runHeldJobs();
+    assert.deepEqual(countsByMessageId(requestSmtp, smtp), [1], 'one message for the one registration');
+  } finally {
+    smtp.messages.length = 0;
+    await server.close();
+    await requestSmtp.stop();
+  }
+});

@@ -21,11 +21,18 @@ export function emailInRequestEnvironment(): Record<string, string> {
 }
 
 /**
- * How long a creation email's job leaves it to the request: from its insert (the hold trigger)
- * and again from the claim just before the SMTP exchange. The exchange is bounded by the
- * transport's 30 s timeouts (connection, greeting, socket), so it ends before the job may run.
+ * How long a creation email's job leaves it to the request from its insert (the hold trigger),
+ * until the request claims it.
  */
 const LEAVE_TO_REQUEST = '90 seconds';
+
+/**
+ * How long a claimed job waits while its request sends: longer than any SMTP exchange and the
+ * outcome's record (recordUntilStored: about ten minutes of a database away). The request sets
+ * the job runnable again as soon as it is done; only a request whose process died leaves the
+ * job to run at the end of this, and then a copy may follow (SPEC invariant 4 allows that one).
+ */
+const HOLD_WHILE_SENDING = '15 minutes';
 
 /**
  * A BEFORE INSERT trigger on graphile-worker's job table (0.17.3 is pinned): a send_email job
@@ -50,6 +57,9 @@ async function holdCreationEmails(sql: Sql): Promise<void> {
         END IF;
         RETURN NEW;
       END $$`);
+    // One claim per creation event: two requests holding one registration's 201 (an
+    // Idempotency-Key replay while the first still sends) never both send its email.
+    await tx`CREATE TABLE IF NOT EXISTS email_in_request.claims (event_id bigint PRIMARY KEY)`;
     await tx`DROP TRIGGER IF EXISTS hold_creation_emails ON graphile_worker._private_jobs`;
     await tx`CREATE TRIGGER hold_creation_emails BEFORE INSERT ON graphile_worker._private_jobs
       FOR EACH ROW EXECUTE FUNCTION email_in_request.hold_creation_emails()`;
@@ -66,22 +76,34 @@ async function releaseCreationEmails(sql: Sql): Promise<void> {
 /**
  * Claims the email job holding the registration's creation event (not its newest event: a
  * reminder may have committed since the 201) and returns that event, or undefined when the job
- * is running or done. graphile-worker takes only unlocked jobs with run_at <= now(), under SKIP
- * LOCKED: either this UPDATE moves run_at first, or it finds the job locked and leaves it.
+ * is running or done, or another request claimed it. graphile-worker takes only unlocked jobs
+ * with run_at <= now(), under SKIP LOCKED: either this UPDATE moves run_at first, or it finds the
+ * job locked and leaves it; the claims row lets one request through per event.
  */
 async function claimCreationEmail(sql: Sql, registrationId: string): Promise<string | undefined> {
   const [row] = await sql<{ event_id: string }[]>`
     WITH creation AS (
       SELECT id FROM registration_events
       WHERE registration_id = ${registrationId} AND kind IN ('enrolled', 'waitlisted') ORDER BY id LIMIT 1
+    ), claimed AS (
+      INSERT INTO email_in_request.claims (event_id) SELECT id FROM creation ON CONFLICT DO NOTHING RETURNING event_id
     )
     UPDATE graphile_worker._private_jobs j
-    SET run_at = greatest(j.run_at, now() + ${LEAVE_TO_REQUEST}::interval)
-    FROM creation c, graphile_worker._private_tasks t
+    SET run_at = greatest(j.run_at, now() + ${HOLD_WHILE_SENDING}::interval)
+    FROM claimed c, graphile_worker._private_tasks t
     WHERE t.id = j.task_id AND t.identifier = 'send_email' AND j.locked_at IS NULL
-      AND j.payload::jsonb @> jsonb_build_array(jsonb_build_object('eventId', c.id))
-    RETURNING c.id::text AS event_id`;
+      AND j.payload::jsonb @> jsonb_build_array(jsonb_build_object('eventId', c.event_id))
+    RETURNING c.event_id::text AS event_id`;
   return row?.event_id;
+}
+
+/** The claimed job runnable at once: it skips an email recorded sent or failed, and sends one left to it. */
+async function releaseClaimedEmail(sql: Sql, eventId: string): Promise<void> {
+  await sql`
+    UPDATE graphile_worker._private_jobs j SET run_at = now()
+    FROM graphile_worker._private_tasks t
+    WHERE t.id = j.task_id AND t.identifier = 'send_email' AND j.locked_at IS NULL
+      AND j.payload::jsonb @> jsonb_build_array(jsonb_build_object('eventId', ${eventId}::bigint))`;
 }
 
 type Sender = { send(registrationId: string, manageToken: string): Promise<void>; stop(): Promise<void> };
@@ -103,8 +125,13 @@ async function startSender(config: Config): Promise<Sender> {
       try {
         await limit(async () => {
           const eventId = await claimCreationEmail(sql, registrationId);
-          // 'sent' and 'failed' are recorded, so the job skips them; a temporary failure throws.
-          if (eventId !== undefined) await deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY });
+          if (eventId === undefined) return;
+          try {
+            // 'sent' and 'failed' are recorded, so the job skips them; a temporary failure throws.
+            await deliverEmail(eventId, manageToken, { attempts: 1, maxAttempts: Number.POSITIVE_INFINITY });
+          } finally {
+            await releaseClaimedEmail(sql, eventId);
+          }
         });
       } catch (error) {
         logger.warn({ err: error, registrationId }, 'email not sent inside its request; its job sends it');
