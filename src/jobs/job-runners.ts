@@ -35,6 +35,18 @@ export type RunnerSpec = {
 
 export type JobRunners = { stop(): Promise<void> };
 
+/**
+ * graphile-worker's connections for one runner: it takes a connection to fetch a job and to
+ * write its outcome, and none while the job runs, so a runner of 128 email slots needs far
+ * fewer than 128 (its slots wait their turn for a connection, a few milliseconds). Two more:
+ * the LISTEN connection and slack.
+ */
+const RUNNER_CONNECTIONS_MAX = 16;
+
+export function runnerPoolSize(concurrency: number): number {
+  return Math.min(concurrency, RUNNER_CONNECTIONS_MAX) + 2;
+}
+
 function graphileLogger(logger: Logger): GraphileLogger {
   // Only the scope goes to the log, never the job: its payload can hold a manage token.
   // graphile-worker's per-job "completed" lines are info; here they are debug.
@@ -62,8 +74,7 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
       runners.push(await run({
         connectionString: options.databaseUrl,
         concurrency: spec.concurrency,
-        // One connection per job in flight, plus the LISTEN connection and some slack.
-        maxPoolSize: spec.concurrency + 2,
+        maxPoolSize: runnerPoolSize(spec.concurrency),
         taskList: spec.taskList,
         noHandleSignals: true, // the process's Lifecycle owns the signals
         pollInterval,

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { migrateDatabase } from '../db/migrate.ts';
+import { runnerPoolSize } from '../jobs/job-runners.ts';
 import { serveClusterMetrics } from '../observability/cluster-metrics.ts';
 import { ClusterStateHub, runClusterStateHub } from '../observability/cluster-state.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -24,12 +25,12 @@ const CONNECTIONS_HEADROOM = 20;
 
 /**
  * Connections one instance opens at most: each HTTP worker's pool, and the job worker's pool
- * (jobWorkerPoolSize) plus graphile-worker's pool per runner (email, webhooks: their concurrency
- * + 2 each; imports: 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet
- * "too many connections"; never below 300, its max_connections otherwise (embedded-database.ts).
+ * (jobWorkerPoolSize) plus graphile-worker's pool per runner (email, webhooks: runnerPoolSize;
+ * imports: 3). The embedded PostgreSQL is sized for it, so no core count makes a rush meet "too
+ * many connections"; never below 300, its max_connections otherwise (embedded-database.ts).
  */
 export function connectionsNeeded(config: Config): number {
-  const jobWorker = jobWorkerPoolSize(config) + (config.emailConcurrency + 2) + (config.webhookConcurrency + 2) + 3;
+  const jobWorker = jobWorkerPoolSize(config) + runnerPoolSize(config.emailConcurrency) + runnerPoolSize(config.webhookConcurrency) + 3;
   return Math.max(300, config.workers * config.databasePoolSize + jobWorker + CONNECTIONS_HEADROOM);
 }
 
