@@ -125,7 +125,10 @@ describe('the retry policy, each entry taken', () => {
     } finally {
       h.release();
     }
-    assert.deepEqual(stepsOf(steps), [{ code: '40P01', lockFirst: true, step: 'lock-first' }]);
+    // On a busy machine PostgreSQL has also failed the rerun, before H rolled back (seen once
+    // in a full run); the attempt after it is created. Every step must be this one.
+    assert.ok(steps.length >= 1, 'the keyed batch met a deadlock');
+    for (const step of stepsOf(steps)) assert.deepEqual(step, { code: '40P01', lockFirst: true, step: 'lock-first' });
     assert.equal(outcomes(answer)[0]!.outcome, 'created');
     await assertInvariants(db.sql);
   });
