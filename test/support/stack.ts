@@ -1,6 +1,6 @@
 // The in-process service an integration test suite runs against: a fresh database, the HTTP app on
-// a real socket, and the parts the suite asks for (an upload folder, a webhook receiver, the job
-// runners). useStack starts it before the suite's tests and stops it after them, last started first.
+// a real socket, and the parts the suite asks for (an upload folder, a webhook receiver, an SMTP
+// server, the job runners). useStack starts it before the suite's tests and stops it after them, last started first.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { createCleanup } from './cleanup.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startTestServer, type TestServer, type TestServerOptions } from './http.ts';
 import { startTestJobRunners } from './job-runners.ts';
+import { startSmtpServer, type TestSmtpServer } from './smtp-server.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
 
 export type RunnerOptions = NonNullable<Parameters<typeof startTestJobRunners>[1]>;
@@ -21,6 +22,8 @@ export type StackOptions = {
   uploadMaxBytes?: number;
   server?: TestServerOptions;
   receiver?: boolean;
+  /** A real SMTP server; the job runners send to it unless told another smtpUrl. */
+  smtp?: boolean;
   /** The job runners, started with the stack; without it a test may start them (startRunners). */
   runners?: RunnerOptions;
 };
@@ -39,9 +42,10 @@ type BaseStack = {
 export type Stack<O extends StackOptions = StackOptions> = BaseStack
   & (O extends { uploadMaxBytes: number } ? { dataDir: string } : unknown)
   & (O extends { receiver: true } ? { receiver: WebhookReceiver } : unknown)
+  & (O extends { smtp: true } ? { smtp: TestSmtpServer } : unknown)
   & (O extends { runners: RunnerOptions } ? { runners: JobRunners } : unknown);
 
-type Parts = BaseStack & { dataDir?: string; receiver?: WebhookReceiver };
+type Parts = BaseStack & { dataDir?: string; receiver?: WebhookReceiver; smtp?: TestSmtpServer };
 
 /**
  * The stack of the current suite (the file, or the describe() it is called in), then `setUp` (the
@@ -68,7 +72,7 @@ async function startParts(stack: Parts, options: StackOptions): Promise<void> {
   };
   stack.startRunners = async (runnerOptions = {}) => {
     if (stack.runners) throw new Error('the job runners of this stack are already started');
-    const runners = await startTestJobRunners(stack.db, runnerOptions);
+    const runners = await startTestJobRunners(stack.db, { ...(stack.smtp ? { smtpUrl: stack.smtp.url } : {}), ...runnerOptions });
     stack.runners = runners;
     cleanup.add('stop the job runners', () => runners.stop());
     return runners;
@@ -87,6 +91,10 @@ async function startParts(stack: Parts, options: StackOptions): Promise<void> {
   if (options.receiver) {
     const receiver = stack.receiver = await startWebhookReceiver();
     cleanup.add('close the webhook receiver', () => receiver.close());
+  }
+  if (options.smtp) {
+    const smtp = stack.smtp = await startSmtpServer();
+    cleanup.add('stop the SMTP server', () => smtp.stop());
   }
   if (options.runners) await stack.startRunners(options.runners);
 }
