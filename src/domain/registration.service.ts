@@ -3,7 +3,7 @@
 // lock; this module prepares their inputs (normalized email, token hashes, idempotency
 // fingerprint) and turns outcomes into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { cancel, findActiveRegistration, findRegistration, observeRegistrationBatches as observeBatchSizes, register, type RegistrationRow, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
+import { cancel, findActiveRegistration, findRegistration, register, type RegistrationRow, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { countFastRefusal, fullCoursesOf } from './full-courses.ts';
@@ -39,9 +39,7 @@ function notAdmitted(courseId: string): DomainError {
 }
 
 /** Told the size of each registration batch of this pool (the metrics' histogram). */
-export function observeRegistrationBatches(sql: Sql, observer: (size: number) => void): void {
-  observeBatchSizes(sql, observer);
-}
+export { observeRegistrationBatches } from '../db/queries/registrations.queries.ts';
 
 export async function registerStudent(sql: Sql, input: RegisterInput): Promise<RegisterResult> {
   const { name, email, emailKey: key } = normalizeStudent(input);
@@ -49,8 +47,9 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   const keyHash = idempotencyKey === undefined ? null : hashIdempotencyKey(idempotencyKey);
   const alreadyRegistered = { kind: 'already-registered', course: input.course, email } as const;
   const fullCourses = fullCoursesOf(sql);
+  const queued = fullCourses.isQueued(input.course);
   // A course known to have a queue, and no admission: refused from memory, no read at all.
-  if (input.admission === undefined && fullCourses.isQueued(input.course)) {
+  if (input.admission === undefined && queued) {
     countFastRefusal(sql);
     throw notAdmitted(input.course);
   }
@@ -62,7 +61,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   // sent, so a replay while the registration stands gets the same 200.
   // With an admission for a queued course the database decides: only it can tell the student's
   // own admission from a forged one before answering "registered already".
-  if (fullCourses.isFull(input.course) && !(input.admission !== undefined && fullCourses.isQueued(input.course))) {
+  if (fullCourses.isFull(input.course) && !queued) {
     const found = await findActiveRegistration(sql, input.course, key, keyHash);
     if (!found.keyKnown) {
       if (found.registration !== null) {

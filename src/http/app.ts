@@ -2,7 +2,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyInstance, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
-import type { RequestTracker } from '../observability/request-tracker.ts';
 import type { Auth } from './auth.ts';
 
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -10,8 +9,6 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 export type RouteDeps = {
   sql: Sql;
   auth: Auth;
-  /** Marks what a request is waiting for, for the dashboard's worker lanes. */
-  tracker: RequestTracker;
   /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0); each class
    * has its own budget per client (joining a queue: 'queue'). */
   limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => onRequestHookHandler[];

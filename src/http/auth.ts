@@ -27,6 +27,12 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export function createAuth(adminToken: string, failures: FailureBudget): Auth {
+  /** The admin token, or the route's own token of `kind`; `missing` says which when there is none. */
+  function credential<K extends string>(request: FastifyRequest, kind: K, missing: string): { kind: 'admin' } | { kind: K; token: string } {
+    const token = bearerToken(request);
+    if (token === undefined) throw new DomainError('unauthorized', missing);
+    return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind, token };
+  }
   return {
     async requireAdmin(request, reply) {
       if (failures.refused(request, reply)) return reply;
@@ -38,19 +44,7 @@ export function createAuth(adminToken: string, failures: FailureBudget): Auth {
       }
       return undefined;
     },
-    registrationCredential(request) {
-      const token = bearerToken(request);
-      if (token === undefined) {
-        throw new DomainError('unauthorized', 'This route needs the registration\'s manage token (or the admin token): Authorization: Bearer <token>');
-      }
-      return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind: 'manage-token', token };
-    },
-    queueCredential(request) {
-      const token = bearerToken(request);
-      if (token === undefined) {
-        throw new DomainError('unauthorized', 'This route needs the place\'s queue token (or the admin token): Authorization: Bearer <token>');
-      }
-      return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind: 'queue-token', token };
-    },
+    registrationCredential: (request) => credential(request, 'manage-token', 'This route needs the registration\'s manage token (or the admin token): Authorization: Bearer <token>'),
+    queueCredential: (request) => credential(request, 'queue-token', 'This route needs the place\'s queue token (or the admin token): Authorization: Bearer <token>'),
   };
 }

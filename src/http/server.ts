@@ -139,7 +139,6 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   const deps = {
     sql: options.sql,
     auth: createAuth(options.adminToken, guard.failures('admin-auth')),
-    tracker,
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
   };

@@ -3,7 +3,7 @@ import Type, { type Static } from 'typebox';
 import type { MailboxRow } from '../../db/queries/email.queries.ts';
 import type { DeliveryRow, WebhookRow } from '../../db/queries/webhooks.queries.ts';
 import type { DeliveryOverview } from '../../domain/mailbox.service.ts';
-import { PrintableText } from './common.schemas.ts';
+import { PrintableText, Uuid } from './common.schemas.ts';
 
 const EventName = Type.Union([Type.Literal('registration.created'), Type.Literal('registration.promoted'), Type.Literal('registration.cancelled')]);
 
@@ -19,8 +19,7 @@ export const CreatedWebhook = Type.Object({ ...Webhook.properties, secret: Type.
 export function toWebhook(row: WebhookRow): Static<typeof Webhook> {
   return { id: row.id, url: row.url, events: row.events, createdAt: row.created_at.toISOString() };
 }
-// A plain pattern, not format: 'uuid', which also passes "urn:uuid:..." (PostgreSQL refuses it: a 500).
-export const WebhookParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'a UUID' }) });
+export const WebhookParams = Type.Object({ id: Uuid });
 
 export const Delivery = Type.Object({
   id: Type.String(), eventId: Type.String(), eventType: Type.String(),

@@ -1,6 +1,7 @@
 // Schemas of the import routes, and the answer an import's row becomes.
 import Type, { type Static } from 'typebox';
 import type { ImportRow } from '../../db/queries/imports.queries.ts';
+import { Uuid } from './common.schemas.ts';
 
 export const Import = Type.Object({
   id: Type.String(),
@@ -16,7 +17,7 @@ export const Import = Type.Object({
   createdAt: Type.String(),
   finishedAt: Type.Union([Type.String(), Type.Null()]),
 });
-export const ImportParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' }) });
+export const ImportParams = Type.Object({ id: Uuid });
 
 export type Import = Static<typeof Import>;
 
