@@ -12,13 +12,14 @@ const MIGRATIONS_DIR = path.join(import.meta.dirname, 'migrations');
 const FUNCTIONS_DIR = path.join(import.meta.dirname, 'functions');
 // Dependency order: a LANGUAGE sql function's body is checked when it is created, so what it calls
 // comes first (course-window, registration-row and active-registration before the functions
-// that use them, record-events before the functions that record events, queue-places before
-// the registration batch and the queue's join and admission).
+// that use them, record-events and queue-emails before the functions that record events or send
+// the queue's emails, queue-places before the registration batch and the queue's join and admission).
 const FUNCTION_FILES = [
   'course-window.sql',
   'registration-row.sql',
   'active-registration.sql',
   'record-events.sql',
+  'queue-emails.sql',
   'promote-waitlisted.sql',
   'queue-places.sql',
   'register-batch.sql',

@@ -67,7 +67,6 @@ CREATE TABLE email_deliveries (
   attempts integer NOT NULL,
   last_error text,
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
-  CONSTRAINT email_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES registration_events(id),
   CONSTRAINT email_deliveries_pkey PRIMARY KEY (event_id),
   CONSTRAINT email_deliveries_status_check CHECK ((status = ANY (ARRAY['sent'::text, 'failed'::text])))
 );
@@ -121,7 +120,6 @@ CREATE TABLE mailbox (
   text_body text NOT NULL,
   html_body text NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
-  CONSTRAINT mailbox_event_id_fkey FOREIGN KEY (event_id) REFERENCES registration_events(id),
   CONSTRAINT mailbox_event_id_key UNIQUE (event_id),
   CONSTRAINT mailbox_pkey PRIMARY KEY (id)
 );
@@ -132,6 +130,17 @@ CREATE TABLE manage_tokens (
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT manage_tokens_pkey PRIMARY KEY (token_hash),
   CONSTRAINT manage_tokens_registration_id_fkey FOREIGN KEY (registration_id) REFERENCES registrations(id)
+);
+
+CREATE TABLE queue_events (
+  id bigint NOT NULL DEFAULT nextval('registration_events_id_seq'::regclass),
+  place_id uuid NOT NULL,
+  kind text NOT NULL,
+  verifies boolean NOT NULL DEFAULT false,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text]))),
+  CONSTRAINT queue_events_pkey PRIMARY KEY (id),
+  CONSTRAINT queue_events_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
 );
 
 CREATE TABLE queue_figures (
@@ -154,16 +163,14 @@ CREATE TABLE queue_places (
   email_key text NOT NULL,
   status queue_place_status NOT NULL DEFAULT 'waiting'::queue_place_status,
   rank bigint,
-  token_hash bytea NOT NULL,
-  admission_hash bytea NOT NULL,
   joined_at timestamp with time zone NOT NULL DEFAULT now(),
   admitted_at timestamp with time zone,
   admitted_until timestamp with time zone,
   registered_at timestamp with time zone,
   registration_id uuid,
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  link_sent_at timestamp with time zone,
   CONSTRAINT queue_places_admission_has_deadline CHECK (((admitted_at IS NULL) = (admitted_until IS NULL))),
-  CONSTRAINT queue_places_admission_hash_key UNIQUE (admission_hash),
   CONSTRAINT queue_places_admitted_first CHECK (((status <> ALL (ARRAY['admitted'::queue_place_status, 'registered'::queue_place_status, 'expired'::queue_place_status])) OR (admitted_at IS NOT NULL))),
   CONSTRAINT queue_places_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT queue_places_join_seq_key UNIQUE (join_seq),
@@ -193,6 +200,17 @@ CREATE TABLE queue_states (
   CONSTRAINT queue_states_pkey PRIMARY KEY (course_id),
   CONSTRAINT queue_states_pointer_within_ranks CHECK (((passed >= 0) AND (passed <= ranked))),
   CONSTRAINT queue_states_seed_check CHECK ((length(seed) = 32))
+);
+
+CREATE TABLE queue_tokens (
+  token_hash bytea NOT NULL,
+  place_id uuid NOT NULL,
+  admission_hash bytea NOT NULL,
+  emailed boolean NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT queue_tokens_admission_hash_key UNIQUE (admission_hash),
+  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash),
+  CONSTRAINT queue_tokens_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
 );
 
 CREATE TABLE rate_limit_windows (
@@ -297,9 +315,9 @@ CREATE INDEX manage_tokens_by_registration ON public.manage_tokens USING btree (
 
 CREATE UNIQUE INDEX manage_tokens_pkey ON public.manage_tokens USING btree (token_hash);
 
-CREATE UNIQUE INDEX queue_figures_pkey ON public.queue_figures USING btree (task);
+CREATE UNIQUE INDEX queue_events_pkey ON public.queue_events USING btree (id);
 
-CREATE UNIQUE INDEX queue_places_admission_hash_key ON public.queue_places USING btree (admission_hash);
+CREATE UNIQUE INDEX queue_figures_pkey ON public.queue_figures USING btree (task);
 
 CREATE INDEX queue_places_admitted ON public.queue_places USING btree (course_id, admitted_until) WHERE (status = 'admitted'::queue_place_status);
 
@@ -314,6 +332,10 @@ CREATE UNIQUE INDEX queue_places_pkey ON public.queue_places USING btree (id);
 CREATE INDEX queue_places_registered ON public.queue_places USING btree (course_id) WHERE (status = 'registered'::queue_place_status);
 
 CREATE UNIQUE INDEX queue_states_pkey ON public.queue_states USING btree (course_id);
+
+CREATE UNIQUE INDEX queue_tokens_admission_hash_key ON public.queue_tokens USING btree (admission_hash);
+
+CREATE UNIQUE INDEX queue_tokens_pkey ON public.queue_tokens USING btree (token_hash);
 
 CREATE INDEX rate_limit_windows_by_window ON public.rate_limit_windows USING btree (window_start, count);
 
@@ -359,13 +381,23 @@ AS $function$
   LIMIT 1
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_admission_hash(p_queue_token text)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT sha256(convert_to(rtrim(translate(encode(
+    sha256('\x7265676973747261722061646d697373696f6e00'::bytea || convert_to(p_queue_token, 'UTF8')),
+    'base64'), '+/', '-_'), '='), 'UTF8'))
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_admission_is_students(p_admission_hash bytea, p_course text, p_email_key text)
  RETURNS boolean
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT EXISTS (SELECT 1 FROM queue_places q
-    WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
+  SELECT EXISTS (SELECT 1 FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
+    WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds double precision DEFAULT 2)
@@ -386,6 +418,8 @@ DECLARE
   v_bound integer;
   v_last_rank bigint;
   v_keep integer[];
+  -- The places this tick admitted or sold out: each gets its email in this transaction.
+  v_told uuid[];
   v_window_registered bigint;
   v_window_outstanding float8;
   v_minute_admitted bigint;
@@ -423,9 +457,10 @@ BEGIN
       WITH sold AS (
         UPDATE queue_places SET status = 'sold-out', updated_at = now()
         WHERE course_id = p_course AND rank > v_state.passed AND status = 'waiting'
-        RETURNING 1
+        RETURNING id
       )
-      SELECT count(*) INTO v_sold_out FROM sold;
+      SELECT count(*), array_agg(id) INTO v_sold_out, v_told FROM sold;
+      PERFORM registrar_queue_email(v_told, 'sold-out');
       v_state.sold_out_at := now();
     END IF;
   ELSE
@@ -447,9 +482,10 @@ BEGIN
         UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
           admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
         FROM next WHERE q.id = next.id
-        RETURNING q.rank
+        RETURNING q.id, q.rank
       )
-      SELECT count(*), max(rank) INTO v_admitted, v_last_rank FROM admitted;
+      SELECT count(*), max(rank), array_agg(id ORDER BY rank) INTO v_admitted, v_last_rank, v_told FROM admitted;
+      PERFORM registrar_queue_email(v_told, 'admitted');
     END IF;
   END IF;
 
@@ -626,10 +662,10 @@ CREATE OR REPLACE FUNCTION public.registrar_lock_admission(p_admission_hash byte
  RETURNS uuid
  LANGUAGE sql
 AS $function$
-  SELECT q.id FROM queue_places q
-  WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
+  SELECT q.id FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
+  WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
     AND q.status = 'admitted' AND q.admitted_until > now()
-  FOR NO KEY UPDATE
+  FOR NO KEY UPDATE OF q
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text)
@@ -663,6 +699,65 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_queue_email(p_place_ids uuid[], p_kind text, p_verifies boolean DEFAULT false)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+AS $function$
+DECLARE
+  v_tokens text[];
+  v_jobs graphile_worker.job_spec[];
+BEGIN
+  IF coalesce(cardinality(p_place_ids), 0) = 0 THEN RETURN; END IF;
+  v_tokens := ARRAY(SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+    FROM generate_subscripts(p_place_ids, 1) AS i ORDER BY i);
+  INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed)
+  SELECT sha256(convert_to(t.token, 'UTF8')), t.place, registrar_admission_hash(t.token), true
+  FROM unnest(p_place_ids, v_tokens) AS t (place, token);
+  WITH events AS (
+    INSERT INTO queue_events (place_id, kind, verifies)
+    SELECT place, p_kind, p_verifies FROM unnest(p_place_ids) WITH ORDINALITY AS p (place, o) ORDER BY p.o
+    RETURNING id, place_id
+  ), entries AS (
+    SELECT e.id, json_build_object('eventId', e.id, 'queueToken', t.token) AS entry,
+      (row_number() OVER (ORDER BY e.id) - 1) / registrar_queue_emails_per_job() AS job
+    FROM events e JOIN unnest(p_place_ids, v_tokens) AS t (place, token) ON t.place = e.place_id
+  )
+  SELECT array_agg(ROW('send_email', j.payload, NULL, NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec)
+  INTO v_jobs
+  FROM (SELECT json_agg(entry ORDER BY id) AS payload FROM entries GROUP BY job) j;
+  PERFORM graphile_worker.add_jobs(v_jobs);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_emails_per_job()
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$ SELECT 200 $function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_enter(p_course courses)
+ RETURNS queue_states
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_state queue_states;
+BEGIN
+  IF p_course.opens_at IS NOT NULL AND now() < p_course.opens_at THEN
+    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course.id));
+    -- Read after the lock: an ordering that committed meanwhile is seen.
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course.id;
+    IF v_state.ordered_at IS NOT NULL THEN
+      RAISE EXCEPTION 'the places of % were ordered while this place waited to enter', p_course.id USING ERRCODE = 'serialization_failure';
+    END IF;
+  ELSE
+    PERFORM registrar_queue_order(p_course.id);
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course.id FOR UPDATE;
+  END IF;
+  RETURN v_state;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_queue_join(p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -683,28 +778,32 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'registration-closed');
   END IF;
 
-  IF v_course.opens_at IS NOT NULL AND now() < v_course.opens_at THEN
-    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course));
-    -- Read after the lock: an ordering that committed meanwhile is seen.
+  IF v_course.queue_verify_email THEN
     SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
-    IF v_state.ordered_at IS NOT NULL THEN
-      RAISE EXCEPTION 'the places of % were ordered while this join waited', p_course USING ERRCODE = 'serialization_failure';
-    END IF;
   ELSE
-    PERFORM registrar_queue_order(p_course);
-    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
-    IF v_state.sold_out_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'course-full'); END IF;
-    v_rank := v_state.ranked + 1;
+    v_state := registrar_queue_enter(v_course);
+    IF v_state.ordered_at IS NOT NULL THEN v_rank := v_state.ranked + 1; END IF;
   END IF;
+  IF v_state.sold_out_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'course-full'); END IF;
 
-  INSERT INTO queue_places (course_id, name, email, email_key, rank, token_hash, admission_hash)
-  VALUES (p_course, p_name, p_email, p_email_key, v_rank, p_token_hash, p_admission_hash)
+  INSERT INTO queue_places (course_id, name, email, email_key, status, rank)
+  VALUES (p_course, p_name, p_email, p_email_key,
+    CASE WHEN v_course.queue_verify_email THEN 'unverified' ELSE 'waiting' END::queue_place_status, v_rank)
   ON CONFLICT (course_id, email_key) DO NOTHING
   RETURNING * INTO v_place;
-  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'existing'); END IF;
+  IF NOT FOUND THEN
+    UPDATE queue_places SET link_sent_at = now()
+    WHERE course_id = p_course AND email_key = p_email_key
+      AND (link_sent_at IS NULL OR link_sent_at <= now() - interval '10 minutes')
+    RETURNING * INTO v_place;
+    IF FOUND THEN PERFORM registrar_queue_email(ARRAY[v_place.id], 'link', v_place.status = 'unverified'); END IF;
+    RETURN jsonb_build_object('outcome', 'existing');
+  END IF;
   IF v_rank IS NOT NULL THEN
     UPDATE queue_states SET ranked = v_rank WHERE course_id = p_course RETURNING * INTO v_state;
   END IF;
+  INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed) VALUES (p_token_hash, v_place.id, p_admission_hash, false);
+  PERFORM registrar_queue_email(ARRAY[v_place.id], 'joined', v_place.status = 'unverified');
   RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
 END
 $function$;
@@ -784,7 +883,7 @@ AS $function$
     'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
     'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
     'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
-    'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))
+    'joined_at', p.joined_at, 'admitted_until', p.admitted_until)
   FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
 $function$;
 
@@ -794,6 +893,38 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_shuffle_key(p_seed bytea, p_pl
  IMMUTABLE
 AS $function$
   SELECT sha256(p_seed || convert_to(p_place_id::text, 'UTF8'))
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_verify(p_id uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course courses;
+  v_state queue_states;
+  v_place queue_places;
+  v_rank bigint;
+BEGIN
+  SELECT * INTO v_place FROM queue_places WHERE id = p_id;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'not-found'); END IF;
+  IF v_place.status <> 'unverified' THEN
+    RETURN jsonb_build_object('outcome', 'unchanged', 'place', registrar_queue_place(p_id));
+  END IF;
+  SELECT * INTO STRICT v_course FROM courses WHERE id = v_place.course_id;
+  v_state := registrar_queue_enter(v_course);
+  IF v_state.ordered_at IS NOT NULL AND v_state.sold_out_at IS NULL THEN v_rank := v_state.ranked + 1; END IF;
+  UPDATE queue_places SET rank = v_rank, updated_at = now(),
+    status = CASE WHEN v_state.sold_out_at IS NOT NULL THEN 'sold-out' ELSE 'waiting' END::queue_place_status
+  WHERE id = p_id AND status = 'unverified'
+  RETURNING * INTO v_place;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'unchanged', 'place', registrar_queue_place(p_id));
+  END IF;
+  IF v_rank IS NOT NULL THEN
+    UPDATE queue_states SET ranked = v_rank WHERE course_id = v_place.course_id RETURNING * INTO v_state;
+  END IF;
+  RETURN jsonb_build_object('outcome', 'verified', 'place', registrar_queue_place_row(v_place, v_state));
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queued_courses_open()

@@ -49,7 +49,6 @@ function toQueueSettings(input: QueueInput | null, closesAt: Date | null): Queue
     admissionSeconds: input.admissionSeconds ?? DEFAULT_ADMISSION_SECONDS,
     verifyEmail: input.verifyEmail ?? false,
   };
-  if (settings.verifyEmail) throw new DomainError('invalid-queue', 'queue.verifyEmail is not available yet: use false');
   if (settings.joinFrom && closesAt && settings.joinFrom >= closesAt) {
     throw new DomainError('invalid-queue', 'queue.joinFrom must be before closesAt');
   }

@@ -4,6 +4,7 @@
 import type { Sql } from '../db/database.ts';
 import { loadEmailEvent, recordEmailOutcome } from '../db/queries/email.queries.ts';
 import { buildEmail, type EmailMessage } from './email-message.ts';
+import { buildQueueEmail } from './queue-email-message.ts';
 
 export type DueEmail =
   | { kind: 'no-event' }
@@ -11,12 +12,17 @@ export type DueEmail =
   | { kind: 'settled' }
   | { kind: 'due'; message: EmailMessage };
 
-/** The email of `eventId` if it is still to be sent, composed with the manage link of `manageToken`. */
-export async function findDueEmail(sql: Sql, eventId: string, compose: { from: string; publicUrl: string; manageToken: string; messageDomain: string }): Promise<DueEmail> {
+/**
+ * The email of `eventId` if it is still to be sent, its link carrying `token`: a registration's
+ * manage token, or for a queue place's event the queue token made for the email.
+ */
+export async function findDueEmail(sql: Sql, eventId: string, compose: { from: string; publicUrl: string; token: string; messageDomain: string }): Promise<DueEmail> {
   const event = await loadEmailEvent(sql, eventId);
   if (!event) return { kind: 'no-event' };
   if (event.deliveryStatus !== null) return { kind: 'settled' };
-  return { kind: 'due', message: buildEmail(event, compose) };
+  const { token, ...options } = compose;
+  const message = 'placeId' in event ? buildQueueEmail(event, { ...options, queueToken: token }) : buildEmail(event, { ...options, manageToken: token });
+  return { kind: 'due', message };
 }
 
 type Attempt = { eventId: string; message: EmailMessage; attempts: number };

@@ -1,5 +1,6 @@
-// The five emails a student can get, in plain text and HTML. Pure: the same event always gives
-// the same message, so a retry sends identical bytes under the same Message-ID.
+// The five emails a registration gets, in plain text and HTML, and the layout every email shares
+// (the waiting room's: queue-email-message.ts). Pure: the same event always gives the same
+// message, so a retry sends identical bytes under the same Message-ID.
 import type { EmailEvent } from '../db/queries/email.queries.ts';
 
 export type EmailMessage = {
@@ -47,40 +48,51 @@ function summary(event: EmailEvent): { subject: string; headline: string; status
   }
 }
 
-export function buildEmail(event: EmailEvent, options: { from: string; publicUrl: string; manageToken: string; messageDomain: string }): EmailMessage {
-  const { subject, headline, status } = summary(event);
-  const link = manageLink(options.publicUrl, event.registrationId, options.manageToken);
+/** The student an email goes to and the course it is about. */
+type Recipient = { email: string; name: string; courseId: string; courseTitle: string };
+
+/** What an email says; the layout (greeting, headline, course and status, link, signature) is the same for every kind. */
+export type EmailContent = {
+  subject: string;
+  headline: string;
+  status: string;
+  link: { label: string; url: string };
+  messageId: string;
+};
+
+/** The plain text and HTML of an email; the HTML escapes every value. */
+export function layoutEmail(from: string, to: Recipient, content: EmailContent): EmailMessage {
+  const course = `${to.courseTitle} (${to.courseId})`;
   const text = [
-    `Hello ${event.name},`,
+    `Hello ${to.name},`,
     '',
-    headline,
+    content.headline,
     '',
-    `Course: ${event.courseTitle} (${event.courseId})`,
-    `Status: ${status}`,
+    `Course: ${course}`,
+    `Status: ${content.status}`,
     '',
-    `See or cancel your registration: ${link}`,
+    `${content.link.label}: ${content.link.url}`,
     '',
     '-- Registrar',
     '',
   ].join('\n');
   const html = `<!doctype html>
 <html><body style="font-family: sans-serif; line-height: 1.5">
-<p>Hello ${escapeHtml(event.name)},</p>
-<p>${escapeHtml(headline)}</p>
+<p>Hello ${escapeHtml(to.name)},</p>
+<p>${escapeHtml(content.headline)}</p>
 <table>
-<tr><th align="left">Course</th><td>${escapeHtml(event.courseTitle)} (${escapeHtml(event.courseId)})</td></tr>
-<tr><th align="left">Status</th><td>${escapeHtml(status)}</td></tr>
+<tr><th align="left">Course</th><td>${escapeHtml(to.courseTitle)} (${escapeHtml(to.courseId)})</td></tr>
+<tr><th align="left">Status</th><td>${escapeHtml(content.status)}</td></tr>
 </table>
-<p><a href="${escapeHtml(link)}">See or cancel your registration</a></p>
+<p><a href="${escapeHtml(content.link.url)}">${escapeHtml(content.link.label)}</a></p>
 <p>&mdash; Registrar</p>
 </body></html>
 `;
-  return {
-    from: options.from,
-    to: event.email,
-    subject,
-    text,
-    html,
-    messageId: `<registrar.${event.registrationId}.${event.kind}.${event.eventId}@${options.messageDomain}>`,
-  };
+  return { from, to: to.email, subject: content.subject, text, html, messageId: content.messageId };
+}
+
+export function buildEmail(event: EmailEvent, options: { from: string; publicUrl: string; manageToken: string; messageDomain: string }): EmailMessage {
+  const link = { label: 'See or cancel your registration', url: manageLink(options.publicUrl, event.registrationId, options.manageToken) };
+  const messageId = `<registrar.${event.registrationId}.${event.kind}.${event.eventId}@${options.messageDomain}>`;
+  return layoutEmail(options.from, event, { ...summary(event), link, messageId });
 }

@@ -1,11 +1,12 @@
 // The rules of the waiting room as the API and the job worker use them: joining (one place per
-// course and email key), reading and leaving a place with its queue token, and the admission
-// tick of every open queued course. Ranks, admissions, expiry and sold-out are decided in SQL
-// under the course's queue state lock (src/db/functions/queue-*.sql); this module prepares the
-// inputs (the email key, the token hashes) and turns outcomes into results or DomainErrors.
+// course and email key), reading, verifying and leaving a place with one of its queue tokens, and
+// the admission tick of every open queued course. Ranks, admissions, expiry, sold-out and the
+// emails are decided in SQL under the course's queue locks (src/db/functions/queue-*.sql); this
+// module prepares the inputs (the email key, the token hashes) and turns outcomes into results
+// or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { type AdmitOutcome, admitFromQueue, findQueuePlace, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow } from '../db/queries/queue.queries.ts';
-import { admissionTokenFor, generateManageToken, hashToken, tokenMatchesHash } from '../security/tokens.ts';
+import { type AdmitOutcome, admitFromQueue, findQueuePlace, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow, verifyQueuePlace } from '../db/queries/queue.queries.ts';
+import { admissionTokenFor, generateManageToken, hashToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { normalizeStudent } from './registration.ts';
 
@@ -58,14 +59,33 @@ function placeNotFound(id: string): DomainError {
   return new DomainError('queue-place-not-found', `There is no queue place "${id}"`);
 }
 
+/** Any of the place's tokens (the join answer's, or one from its emails) sees it. */
 export async function getQueuePlace(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
-  const place = await findQueuePlace(sql, id);
-  if (!place) throw placeNotFound(id);
+  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : hashToken(credential.token));
+  if (!found) throw placeNotFound(id);
+  const { place, token } = found;
   if (credential.kind === 'admin') return { place, admission: null };
-  if (!tokenMatchesHash(credential.token, Buffer.from(place.token_hash, 'hex'))) {
-    throw new DomainError('unauthorized', 'This token is not the queue token of this place');
-  }
+  if (token === 'none') throw new DomainError('unauthorized', 'This token is not a queue token of this place');
   return { place, admission: place.status === 'admitted' ? admissionTokenFor(credential.token) : null };
+}
+
+/**
+ * Confirms the place's email (verifyEmail): only a token from one of its emails (or the admin)
+ * verifies, the join answer's proves nothing about the address. An unverified place becomes
+ * waiting and enters the order; any other is answered as it is.
+ */
+export async function verifyQueueEmail(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
+  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : hashToken(credential.token));
+  if (!found) throw placeNotFound(id);
+  if (credential.kind === 'queue-token' && found.token !== 'emailed') {
+    throw new DomainError('unauthorized', found.token === 'joined'
+      ? 'The token of the join answer does not verify: open the link in the email sent to this address'
+      : 'This token is not a queue token of this place');
+  }
+  const outcome = await verifyQueuePlace(sql, id);
+  if (outcome.outcome === 'not-found') throw placeNotFound(id);
+  const { place } = outcome;
+  return { place, admission: credential.kind === 'queue-token' && place.status === 'admitted' ? admissionTokenFor(credential.token) : null };
 }
 
 /** Leaving twice is fine: the second call shows the place, left, again. */

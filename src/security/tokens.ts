@@ -51,11 +51,6 @@ export function secretsMatch(presented: string, expected: string): boolean {
   return timingSafeEqual(hashToken(presented), hashToken(expected));
 }
 
-/** Whether `token` is the one whose SHA-256 is `hash`, compared in constant time. */
-export function tokenMatchesHash(token: string, hash: Buffer): boolean {
-  return hash.length === 32 && timingSafeEqual(hashToken(token), hash);
-}
-
 /** What is stored for an Idempotency-Key: a hash that cannot be turned into the sealing key. */
 export function hashIdempotencyKey(key: string): Buffer {
   return createHash('sha256').update('registrar idempotency-key\0').update(key, 'utf8').digest();

@@ -190,6 +190,7 @@ const ROUTES: Route[] = [
   { method: 'POST', path: () => `/courses/${chance(0.5) ? fixture.queue : randomCourseId()}/queue`, body: 'join' },
   { method: 'GET', path: () => `/queue/${randomUuid()}`, body: 'none', manage: true },
   { method: 'DELETE', path: () => `/queue/${randomUuid()}`, body: 'none', manage: true },
+  { method: 'POST', path: () => `/queue/${chance(0.5) ? fixture.place : randomUuid()}/verify`, body: 'none', manage: true },
   { method: 'GET', path: () => `/courses/${randomCourseId()}/registrations${randomQuery()}`, body: 'none', admin: true },
   { method: 'GET', path: () => `/courses/${randomCourseId()}/registrations.csv${randomQuery()}`, body: 'none', admin: true },
   { method: 'POST', path: () => '/imports', body: 'csv', admin: true },

@@ -8,13 +8,16 @@
 -- 1. orders the places if due and not done (registrar_queue_order);
 -- 2. expires the admissions whose time is up (the place goes on: the pointer does not go back);
 -- 3. when no seat and no waitlist place is left, every waiting place becomes sold-out at once
---    (an admitted one keeps its admission until it expires: a cancel may still free a seat);
+--    (an admitted one keeps its admission until it expires: a cancel may still free a seat; an
+--    unverified one stays so: its verification finds the course sold out);
 -- 4. else admits the next waiting places by rank, as many as keep the admitted and not yet
 --    registered within the bound and within the seats and waitlist places left. The bound: at
 --    least p_floor; else their average over the last 10 s plus p_headroom_seconds of the
 --    registrations committed through the queue per second over the last 10 s (Little's law:
 --    what is admitted and not yet registered is the commit rate times the time to register, so
 --    the bound keeps that time and lets the rate grow by the headroom).
+-- Each place admitted or sold out gets its email (registrar_queue_email, queue-emails.sql) in the
+-- tick's transaction: a tick that rolls back emails nobody, one that commits emails each once.
 -- The seats left and the admitted not yet registered are read in one statement (one snapshot):
 -- a registration committing between two reads could otherwise be counted twice.
 CREATE OR REPLACE FUNCTION registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds float8 DEFAULT 2)
@@ -32,6 +35,8 @@ DECLARE
   v_bound integer;
   v_last_rank bigint;
   v_keep integer[];
+  -- The places this tick admitted or sold out: each gets its email in this transaction.
+  v_told uuid[];
   v_window_registered bigint;
   v_window_outstanding float8;
   v_minute_admitted bigint;
@@ -69,9 +74,10 @@ BEGIN
       WITH sold AS (
         UPDATE queue_places SET status = 'sold-out', updated_at = now()
         WHERE course_id = p_course AND rank > v_state.passed AND status = 'waiting'
-        RETURNING 1
+        RETURNING id
       )
-      SELECT count(*) INTO v_sold_out FROM sold;
+      SELECT count(*), array_agg(id) INTO v_sold_out, v_told FROM sold;
+      PERFORM registrar_queue_email(v_told, 'sold-out');
       v_state.sold_out_at := now();
     END IF;
   ELSE
@@ -93,9 +99,10 @@ BEGIN
         UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
           admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
         FROM next WHERE q.id = next.id
-        RETURNING q.rank
+        RETURNING q.id, q.rank
       )
-      SELECT count(*), max(rank) INTO v_admitted, v_last_rank FROM admitted;
+      SELECT count(*), max(rank), array_agg(id ORDER BY rank) INTO v_admitted, v_last_rank, v_told FROM admitted;
+      PERFORM registrar_queue_email(v_told, 'admitted');
     END IF;
   END IF;
 

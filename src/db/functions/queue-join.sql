@@ -1,13 +1,16 @@
--- Joining a course's waiting room: one place per (course, email key). docs/design.md, "The waiting room".
+-- Joining a course's waiting room (one place per (course, email key)) and verifying a place's
+-- email. docs/design.md, "The waiting room".
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
--- Before opensAt a join holds the course's join lock shared (registrar_queue_join_lock_key,
--- queue-places.sql): joins go side by side, and the ordering, which takes it exclusively, waits
--- for each one in flight, so no place that joined before it is left unranked. From opensAt on a
--- join takes the queue state's row lock (FOR UPDATE), orders the places if nobody has yet, and
--- ranks itself next (ranked + 1), so ranks have no gaps. A join that started before opensAt but
--- finds the places ordered once it holds the shared lock raises 40001: run again
--- (src/db/retry-policy.ts), it starts after opensAt and takes the exclusive path.
+-- A join enters the order under registrar_queue_enter's lock (queue-places.sql): before opensAt
+-- side by side with the other joins, from opensAt on ranked next under the queue state's row
+-- lock. A course with verifyEmail takes the place as unverified, with no rank and no lock: it
+-- enters the order once its email is verified (registrar_queue_verify). p_token_hash and
+-- p_admission_hash: the join answer's token; the joined email gets a token of its own
+-- (registrar_queue_email, queue-emails.sql), in this transaction. The same email again stores
+-- nothing and emails the link again, at most once per 10 minutes: link_sent_at is set by a
+-- conditional UPDATE, so concurrent second joins queue on the place's row lock and, under READ
+-- COMMITTED, the later ones re-check the condition against the committed row and email nothing.
 CREATE OR REPLACE FUNCTION registrar_queue_join(
   p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -27,28 +30,67 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'registration-closed');
   END IF;
 
-  IF v_course.opens_at IS NOT NULL AND now() < v_course.opens_at THEN
-    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course));
-    -- Read after the lock: an ordering that committed meanwhile is seen.
+  IF v_course.queue_verify_email THEN
     SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
-    IF v_state.ordered_at IS NOT NULL THEN
-      RAISE EXCEPTION 'the places of % were ordered while this join waited', p_course USING ERRCODE = 'serialization_failure';
-    END IF;
   ELSE
-    PERFORM registrar_queue_order(p_course);
-    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
-    IF v_state.sold_out_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'course-full'); END IF;
-    v_rank := v_state.ranked + 1;
+    v_state := registrar_queue_enter(v_course);
+    IF v_state.ordered_at IS NOT NULL THEN v_rank := v_state.ranked + 1; END IF;
   END IF;
+  IF v_state.sold_out_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'course-full'); END IF;
 
-  INSERT INTO queue_places (course_id, name, email, email_key, rank, token_hash, admission_hash)
-  VALUES (p_course, p_name, p_email, p_email_key, v_rank, p_token_hash, p_admission_hash)
+  INSERT INTO queue_places (course_id, name, email, email_key, status, rank)
+  VALUES (p_course, p_name, p_email, p_email_key,
+    CASE WHEN v_course.queue_verify_email THEN 'unverified' ELSE 'waiting' END::queue_place_status, v_rank)
   ON CONFLICT (course_id, email_key) DO NOTHING
   RETURNING * INTO v_place;
-  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'existing'); END IF;
+  IF NOT FOUND THEN
+    UPDATE queue_places SET link_sent_at = now()
+    WHERE course_id = p_course AND email_key = p_email_key
+      AND (link_sent_at IS NULL OR link_sent_at <= now() - interval '10 minutes')
+    RETURNING * INTO v_place;
+    IF FOUND THEN PERFORM registrar_queue_email(ARRAY[v_place.id], 'link', v_place.status = 'unverified'); END IF;
+    RETURN jsonb_build_object('outcome', 'existing');
+  END IF;
   IF v_rank IS NOT NULL THEN
     UPDATE queue_states SET ranked = v_rank WHERE course_id = p_course RETURNING * INTO v_state;
   END IF;
+  INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed) VALUES (p_token_hash, v_place.id, p_admission_hash, false);
+  PERFORM registrar_queue_email(ARRAY[v_place.id], 'joined', v_place.status = 'unverified');
   RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
+END
+$$;
+
+-- Verifies a place's email (POST /queue/{id}/verify, with a token made for one of its emails,
+-- checked by the caller): an unverified place enters the order under registrar_queue_enter's
+-- lock, as a join does: waiting without a rank before the places are ordered (the ordering
+-- ranks it), else ranked next; sold-out if the course sold out meanwhile. Any other place is
+-- answered as it is ('unchanged'), also when a concurrent verification or leave came first.
+CREATE OR REPLACE FUNCTION registrar_queue_verify(p_id uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_course courses;
+  v_state queue_states;
+  v_place queue_places;
+  v_rank bigint;
+BEGIN
+  SELECT * INTO v_place FROM queue_places WHERE id = p_id;
+  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'not-found'); END IF;
+  IF v_place.status <> 'unverified' THEN
+    RETURN jsonb_build_object('outcome', 'unchanged', 'place', registrar_queue_place(p_id));
+  END IF;
+  SELECT * INTO STRICT v_course FROM courses WHERE id = v_place.course_id;
+  v_state := registrar_queue_enter(v_course);
+  IF v_state.ordered_at IS NOT NULL AND v_state.sold_out_at IS NULL THEN v_rank := v_state.ranked + 1; END IF;
+  UPDATE queue_places SET rank = v_rank, updated_at = now(),
+    status = CASE WHEN v_state.sold_out_at IS NOT NULL THEN 'sold-out' ELSE 'waiting' END::queue_place_status
+  WHERE id = p_id AND status = 'unverified'
+  RETURNING * INTO v_place;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'unchanged', 'place', registrar_queue_place(p_id));
+  END IF;
+  IF v_rank IS NOT NULL THEN
+    UPDATE queue_states SET ranked = v_rank WHERE course_id = v_place.course_id RETURNING * INTO v_state;
+  END IF;
+  RETURN jsonb_build_object('outcome', 'verified', 'place', registrar_queue_place_row(v_place, v_state));
 END
 $$;

@@ -53,6 +53,33 @@ BEGIN
 END
 $$;
 
+-- The lock a place takes to enter the order (a join, a verification), and the queue state under
+-- it. Before opensAt: the course's join lock, shared, so places enter side by side and the
+-- ordering, which takes it exclusively, waits for each one in flight: none is left unranked. A
+-- place that finds the places ordered once it holds the lock raises 40001: run again
+-- (src/db/retry-policy.ts), it starts after opensAt. From opensAt on: orders the places if
+-- nobody has yet and locks the queue state's row (FOR UPDATE), so the place ranks itself next,
+-- ranked + 1, and ranks have no gaps. The answer's ordered_at is set on that path only.
+CREATE OR REPLACE FUNCTION registrar_queue_enter(p_course courses) RETURNS queue_states
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_state queue_states;
+BEGIN
+  IF p_course.opens_at IS NOT NULL AND now() < p_course.opens_at THEN
+    PERFORM pg_advisory_xact_lock_shared(7211304, registrar_queue_join_lock_key(p_course.id));
+    -- Read after the lock: an ordering that committed meanwhile is seen.
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course.id;
+    IF v_state.ordered_at IS NOT NULL THEN
+      RAISE EXCEPTION 'the places of % were ordered while this place waited to enter', p_course.id USING ERRCODE = 'serialization_failure';
+    END IF;
+  ELSE
+    PERFORM registrar_queue_order(p_course.id);
+    SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course.id FOR UPDATE;
+  END IF;
+  RETURN v_state;
+END
+$$;
+
 -- A place as the application reads it (QueuePlaceRow). position: 1 for the next place to be
 -- admitted; rank minus the pointer, so O(1) (a place ahead that left still counts until the
 -- pointer passes it). The estimate: position divided by the admissions per second of the last
@@ -65,7 +92,7 @@ LANGUAGE sql STABLE AS $$
     'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
     'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
     'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
-    'joined_at', p.joined_at, 'admitted_until', p.admitted_until, 'token_hash', encode(p.token_hash, 'hex'))
+    'joined_at', p.joined_at, 'admitted_until', p.admitted_until)
   FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
 $$;
 
@@ -89,22 +116,24 @@ END
 $$;
 
 -- Whether this admission is this student's, for this course, in any status: a forged one, or
--- another student's, is not. An index probe; LANGUAGE sql, so it is inlined where it is called.
+-- another student's, is not. Two index probes (the token by its admission hash, its place by
+-- id); LANGUAGE sql, so it is inlined where it is called.
 CREATE OR REPLACE FUNCTION registrar_admission_is_students(p_admission_hash bytea, p_course text, p_email_key text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM queue_places q
-    WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
+  SELECT EXISTS (SELECT 1 FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
+    WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
 $$;
 
--- The place whose admission a registration presents, locked (FOR NO KEY UPDATE) until the
--- registration commits, so a concurrent expiry or a second use waits and then finds it taken;
--- NULL unless it is this course's and this student's, admitted, and within its time.
+-- The place whose admission a registration presents (the admission of any of its tokens),
+-- locked (FOR NO KEY UPDATE) until the registration commits, so a concurrent expiry or a second
+-- use, with this token's admission or another's, waits and then finds it taken; NULL unless it
+-- is this course's and this student's, admitted, and within its time.
 CREATE OR REPLACE FUNCTION registrar_lock_admission(p_admission_hash bytea, p_course text, p_email_key text) RETURNS uuid
 LANGUAGE sql AS $$
-  SELECT q.id FROM queue_places q
-  WHERE q.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
+  SELECT q.id FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
+  WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
     AND q.status = 'admitted' AND q.admitted_until > now()
-  FOR NO KEY UPDATE
+  FOR NO KEY UPDATE OF q
 $$;
 
 -- Leaves the queue (DELETE /queue/{id}): a place not yet registered, expired or sold out becomes

@@ -1,4 +1,5 @@
-// SQL for emails: the event an email is about, the outcome of sending it, the built-in mailbox.
+// SQL for emails: the event an email is about (a registration's or a queue place's), the outcome
+// of sending it, the built-in mailbox.
 import type { Sql } from '../database.ts';
 
 /** 'reminder': someone tried to register this address again (POST /register answered 200). */
@@ -15,39 +16,67 @@ export type EmailEvent = {
   waitlistPosition: number | null;
 };
 
+/** The waiting room's emails (src/db/functions/queue-emails.sql): 'link' is the link sent again on a second join. */
+export type QueueEmailKind = 'joined' | 'link' | 'admitted' | 'sold-out';
+
+export type QueueEmailEvent = {
+  eventId: string;
+  kind: QueueEmailKind;
+  placeId: string;
+  name: string;
+  email: string;
+  courseId: string;
+  courseTitle: string;
+  /** Set once the place is admitted; it never changes after. */
+  admittedUntil: Date | null;
+  /** The place was unverified when the email was written: its link confirms the address. */
+  verifies: boolean;
+};
+
 type EmailEventRow = {
+  source: 'registration' | 'queue';
   event_id: string;
-  kind: EmailKind;
-  registration_id: string;
+  kind: string;
+  subject_id: string;
   name: string;
   email: string;
   course_id: string;
   course_title: string;
   waitlist_position: number | null;
+  admitted_until: Date | null;
+  verifies: boolean;
   delivery_status: 'sent' | 'failed' | null;
 };
 
-export async function loadEmailEvent(sql: Sql, eventId: string): Promise<(EmailEvent & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
+/**
+ * The event an email is about, a registration's or a queue place's: the two share one id space
+ * (registration_events' sequence), so the id names one of them. Both are primary-key probes.
+ */
+export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((EmailEvent | QueueEmailEvent) & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
   const [row] = await sql<EmailEventRow[]>`
-    SELECT e.id::text AS event_id, e.kind, e.registration_id, r.name, r.email, e.course_id,
-      c.title AS course_title, e.waitlist_position, d.status AS delivery_status
+    SELECT 'registration' AS source, e.id::text AS event_id, e.kind, e.registration_id::text AS subject_id, r.name, r.email,
+      e.course_id, c.title AS course_title, e.waitlist_position, NULL::timestamptz AS admitted_until, false AS verifies,
+      d.status AS delivery_status
     FROM registration_events e
     JOIN registrations r ON r.id = e.registration_id
     JOIN courses c ON c.id = e.course_id
     LEFT JOIN email_deliveries d ON d.event_id = e.id
+    WHERE e.id = ${eventId}
+    UNION ALL
+    SELECT 'queue', e.id::text, e.kind, e.place_id::text, q.name, q.email,
+      q.course_id, c.title, NULL, q.admitted_until, e.verifies,
+      d.status
+    FROM queue_events e
+    JOIN queue_places q ON q.id = e.place_id
+    JOIN courses c ON c.id = q.course_id
+    LEFT JOIN email_deliveries d ON d.event_id = e.id
     WHERE e.id = ${eventId}`;
   if (!row) return undefined;
-  return {
-    eventId: row.event_id,
-    kind: row.kind,
-    registrationId: row.registration_id,
-    name: row.name,
-    email: row.email,
-    courseId: row.course_id,
-    courseTitle: row.course_title,
-    waitlistPosition: row.waitlist_position,
-    deliveryStatus: row.delivery_status,
-  };
+  const common = { eventId: row.event_id, name: row.name, email: row.email, courseId: row.course_id, courseTitle: row.course_title, deliveryStatus: row.delivery_status };
+  if (row.source === 'queue') {
+    return { ...common, kind: row.kind as QueueEmailKind, placeId: row.subject_id, admittedUntil: row.admitted_until, verifies: row.verifies };
+  }
+  return { ...common, kind: row.kind as EmailKind, registrationId: row.subject_id, waitlistPosition: row.waitlist_position };
 }
 
 export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null }): Promise<void> {

@@ -1,5 +1,5 @@
-// SQL for the waiting room: joining, reading and leaving a place, and one admission tick of a
-// course. Each is one call to a registrar_* function (src/db/functions/queue-*.sql).
+// SQL for the waiting room: joining, reading, verifying and leaving a place, and one admission
+// tick of a course. Each is one call to a registrar_* function (src/db/functions/queue-*.sql).
 import type { Sql } from '../database.ts';
 import { retryTransaction } from '../retry-policy.ts';
 
@@ -18,8 +18,6 @@ export type QueuePlaceRow = {
   estimated_wait_seconds: number | null;
   joined_at: string;
   admitted_until: string | null;
-  /** The SHA-256 of the queue token, hex: checked by the domain, never answered. */
-  token_hash: string;
 };
 
 export type JoinParams = {
@@ -44,10 +42,35 @@ export async function joinQueue(sql: Sql, params: JoinParams): Promise<JoinOutco
   return row.result;
 }
 
-/** The place with its live position; orders the course's places first when that is due. */
-export async function findQueuePlace(sql: Sql, id: string): Promise<QueuePlaceRow | undefined> {
-  const [row] = await sql<{ place: QueuePlaceRow | null }[]>`SELECT registrar_queue_place(${id}) AS place`;
-  return row?.place ?? undefined;
+/**
+ * What a token is to a place: one of its tokens made for an email (it verifies), its join
+ * answer's, or none of its tokens (no token given, or another place's, or a forged one).
+ */
+export type QueueTokenMatch = 'emailed' | 'joined' | 'none';
+
+/**
+ * The place with its live position (ordering the course's places first when that is due), and
+ * what `tokenHash` (a queue token's SHA-256, or null) is to it: one round trip, the token one
+ * probe of its hash.
+ */
+export async function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): Promise<{ place: QueuePlaceRow; token: QueueTokenMatch } | undefined> {
+  const [row] = await sql<{ place: QueuePlaceRow | null; emailed: boolean | null }[]>`
+    SELECT registrar_queue_place(${id}) AS place,
+      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = ${tokenHash} AND t.place_id = ${id}) AS emailed`;
+  if (!row?.place) return undefined;
+  return { place: row.place, token: row.emailed === null ? 'none' : row.emailed ? 'emailed' : 'joined' };
+}
+
+export type VerifyOutcome =
+  | { outcome: 'verified' | 'unchanged'; place: QueuePlaceRow }
+  | { outcome: 'not-found' };
+
+/** Verifies the place's email (registrar_queue_verify); the caller has checked the token. */
+export async function verifyQueuePlace(sql: Sql, id: string): Promise<VerifyOutcome> {
+  // A verification that waited through the ordering raises 40001 and runs again (queue-places.sql).
+  const [row] = await retryTransaction(() => sql<{ result: VerifyOutcome }[]>`SELECT registrar_queue_verify(${id}) AS result`);
+  if (!row) throw new Error('registrar_queue_verify returned no row');
+  return row.result;
 }
 
 export async function leaveQueuePlace(sql: Sql, id: string): Promise<QueuePlaceRow | undefined> {

@@ -1,6 +1,6 @@
 // Waiting-room routes: join a course's queue (public, rate limited per client like registering),
-// see and leave one's place (its queue token, or the admin token).
-import { getQueuePlace, joinCourseQueue, leaveCourseQueue } from '../../domain/queue.service.ts';
+// see, verify and leave one's place (one of its queue tokens, or the admin token).
+import { getQueuePlace, joinCourseQueue, leaveCourseQueue, verifyQueueEmail } from '../../domain/queue.service.ts';
 import type { App, RouteDeps } from '../app.ts';
 import { problemResponses } from '../schemas/common.schemas.ts';
 import { CourseParams } from '../schemas/course.schemas.ts';
@@ -18,7 +18,7 @@ export function registerQueueRoutes(app: App, { sql, auth, limit }: RouteDeps): 
     schema: {
       tags: ['queue'],
       summary: 'Join a course\'s queue',
-      description: '201 with the new place and its queueToken (given once); 200 `{course, email, alreadyQueued: true}` when this email holds a place in this queue already (nothing stored is shown). Before opensAt the places have no position yet: at opensAt they are put in order once (random or arrival), later places queue behind.',
+      description: '201 with the new place and its queueToken (given once), and an email to the address with a link to the place\'s page (a token of its own); 200 `{course, email, alreadyQueued: true}` when this email holds a place in this queue already (nothing stored is shown; the link is emailed again, at most once per 10 minutes). With the course\'s verifyEmail the place is `unverified` until the emailed link is opened (POST /queue/{id}/verify). Before opensAt the places have no position yet: at opensAt they are put in order once (random or arrival), later places queue behind.',
       params: CourseParams,
       body: JoinQueueBody,
       response: { 201: JoinedQueuePlace, 200: AlreadyQueued, ...problemResponses(400, 404, 409, 413, 429, 503) },
@@ -44,6 +44,21 @@ export function registerQueueRoutes(app: App, { sql, auth, limit }: RouteDeps): 
     schema: { tags: ['queue'], summary: 'Leave the queue (queue token or admin); status left, again: 200', security, params: QueuePlaceParams, response: { 200: QueuePlace, ...problemResponses(400, 401, 404) } },
   }, async function leaveQueueRoute(request) {
     const { place, admission } = await leaveCourseQueue(sql, request.params.id, auth.queueCredential(request));
+    return toQueuePlace(place, admission);
+  });
+
+  app.post('/queue/:id/verify', {
+    onRequest: limit('manage'),
+    schema: {
+      tags: ['queue'],
+      summary: 'Confirm the email of a place (verifyEmail): the token from its email, or the admin',
+      description: 'With a course\'s `verifyEmail`, a place is `unverified` (not ranked, never admitted) until the link in one of its emails is opened: this call, with that email\'s token, makes it `waiting` (ranked at opensAt if before it, else next). The queueToken of the join answer does not verify (401). Already verified: 200, nothing changed.',
+      security,
+      params: QueuePlaceParams,
+      response: { 200: QueuePlace, ...problemResponses(400, 401, 404) },
+    },
+  }, async function verifyQueueEmailRoute(request) {
+    const { place, admission } = await verifyQueueEmail(sql, request.params.id, auth.queueCredential(request));
     return toQueuePlace(place, admission);
   });
 }

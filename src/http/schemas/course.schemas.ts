@@ -11,7 +11,7 @@ const QueueSettingsBody = Type.Object({
   order: QueueOrder,
   joinFrom: Type.Optional(Type.Union([Timestamp, Type.Null()], { description: 'places are taken from then on; null: any time before closesAt' })),
   admissionSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, default: 300, description: 'how long an admitted place may register' })),
-  verifyEmail: Type.Optional(Type.Boolean({ default: false, description: 'true is not available yet' })),
+  verifyEmail: Type.Optional(Type.Boolean({ default: false, description: 'true: a place counts (is ranked, can be admitted) only once the link in its email is opened (POST /queue/{id}/verify); until then it is unverified. Places keep their status when it changes.' })),
 }, { additionalProperties: false });
 
 const QueueBody = Type.Union([QueueSettingsBody, Type.Null()], { description: 'a waiting room: while the course is open, POST /register needs an admission from it; null: no queue' });

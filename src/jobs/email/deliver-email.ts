@@ -1,4 +1,4 @@
-// Delivers the email of one registration event (the send_email job's code path). Skips an event
+// Delivers the email of one event, a registration's or a queue place's (the send_email job's code path). Skips an event
 // whose outcome is already recorded; records 'sent' right after the transport accepts; records
 // 'failed' on a permanent refusal or the last attempt; rethrows a temporary failure for the
 // caller to retry.
@@ -49,9 +49,10 @@ export async function recordUntilStored(write: () => Promise<unknown>, onFailure
 export function createEmailDelivery(deps: EmailDeliveryDeps) {
   const messageDomain = new URL(deps.publicUrl).hostname || 'registrar.invalid';
   /** `step` tells the job worker's lane what this email waits for now (job-activity.ts). */
-  return async function deliverEmail(eventId: string, manageToken: string, attempt: { attempts: number; maxAttempts: number }, step: (step: EmailStep) => void = () => {}): Promise<EmailOutcome> {
+  /** `token`: what the email's link carries (a manage token, or a queue place's emailed token). */
+  return async function deliverEmail(eventId: string, token: string, attempt: { attempts: number; maxAttempts: number }, step: (step: EmailStep) => void = () => {}): Promise<EmailOutcome> {
     step('load');
-    const due = await findDueEmail(deps.sql, eventId, { from: deps.from, publicUrl: deps.publicUrl, manageToken, messageDomain });
+    const due = await findDueEmail(deps.sql, eventId, { from: deps.from, publicUrl: deps.publicUrl, token, messageDomain });
     if (due.kind === 'no-event') {
       deps.logger.error({ eventId }, 'email: no such event; nothing to send');
       return 'skipped';

@@ -1,4 +1,4 @@
-// The send_email task: each committed registration event -> one email, once (deliver-email.ts).
+// The send_email task: each committed registration or queue event -> one email, once (deliver-email.ts).
 // A job holds the events of one group commit (job-entries.ts). A temporary failure is retried by
 // graphile-worker with backoff plus our jitter. Completing the job deletes it, and the manage
 // tokens in its payload with it.
@@ -9,14 +9,15 @@ import type { DeliverEmail } from '../email/deliver-email.ts';
 import { type Limiter, runJobEntries } from '../job-entries.ts';
 import { addRetryJitter } from '../job-retry.ts';
 
-export type SendEmailPayload = { eventId: string | number; manageToken: string };
-
-function parsePayload(payload: unknown): SendEmailPayload {
-  const value = payload as Partial<SendEmailPayload> | null;
-  if (!value || (typeof value.eventId !== 'string' && typeof value.eventId !== 'number') || typeof value.manageToken !== 'string') {
+/** An entry: `{eventId, manageToken}` for a registration event, `{eventId, queueToken}` for a
+ * queue place's event (the token made for its email); either token is what the email's link carries. */
+function parsePayload(payload: unknown): { eventId: string | number; token: string } {
+  const value = payload as { eventId?: unknown; manageToken?: unknown; queueToken?: unknown } | null;
+  const token = value?.manageToken ?? value?.queueToken;
+  if (!value || (typeof value.eventId !== 'string' && typeof value.eventId !== 'number') || typeof token !== 'string') {
     throw new Error(`send_email: malformed payload ${JSON.stringify(payload)}`);
   }
-  return { eventId: value.eventId, manageToken: value.manageToken };
+  return { eventId: value.eventId, token };
 }
 
 /**
@@ -32,8 +33,8 @@ export function createSendEmailTask(sql: Sql, deliverEmail: DeliverEmail, limit:
       const reporter = lanes?.entry(String(helpers.job.id), index++, total);
       try {
         return await limit(() => {
-          const { eventId, manageToken } = parsePayload(entry);
-          return deliverEmail(String(eventId), manageToken, { attempts, maxAttempts }, (step) => reporter?.step(step));
+          const { eventId, token } = parsePayload(entry);
+          return deliverEmail(String(eventId), token, { attempts, maxAttempts }, (step) => reporter?.step(step));
         });
       } finally {
         reporter?.done();
