@@ -1,11 +1,12 @@
 // Owns the list of scenarios `npm run bench -- <scenario>` knows. A new scenario is a module
 // exporting defineScenario({...}), added to this list.
 import { importScenario } from './import.ts';
+import { queueScenario } from './queue.ts';
 import { rushScenario } from './rush.ts';
 import type { RegisteredScenario } from './scenario.ts';
 import { seedScenario } from './seed.ts';
 
-export const SCENARIOS: readonly RegisteredScenario[] = [seedScenario, rushScenario, importScenario];
+export const SCENARIOS: readonly RegisteredScenario[] = [seedScenario, rushScenario, queueScenario, importScenario];
 
 export function findScenario(name: string): RegisteredScenario | undefined {
   return SCENARIOS.find((scenario) => scenario.name === name);

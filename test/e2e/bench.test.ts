@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { ChartSpec } from '../../bench/charts.ts';
-import { checkInvariants, type InvariantSnapshot, type StoredRegistration } from '../support/invariants.ts';
+import { checkInvariants, INVARIANT_CHECKS, type InvariantSnapshot, type StoredRegistration } from '../support/invariants.ts';
 
 const REPO_DIR = path.resolve(import.meta.dirname, '../..');
 const NODE_BIN = path.join(REPO_DIR, 'node_modules/.bin/node');
@@ -232,6 +232,25 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     assert.match(html, /resident memory/);
     const units = chartsOf(html).map((c) => c.y.unit);
     assert.deepEqual(units, ['ms', 'rows/s', 'rows', 'MiB', 'MiB', 'ms']);
+    await assertNothingLeft(benchDir(run));
+  });
+
+  test('queue: joins, held streams, reads, then the opening with bots: queue order, the random order from its seed, no bot registered, the invariants', async () => {
+    const run = await runBench(['queue', '--students', '300', '--streams', '60', '--bots', '10', '--seats', '100', '--waitlist', '20', '--read-seconds', '1',
+      '--first-poll-spread-ms', '1000', '--workers', '2', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^joins \(POST \/courses\/\{id\}\/queue\) +300 +300x201 /m, explain(run));
+    assert.match(run.stdout, /^opening: admitted students register +120 +120x201 /m, 'every admitted student registered once: 100 seats and 20 waitlist places');
+    assert.match(run.stdout, /^Target: 60 position streams held: 60 opened, 0 dropped, /m);
+    assert.match(run.stdout, /^Registrations without admission: 0 of \d+ bot requests won anything \(\d+x403 not-admitted\)\.$/m);
+    assert.match(run.stdout, /^Seats in queue order: 120 admissions checked against their rank, 0 out of order\.$/m);
+    assert.match(run.stdout, /^Random order: the seed matches the SHA-256 shown before opening; 300 places re-ranked from sha256\(seed \|\| id\): 0 differ from the ranks used\.$/m);
+    assert.match(run.stdout, /^Places at the end: 120 registered, 180 sold-out, 0 expired, 0 waiting, 0 admitted\.$/m);
+    assert.match(run.stdout, new RegExp(`^Invariants: passed \\(${INVARIANT_CHECKS.length} checks over 1 courses, 120 rows, 300 places, `, 'm'));
+    assertProgress(run, 'queue: joins', 300, 'answers');
+    const html = await assertReport(run, 'queue', reportDir);
+    assert.match(html, /The opening over time/);
+    assert.deepEqual(chartsOf(html).map((c) => c.y.unit), ['places', 'MiB']);
     await assertNothingLeft(benchDir(run));
   });
 

@@ -31,13 +31,24 @@ export class Http1Connection {
   }
 
   /** POST `body` (JSON) to `path`; rejects on a network error, a timeout or an unexpected answer. */
-  post(path: string, body: string): Promise<Http1Answer> {
+  post(path: string, body: string, authorization?: string): Promise<Http1Answer> {
+    return this.request('POST', path, body, authorization);
+  }
+
+  /** GET `path`, with `Authorization: Bearer <authorization>` when given. */
+  get(path: string, authorization?: string): Promise<Http1Answer> {
+    return this.request('GET', path, undefined, authorization);
+  }
+
+  private request(method: 'GET' | 'POST', path: string, body: string | undefined, authorization: string | undefined): Promise<Http1Answer> {
     if (this.pending) return Promise.reject(new Error('one request at a time on a connection'));
     const socket = this.socket ?? this.open();
+    const auth = authorization === undefined ? '' : `authorization: Bearer ${authorization}\r\n`;
+    const content = body === undefined ? '' : `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
     return new Promise<Http1Answer>((resolve, reject) => {
       const timer = setTimeout(() => this.fail(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       this.pending = { resolve, reject, timer };
-      socket.write(`POST ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.write(`${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n${auth}${content}\r\n${body ?? ''}`);
     });
   }
 
