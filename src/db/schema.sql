@@ -266,7 +266,6 @@ CREATE TABLE webhook_deliveries (
   last_error text,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
-  CONSTRAINT webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES registration_events(id),
   CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id),
   CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))),
   CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE
@@ -706,7 +705,10 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_email(p_place_ids uuid[], p_ki
 AS $function$
 DECLARE
   v_tokens text[];
-  v_jobs graphile_worker.job_spec[];
+  v_event_ids bigint[];
+  v_event_tokens text[];
+  v_type text := registrar_webhook_event_type(p_kind);
+  v_deliveries uuid[];
 BEGIN
   IF coalesce(cardinality(p_place_ids), 0) = 0 THEN RETURN; END IF;
   v_tokens := ARRAY(SELECT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
@@ -718,15 +720,30 @@ BEGIN
     INSERT INTO queue_events (place_id, kind, verifies)
     SELECT place, p_kind, p_verifies FROM unnest(p_place_ids) WITH ORDINALITY AS p (place, o) ORDER BY p.o
     RETURNING id, place_id
-  ), entries AS (
-    SELECT e.id, json_build_object('eventId', e.id, 'queueToken', t.token) AS entry,
-      (row_number() OVER (ORDER BY e.id) - 1) / registrar_queue_emails_per_job() AS job
-    FROM events e JOIN unnest(p_place_ids, v_tokens) AS t (place, token) ON t.place = e.place_id
   )
-  SELECT array_agg(ROW('send_email', j.payload, NULL, NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec)
-  INTO v_jobs
-  FROM (SELECT json_agg(entry ORDER BY id) AS payload FROM entries GROUP BY job) j;
-  PERFORM graphile_worker.add_jobs(v_jobs);
+  SELECT array_agg(e.id ORDER BY e.id), array_agg(t.token ORDER BY e.id) INTO v_event_ids, v_event_tokens
+  FROM events e JOIN unnest(p_place_ids, v_tokens) AS t (place, token) ON t.place = e.place_id;
+  PERFORM graphile_worker.add_jobs(ARRAY(
+    SELECT ROW('send_email', json_agg(json_build_object('eventId', x.id, 'queueToken', x.token) ORDER BY x.o),
+      NULL, NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec
+    FROM unnest(v_event_ids, v_event_tokens) WITH ORDINALITY AS x (id, token, o)
+    GROUP BY (x.o - 1) / registrar_queue_emails_per_job()));
+
+  IF v_type IS NOT NULL AND EXISTS (SELECT 1 FROM webhooks w WHERE v_type = ANY (w.events)) THEN
+    WITH deliveries AS (
+      INSERT INTO webhook_deliveries (webhook_id, event_id, event_type)
+      SELECT w.id, e.id, v_type FROM unnest(v_event_ids) AS e (id) CROSS JOIN webhooks w
+      WHERE v_type = ANY (w.events)
+      ORDER BY e.id
+      RETURNING id
+    )
+    SELECT array_agg(id) INTO v_deliveries FROM deliveries;
+    PERFORM graphile_worker.add_jobs(ARRAY(
+      SELECT ROW('deliver_webhook', json_agg(json_build_object('deliveryId', x.id) ORDER BY x.o),
+        NULL, NULL, 12, NULL, NULL, NULL)::graphile_worker.job_spec
+      FROM unnest(v_deliveries) WITH ORDINALITY AS x (id, o)
+      GROUP BY (x.o - 1) / registrar_queue_emails_per_job()));
+  END IF;
 END
 $function$;
 
@@ -1292,6 +1309,11 @@ AS $function$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
+    -- again changes nothing, so it has no type, as a reminder has none.
+    WHEN 'joined' THEN 'queue.joined'
+    WHEN 'admitted' THEN 'queue.admitted'
+    WHEN 'sold-out' THEN 'queue.sold-out'
   END
 $function$;
 

@@ -13,13 +13,10 @@ const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitl
 
 const DELIVERY_STATUS: Record<WebhookAttemptOutcome, 'delivered' | 'failed' | 'pending'> = { delivered: 'delivered', failed: 'failed', retry: 'pending' };
 
-/** What the receiver is told: the event, the registration as it stands after it, the course. */
+/** What the receiver is told: the event, the registration (or the queue place) as it stands after it, the course. */
 function webhookBody(delivery: PendingDelivery): string {
-  return JSON.stringify({
-    type: delivery.event_type,
-    timestamp: delivery.event_at.toISOString(),
-    data: {
-      eventId: delivery.event_id,
+  const subject = delivery.place_id === null
+    ? {
       registration: {
         id: delivery.registration_id,
         course: delivery.course_id,
@@ -28,8 +25,21 @@ function webhookBody(delivery: PendingDelivery): string {
         status: STATUS_AFTER_EVENT[delivery.kind] ?? delivery.kind,
         waitlistPosition: delivery.waitlist_position,
       },
-      course: { id: delivery.course_id, title: delivery.course_title },
-    },
+    }
+    : {
+      place: {
+        id: delivery.place_id,
+        course: delivery.course_id,
+        name: delivery.name,
+        email: delivery.email,
+        status: delivery.kind === 'joined' ? (delivery.verifies ? 'unverified' : 'waiting') : delivery.kind,
+        admittedUntil: delivery.kind === 'admitted' ? (delivery.admitted_until?.toISOString() ?? null) : null,
+      },
+    };
+  return JSON.stringify({
+    type: delivery.event_type,
+    timestamp: delivery.event_at.toISOString(),
+    data: { eventId: delivery.event_id, ...subject, course: { id: delivery.course_id, title: delivery.course_title } },
   });
 }
 

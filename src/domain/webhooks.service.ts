@@ -1,4 +1,4 @@
-// Webhook subscriptions: which URL hears which registration events, and what happened to each
+// Webhook subscriptions: which URL hears which registration and queue events, and what happened to each
 // delivery. Secrets are Standard Webhooks secrets ("whsec_" + base64 of 32 random bytes).
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/database.ts';
@@ -6,7 +6,7 @@ import { deleteWebhook, type DeliveryRow, findWebhook, insertWebhook, listDelive
 import { assertPublicUrl } from '../security/address-guard.ts';
 import { DomainError } from './domain-error.ts';
 
-export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled'] as const;
+export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled', 'queue.joined', 'queue.admitted', 'queue.sold-out'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** Only http and https: no file:, no data:, no credentials smuggled in the URL. */

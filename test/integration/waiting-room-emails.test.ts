@@ -1,7 +1,8 @@
 // The waiting room's emails through the job queue to a real SMTP server (joined, the link sent
 // again, admitted, sold-out), each with a token of its own that sees the place and whose
 // admission registers, and verifyEmail: only an emailed token verifies, an unverified place is
-// never ranked or admitted. Every email exactly once, counted by Message-ID.
+// never ranked or admitted. Every email exactly once, counted by Message-ID. The queue's webhook
+// events, signed and posted once each.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
@@ -13,7 +14,7 @@ import { countBy } from '../support/rush.ts';
 import type { ReceivedMessage } from '../support/smtp-server.ts';
 import { useStack } from '../support/stack.ts';
 
-const stack = useStack({ poolSize: 30, smtp: true, runners: {} });
+const stack = useStack({ poolSize: 30, smtp: true, receiver: true, runners: {} });
 
 const past = (ms: number) => new Date(Date.now() - ms).toISOString();
 const future = (ms: number) => new Date(Date.now() + ms).toISOString();
@@ -270,6 +271,36 @@ describe('verifyEmail', () => {
     const rows = await stack.db.sql<{ rank: number | null }[]>`SELECT rank::int FROM queue_places WHERE course_id = ${course} ORDER BY rank`;
     assert.deepEqual(rows.map((r) => r.rank), Array.from({ length: 300 }, (_, i) => i + 1));
     await assertInvariants(stack.db.sql);
+    await assertEveryEventEmailedOnce();
+  });
+});
+
+describe('webhooks', () => {
+  test('queue.joined, queue.admitted and queue.sold-out are posted once per place, signed, with the place', async (t) => {
+    const created = await stack.server.client.admin('POST', '/webhooks', { url: stack.receiver.url, events: ['queue.joined', 'queue.admitted', 'queue.sold-out'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    t.after(async () => {
+      await stack.server.client.admin('DELETE', `/webhooks/${created.body.id}`);
+    });
+    stack.receiver.setSecret(created.body.secret);
+    const course = await queuedCourse({ capacity: 1 });
+    const joined = await joinAll(course, 'hook', 3);
+    await open(course);
+    await tick(course);
+    const [first] = await stack.db.sql<{ id: string; email: string }[]>`SELECT id, email FROM queue_places WHERE course_id = ${course} AND status = 'admitted'`;
+    const admission = (await place(first!.id, joined.find((j) => j.id === first!.id)!.queueToken)).body.admission;
+    assert.equal((await stack.server.client.request('POST', '/register', { body: { name: 'First', email: first!.email, course, admission } })).status, 201);
+    await tick(course);
+
+    const ofCourse = () => stack.receiver.received.filter((r) => r.body?.data?.course?.id === course);
+    const received = await eventually(async () => ofCourse(), (all) => all.length >= 6);
+    assert.ok(received.every((r) => r.verified), 'signed with the webhook\'s secret');
+    assert.equal(new Set(received.map((r) => r.id)).size, received.length, 'each delivery posted once');
+    assert.deepEqual(countBy(received, (r) => `${r.type} ${r.body.data.place.status}`), { 'queue.joined waiting': 3, 'queue.admitted admitted': 1, 'queue.sold-out sold-out': 2 });
+    const admitted = received.find((r) => r.type === 'queue.admitted')!;
+    assert.equal(admitted.body.data.place.id, first!.id);
+    assert.equal(admitted.body.data.place.email, first!.email);
+    assert.ok(!Number.isNaN(Date.parse(admitted.body.data.place.admittedUntil)));
     await assertEveryEventEmailedOnce();
   });
 });

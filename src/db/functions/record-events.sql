@@ -9,6 +9,11 @@ LANGUAGE sql IMMUTABLE AS $$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
+    -- again changes nothing, so it has no type, as a reminder has none.
+    WHEN 'joined' THEN 'queue.joined'
+    WHEN 'admitted' THEN 'queue.admitted'
+    WHEN 'sold-out' THEN 'queue.sold-out'
   END
 $$;
 

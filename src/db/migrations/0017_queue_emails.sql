@@ -1,4 +1,5 @@
--- The waiting room's emails (joined, the link sent again, admitted, sold-out) and a token per email.
+-- The waiting room's emails (joined, the link sent again, admitted, sold-out), a token per email,
+-- and its webhook events (queue.joined, queue.admitted, queue.sold-out).
 -- docs/design.md, "The waiting room".
 --
 -- A queue token is stored only as its SHA-256, so an email cannot carry the token of the join
@@ -9,8 +10,9 @@
 -- of a course with verifyEmail: the join answer's would prove nothing about the address.
 --
 -- queue_events has one row per email, its ids drawn from registration_events' sequence: one id
--- space, so email_deliveries and the mailbox key every email, of either kind, by its event id
--- (their foreign keys to registration_events go), and the send_email job delivers both once.
+-- space, so email_deliveries, the mailbox and webhook_deliveries key every email and delivery,
+-- of either kind, by its event id (their foreign keys to registration_events go), and the
+-- send_email and deliver_webhook jobs deliver both once.
 
 CREATE TABLE queue_tokens (
   token_hash     bytea PRIMARY KEY,
@@ -42,3 +44,4 @@ CREATE TABLE queue_events (
 
 ALTER TABLE email_deliveries DROP CONSTRAINT email_deliveries_event_id_fkey;
 ALTER TABLE mailbox DROP CONSTRAINT mailbox_event_id_fkey;
+ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_event_id_fkey;

@@ -44,7 +44,8 @@ export async function listDeliveries(sql: Sql, webhookId: string, limit: number)
     FROM webhook_deliveries WHERE webhook_id = ${webhookId} ORDER BY created_at DESC, id LIMIT ${limit}`;
 }
 
-export type PendingDelivery = {
+/** The common part of a delivery still to be posted: where, signed with what, about which course. */
+type DeliveryTarget = {
   id: string;
   status: DeliveryRow['status'];
   event_type: string;
@@ -52,25 +53,44 @@ export type PendingDelivery = {
   secret: string;
   event_id: string;
   kind: string;
-  waitlist_position: number | null;
   event_at: Date;
-  registration_id: string;
   name: string;
   email: string;
   course_id: string;
   course_title: string;
 };
 
+/** A delivery of a registration event, or of a queue place's event (registration_id null, place_id set). */
+export type PendingDelivery = DeliveryTarget & (
+  | { registration_id: string; waitlist_position: number | null; place_id: null; admitted_until: null; verifies: false }
+  /** verifies: the place was unverified when the event was written. */
+  | { registration_id: null; waitlist_position: null; place_id: string; admitted_until: Date | null; verifies: boolean }
+);
+
+/**
+ * The delivery and its event, a registration's or a queue place's: the two share one id space
+ * (registration_events' sequence), so the delivery's event id names one of them.
+ */
 export async function loadDelivery(sql: Sql, deliveryId: string): Promise<PendingDelivery | undefined> {
   const [row] = await sql<PendingDelivery[]>`
-    SELECT d.id, d.status, d.event_type, w.url, w.secret, e.id::text AS event_id, e.kind,
-      e.waitlist_position, e.created_at AS event_at, r.id AS registration_id, r.name, r.email,
-      c.id AS course_id, c.title AS course_title
+    SELECT d.id, d.status, d.event_type, w.url, w.secret, x.*
     FROM webhook_deliveries d
     JOIN webhooks w ON w.id = d.webhook_id
-    JOIN registration_events e ON e.id = d.event_id
-    JOIN registrations r ON r.id = e.registration_id
-    JOIN courses c ON c.id = e.course_id
+    CROSS JOIN LATERAL (
+      SELECT e.id::text AS event_id, e.kind, e.created_at AS event_at, r.name, r.email, c.id AS course_id,
+        c.title AS course_title, r.id::text AS registration_id, e.waitlist_position, NULL::text AS place_id,
+        NULL::timestamptz AS admitted_until, false AS verifies
+      FROM registration_events e
+      JOIN registrations r ON r.id = e.registration_id
+      JOIN courses c ON c.id = e.course_id
+      WHERE e.id = d.event_id
+      UNION ALL
+      SELECT e.id::text, e.kind, e.created_at, q.name, q.email, c.id, c.title, NULL, NULL, q.id::text, q.admitted_until, e.verifies
+      FROM queue_events e
+      JOIN queue_places q ON q.id = e.place_id
+      JOIN courses c ON c.id = q.course_id
+      WHERE e.id = d.event_id
+    ) x
     WHERE d.id = ${deliveryId}`;
   return row;
 }

@@ -3,13 +3,14 @@ import Type, { type Static } from 'typebox';
 import type { MailboxRow } from '../../db/queries/email.queries.ts';
 import type { DeliveryRow, WebhookRow } from '../../db/queries/webhooks.queries.ts';
 import type { DeliveryOverview } from '../../domain/mailbox.service.ts';
+import { WEBHOOK_EVENTS } from '../../domain/webhooks.service.ts';
 import { PrintableText, Uuid } from './common.schemas.ts';
 
-const EventName = Type.Union([Type.Literal('registration.created'), Type.Literal('registration.promoted'), Type.Literal('registration.cancelled')]);
+const EventName = Type.Union(WEBHOOK_EVENTS.map((event) => Type.Literal(event)), { description: 'queue.joined, queue.admitted and queue.sold-out carry the queue place instead of a registration' });
 
 export const CreateWebhookBody = Type.Object({
   url: Type.String({ minLength: 8, maxLength: 2048, format: 'uri', description: 'an absolute http or https URL' }),
-  events: Type.Array(EventName, { minItems: 1, maxItems: 3 }),
+  events: Type.Array(EventName, { minItems: 1, maxItems: WEBHOOK_EVENTS.length }),
 }, { additionalProperties: false });
 
 export const Webhook = Type.Object({ id: Type.String(), url: Type.String(), events: Type.Array(Type.String()), createdAt: Type.String() });
