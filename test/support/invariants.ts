@@ -268,6 +268,11 @@ function checkQueue(queue: QueueState, registrations: StoredRegistration[], fail
   if (skipped.length > 0) {
     fail('seats in queue order, except through expiry', queue.courseId, `${skipped.length} places ranked ahead of rank ${lastAdmitted} (admitted) were never admitted, e.g. rank ${skipped[0]!.rank} (${skipped[0]!.status})`);
   }
+  // verifyEmail: a place whose email is not verified is not in the order at all.
+  const unverified = queue.places.filter((p) => p.status === 'unverified' && (p.rank !== null || p.admitted));
+  if (unverified.length > 0) {
+    fail('seats in queue order, except through expiry', queue.courseId, `${unverified.length} unverified places are ranked or were admitted, e.g. place ${unverified[0]!.id}`);
+  }
   const ranks = queue.places.map((p) => p.rank).filter((rank) => rank !== null).sort((a, b) => a - b);
   if (ranks.some((rank, i) => rank !== i + 1)) {
     fail('seats in queue order, except through expiry', queue.courseId, `ranks are not 1..${ranks.length} without gaps`);

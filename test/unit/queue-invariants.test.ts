@@ -7,7 +7,7 @@ import { checkInvariants, type InvariantSnapshot, type StoredPlace } from '../su
 const place = (id: string, rank: number | null, status: string, registrationId: string | null = null): StoredPlace =>
   ({ id, emailKey: `${id}@example.org`, status, rank, admitted: ['admitted', 'registered', 'expired'].includes(status), registrationId });
 
-/** Two seats: rank 1 expired, ranks 2 and 3 registered, rank 4 sold out, one place left before the ordering. */
+/** Two seats: rank 1 expired, ranks 2 and 3 registered, rank 4 sold out, one place left before the ordering, one never verified. */
 function goodSnapshot(): InvariantSnapshot {
   return {
     courses: [{ id: 'q', capacity: 2, waitlistCapacity: 0, enrolled: 2, waitlisted: 0 }],
@@ -18,7 +18,7 @@ function goodSnapshot(): InvariantSnapshot {
     queues: [{
       courseId: 'q',
       admittedTotal: 3,
-      places: [place('p1', 1, 'expired'), place('p2', 2, 'registered', 'r2'), place('p3', 3, 'registered', 'r3'), place('p4', 4, 'sold-out'), place('p5', null, 'left')],
+      places: [place('p1', 1, 'expired'), place('p2', 2, 'registered', 'r2'), place('p3', 3, 'registered', 'r3'), place('p4', 4, 'sold-out'), place('p5', null, 'left'), place('p6', null, 'unverified')],
     }],
   };
 }
@@ -61,6 +61,12 @@ describe('invariant 8', () => {
   test('a gap in the ranks', () => {
     const snapshot = goodSnapshot();
     snapshot.queues![0]!.places[3]!.rank = 5;
+    assert.deepEqual(checksFailed(snapshot), ['seats in queue order, except through expiry']);
+  });
+
+  test('an unverified place in the order', () => {
+    const snapshot = goodSnapshot();
+    snapshot.queues![0]!.places[5]!.rank = 5;
     assert.deepEqual(checksFailed(snapshot), ['seats in queue order, except through expiry']);
   });
 
