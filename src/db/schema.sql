@@ -139,8 +139,7 @@ CREATE TABLE queue_events (
   verifies boolean NOT NULL DEFAULT false,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text]))),
-  CONSTRAINT queue_events_pkey PRIMARY KEY (id),
-  CONSTRAINT queue_events_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
+  CONSTRAINT queue_events_pkey PRIMARY KEY (id)
 );
 
 CREATE TABLE queue_figures (
@@ -209,8 +208,7 @@ CREATE TABLE queue_tokens (
   emailed boolean NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_tokens_admission_hash_key UNIQUE (admission_hash),
-  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash),
-  CONSTRAINT queue_tokens_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
+  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash)
 );
 
 CREATE TABLE rate_limit_windows (
