@@ -304,3 +304,22 @@ describe('webhooks', () => {
     await assertEveryEventEmailedOnce();
   });
 });
+
+describe('without SMTP_URL', () => {
+  const local = useStack({ runners: {} });
+
+  test('the built-in mailbox holds each queue email once, with its link', async () => {
+    const course = await newCourse(local.server.client, { capacity: 1, opensAt: future(3_600_000), queue: { order: 'arrival' } });
+    const joined = await local.server.client.request('POST', `/courses/${course}/queue`, { body: { name: 'Mo', email: 'mo@example.org' } });
+    assert.equal(joined.status, 201);
+    assert.equal((await local.server.client.request('POST', `/courses/${course}/queue`, { body: { name: 'Mo', email: 'mo@example.org' } })).status, 200);
+    const mail = await eventually(async () => (await local.server.client.admin('GET', '/admin/mail?to=mo@example.org')).body.items as { messageId: string; subject: string; text: string }[], (items) => items.length >= 2);
+    assert.deepEqual(mail.map((m) => m.subject.replace(/ for .*/, '')).sort(), ['You are in the queue', 'Your link to the queue']);
+    assert.equal(new Set(mail.map((m) => m.messageId)).size, 2);
+    for (const message of mail) {
+      const token = /\/queue\/[0-9a-f-]{36}\/page#token=([A-Za-z0-9_%-]+)/.exec(message.text)?.[1];
+      assert.ok(token, 'a page link');
+      assert.equal((await local.server.client.request('GET', `/queue/${joined.body.id}`, { token: decodeURIComponent(token) })).status, 200);
+    }
+  });
+});
