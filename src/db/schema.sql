@@ -139,7 +139,8 @@ CREATE TABLE queue_events (
   verifies boolean NOT NULL DEFAULT false,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text]))),
-  CONSTRAINT queue_events_pkey PRIMARY KEY (id)
+  CONSTRAINT queue_events_pkey PRIMARY KEY (id),
+  CONSTRAINT queue_events_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
 );
 
 CREATE TABLE queue_figures (
@@ -208,7 +209,8 @@ CREATE TABLE queue_tokens (
   emailed boolean NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_tokens_admission_hash_key UNIQUE (admission_hash),
-  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash)
+  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash),
+  CONSTRAINT queue_tokens_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
 );
 
 CREATE TABLE rate_limit_windows (
@@ -775,6 +777,45 @@ $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_join(p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea)
  RETURNS jsonb
+ LANGUAGE sql
+AS $function$
+  SELECT registrar_queue_join_batch(ARRAY[p_course], ARRAY[p_name], ARRAY[p_email], ARRAY[p_email_key],
+    ARRAY[encode(p_token_hash, 'hex')], ARRAY[encode(p_admission_hash, 'hex')]) -> 0
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_batch(p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_token_hashes text[], p_admission_hashes text[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[cardinality(p_courses)]);
+  v_i bigint;
+  v_kind text;
+  v_verifies boolean;
+BEGIN
+  FOR v_i IN SELECT m.o FROM unnest(p_courses) WITH ORDINALITY AS m (course, o) ORDER BY m.course, m.o LOOP
+    v_results[v_i] := registrar_queue_join_member(p_courses[v_i], p_names[v_i], p_emails[v_i], p_email_keys[v_i],
+      decode(p_token_hashes[v_i], 'hex'), decode(p_admission_hashes[v_i], 'hex'));
+  END LOOP;
+  FOR v_kind, v_verifies IN SELECT DISTINCT r ->> 'email', (r ->> 'verifies')::boolean FROM unnest(v_results) AS r WHERE r ? 'email' LOOP
+    PERFORM registrar_queue_email(ARRAY(
+      SELECT (x.r ->> 'email_place')::uuid FROM unnest(v_results) WITH ORDINALITY AS x (r, o)
+      WHERE x.r ->> 'email' = v_kind AND (x.r ->> 'verifies')::boolean = v_verifies ORDER BY x.o), v_kind, v_verifies);
+  END LOOP;
+  RETURN (SELECT jsonb_agg(x.r - 'email' - 'email_place' - 'verifies' ORDER BY x.o) FROM unnest(v_results) WITH ORDINALITY AS x (r, o));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_lock_key(p_course text)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT hashtext(p_course)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_member(p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea)
+ RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
 DECLARE
@@ -811,24 +852,18 @@ BEGIN
     WHERE course_id = p_course AND email_key = p_email_key
       AND (link_sent_at IS NULL OR link_sent_at <= now() - interval '10 minutes')
     RETURNING * INTO v_place;
-    IF FOUND THEN PERFORM registrar_queue_email(ARRAY[v_place.id], 'link', v_place.status = 'unverified'); END IF;
+    IF FOUND THEN
+      RETURN jsonb_build_object('outcome', 'existing', 'email', 'link', 'email_place', v_place.id, 'verifies', v_place.status = 'unverified');
+    END IF;
     RETURN jsonb_build_object('outcome', 'existing');
   END IF;
   IF v_rank IS NOT NULL THEN
     UPDATE queue_states SET ranked = v_rank WHERE course_id = p_course RETURNING * INTO v_state;
   END IF;
   INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed) VALUES (p_token_hash, v_place.id, p_admission_hash, false);
-  PERFORM registrar_queue_email(ARRAY[v_place.id], 'joined', v_place.status = 'unverified');
-  RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
+  RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state),
+    'email', 'joined', 'email_place', v_place.id, 'verifies', v_place.status = 'unverified');
 END
-$function$;
-
-CREATE OR REPLACE FUNCTION public.registrar_queue_join_lock_key(p_course text)
- RETURNS integer
- LANGUAGE sql
- IMMUTABLE
-AS $function$
-  SELECT hashtext(p_course)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)

@@ -11,7 +11,9 @@
 -- nothing and emails the link again, at most once per 10 minutes: link_sent_at is set by a
 -- conditional UPDATE, so concurrent second joins queue on the place's row lock and, under READ
 -- COMMITTED, the later ones re-check the condition against the committed row and email nothing.
-CREATE OR REPLACE FUNCTION registrar_queue_join(
+-- The email is the caller's to write (registrar_queue_join_batch writes a batch's at once): the
+-- answer names it in `email` ('joined' or 'link'), `email_place` and `verifies`.
+CREATE OR REPLACE FUNCTION registrar_queue_join_member(
   p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,16 +50,55 @@ BEGIN
     WHERE course_id = p_course AND email_key = p_email_key
       AND (link_sent_at IS NULL OR link_sent_at <= now() - interval '10 minutes')
     RETURNING * INTO v_place;
-    IF FOUND THEN PERFORM registrar_queue_email(ARRAY[v_place.id], 'link', v_place.status = 'unverified'); END IF;
+    IF FOUND THEN
+      RETURN jsonb_build_object('outcome', 'existing', 'email', 'link', 'email_place', v_place.id, 'verifies', v_place.status = 'unverified');
+    END IF;
     RETURN jsonb_build_object('outcome', 'existing');
   END IF;
   IF v_rank IS NOT NULL THEN
     UPDATE queue_states SET ranked = v_rank WHERE course_id = p_course RETURNING * INTO v_state;
   END IF;
   INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed) VALUES (p_token_hash, v_place.id, p_admission_hash, false);
-  PERFORM registrar_queue_email(ARRAY[v_place.id], 'joined', v_place.status = 'unverified');
-  RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state));
+  RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state),
+    'email', 'joined', 'email_place', v_place.id, 'verifies', v_place.status = 'unverified');
 END
+$$;
+
+-- Joins of several students (of one course or several) in one transaction: the group commit of
+-- src/db/queries/queue.queries.ts, so a rush of joins costs one commit, one WAL flush and one
+-- job insert (one NOTIFY, which serializes commits) per batch, not per join. Members are taken
+-- in course order, so two batches take the courses' locks in the same order; their emails are
+-- written after the last member, one registrar_queue_email per kind. The token hashes come as
+-- hex text (postgres.js sends an array of Buffers as one bytea). Answers a JSON array, one
+-- outcome per member, in the members' order.
+CREATE OR REPLACE FUNCTION registrar_queue_join_batch(
+  p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_token_hashes text[], p_admission_hashes text[]
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[cardinality(p_courses)]);
+  v_i bigint;
+  v_kind text;
+  v_verifies boolean;
+BEGIN
+  FOR v_i IN SELECT m.o FROM unnest(p_courses) WITH ORDINALITY AS m (course, o) ORDER BY m.course, m.o LOOP
+    v_results[v_i] := registrar_queue_join_member(p_courses[v_i], p_names[v_i], p_emails[v_i], p_email_keys[v_i],
+      decode(p_token_hashes[v_i], 'hex'), decode(p_admission_hashes[v_i], 'hex'));
+  END LOOP;
+  FOR v_kind, v_verifies IN SELECT DISTINCT r ->> 'email', (r ->> 'verifies')::boolean FROM unnest(v_results) AS r WHERE r ? 'email' LOOP
+    PERFORM registrar_queue_email(ARRAY(
+      SELECT (x.r ->> 'email_place')::uuid FROM unnest(v_results) WITH ORDINALITY AS x (r, o)
+      WHERE x.r ->> 'email' = v_kind AND (x.r ->> 'verifies')::boolean = v_verifies ORDER BY x.o), v_kind, v_verifies);
+  END LOOP;
+  RETURN (SELECT jsonb_agg(x.r - 'email' - 'email_place' - 'verifies' ORDER BY x.o) FROM unnest(v_results) WITH ORDINALITY AS x (r, o));
+END
+$$;
+
+-- One join, alone in its transaction: a batch of one.
+CREATE OR REPLACE FUNCTION registrar_queue_join(
+  p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea
+) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT registrar_queue_join_batch(ARRAY[p_course], ARRAY[p_name], ARRAY[p_email], ARRAY[p_email_key],
+    ARRAY[encode(p_token_hash, 'hex')], ARRAY[encode(p_admission_hash, 'hex')]) -> 0
 $$;
 
 -- Verifies a place's email (POST /queue/{id}/verify, with a token made for one of its emails,

@@ -1,7 +1,10 @@
 // SQL for the waiting room: joining, reading, verifying and leaving a place, and one admission
 // tick of a course. Each is one call to a registrar_* function (src/db/functions/queue-*.sql).
 import type { Sql } from '../database.ts';
-import { retryTransaction } from '../retry-policy.ts';
+import { createGroupCommit } from '../group-commit.ts';
+import { perPool } from '../per-pool.ts';
+import { retryTransaction, runBatch } from '../retry-policy.ts';
+import { GROUP_COMMIT_MAX_IN_FLIGHT } from './registrations.queries.ts';
 
 export type QueuePlaceStatus = 'unverified' | 'waiting' | 'admitted' | 'registered' | 'expired' | 'sold-out' | 'left';
 
@@ -33,13 +36,27 @@ export type JoinOutcome =
   | { outcome: 'created'; place: QueuePlaceRow }
   | { outcome: 'existing' | 'course-not-found' | 'no-queue' | 'queue-not-open' | 'registration-closed' | 'course-full' };
 
-export async function joinQueue(sql: Sql, params: JoinParams): Promise<JoinOutcome> {
-  // A join that waited through the ordering raises 40001 and runs again (queue-join.sql).
-  const [row] = await retryTransaction(() => sql<{ result: JoinOutcome }[]>`
-    SELECT registrar_queue_join(${params.courseId}, ${params.name}, ${params.email}, ${params.emailKey},
-      ${params.tokenHash}, ${params.admissionHash}) AS result`);
-  if (!row) throw new Error('registrar_queue_join returned no row');
-  return row.result;
+/** Joins per transaction, at most. */
+const JOIN_MAX_BATCH = 256;
+
+async function joinBatch(sql: Sql, batch: readonly JoinParams[]): Promise<JoinOutcome[]> {
+  const [row] = await sql<{ results: JoinOutcome[] }[]>`
+    SELECT registrar_queue_join_batch(${batch.map((p) => p.courseId)}::text[], ${batch.map((p) => p.name)}::text[],
+      ${batch.map((p) => p.email)}::text[], ${batch.map((p) => p.emailKey)}::text[],
+      ${batch.map((p) => p.tokenHash.toString('hex'))}::text[], ${batch.map((p) => p.admissionHash.toString('hex'))}::text[]) AS results`;
+  if (!row) throw new Error('registrar_queue_join_batch returned no row');
+  return row.results;
+}
+
+// A join that waited through the ordering raises 40001 and its batch runs again (queue-join.sql,
+// src/db/retry-policy.ts); a batch failing otherwise is split into its members.
+const joinGroupOf = perPool((sql: Sql) =>
+  createGroupCommit({ run: (batch: JoinParams[]) => runBatch(batch, (members) => joinBatch(sql, members)), maxBatch: JOIN_MAX_BATCH, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+
+/** Joins through the pool's group commit (src/db/group-commit.ts): with the other joins of this
+ * process that arrive meanwhile, in one transaction. */
+export function joinQueue(sql: Sql, params: JoinParams): Promise<JoinOutcome> {
+  return joinGroupOf(sql)(params);
 }
 
 /**
@@ -48,17 +65,37 @@ export async function joinQueue(sql: Sql, params: JoinParams): Promise<JoinOutco
  */
 export type QueueTokenMatch = 'emailed' | 'joined' | 'none';
 
+type PlaceLookup = { id: string; tokenHash: Buffer | null };
+type FoundPlace = { place: QueuePlaceRow; token: QueueTokenMatch } | undefined;
+
+/** Places read per statement, at most. */
+const READ_MAX_BATCH = 1024;
+
+/** The places of many lookups in one statement: per lookup, the place and one probe of its token's hash. */
+async function findQueuePlaceBatch(sql: Sql, lookups: readonly PlaceLookup[]): Promise<FoundPlace[]> {
+  const rows = await sql<{ n: string; place: QueuePlaceRow | null; emailed: boolean | null }[]>`
+    SELECT k.n::text AS n, registrar_queue_place(k.id) AS place,
+      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id) AS emailed
+    FROM unnest(${lookups.map((l) => l.id)}::uuid[], ${lookups.map((l) => l.tokenHash?.toString('hex') ?? null)}::text[]) WITH ORDINALITY AS k (id, token_hash, n)`;
+  const found: FoundPlace[] = lookups.map(() => undefined);
+  for (const row of rows) {
+    if (row.place) found[Number(row.n) - 1] = { place: row.place, token: row.emailed === null ? 'none' : row.emailed ? 'emailed' : 'joined' };
+  }
+  return found;
+}
+
+// Reads of places arriving while a read is in flight go together in the next one: a rush of
+// students polling their place costs one statement per batch, not one per request.
+const placeReadsOf = perPool((sql: Sql) =>
+  createGroupCommit({ run: (lookups: PlaceLookup[]) => runBatch(lookups, (members) => findQueuePlaceBatch(sql, members)), maxBatch: READ_MAX_BATCH, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+
 /**
  * The place with its live position (ordering the course's places first when that is due), and
- * what `tokenHash` (a queue token's SHA-256, or null) is to it: one round trip, the token one
- * probe of its hash.
+ * what `tokenHash` (a queue token's SHA-256, or null) is to it, read with the other reads of
+ * this process arriving meanwhile; the token is one probe of its hash.
  */
-export async function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): Promise<{ place: QueuePlaceRow; token: QueueTokenMatch } | undefined> {
-  const [row] = await sql<{ place: QueuePlaceRow | null; emailed: boolean | null }[]>`
-    SELECT registrar_queue_place(${id}) AS place,
-      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = ${tokenHash} AND t.place_id = ${id}) AS emailed`;
-  if (!row?.place) return undefined;
-  return { place: row.place, token: row.emailed === null ? 'none' : row.emailed ? 'emailed' : 'joined' };
+export function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): Promise<FoundPlace> {
+  return placeReadsOf(sql)({ id, tokenHash });
 }
 
 export type VerifyOutcome =
