@@ -16,6 +16,8 @@ export class PlaceStream {
   messages = 0;
   /** Why it failed: the answer's status line or the socket's error. */
   failure: string | undefined;
+  /** Why it ended or failed (the last chunk, the socket closed, an error). */
+  endReason: string | undefined;
   /** Epoch ms of the end or failure. */
   endedAt: number | undefined;
   private socket: Socket | undefined;
@@ -51,7 +53,7 @@ export class PlaceStream {
       this.socket = socket;
       socket.on('data', (chunk: Buffer) => this.onData(chunk));
       socket.on('error', (error) => this.finish('failed', error.message));
-      socket.on('close', () => this.finish(this.state === 'open' ? 'ended' : 'failed', 'closed before its head'));
+      socket.on('close', () => this.finish(this.state === 'open' ? 'ended' : 'failed', this.state === 'open' ? 'the connection closed' : 'closed before its head'));
       socket.write(`GET /queue/${this.placeId}/events HTTP/1.1\r\nhost: ${url.host}\r\naccept: text/event-stream\r\nauthorization: Bearer ${this.token}\r\n\r\n`);
     });
   }
@@ -133,6 +135,7 @@ export class PlaceStream {
     if (this.state === 'ended' || this.state === 'failed') return;
     this.state = state;
     this.endedAt = epochNow();
+    this.endReason = reason;
     if (state === 'failed') this.failure = reason;
     const socket = this.socket;
     this.socket = undefined;

@@ -53,31 +53,40 @@ export function shuffleKey(seed: Buffer, placeId: string): Buffer {
   return createHash('sha256').update(seed).update(placeId, 'utf8').digest();
 }
 
-export type RandomOrderCheck = { commitmentHolds: boolean; checked: number; mismatches: number };
+export type RandomOrderCheck = {
+  commitmentHolds: boolean;
+  checked: number;
+  mismatches: number;
+  /** Places the joins' answers named that are not stored (must be 0), and places stored whose
+   *  join was not answered (a timeout after the commit: they joined, the bench never learned it). */
+  answeredNotStored: number;
+  storedNotAnswered: number;
+};
 
 /**
- * The order recomputed from the seed shown after opening and the places the joins created (their
- * ids, in the order the bench received them; ties of the key fall back to the join order), against
- * the ranks stored; and the seed against the SHA-256 commitment shown before opening.
+ * The order recomputed from the seed shown after opening and the places that joined before it
+ * (their ids; ties of the key fall back to the join order), against the ranks stored; the seed
+ * against the SHA-256 commitment shown before opening; and the joins' answers against the places.
  */
 export function checkRandomOrder(seedHex: string, commitmentHex: string, joinedIds: readonly string[], places: readonly PlaceFacts[]): RandomOrderCheck {
   const seed = Buffer.from(seedHex, 'hex');
   const commitmentHolds = createHash('sha256').update(seed).digest('hex') === commitmentHex;
-  const bySeq = new Map(places.map((p) => [p.id, p.joinSeq]));
-  const keyed = joinedIds.map((id) => ({ id, key: shuffleKey(seed, id), seq: bySeq.get(id) ?? Number.MAX_SAFE_INTEGER }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key) || a.seq - b.seq);
-  const rankOf = new Map(places.map((p) => [p.id, p.rank]));
-  let mismatches = 0;
-  keyed.forEach((entry, i) => {
-    if (rankOf.get(entry.id) !== i + 1) mismatches += 1;
-  });
-  return { commitmentHolds, checked: keyed.length, mismatches };
+  const keyed = places.map((p) => ({ place: p, key: shuffleKey(seed, p.id) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key) || a.place.joinSeq - b.place.joinSeq);
+  const mismatches = keyed.filter((entry, i) => entry.place.rank !== i + 1).length;
+  return { commitmentHolds, checked: keyed.length, mismatches, ...compareJoins(joinedIds, places) };
+}
+
+function compareJoins(joinedIds: readonly string[], places: readonly PlaceFacts[]): Pick<RandomOrderCheck, 'answeredNotStored' | 'storedNotAnswered'> {
+  const stored = new Set(places.map((p) => p.id));
+  const answered = new Set(joinedIds);
+  return { answeredNotStored: joinedIds.filter((id) => !stored.has(id)).length, storedNotAnswered: places.filter((p) => !answered.has(p.id)).length };
 }
 
 /** Arrival order: the ranks follow the order the joins were stored in (join_seq). */
-export function checkArrivalOrder(places: readonly PlaceFacts[]): RandomOrderCheck {
-  const ranked = places.filter((p) => p.rank !== null).sort((a, b) => a.joinSeq - b.joinSeq);
-  return { commitmentHolds: true, checked: ranked.length, mismatches: ranked.filter((p, i) => p.rank !== i + 1).length };
+export function checkArrivalOrder(joinedIds: readonly string[], places: readonly PlaceFacts[]): RandomOrderCheck {
+  const ranked = [...places].sort((a, b) => a.joinSeq - b.joinSeq);
+  return { commitmentHolds: true, checked: ranked.length, mismatches: ranked.filter((p, i) => p.rank !== i + 1).length, ...compareJoins(joinedIds, places) };
 }
 
 /** One estimate a student saw: when (epoch ms) and estimatedWaitSeconds. */

@@ -55,6 +55,11 @@ function loadRow(label: string, answers: readonly (TimedAnswer & { problemType?:
   return [label, String(answers.length), statusCounts(answers), formatMs(span), rate(answered.length, span), formatMs(latency.p50), formatMs(latency.p99), formatMs(latency.max)];
 }
 
+function joinedNote(check: { answeredNotStored: number; storedNotAnswered: number }): string {
+  const stored = check.storedNotAnswered > 0 ? `, ${check.storedNotAnswered} stored places whose join got no answer (committed after the client gave up)` : '';
+  return ` Joins: ${check.answeredNotStored} answered places not stored${stored}.`;
+}
+
 function target(what: string, ok: boolean, measured: string): string {
   return `${what}: ${measured}: ${ok ? 'met' : 'missed'}`;
 }
@@ -129,7 +134,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
   const joinedIds = result.students.map((s) => s.placeId);
   const ordering = settings.order === 'random'
     ? result.seed.revealed && result.seed.commitment ? checkRandomOrder(result.seed.revealed, result.seed.commitment, joinedIds, places) : undefined
-    : checkArrivalOrder(places);
+    : checkArrivalOrder(joinedIds, places);
   const admittedAt = new Map(places.filter((p) => p.admittedAt !== null).map((p) => [p.id, p.admittedAt!]));
   const eta = etaErrors(rush.readings, admittedAt, rush.openedAt);
   const botWins = rush.bots.filter((b) => b.status === 201 || b.status === 200).length;
@@ -149,12 +154,13 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
     ...(ordering === undefined ? ['the random order could not be checked: no seed or commitment shown'] : []),
     ...(ordering && !ordering.commitmentHolds ? ['the revealed seed does not match the SHA-256 commitment shown before opening'] : []),
     ...(ordering && ordering.mismatches > 0 ? [`${ordering.mismatches} of ${ordering.checked} places are not at the rank recomputed from the ${settings.order} order`] : []),
+    ...(ordering && ordering.answeredNotStored > 0 ? [`${ordering.answeredNotStored} places named by 201 answers to joins are not stored`] : []),
     ...(twice > 0 ? [`${twice} students were answered 201 twice`] : []),
     ...(wentBack > 0 ? [`${wentBack} places were seen waiting again after their admission`] : []),
     ...(refused.length > 0 ? [`${refused.length} registrations of admitted students were not 201 (${statusCounts(refused)})`] : []),
     ...(joined !== settings.students ? [`${settings.students - joined} joins were not 201 (${statusCounts(joins.filter((a) => a.status !== 201))})`] : []),
     ...(streams.failed > 0 && !streams.unavailable ? [`${streams.failed} streams did not open, e.g. ${streams.failures[0]}`] : []),
-    ...(streams.dropped > 0 ? [`${streams.dropped} streams ended before their place was final`] : []),
+    ...(streams.dropped > 0 ? [`${streams.dropped} streams ended before their place was final (${Object.entries(streams.dropReasons).sort(([, a], [, b]) => b - a).slice(0, 4).map(([why, n]) => `${n}x ${why}`).join('; ')})`] : []),
     ...(rush.timedOut ? ['the opening did not settle (places still waiting or admitted) within --opening-timeout-ms'] : []),
   ];
 
@@ -174,8 +180,8 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
     `Admitted once: ${statusOf('admitted') + statusOf('registered') + statusOf('expired')} places admitted (queue_states.admitted_total checked by the invariants), ${twice} answered 201 twice, ${wentBack} seen waiting again.`,
     ordering === undefined ? 'Order: not checkable (no seed shown).'
       : settings.order === 'random'
-        ? `Random order: the seed ${ordering.commitmentHolds ? 'matches' : 'DOES NOT match'} the SHA-256 shown before opening; ${ordering.checked} places re-ranked from sha256(seed || id): ${ordering.mismatches} differ from the ranks used.`
-        : `Arrival order: ${ordering.checked} ranks against the join order: ${ordering.mismatches} differ.`,
+        ? `Random order: the seed ${ordering.commitmentHolds ? 'matches' : 'DOES NOT match'} the SHA-256 shown before opening; ${ordering.checked} places re-ranked from sha256(seed || id): ${ordering.mismatches} differ from the ranks used.${joinedNote(ordering)}`
+        : `Arrival order: ${ordering.checked} ranks against the join order: ${ordering.mismatches} differ.${joinedNote(ordering)}`,
     `Places at the end: ${statusOf('registered')} registered, ${statusOf('sold-out')} sold-out, ${statusOf('expired')} expired, ${statusOf('waiting')} waiting, ${statusOf('admitted')} admitted.`,
   ];
   const etaTable: TextTable = {

@@ -73,6 +73,8 @@ export type StreamPhase = {
   endedByServer: number;
   stillOpen: number;
   dropped: number;
+  /** Why the dropped ones ended, with their place's last status seen: count. */
+  dropReasons: Record<string, number>;
   messages: number;
 };
 
@@ -119,10 +121,11 @@ async function joinAll(run: RunEnvironment, settings: QueueSettings, timeoutMs: 
 }
 
 const STREAM_BATCH = 1_000;
+const NO_STREAMS: StreamPhase = { opened: 0, failed: 0, unavailable: undefined, failures: [], memory: [], durationMs: 0, endedByServer: 0, stillOpen: 0, dropped: 0, dropReasons: {}, messages: 0 };
 
 /** Opens `count` streams, spread over the students, 1,000 at a time; memory after each thousand. */
 async function openStreams(run: RunEnvironment, students: QueueStudent[], count: number, concurrency: number, listener: PlaceListener, timeoutMs: number, log: (line: string) => void): Promise<StreamPhase> {
-  const phase: StreamPhase = { opened: 0, failed: 0, unavailable: undefined, failures: [], memory: [], durationMs: 0, endedByServer: 0, stillOpen: 0, dropped: 0, messages: 0 };
+  const phase: StreamPhase = { ...NO_STREAMS, failures: [], memory: [], dropReasons: {} };
   const step = students.length / Math.min(count, students.length);
   const chosen = Array.from({ length: Math.min(count, students.length) }, (_, i) => students[Math.floor(i * step)]!);
   const started = Date.now();
@@ -220,7 +223,7 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
 
   const listener: PlaceListener = { current: undefined };
   const streams = settings.streams === 0 || students.length === 0
-    ? { opened: 0, failed: 0, unavailable: undefined, failures: [], memory: [], durationMs: 0, endedByServer: 0, stillOpen: 0, dropped: 0, messages: 0 }
+    ? { ...NO_STREAMS, failures: [], memory: [], dropReasons: {} }
     : await openStreams(run, students, settings.streams, settings.streamConcurrency, listener, flags.timeoutMs, context.log);
   context.signal.throwIfAborted();
 
@@ -245,7 +248,13 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
     streams.messages += stream.messages;
     if (stream.state === 'open') streams.stillOpen += 1;
     else if (stream.state === 'ended' && student.done) streams.endedByServer += 1;
-    else streams.dropped += 1;
+    else {
+      streams.dropped += 1;
+      // Grouped by reason, last status seen and the 10 s after opening in which it ended.
+      const when = stream.endedAt === undefined ? '?' : `${Math.floor((stream.endedAt - openedAt) / 10_000) * 10} s`;
+      const key = `${stream.endReason ?? stream.state}, place ${student.status}, ${when} after opening`;
+      streams.dropReasons[key] = (streams.dropReasons[key] ?? 0) + 1;
+    }
     stream.close();
   }
   const revealed = (await readCourse(baseUrl, adminToken, QUEUED_COURSE)).queue?.seed ?? null;

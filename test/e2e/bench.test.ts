@@ -244,7 +244,7 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     assert.match(run.stdout, /^Target: 60 position streams held: 60 opened, 0 dropped, /m);
     assert.match(run.stdout, /^Registrations without admission: 0 of \d+ bot requests won anything \(\d+x403 not-admitted\)\.$/m);
     assert.match(run.stdout, /^Seats in queue order: 120 admissions checked against their rank, 0 out of order\.$/m);
-    assert.match(run.stdout, /^Random order: the seed matches the SHA-256 shown before opening; 300 places re-ranked from sha256\(seed \|\| id\): 0 differ from the ranks used\.$/m);
+    assert.match(run.stdout, /^Random order: the seed matches the SHA-256 shown before opening; 300 places re-ranked from sha256\(seed \|\| id\): 0 differ from the ranks used\. Joins: 0 answered places not stored\.$/m);
     assert.match(run.stdout, /^Places at the end: 120 registered, 180 sold-out, 0 expired, 0 waiting, 0 admitted\.$/m);
     assert.match(run.stdout, new RegExp(`^Invariants: passed \\(${INVARIANT_CHECKS.length} checks over 1 courses, 120 rows, 300 places, `, 'm'));
     assertProgress(run, 'queue: joins', 300, 'answers');
