@@ -27,6 +27,8 @@ import { registerHealthRoutes } from './routes/health.routes.ts';
 import { type ImportLimits, registerImportRoutes } from './routes/imports.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerOperationsRoutes } from './routes/operations.routes.ts';
+import { registerQueueEventRoutes } from './routes/queue-events.routes.ts';
+import { registerQueuePageRoutes } from './routes/queue-page.routes.ts';
 import { registerQueueRoutes } from './routes/queue.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
 import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
@@ -146,10 +148,12 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
   registerQueueRoutes(app, deps);
+  registerQueueEventRoutes(app, { ...deps, tracker, metrics });
   registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });
   registerImportRoutes(app, deps, options.imports ?? { dataDir: './data', maxBytes: 256 * 1024 * 1024 });
   registerAdminRoutes(app, deps);
   await registerManagePageRoutes(app);
+  await registerQueuePageRoutes(app);
   registerOperationsRoutes(app, { metricsToken: options.metricsToken, failures: guard.failures('metrics-auth'), trustProxy });
   await registerDashboardRoutes(app, {
     sql: options.sql,

@@ -61,6 +61,7 @@ function createMetrics(role: ProcessRole, worker: string) {
     shed: new client.Counter({ name: 'registrar_http_shed_total', help: 'Requests refused with 503 overloaded by load shedding' }),
     fastRefusals: new client.Counter({ name: 'registrar_fast_refusals_total', help: 'Registrations refused 409 course-full from memory, for a course known full: no transaction' }),
     httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
+    queueStreams: new client.Gauge({ name: 'registrar_queue_streams', help: 'Open streams of queue places (GET /queue/{id}/events)', labelNames: ['worker'] }),
     dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Requests of this process in their database phase, up to the pool size: an estimate of the connections in use (postgres.js does not expose its pool; a group commit shares one connection among many requests)', labelNames: ['worker'] }),
     dbWaiting: new client.Gauge({ name: 'registrar_db_pool_waiting', help: 'Requests of this process in their database phase beyond the pool size: an estimate of the requests waiting for a connection', labelNames: ['worker'] }),
     dbPoolSize: new client.Gauge({ name: 'registrar_db_pool_size', help: 'Database connections this process may open', labelNames: ['worker'] }),

@@ -15,6 +15,8 @@ const Count = Type.Union([Type.Integer(), Type.Null()]);
 export const QueuePlace = Type.Object({
   id: Type.String({ format: 'uuid' }),
   course: Type.String(),
+  name: Type.String({ description: 'as joined: the place\'s page registers with it' }),
+  email: Type.String({ description: 'as joined: the place\'s page registers with it' }),
   status: PlaceStatus,
   position: Type.Union([Type.Integer(), Type.Null()], { description: '1 for the next place admitted; null until the places are ordered at opensAt, and once not waiting. Places ahead that left count until the queue passes them.' }),
   ahead: Count,
@@ -30,6 +32,8 @@ export function toQueuePlace(row: QueuePlaceRow, admission: string | null): Queu
   return {
     id: row.id,
     course: row.course_id,
+    name: row.name,
+    email: row.email,
     status: row.status,
     position: row.position,
     ahead: row.ahead,
