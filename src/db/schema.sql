@@ -937,6 +937,22 @@ AS $function$
   FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_queue_places_read(p_ids uuid[], p_token_hashes text[])
+ RETURNS TABLE(n bigint, place jsonb, emailed boolean)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  PERFORM registrar_queue_order(s.course_id) FROM queue_states s
+  WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  RETURN QUERY
+    SELECT k.n, registrar_queue_place_row(p, s),
+      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id)
+    FROM unnest(p_ids, p_token_hashes) WITH ORDINALITY AS k (id, token_hash, n)
+    JOIN queue_places p ON p.id = k.id
+    JOIN queue_states s ON s.course_id = p.course_id;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_queue_shuffle_key(p_seed bytea, p_place_id uuid)
  RETURNS bytea
  LANGUAGE sql

@@ -115,6 +115,26 @@ BEGIN
 END
 $$;
 
+-- Many places read at once (the batched reads of GET /queue/{id}): each lookup's place as
+-- registrar_queue_place builds it, and what its token hash (hex text, or NULL) is to it (NULL: none
+-- of its tokens; else whether it was made for an email). The ordering, when due for a course of
+-- the batch, runs first, once per course; the read after it is a statement of its own, so it sees
+-- the ranks. Then one join over the places and their states: no function call per place.
+-- Unknown ids are left out; n is the lookup's position in the arrays.
+CREATE OR REPLACE FUNCTION registrar_queue_places_read(p_ids uuid[], p_token_hashes text[])
+RETURNS TABLE (n bigint, place jsonb, emailed boolean) LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM registrar_queue_order(s.course_id) FROM queue_states s
+  WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  RETURN QUERY
+    SELECT k.n, registrar_queue_place_row(p, s),
+      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id)
+    FROM unnest(p_ids, p_token_hashes) WITH ORDINALITY AS k (id, token_hash, n)
+    JOIN queue_places p ON p.id = k.id
+    JOIN queue_states s ON s.course_id = p.course_id;
+END
+$$;
+
 -- Whether this admission is this student's, for this course, in any status: a forged one, or
 -- another student's, is not. Two index probes (the token by its admission hash, its place by
 -- id); LANGUAGE sql, so it is inlined where it is called.

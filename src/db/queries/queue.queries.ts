@@ -73,14 +73,11 @@ const READ_MAX_BATCH = 1024;
 
 /** The places of many lookups in one statement: per lookup, the place and one probe of its token's hash. */
 async function findQueuePlaceBatch(sql: Sql, lookups: readonly PlaceLookup[]): Promise<FoundPlace[]> {
-  const rows = await sql<{ n: string; place: QueuePlaceRow | null; emailed: boolean | null }[]>`
-    SELECT k.n::text AS n, registrar_queue_place(k.id) AS place,
-      (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id) AS emailed
-    FROM unnest(${lookups.map((l) => l.id)}::uuid[], ${lookups.map((l) => l.tokenHash?.toString('hex') ?? null)}::text[]) WITH ORDINALITY AS k (id, token_hash, n)`;
+  const rows = await sql<{ n: string; place: QueuePlaceRow; emailed: boolean | null }[]>`
+    SELECT r.n::text AS n, r.place, r.emailed
+    FROM registrar_queue_places_read(${lookups.map((l) => l.id)}::uuid[], ${lookups.map((l) => l.tokenHash?.toString('hex') ?? null)}::text[]) r`;
   const found: FoundPlace[] = lookups.map(() => undefined);
-  for (const row of rows) {
-    if (row.place) found[Number(row.n) - 1] = { place: row.place, token: row.emailed === null ? 'none' : row.emailed ? 'emailed' : 'joined' };
-  }
+  for (const row of rows) found[Number(row.n) - 1] = { place: row.place, token: row.emailed === null ? 'none' : row.emailed ? 'emailed' : 'joined' };
   return found;
 }
 
