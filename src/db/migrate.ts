@@ -29,6 +29,7 @@ const FUNCTION_FILES = [
   'delivery-figures.sql',
   'queue-join.sql',
   'queue-admit.sql',
+  'queue-figures.sql',
 ];
 // Any constant works; it only has to be the same for every instance.
 const MIGRATION_LOCK_ID = 7_211_302;

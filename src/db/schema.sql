@@ -139,8 +139,7 @@ CREATE TABLE queue_events (
   verifies boolean NOT NULL DEFAULT false,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text]))),
-  CONSTRAINT queue_events_pkey PRIMARY KEY (id),
-  CONSTRAINT queue_events_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
+  CONSTRAINT queue_events_pkey PRIMARY KEY (id)
 );
 
 CREATE TABLE queue_figures (
@@ -209,8 +208,7 @@ CREATE TABLE queue_tokens (
   emailed boolean NOT NULL,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   CONSTRAINT queue_tokens_admission_hash_key UNIQUE (admission_hash),
-  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash),
-  CONSTRAINT queue_tokens_place_id_fkey FOREIGN KEY (place_id) REFERENCES queue_places(id)
+  CONSTRAINT queue_tokens_pkey PRIMARY KEY (token_hash)
 );
 
 CREATE TABLE rate_limit_windows (
@@ -327,6 +325,8 @@ CREATE UNIQUE INDEX queue_places_one_per_email ON public.queue_places USING btre
 CREATE UNIQUE INDEX queue_places_one_per_rank ON public.queue_places USING btree (course_id, rank);
 
 CREATE UNIQUE INDEX queue_places_pkey ON public.queue_places USING btree (id);
+
+CREATE INDEX queue_places_ranked_gone ON public.queue_places USING btree (course_id, status) WHERE ((status = ANY (ARRAY['left'::queue_place_status, 'sold-out'::queue_place_status])) AND (rank IS NOT NULL));
 
 CREATE INDEX queue_places_registered ON public.queue_places USING btree (course_id) WHERE (status = 'registered'::queue_place_status);
 
@@ -773,6 +773,45 @@ BEGIN
   END IF;
   RETURN v_state;
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_figures()
+ RETURNS TABLE(course_id text, ordered_at timestamp with time zone, sold_out_at timestamp with time zone, admission_rate double precision, admitted_total bigint, waiting bigint, unverified bigint, admitted bigint, registered bigint, expired bigint, sold_out bigint, left_queue bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT s.course_id, s.ordered_at, s.sold_out_at, s.admission_rate, s.admitted_total,
+    r.waiting + u.waiting, u.unverified, a.open, g.registered, s.expired_total + a.lapsed,
+    r.sold_out + u.sold_out, gone.left_queue + u.left_queue
+  FROM courses c
+  JOIN queue_states s ON s.course_id = c.id
+  CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE q.admitted_until > now()) AS open, count(*) FILTER (WHERE q.admitted_until <= now()) AS lapsed
+    FROM queue_places q WHERE q.course_id = c.id AND q.status = 'admitted'
+  ) a
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS registered FROM queue_places q WHERE q.course_id = c.id AND q.status = 'registered'
+  ) g
+  CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE q.status = 'left') AS left_queue, count(*) FILTER (WHERE q.status = 'sold-out') AS sold_out
+    FROM queue_places q WHERE q.course_id = c.id AND q.status IN ('left', 'sold-out') AND q.rank IS NOT NULL
+      -- While sold out the sold-out places are the remainder: not counted.
+      AND (q.status = 'left' OR s.sold_out_at IS NULL)
+  ) gone
+  CROSS JOIN LATERAL (
+    SELECT s.ranked - (a.open + a.lapsed) - g.registered - s.expired_total - gone.left_queue AS rest
+  ) rest
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN s.sold_out_at IS NULL THEN rest.rest - gone.sold_out ELSE 0 END AS waiting,
+           CASE WHEN s.sold_out_at IS NULL THEN gone.sold_out ELSE rest.rest END AS sold_out
+  ) r
+  CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE q.status = 'waiting') AS waiting, count(*) FILTER (WHERE q.status = 'unverified') AS unverified,
+           count(*) FILTER (WHERE q.status = 'sold-out') AS sold_out, count(*) FILTER (WHERE q.status = 'left') AS left_queue
+    FROM queue_places q WHERE q.course_id = c.id AND q.rank IS NULL
+  ) u
+  WHERE c.queue_order IS NOT NULL
+  ORDER BY c.id
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_join(p_course text, p_name text, p_email text, p_email_key text, p_token_hash bytea, p_admission_hash bytea)
