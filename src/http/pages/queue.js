@@ -44,7 +44,8 @@
 
   function showClocks() {
     if (!place) return;
-    $('estimate').textContent = estimateEndsAt === undefined ? 'not known yet' : `about ${duration(seconds(estimateEndsAt - Date.now()))}`;
+    const estimate = estimateEndsAt === undefined ? undefined : seconds(estimateEndsAt - Date.now());
+    $('estimate').textContent = estimate === undefined ? 'not known yet' : estimate === 0 ? 'any moment now' : `about ${duration(estimate)}`;
     if (place.status === 'admitted' && place.admittedUntil) {
       const left = seconds(Date.parse(place.admittedUntil) - Date.now());
       $('time-left').textContent = duration(left);
@@ -55,7 +56,7 @@
   function show(next) {
     place = next;
     document.body.dataset.status = place.status;
-    $('course').textContent = place.course;
+    if (!courseTitle) courseTitle = showCourseTitle(place.course);
     $('status').textContent = STATUS_TEXT[place.status] || place.status;
     $('position').textContent = place.position === null ? 'given when registration opens' : String(place.position);
     $('ahead').textContent = place.ahead === null ? '' : String(place.ahead);
@@ -65,6 +66,15 @@
     if ($('confirmation').hidden || place.status !== 'registered') say(MESSAGES[place.status] || '');
     showClocks();
     if (place.status === 'unverified' && !verifyTried) void verify();
+  }
+
+  // The course's title is public (GET /courses/{id}); until it is in, or if it cannot be had, the id.
+  let courseTitle;
+  async function showCourseTitle(course) {
+    $('course').textContent = course;
+    const response = await fetch(`/courses/${encodeURIComponent(course)}`).catch(() => undefined);
+    const body = response && response.ok ? await response.json().catch(() => ({})) : {};
+    if (body.title) $('course').textContent = `${body.title} (${course})`;
   }
 
   async function problemText(response) {
