@@ -828,13 +828,65 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_join_batch(p_courses text[], p
 AS $function$
 DECLARE
   v_results jsonb[] := array_fill(NULL::jsonb, ARRAY[cardinality(p_courses)]);
+  v_course_id text;
+  v_course courses;
+  v_state queue_states;
+  v_row record;
   v_i bigint;
   v_kind text;
   v_verifies boolean;
 BEGIN
-  FOR v_i IN SELECT m.o FROM unnest(p_courses) WITH ORDINALITY AS m (course, o) ORDER BY m.course, m.o LOOP
-    v_results[v_i] := registrar_queue_join_member(p_courses[v_i], p_names[v_i], p_emails[v_i], p_email_keys[v_i],
-      decode(p_token_hashes[v_i], 'hex'), decode(p_admission_hashes[v_i], 'hex'));
+  FOR v_course_id IN SELECT DISTINCT c FROM unnest(p_courses) AS c ORDER BY c LOOP
+    SELECT * INTO v_course FROM courses WHERE id = v_course_id;
+    IF FOUND AND v_course.queue_order IS NOT NULL
+       AND (v_course.queue_join_from IS NULL OR now() >= v_course.queue_join_from)
+       AND (v_course.closes_at IS NULL OR now() < v_course.closes_at)
+       AND (v_course.queue_verify_email OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at)) THEN
+      IF v_course.queue_verify_email THEN
+        SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_course_id;
+      ELSE
+        v_state := registrar_queue_enter(v_course);
+      END IF;
+      FOR v_row IN
+        WITH members AS (
+          SELECT m.o, m.name, m.email, m.email_key, m.token_hash, m.admission_hash
+          FROM unnest(p_courses, p_names, p_emails, p_email_keys, p_token_hashes, p_admission_hashes)
+            WITH ORDINALITY AS m (course, name, email, email_key, token_hash, admission_hash, o)
+          WHERE m.course = v_course_id
+        ), firsts AS (
+          SELECT DISTINCT ON (f.email_key) f.* FROM members f ORDER BY f.email_key, f.o
+        ), inserted AS (
+          INSERT INTO queue_places (course_id, name, email, email_key, status)
+          SELECT v_course_id, f.name, f.email, f.email_key,
+            CASE WHEN v_course.queue_verify_email THEN 'unverified' ELSE 'waiting' END::queue_place_status
+          FROM firsts f WHERE v_state.sold_out_at IS NULL ORDER BY f.o
+          ON CONFLICT (course_id, email_key) DO NOTHING
+          RETURNING *
+        ), tokens AS (
+          INSERT INTO queue_tokens (token_hash, place_id, admission_hash, emailed)
+          SELECT decode(f.token_hash, 'hex'), i.id, decode(f.admission_hash, 'hex'), false
+          FROM inserted i JOIN firsts f ON f.email_key = i.email_key
+        )
+        SELECT m.o, m.name, m.email, m.email_key, m.token_hash, m.admission_hash, i.id,
+          registrar_queue_place_row(ROW(i.*)::queue_places, v_state) AS place
+        FROM members m LEFT JOIN firsts f ON f.o = m.o LEFT JOIN inserted i ON i.email_key = f.email_key
+      LOOP
+        IF v_state.sold_out_at IS NOT NULL THEN
+          v_results[v_row.o] := jsonb_build_object('outcome', 'course-full');
+        ELSIF v_row.id IS NOT NULL THEN
+          v_results[v_row.o] := jsonb_build_object('outcome', 'created', 'place', v_row.place,
+            'email', 'joined', 'email_place', v_row.id, 'verifies', v_course.queue_verify_email);
+        ELSE
+          v_results[v_row.o] := registrar_queue_join_member(v_course_id, v_row.name, v_row.email, v_row.email_key,
+            decode(v_row.token_hash, 'hex'), decode(v_row.admission_hash, 'hex'));
+        END IF;
+      END LOOP;
+    ELSE
+      FOR v_i IN SELECT m.o FROM unnest(p_courses) WITH ORDINALITY AS m (course, o) WHERE m.course = v_course_id ORDER BY m.o LOOP
+        v_results[v_i] := registrar_queue_join_member(p_courses[v_i], p_names[v_i], p_emails[v_i], p_email_keys[v_i],
+          decode(p_token_hashes[v_i], 'hex'), decode(p_admission_hashes[v_i], 'hex'));
+      END LOOP;
+    END IF;
   END LOOP;
   FOR v_kind, v_verifies IN SELECT DISTINCT r ->> 'email', (r ->> 'verifies')::boolean FROM unnest(v_results) AS r WHERE r ? 'email' LOOP
     PERFORM registrar_queue_email(ARRAY(
