@@ -1,6 +1,8 @@
 // Owns a bounded set of the bench's lean keep-alive connections (Http1Connection) behind one FIFO of
 // requests: a request waits for a free connection, so `size` bounds what is in flight. Each
-// request's answer is timed from when it was sent, not from when it was queued.
+// request's answer is timed from when it was sent, not from when it was queued. A request that
+// meets the close of a connection the service timed out while idle (keepAliveTimeout) is sent
+// once more on a new one, as HTTP clients do (RFC 9112, 9.3.1): the service never read it.
 import { Http1Connection } from '../test/support/http1-connection.ts';
 import { epochNow } from '../test/support/rush.ts';
 
@@ -14,11 +16,16 @@ export type TimedAnswer = {
   error?: string;
 };
 
+/** Http1Connection's error when the service closed the socket before answering. */
+const CLOSED_BY_SERVER = 'connection closed by the server';
+
 type Task = { method: 'GET' | 'POST'; path: string; body: string | undefined; token: string | undefined; resolve(answer: TimedAnswer): void };
 
 export class ConnectionPool {
   private readonly idle: Http1Connection[];
   private readonly all: Http1Connection[];
+  /** Connections that have answered a request: kept alive, so the service may close them idle. */
+  private readonly reused = new WeakSet<Http1Connection>();
   private readonly queue: Task[] = [];
   private head = 0;
   private closed = false;
@@ -67,8 +74,16 @@ export class ConnectionPool {
   private async run(connection: Http1Connection, task: Task): Promise<void> {
     const startedAt = epochNow();
     let answer: TimedAnswer;
+    const send = () => (task.method === 'GET' ? connection.get(task.path, task.token) : connection.post(task.path, task.body ?? '', task.token));
     try {
-      const reply = task.method === 'GET' ? await connection.get(task.path, task.token) : await connection.post(task.path, task.body ?? '', task.token);
+      let reply;
+      try {
+        reply = await send();
+      } catch (error) {
+        if (!(this.reused.has(connection) && error instanceof Error && error.message === CLOSED_BY_SERVER)) throw error;
+        reply = await send();
+      }
+      this.reused.add(connection);
       answer = { startedAt, endedAt: epochNow(), status: reply.status, body: reply.body };
     } catch (error) {
       answer = { startedAt, endedAt: epochNow(), status: 0, body: '', error: error instanceof Error ? error.message : String(error) };
