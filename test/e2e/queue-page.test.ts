@@ -1,7 +1,8 @@
 // The student's queue page in a real browser (Debian's chromium, playwright-core) against the
 // service as a user runs it (two HTTP workers, the job worker's admission ticker): the position
 // falls live, through a kill -9 of the HTTP workers, then admission, Register and the
-// confirmation; and a place that sees its course sell out, and one that leaves.
+// confirmation; a place that sees its course sell out, one that leaves, and one whose emailed link
+// verifies it.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,14 +70,15 @@ async function registerAdmitted(course: string, places: Joined[]): Promise<numbe
   return answers.length;
 }
 
-async function openPage(place: Joined): Promise<Page> {
+/** The page of a place, opened with `link` (the path and fragment) or with its queue token. */
+async function openPage(place: Joined, link = `/queue/${place.id}/page#token=${encodeURIComponent(place.queueToken)}`): Promise<Page> {
   const page = await browser!.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
   page.on('console', (message) => {
     // A stream cut by the kill, or a reconnect refused while the workers restart, is expected.
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) pageErrors.push(message.text());
   });
-  await page.goto(`${baseUrl}/queue/${place.id}/page#token=${encodeURIComponent(place.queueToken)}`);
+  await page.goto(`${baseUrl}${link}`);
   return page;
 }
 
@@ -182,3 +184,25 @@ async function waitForAdmitted(place: Joined): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+test('with verifyEmail, opening the emailed link confirms the place: unverified, then waiting', async () => {
+  const course = await newCourse(client, { capacity: 5, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'arrival', verifyEmail: true } });
+  const place = await join(course, 'verify-me');
+  assert.equal((await client.admin('GET', `/queue/${place.id}`)).body.status, 'unverified');
+  // The job worker sends the joined email to the built-in mailbox: its link carries a token of its own.
+  const deadline = Date.now() + 60_000;
+  let link: string | undefined;
+  while (!link) {
+    const mail = await client.admin('GET', `/admin/mail?to=${encodeURIComponent(place.email)}`);
+    const texts = (mail.body.items ?? []).map((item: { text: string }) => item.text).join('\n');
+    link = /\/queue\/[0-9a-f-]{36}\/page#token=[A-Za-z0-9%._~-]+/.exec(texts)?.[0];
+    assert.ok(link || Date.now() < deadline, 'the joined email arrived');
+    if (!link) await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  assert.ok(link.startsWith(`/queue/${place.id}/page#token=`));
+  const page = await openPage(place, link);
+  await page.waitForFunction(() => document.body.dataset.status === 'waiting', undefined, { timeout: 30_000 });
+  assert.equal((await client.admin('GET', `/queue/${place.id}`)).body.status, 'waiting', 'the page verified the place');
+  assert.deepEqual(pageErrors, []);
+  await page.close();
+});
