@@ -1,9 +1,14 @@
 // GET /queue/{id}/events over real HTTP against a real PostgreSQL: the current state at once,
 // admission and the final statuses as changes, coalescing, hundreds of streams at once, the
-// refusals before any stream, Last-Event-ID, and a graceful stop with streams open.
+// refusals before any stream, Last-Event-ID, keep-alive comments, and a graceful stop with
+// streams open.
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
+import { readQueuePlaces } from '../../src/domain/queue-watch.service.ts';
+import { QueueStreamHub } from '../../src/http/queue-stream-hub.ts';
 import { processMetrics } from '../../src/observability/metrics.ts';
 import { openEventStream, type EventStream } from '../support/event-stream.ts';
 import { newCourse } from '../support/factories.ts';
@@ -155,6 +160,28 @@ describe('a place\'s stream', () => {
     assert.deepEqual(first.data, await getPlace(joined[0]!));
     stream.close();
   });
+});
+
+test('a stream with nothing new gets a keep-alive comment once it was silent for keepAliveMs', async () => {
+  const { joined } = await openedCourseWith(1, 5, 'alive');
+  const place = (await readQueuePlaces(stack.db.sql, [joined[0]!.id])).get(joined[0]!.id)!;
+  const hub = new QueueStreamHub({ sql: stack.db.sql, tickMs: 100, keepAliveMs: 300 });
+  const server = http.createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    hub.open(response, place, { admission: null, firstId: 1 });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const stream = await openEventStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    await eventually(async () => stream.comments.length, (n) => n >= 2, 10_000);
+    assert.deepEqual(new Set(stream.comments), new Set(['keep-alive']));
+    assert.equal(stream.messages.length, 1, 'the state did not change: no message after the first');
+    hub.stop();
+    await stream.ended;
+  } finally {
+    hub.stop();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 describe('stopping', () => {
