@@ -6,6 +6,7 @@ import { setPriority } from 'node:os';
 import type { Config } from '../config.ts';
 import { connectDatabase } from '../db/database.ts';
 import { queueStats } from '../db/queries/jobs.queries.ts';
+import { readQueueFigures } from '../domain/queue-figures.service.ts';
 import { createEmailDelivery, EMAIL_DATABASE_CONNECTIONS } from '../jobs/email/deliver-email.ts';
 import { createSendWindow } from '../jobs/email/send-window.ts';
 import { createLimiter } from '../jobs/job-entries.ts';
@@ -20,6 +21,7 @@ import { startHousekeeping } from '../jobs/housekeeping.ts';
 import { startJobActivity } from '../observability/job-activity.ts';
 import { createLogger } from '../observability/logger.ts';
 import { processMetrics } from '../observability/metrics.ts';
+import { registerQueueMetrics } from '../observability/queue-metrics.ts';
 import type { WorkerMessage } from './http-worker.ts';
 import { Lifecycle } from './lifecycle.ts';
 
@@ -59,6 +61,7 @@ export async function runJobWorker(config: Config): Promise<void> {
   lifecycle.add('mail transport', () => transport.close());
   const activity = startJobActivity(() => queueStats(sql), metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind, emailWindow: () => emailWindow.size });
   lifecycle.add('job activity', async () => activity.stop());
+  registerQueueMetrics(() => readQueueFigures(sql), (error) => logger.warn({ err: error }, 'waiting-room figures unavailable for /metrics'));
   const stopHousekeeping = startHousekeeping(sql, (error) => logger.warn({ err: error }, 'housekeeping failed'), {
     retentionDays: config.retentionDays,
     dataDir: config.dataDir,

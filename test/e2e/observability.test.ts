@@ -1,7 +1,8 @@
 // The service as a user starts it (two HTTP workers and a job worker), seen from outside:
 // /metrics parses as Prometheus text and its counters move by exactly the requests made, summed
 // over the workers; the dashboard, in a real browser (Debian's chromium driven by
-// playwright-core), logs in, and its lanes and counters change under load without a reload.
+// playwright-core), logs in, and its lanes and counters change under load without a reload; a
+// queued course's figures on both, through joins, admissions by the job worker's ticks and sold-out.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { Agent } from 'undici';
+import { eventually } from '../support/eventually.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
 import { parsePrometheusText, sum } from '../support/prometheus-text.ts';
@@ -41,6 +43,15 @@ after(async () => {
   await stopEmbeddedPostgres(dataDir).catch(() => undefined);
   await rm(dataDir, { recursive: true, force: true });
 });
+
+/** Debian's chromium, started once for the tests that need it. */
+async function openBrowser(): Promise<Browser> {
+  browser ??= await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  return browser;
+}
 
 async function scrape() {
   const answer = await fetch(`${baseUrl}/metrics`);
@@ -131,11 +142,7 @@ test('the dashboard refuses a request without the admin login', async () => {
 });
 
 test('in a real browser: log in, then worker lanes and counters change under load, and a worker\'s restart shows, without a reload', async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const page = await browser.newPage();
+  const page = await (await openBrowser()).newPage();
   // The page's CSP is strict (script-src 'self', style-src 'self'): uPlot must run under it.
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -153,6 +160,7 @@ test('in a real browser: log in, then worker lanes and counters change under loa
   await page.waitForSelector('.status.live', { timeout: 30_000 });
   // One lane per process: two HTTP workers and the job worker.
   await page.waitForFunction(() => document.querySelectorAll('#lanes .lane').length === 3, undefined, { timeout: 30_000 });
+  assert.equal(await page.locator('#waiting-rooms').isHidden(), true, 'no course has a queue: no waiting-rooms table');
   const marker = await page.evaluate(() => {
     (window as unknown as { marker: number }).marker = 42; // survives only if the page is never reloaded
     return document.querySelector('#courses tbody')?.textContent ?? '';
@@ -243,4 +251,73 @@ test('in a real browser: log in, then worker lanes and counters change under loa
   assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'still without a reload');
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+});
+
+test('a waiting room on the dashboard and /metrics: its places by status through joins, the job worker\'s admissions and sold-out', async () => {
+  const course = await newCourse(client, { capacity: 3, waitlistCapacity: 0, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'arrival' } });
+  const joined: { id: string; email: string; queueToken: string }[] = [];
+  for (let i = 0; i < 8; i++) {
+    const email = `room${i}@example.org`;
+    const answer = await client.request('POST', `/courses/${course}/queue`, { body: { name: `Student ${i}`, email } });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    joined.push({ id: answer.body.id, email, queueToken: answer.body.queueToken });
+  }
+  // Each series once, whatever the number of workers: only the job worker reports them.
+  const figures = async () => {
+    const samples = (await scrape()).filter((s) => s.name.startsWith('registrar_queue_') && s.labels.course === course);
+    const keys = samples.map((s) => `${s.name}${JSON.stringify(s.labels)}`);
+    assert.equal(new Set(keys).size, keys.length, `one sample per series: ${keys.join(', ')}`);
+    const value = (name: string, status?: string) => samples.find((s) => s.name === name && (status === undefined || s.labels.status === status))?.value;
+    return {
+      places: Object.fromEntries(['unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left'].map((status) => [status, value('registrar_queue_places', status)])),
+      ordered: value('registrar_queue_ordered'),
+      admitted: value('registrar_queue_admitted_total'),
+      rate: value('registrar_queue_admission_rate'),
+      soldOutSince: value('registrar_queue_sold_out_timestamp_seconds'),
+    };
+  };
+  const none = { unverified: 0, waiting: 0, admitted: 0, registered: 0, expired: 0, 'sold-out': 0, left: 0 };
+  assert.deepEqual(await figures(), { places: { ...none, waiting: 8 }, ordered: 0, admitted: 0, rate: 0, soldOutSince: undefined });
+
+  const page = await (await openBrowser()).newPage();
+  await page.goto(`${baseUrl}/dashboard`);
+  if (await page.locator('#token').count()) {
+    await page.fill('#token', TEST_ADMIN_TOKEN);
+    await page.click('button[type=submit]');
+  }
+  /** The table's row of the course, cell by cell, once it reads `expected` (the page updates itself). */
+  const row = (expected: string[]) => page.waitForFunction(([id, cells]) => {
+    const tr = document.querySelector(`#waiting-rooms-table tr[data-course="${id}"]`);
+    const shown = [...(tr?.querySelectorAll('td') ?? [])].map((td) => td.textContent ?? '');
+    return cells.every((cell, i) => cell === '*' || shown[i] === cell) && shown;
+  }, [course, expected] as const, { timeout: 30_000 }).then((handle) => handle.jsonValue());
+  //                course   state                         waiting unverified admitted registered expired left sold-out rate
+  await row([course, 'joining (not ordered yet)', '8', '0', '0', '0', '0', '0', '0', '0/s']);
+  assert.equal(await page.locator('#waiting-rooms').isVisible(), true);
+
+  // Opened: the job worker's ticker orders the places and admits as many as the seats.
+  assert.equal((await client.admin('PATCH', `/courses/${course}`, { opensAt: new Date(Date.now() - 1_000).toISOString() })).status, 200);
+  await eventually(figures, (f) => f.places.admitted === 3);
+  const admission = async (place: (typeof joined)[number]) => (await client.request('GET', `/queue/${place.id}`, { token: place.queueToken })).body.admission as string;
+  for (const place of joined.slice(0, 2)) {
+    const answer = await client.request('POST', '/register', { body: { name: 'A Student', email: place.email, course, admission: await admission(place) } });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  }
+  assert.equal((await client.request('DELETE', `/queue/${joined[7]!.id}`, { token: joined[7]!.queueToken })).status, 200);
+  const admitting = await eventually(figures, (f) => f.places.registered === 2);
+  assert.deepEqual({ ...admitting, rate: undefined }, { places: { ...none, waiting: 4, admitted: 1, registered: 2, left: 1 }, ordered: 1, admitted: 3, rate: undefined, soldOutSince: undefined });
+  assert.ok(admitting.rate! > 0, `admissions per second ${admitting.rate}`);
+  await row([course, 'admitting', '4', '0', '1', '2', '0', '1', '0', '*']);
+
+  // The last seat taken: the next tick sells out every waiting place at once.
+  const last = await client.request('POST', '/register', { body: { name: 'A Student', email: joined[2]!.email, course, admission: await admission(joined[2]!) } });
+  assert.equal(last.status, 201, JSON.stringify(last.body));
+  const soldOut = await eventually(figures, (f) => f.places['sold-out'] === 4);
+  assert.deepEqual(soldOut.places, { ...none, registered: 3, 'sold-out': 4, left: 1 });
+  assert.ok(soldOut.soldOutSince! * 1000 <= Date.now() && soldOut.soldOutSince! * 1000 > Date.now() - 60_000, `sold out since ${soldOut.soldOutSince}`);
+  const shown = await row([course, '*', '0', '0', '0', '3', '0', '1', '4', '*']);
+  assert.match((shown as string[])[1]!, /^sold out since /);
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.locator('#waiting-rooms').screenshot({ path: path.join(ARTIFACTS, 'dashboard-waiting-rooms.png') });
+  await page.close();
 });

@@ -115,12 +115,25 @@
     return td;
   }
 
+  /** One row per queued course; the section stays hidden while no course has a queue. */
+  function renderWaitingRooms(rooms) {
+    $('waiting-rooms').hidden = rooms.length === 0;
+    $('waiting-rooms-table').tBodies[0].replaceChildren(...rooms.map((r) => {
+      const state = r.soldOutSince ? `sold out since ${new Date(r.soldOutSince).toLocaleTimeString()}` : r.ordered ? 'admitting' : 'joining (not ordered yet)';
+      const p = r.places;
+      const tr = row([r.course, state, p.waiting, p.unverified, p.admitted, p.registered, p.expired, p.left, p['sold-out'], `${round(r.admissionsPerSecond)}/s`]);
+      tr.dataset.course = r.course;
+      return tr;
+    }));
+  }
+
   function renderService(service) {
     if (service.error) {
       $('status').textContent = service.error;
       return;
     }
     $('courses').tBodies[0].replaceChildren(...service.courses.map((c) => row([`${c.title} (${c.id})`, seats(c.enrolled, c.capacity), seats(c.waitlisted, c.waitlistCapacity)])));
+    renderWaitingRooms(service.waitingRooms);
     $('queues').tBodies[0].replaceChildren(...service.jobs.queues.map((q) => row([q.task, q.queued, q.running, q.retrying, q.dead, q.oldestQueuedSeconds === null ? '-' : `${q.oldestQueuedSeconds.toFixed(1)} s`])));
     const d = service.jobs;
     const facts = [['emails sent', d.emails.sent], ['emails failed', d.emails.failed], ['webhooks delivered', d.webhooks.delivered], ['webhooks pending', d.webhooks.pending], ['webhooks failed', d.webhooks.failed]];

@@ -13,6 +13,7 @@ import Type from 'typebox';
 import type { Sql } from '../../db/database.ts';
 import { getCourses } from '../../domain/courses.service.ts';
 import { readDeliveryState, readMailbox } from '../../domain/mailbox.service.ts';
+import { type QueueFigures, readQueueFigures } from '../../domain/queue-figures.service.ts';
 import type { ClusterView } from '../../observability/cluster-state.ts';
 import type { RequestTracker } from '../../observability/request-tracker.ts';
 import { secretsMatch } from '../../security/tokens.ts';
@@ -39,14 +40,20 @@ const ASSET_HEADERS = { ...SECURITY_HEADERS, 'cache-control': 'public, max-age=3
 
 export type DashboardDeps = { sql: Sql; adminToken: string; sessions: DashboardSessions; clusterView: () => ClusterView; tracker: RequestTracker; limitLogin: onRequestHookHandler[] };
 
+/** A waiting room's figures as the page shows them (dates as ISO strings). */
+function toWaitingRoom(figures: QueueFigures) {
+  return { ...figures, soldOutSince: figures.soldOutSince?.toISOString() ?? null };
+}
+
 /** The database part of the picture, read at most once a second per worker, whoever watches. */
 function cachedServiceState(sql: Sql) {
   let cache: { at: number; value: Promise<unknown> } | undefined;
   return () => {
     if (!cache || Date.now() - cache.at >= PUSH_INTERVAL_MS) {
-      const value = Promise.all([getCourses(sql), readDeliveryState(sql), readMailbox(sql, { limit: 8 })])
-        .then(([courses, jobs, mail]) => ({
+      const value = Promise.all([getCourses(sql), readDeliveryState(sql), readMailbox(sql, { limit: 8 }), readQueueFigures(sql)])
+        .then(([courses, jobs, mail, waitingRooms]) => ({
           courses: courses.map(toCourse),
+          waitingRooms: waitingRooms.map(toWaitingRoom),
           jobs: toDeliveryState(jobs),
           mail: mail.rows.map((m) => ({ id: m.id, to: m.recipient, subject: m.subject, createdAt: m.created_at.toISOString() })),
         }))
