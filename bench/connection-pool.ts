@@ -5,6 +5,7 @@
 // once more on a new one, as HTTP clients do (RFC 9112, 9.3.1): the service never read it.
 import { Http1Connection } from '../test/support/http1-connection.ts';
 import { epochNow } from '../test/support/rush.ts';
+import { maxOf } from './stats.ts';
 
 export type TimedAnswer = {
   /** Epoch ms: written to the socket, answer read. */
@@ -15,6 +16,12 @@ export type TimedAnswer = {
   body: string;
   error?: string;
 };
+
+/** From the first request sent to the last answer read (0 for none). */
+export function spanOf(answers: readonly TimedAnswer[]): number {
+  if (answers.length === 0) return 0;
+  return maxOf(answers.map((a) => a.endedAt)) + maxOf(answers.map((a) => -a.startedAt));
+}
 
 /** Http1Connection's error when the service closed the socket before answering. */
 const CLOSED_BY_SERVER = 'connection closed by the server';

@@ -11,9 +11,9 @@ import { checkAdmissionOrder, checkArrivalOrder, checkRandomOrder, etaErrors, ty
 import type { QueueResult } from './queue.ts';
 import type { RegisterRecord } from './queue-rush.ts';
 import type { ScenarioReport } from './scenario.ts';
-import { formatMs, maxOf, summarize } from './stats.ts';
+import { formatMs, summarize } from './stats.ts';
 import { formatTable, type TextTable } from './text-table.ts';
-import type { TimedAnswer } from './connection-pool.ts';
+import { spanOf, type TimedAnswer } from './connection-pool.ts';
 import { checkInvariants, INVARIANT_CHECKS, type ObservedAnswer } from '../test/support/invariants.ts';
 
 const MIB = 1024 * 1024;
@@ -39,12 +39,6 @@ function problemOf(answer: TimedAnswer): TimedAnswer & { problemType?: string } 
   } catch {
     return answer;
   }
-}
-
-/** From the first request sent to the last answer read. */
-function spanOf(answers: readonly TimedAnswer[]): number {
-  if (answers.length === 0) return 0;
-  return maxOf(answers.map((a) => a.endedAt)) + maxOf(answers.map((a) => -a.startedAt));
 }
 
 /** One row of a load table: count, statuses, span, rate, latency percentiles. */

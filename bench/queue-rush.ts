@@ -84,10 +84,18 @@ function readRegistration(record: RegisterRecord): RegisterRecord {
   return record;
 }
 
-/** Next poll: a third of the estimate, between 1 s and pollMaxMs, with 10% jitter. */
-function pollDelayMs(place: { estimatedWaitSeconds?: unknown }, pollMaxMs: number): number {
-  const estimate = typeof place.estimatedWaitSeconds === 'number' ? place.estimatedWaitSeconds * 1000 / 3 : 2_000 + Math.random() * 3_000;
-  return Math.min(pollMaxMs, Math.max(1_000, estimate)) * (0.9 + Math.random() * 0.2);
+/** Polls per second a student near the head counts on: its position over this, in seconds, bounds its pause. */
+const POSITIONS_PER_SECOND = 50;
+
+/**
+ * Next poll: a third of the estimate, and no later than its position over 50 per second (an
+ * estimate made from a slow first minute would keep the head waiting on its own poll), between
+ * 1 s and pollMaxMs, with 10% jitter.
+ */
+function pollDelayMs(place: { estimatedWaitSeconds?: unknown; position?: unknown }, pollMaxMs: number): number {
+  const byEstimate = typeof place.estimatedWaitSeconds === 'number' ? (place.estimatedWaitSeconds * 1000) / 3 : Number.POSITIVE_INFINITY;
+  const byPosition = typeof place.position === 'number' ? (place.position * 1000) / POSITIONS_PER_SECOND : 2_000 + Math.random() * 3_000;
+  return Math.min(pollMaxMs, Math.max(1_000, Math.min(byEstimate, byPosition))) * (0.9 + Math.random() * 0.2);
 }
 
 export async function runQueueRush(settings: QueueRushSettings): Promise<QueueRushResult> {

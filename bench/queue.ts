@@ -4,12 +4,13 @@
 // Checks admissions in queue order, the random order from its seed, the estimates and every invariant.
 import postgres from 'postgres';
 import { changeCourseOpensAt, createQueuedCourse, readCourse } from './admin-api.ts';
-import { ConnectionPool, type TimedAnswer } from './connection-pool.ts';
+import { ConnectionPool, spanOf, type TimedAnswer } from './connection-pool.ts';
 import { startCpuStopwatch, type CpuWindow } from './cpu-window.ts';
 import { UsageError } from './flags.ts';
 import { PlaceStream } from './place-stream.ts';
 import { sampleMemory } from './process-memory.ts';
 import { startProgress } from './progress.ts';
+import { formatMs, summarize } from './stats.ts';
 import type { PlaceFacts } from './queue-checks.ts';
 import { renderQueueReport } from './queue-report.ts';
 import { type PlaceListener, type QueueRushResult, type QueueStudent, runQueueRush } from './queue-rush.ts';
@@ -25,18 +26,18 @@ const queueFlags = {
   students: { type: 'integer', description: 'students who join the queue before it opens', default: 100_000, min: 1, max: 1_000_000 },
   concurrency: { type: 'integer', description: 'joins in flight (lean keep-alive connections)', default: 256, min: 1, max: 4_096 },
   arrival: { type: 'boolean', description: 'order the queue by arrival (default: random, checked from its seed)' },
-  seats: { type: 'integer', description: 'seats of the queued course', default: 20_000, min: 1, max: 1_000_000 },
-  waitlist: { type: 'integer', description: 'waitlist places of the queued course', default: 5_000, min: 0, max: 1_000_000 },
+  seats: { type: 'integer', description: 'seats of the queued course', default: 10_000, min: 1, max: 1_000_000 },
+  waitlist: { type: 'integer', description: 'waitlist places of the queued course', default: 2_000, min: 0, max: 1_000_000 },
   'admission-seconds': { type: 'integer', description: 'how long an admitted student may take to register', default: 300, min: 1, max: 86_400 },
   streams: { type: 'integer', description: 'position streams (GET /queue/{id}/events) held from before opening to the end (0: none)', default: 10_000, min: 0, max: 18_000 },
   'stream-concurrency': { type: 'integer', description: 'streams being opened at once', default: 200, min: 1, max: 2_000 },
   'read-seconds': { type: 'integer', description: 'length of the GET /queue/{id} burst before opening (0: none)', default: 10, min: 0, max: 600 },
   'read-concurrency': { type: 'integer', description: 'GET /queue/{id} in flight during the burst', default: 256, min: 1, max: 4_096 },
   bots: { type: 'integer', description: 'bot clients hammering POST /register without (or with a forged) admission during the opening', default: 1_000, min: 0, max: 4_000 },
-  'poll-concurrency': { type: 'integer', description: 'connections the polling students share', default: 128, min: 1, max: 4_096 },
+  'poll-concurrency': { type: 'integer', description: 'connections the polling students share (as many as the bots: the service shares itself out by connection)', default: 1_000, min: 1, max: 4_096 },
   'register-concurrency': { type: 'integer', description: 'connections the admitted students register over', default: 128, min: 1, max: 4_096 },
-  'poll-max-ms': { type: 'integer', description: 'longest pause of a polling student (each polls again after a third of its estimate, at least 1 s)', default: 30_000, min: 1_000, max: 600_000 },
-  'first-poll-spread-ms': { type: 'integer', description: 'the students without a stream poll first at a random moment this long after opening', default: 5_000, min: 0, max: 600_000 },
+  'poll-max-ms': { type: 'integer', description: 'longest pause of a polling student (each polls again after a third of its estimate or its position over 50/s, at least 1 s)', default: 120_000, min: 1_000, max: 600_000 },
+  'first-poll-spread-ms': { type: 'integer', description: 'the students without a stream poll first at a random moment this long after opening', default: 30_000, min: 0, max: 600_000 },
   'opening-timeout-ms': { type: 'integer', description: 'longest the opening may take before the run fails', default: 900_000, min: 10_000, max: 7_200_000 },
   'timeout-ms': { type: 'integer', description: 'per request: longer counts as an error', default: 30_000, min: 100, max: 600_000 },
   'email-delay-ms': emailDelayFlag(0),
@@ -92,6 +93,13 @@ export type QueueResult = {
   snapshot: Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues'>;
   seed: { commitment: string | null; revealed: string | null };
 };
+
+/** A phase's figures as a log line, so that a run stopped later still tells them. */
+function phaseLine(answers: readonly TimedAnswer[], spanMs?: number): string {
+  const latency = summarize(answers.filter((a) => a.status !== 0).map((a) => a.endedAt - a.startedAt));
+  const span = spanMs ?? spanOf(answers);
+  return `${answers.length} answers in ${formatMs(span)}: ${Math.round((answers.length * 1000) / span)}/s, p50 ${formatMs(latency.p50)}, p99 ${formatMs(latency.p99)}`;
+}
 
 function joinBody(index: number): string {
   return JSON.stringify({ name: `Student ${index + 1}`, email: `student${index + 1}@queue.example.org` });
@@ -219,15 +227,21 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
   const joinWatch = await startCpuStopwatch(run.cpuRoots);
   const { joins, students } = await joinAll(run, settings, flags.timeoutMs);
   const joinCpu = await joinWatch.read();
+  context.log(`queue: joins: ${phaseLine(joins)}`);
   context.signal.throwIfAborted();
 
   const listener: PlaceListener = { current: undefined };
   const streams = settings.streams === 0 || students.length === 0
     ? { ...NO_STREAMS, failures: [], memory: [], dropReasons: {} }
     : await openStreams(run, students, settings.streams, settings.streamConcurrency, listener, flags.timeoutMs, context.log);
+  if (streams.memory.length > 1) {
+    const last = streams.memory.at(-1)!;
+    context.log(`queue: streams: ${streams.opened} open, ${streams.failed} failed; HTTP workers ${(streams.memory[0]!.httpBytes / 2 ** 20).toFixed(0)} -> ${(last.httpBytes / 2 ** 20).toFixed(0)} MiB`);
+  }
   context.signal.throwIfAborted();
 
   const reads = settings.readSeconds === 0 || students.length === 0 ? undefined : await readBurst(run, students, settings.readSeconds, settings.readConcurrency, flags.timeoutMs);
+  if (reads) context.log(`queue: reads: ${phaseLine(reads.answers, reads.durationMs)}`);
   context.signal.throwIfAborted();
 
   const openedAt = Date.now() + 2_000;
