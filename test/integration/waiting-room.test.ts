@@ -444,6 +444,28 @@ describe('registering with an admission', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('tokens out of place: a queue token as an admission, an admission as a queue token, another place\'s token, an expired admission: each a problem, nothing stored changes', async () => {
+    const course = await queuedCourse({ capacity: 2, opensAt: future(3_600_000), order: 'arrival', admissionSeconds: 1 });
+    const joined: Joined[] = [];
+    for (let i = 0; i < 2; i++) joined.push(...(await joinAll(course, 1, `misplaced${i}-`)));
+    const [a, b] = joined as [Joined, Joined];
+    await open(course);
+    await admitFromQueue(stack.db.sql, course);
+    const admission = (await place(a)).body.admission as string;
+    assert.equal(typeof admission, 'string');
+    const before = await readStoredState(stack.db.sql);
+    assertProblem(await register(course, a, a.queueToken), 403, 'not-admitted', 'the queue token sent as the admission');
+    assertProblem(await stack.server.client.request('GET', `/queue/${a.id}`, { token: admission }), 401, 'unauthorized', 'the admission sent as a queue token');
+    assertProblem(await stack.server.client.request('DELETE', `/queue/${a.id}`, { token: admission }), 401, 'unauthorized', 'leaving with the admission');
+    assertProblem(await stack.server.client.request('POST', `/queue/${a.id}/verify`, { token: b.queueToken }), 401, 'unauthorized', 'verifying with another place\'s token');
+    assertProblem(await stack.server.client.request('DELETE', `/queue/${a.id}`, { token: b.queueToken }), 401, 'unauthorized', 'leaving with another place\'s token');
+    assert.deepEqual(await readStoredState(stack.db.sql), before);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assertProblem(await register(course, a, admission), 403, 'not-admitted', 'an expired admission');
+    assert.deepEqual(await readStoredState(stack.db.sql), before, 'the expired admission registered nothing and changed nothing');
+    assert.equal((await place(a)).body.status, 'expired');
+  });
+
   test('a course without a queue registers as before, with or without an admission field', async () => {
     const course = await newCourse(stack.server.client, { capacity: 2 });
     assert.equal((await register(course, { email: 'plain1@example.org' })).status, 201);
