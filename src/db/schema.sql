@@ -35,12 +35,14 @@ CREATE TABLE courses (
   queue_join_from timestamp with time zone,
   queue_admission_seconds integer NOT NULL DEFAULT 300,
   queue_verify_email boolean NOT NULL DEFAULT false,
+  term_id text,
   CONSTRAINT courses_capacity_check CHECK ((capacity >= 0)),
   CONSTRAINT courses_enrolled_within_capacity CHECK (((enrolled >= 0) AND (enrolled <= capacity))),
   CONSTRAINT courses_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
   CONSTRAINT courses_pkey PRIMARY KEY (id),
   CONSTRAINT courses_queue_admission_seconds_check CHECK (((queue_admission_seconds >= 1) AND (queue_admission_seconds <= 86400))),
   CONSTRAINT courses_queue_order_check CHECK ((queue_order = ANY (ARRAY['random'::text, 'arrival'::text]))),
+  CONSTRAINT courses_term_id_fkey FOREIGN KEY (term_id) REFERENCES terms(id),
   CONSTRAINT courses_title_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
   CONSTRAINT courses_waitlist_capacity_check CHECK ((waitlist_capacity >= 0)),
   CONSTRAINT courses_waitlisted_within_capacity CHECK (((waitlisted >= 0) AND (waitlisted <= waitlist_capacity))),
@@ -231,6 +233,10 @@ CREATE TABLE registration_events (
   kind text NOT NULL,
   waitlist_position integer,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
+  actor text,
+  reason text,
+  CONSTRAINT registration_events_actor_check CHECK ((actor = ANY (ARRAY['student'::text, 'admin'::text, 'import'::text, 'system'::text]))),
+  CONSTRAINT registration_events_change_has_actor CHECK (((kind = 'reminder'::text) OR ((actor IS NOT NULL) AND (reason IS NOT NULL)))),
   CONSTRAINT registration_events_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT registration_events_kind_check CHECK ((kind = ANY (ARRAY['enrolled'::text, 'waitlisted'::text, 'promoted'::text, 'cancelled'::text, 'reminder'::text]))),
   CONSTRAINT registration_events_pkey PRIMARY KEY (id),
@@ -251,6 +257,27 @@ CREATE TABLE registrations (
   CONSTRAINT registrations_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT registrations_pkey PRIMARY KEY (id),
   CONSTRAINT registrations_seq_key UNIQUE (seq)
+);
+
+CREATE TABLE term_students (
+  term_id text NOT NULL,
+  email_key text NOT NULL,
+  active integer NOT NULL,
+  CONSTRAINT term_students_active_check CHECK ((active >= 0)),
+  CONSTRAINT term_students_pkey PRIMARY KEY (term_id, email_key),
+  CONSTRAINT term_students_term_id_fkey FOREIGN KEY (term_id) REFERENCES terms(id)
+);
+
+CREATE TABLE terms (
+  id text NOT NULL,
+  title text NOT NULL,
+  max_courses_per_student integer,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT terms_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
+  CONSTRAINT terms_max_courses_per_student_check CHECK ((max_courses_per_student > 0)),
+  CONSTRAINT terms_pkey PRIMARY KEY (id),
+  CONSTRAINT terms_title_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200)))
 );
 
 CREATE TABLE webhook_deliveries (
@@ -279,6 +306,8 @@ CREATE TABLE webhooks (
 );
 
 -- Indexes
+
+CREATE INDEX courses_by_term ON public.courses USING btree (term_id) WHERE (term_id IS NOT NULL);
 
 CREATE UNIQUE INDEX courses_pkey ON public.courses USING btree (id);
 
@@ -346,6 +375,8 @@ CREATE INDEX registration_events_by_course ON public.registration_events USING b
 
 CREATE INDEX registration_events_by_registration ON public.registration_events USING btree (registration_id);
 
+CREATE INDEX registration_events_course_history ON public.registration_events USING btree (course_id, id) WHERE (kind <> 'reminder'::text);
+
 CREATE UNIQUE INDEX registration_events_pkey ON public.registration_events USING btree (id);
 
 CREATE INDEX registrations_by_course ON public.registrations USING btree (course_id, seq);
@@ -359,6 +390,10 @@ CREATE UNIQUE INDEX registrations_pkey ON public.registrations USING btree (id);
 CREATE UNIQUE INDEX registrations_seq_key ON public.registrations USING btree (seq);
 
 CREATE INDEX registrations_waitlist ON public.registrations USING btree (course_id, seq) WHERE (status = 'waitlisted'::registration_status);
+
+CREATE UNIQUE INDEX term_students_pkey ON public.term_students USING btree (term_id, email_key);
+
+CREATE UNIQUE INDEX terms_pkey ON public.terms USING btree (id);
 
 CREATE INDEX webhook_deliveries_by_webhook ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
 
@@ -513,12 +548,13 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid)
+CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   v_course_id text;
+  v_term_id text;
   v_before registrations;
   v_after registrations;
 BEGIN
@@ -526,7 +562,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
-  PERFORM 1 FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  SELECT term_id INTO v_term_id FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
   IF v_before.status = 'cancelled' THEN
@@ -534,10 +570,16 @@ BEGIN
   END IF;
   UPDATE registrations SET status = 'cancelled', updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
-  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL);
+  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL,
+    p_actor, ARRAY[format('cancelled by %s while %s', CASE p_actor WHEN 'admin' THEN 'an admin' ELSE 'the student' END, v_before.status)]);
+  -- After the course lock, as every registration batch takes them (course, then term_students):
+  -- the two cannot deadlock.
+  IF v_term_id IS NOT NULL THEN
+    UPDATE term_students SET active = active - 1 WHERE term_id = v_term_id AND email_key = v_before.email_key;
+  END IF;
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
-    PERFORM registrar_promote_waitlisted(v_course_id);
+    PERFORM registrar_promote_waitlisted(v_course_id, 'promoted: seat freed by a cancel');
   ELSE
     UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
   END IF;
@@ -620,7 +662,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
-  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none);
+  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none, 'import');
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := v_results[i];
     CASE v_result ->> 'outcome'
@@ -635,6 +677,7 @@ BEGIN
           WHEN 'course-full' THEN format('course "%s" is full (seats and waitlist taken)', p_courses[i])
           WHEN 'registration-closed' THEN format('registration for "%s" is not open', p_courses[i])
           WHEN 'course-not-found' THEN format('there is no course "%s"', p_courses[i])
+          WHEN 'limit-reached' THEN format('"%s" already holds %s registrations in term "%s", its limit', p_emails[i], v_result ->> 'limit', v_result ->> 'term')
           WHEN 'not-admitted' THEN format('course "%s" admits through its waiting room: a row cannot register without an admission', p_courses[i])
           ELSE v_result ->> 'outcome' END;
         v_errors := v_errors || jsonb_build_array(jsonb_build_object('line', p_lines[i], 'message', v_message));
@@ -667,7 +710,7 @@ AS $function$
   FOR NO KEY UPDATE OF q
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text)
+CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text, p_reason text)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
@@ -690,7 +733,7 @@ BEGIN
   v_count := cardinality(v_promoted);
   IF v_count > 0 THEN
     PERFORM registrar_record_events(v_promoted, array_fill(p_course_id, ARRAY[v_count]),
-      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL);
+      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL, 'system', array_fill(p_reason, ARRAY[v_count]));
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
   END IF;
@@ -1094,7 +1137,7 @@ AS $function$
   ORDER BY c.id
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
+CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[], p_actor text, p_reasons text[])
  RETURNS void
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -1110,9 +1153,9 @@ BEGIN
   v_tokens := ARRAY(SELECT coalesce(p_tokens[i], replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
     FROM generate_subscripts(p_registration_ids, 1) AS i ORDER BY i);
   WITH events AS (
-    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
-    SELECT n.id, n.course_id, n.kind, n.position
-    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, course_id, kind, position, o)
+    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position, actor, reason)
+    SELECT n.id, n.course_id, n.kind, n.position, p_actor, n.reason
+    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions, p_reasons) WITH ORDINALITY AS n (id, course_id, kind, position, reason, o)
     ORDER BY n.o
     RETURNING id, registration_id
   ), tokens AS (
@@ -1141,7 +1184,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[])
+CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[], p_actor text DEFAULT 'student'::text)
  RETURNS jsonb[]
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -1164,6 +1207,20 @@ DECLARE
   -- The course rows' versions as read (xmin: the transaction that last wrote each).
   v_read_version xid[];
   v_refused boolean[];
+  -- Each course's term and the term's limit (NULL: none).
+  v_term text[];
+  v_limit integer[];
+  -- Per (term, student) of the batch, in (term, email key) order: the active count as read, as
+  -- the batch changes it, whether a member was refused for the limit, and the limit.
+  v_ts_keys text[] := '{}';
+  v_ts_terms text[] := '{}';
+  v_ts_emails text[] := '{}';
+  v_ts_read integer[] := '{}';
+  v_ts_active integer[];
+  v_ts_refused boolean[];
+  v_ts_limit integer[] := '{}';
+  v_ts record;
+  v_t integer;
   -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
   -- its window is open now.
   v_now record;
@@ -1214,11 +1271,44 @@ BEGIN
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
          array_agg(queue_order IS NOT NULL ORDER BY id),
-         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
-    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version
+         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id),
+         array_agg(term_id ORDER BY id),
+         array_agg((SELECT t.max_courses_per_student FROM terms t WHERE t.id = term_id) ORDER BY id)
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version, v_term, v_limit
     FROM courses WHERE id = ANY (p_courses);
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
+
+  -- The term counts of the batch's students, for the courses that have a term (none: nothing
+  -- read). Locked first, each row is locked (made, if new) by one upsert in (term, email key)
+  -- order, after the course locks: the order every batch and cancel takes them in.
+  IF cardinality(array_remove(v_term, NULL)) > 0 THEN
+    IF p_lock_first THEN
+      WITH locked AS (
+        INSERT INTO term_students AS s (term_id, email_key, active)
+        SELECT DISTINCT c.term_id, m.k, 0
+        FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+        WHERE c.term_id IS NOT NULL
+        ORDER BY 1, 2
+        ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active
+        RETURNING s.term_id, s.email_key, s.active)
+      SELECT array_agg(term_id || E'\n' || email_key ORDER BY term_id, email_key), array_agg(term_id ORDER BY term_id, email_key),
+             array_agg(email_key ORDER BY term_id, email_key), array_agg(active ORDER BY term_id, email_key)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read FROM locked;
+    ELSE
+      SELECT array_agg(p.t || E'\n' || p.k ORDER BY p.t, p.k), array_agg(p.t ORDER BY p.t, p.k),
+             array_agg(p.k ORDER BY p.t, p.k), array_agg(coalesce(s.active, 0) ORDER BY p.t, p.k)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read
+        FROM (SELECT DISTINCT c.term_id AS t, m.k
+              FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+              WHERE c.term_id IS NOT NULL) p
+        LEFT JOIN term_students s ON s.term_id = p.t AND s.email_key = p.k;
+    END IF;
+    v_ts_limit := ARRAY(SELECT v_limit[array_position(v_term, t)] FROM unnest(v_ts_terms) WITH ORDINALITY AS u (t, o) ORDER BY o);
+  END IF;
+  v_ts_keys := coalesce(v_ts_keys, '{}');
+  v_ts_active := v_ts_read;
+  v_ts_refused := array_fill(false, ARRAY[cardinality(v_ts_keys)]);
 
   -- Students of the batch registered already: one index probe per student
   -- (active-registration.sql). A registration of the same student committed meanwhile by another
@@ -1281,6 +1371,14 @@ BEGIN
           v_results[i] := jsonb_build_object('outcome', 'not-admitted');
         END IF;
       END IF;
+      -- The term's limit: only a member that would take a place is refused for it (a full course
+      -- answers full, as it does from memory).
+      v_t := CASE WHEN v_term[v_c] IS NOT NULL THEN array_position(v_ts_keys, v_term[v_c] || E'\n' || p_email_keys[i]) END;
+      IF v_results[i] IS NULL AND v_t IS NOT NULL AND v_ts_limit[v_t] IS NOT NULL AND v_ts_active[v_t] >= v_ts_limit[v_t]
+        AND (v_enrolled[v_c] < v_capacity[v_c] OR v_waitlisted[v_c] < v_waitlist_capacity[v_c]) THEN
+        v_results[i] := jsonb_build_object('outcome', 'limit-reached', 'term', v_term[v_c], 'limit', v_ts_limit[v_t]);
+        v_ts_refused[v_t] := true;
+      END IF;
       IF v_results[i] IS NULL AND v_enrolled[v_c] < v_capacity[v_c] THEN
         v_status := 'enrolled';
         v_enrolled[v_c] := v_enrolled[v_c] + 1;
@@ -1298,6 +1396,9 @@ BEGIN
         v_refused[v_c] := true;
       ELSE
         v_changed[v_c] := true;
+        IF v_t IS NOT NULL THEN
+          v_ts_active[v_t] := v_ts_active[v_t] + 1;
+        END IF;
         v_new_members := v_new_members || i;
         v_new_ids := v_new_ids || gen_random_uuid();
         v_new_keys := v_new_keys || v_student;
@@ -1331,7 +1432,9 @@ BEGIN
     PERFORM registrar_record_events(v_new_ids,
       (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
       (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
-      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
+      p_actor, (SELECT array_agg(CASE s WHEN 'enrolled' THEN 'enrolled: a seat was free' ELSE format('waitlisted: the seats were taken; position %s', p) END ORDER BY o)
+        FROM unnest(v_new_status, v_new_positions) WITH ORDINALITY AS n (s, p, o)));
 
     IF cardinality(array_remove(v_new_places, NULL)) > 0 THEN
       UPDATE queue_places q SET status = 'registered', registration_id = n.id, registered_at = now(), updated_at = now()
@@ -1372,10 +1475,36 @@ BEGIN
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
+      IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
+        RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+      END IF;
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
         AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
         AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+    END LOOP;
+  END IF;
+
+  -- The term counts, after the course locks, each row locked by the upsert in (term, email key)
+  -- order: what the batch added, and (lock last) the rows of its limit refusals, to check them.
+  -- Under READ COMMITTED the upsert adds to the count as committed now: lock last, a count over
+  -- the limit (another course of the term registered the student meanwhile) or a refusal whose
+  -- count moved (a cancel meanwhile) fails the attempt with RGB01; it is decided again locked first.
+  IF cardinality(v_ts_keys) > 0 THEN
+    FOR v_ts IN
+      INSERT INTO term_students AS s (term_id, email_key, active)
+      SELECT u.t, u.k, u.active - u.read
+      FROM unnest(v_ts_terms, v_ts_emails, v_ts_active, v_ts_read, v_ts_refused) WITH ORDINALITY AS u (t, k, active, read, refused, o)
+      WHERE u.active > u.read OR (u.refused AND NOT p_lock_first)
+      ORDER BY u.o
+      ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active + excluded.active
+      RETURNING s.term_id, s.email_key, s.active
+    LOOP
+      v_t := array_position(v_ts_keys, v_ts.term_id || E'\n' || v_ts.email_key);
+      IF (v_ts_active[v_t] > v_ts_read[v_t] AND v_ts.active > v_ts_limit[v_t])
+        OR (v_ts_refused[v_t] AND v_ts.active - (v_ts_active[v_t] - v_ts_read[v_t]) <> v_ts_read[v_t]) THEN
+        RAISE EXCEPTION 'the count of a student in term % changed while its batch was decided', v_ts.term_id USING ERRCODE = 'RGB01';
+      END IF;
     END LOOP;
   END IF;
 
@@ -1433,7 +1562,7 @@ BEGIN
   v_n := cardinality(v_ids);
   IF v_n > 0 THEN
     -- Fresh tokens (NULL): only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL);
+    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL, NULL, NULL);
   END IF;
   RETURN v_n;
 END

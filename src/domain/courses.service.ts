@@ -2,8 +2,10 @@
 // is serialized with every registration and cancel of that course; raising capacity promotes
 // waitlisted students first come, first served, in the same transaction. A course's queue is
 // set with it (its state row and seed made with it); its order cannot change once its places
-// are ordered, nor can it be removed while it has places.
-import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, lockCourse, promoteWaitlisted, type QueueSettings, updateCourseQueue, updateCourseSettings } from '../db/queries/courses.queries.ts';
+// are ordered, nor can it be removed while it has places. A course's term changes only while it
+// has no active registration: the term counts of its students would have to move with them.
+import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, lockCourse, promoteWaitlisted, type QueueSettings, updateCourseQueue, updateCourseSettings, updateCourseTerm } from '../db/queries/courses.queries.ts';
+import { findTerm } from '../db/queries/terms.queries.ts';
 import type { Sql, TransactionSql } from '../db/database.ts';
 import { retryTransaction } from '../db/retry-policy.ts';
 import { generateQueueSeed } from '../security/tokens.ts';
@@ -18,6 +20,8 @@ export type NewCourseInput = {
   opensAt?: string | null;
   closesAt?: string | null;
   queue?: QueueInput | null;
+  /** The id of the course's term; null or absent: none. */
+  term?: string | null;
 };
 
 export type QueueInput = {
@@ -27,7 +31,7 @@ export type QueueInput = {
   verifyEmail?: boolean;
 };
 
-export type CoursePatch = Partial<Pick<NewCourseInput, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'queue'>>;
+export type CoursePatch = Partial<Pick<NewCourseInput, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'queue' | 'term'>>;
 
 const DEFAULT_ADMISSION_SECONDS = 300;
 
@@ -55,6 +59,14 @@ function toQueueSettings(input: QueueInput | null, closesAt: Date | null): Queue
   return settings;
 }
 
+/** Terms are never deleted, so a term found here still exists when the course row is written
+ * (the foreign key is the backstop). */
+async function assertTermExists(sql: Sql | TransactionSql, termId: string | null): Promise<void> {
+  if (termId !== null && !(await findTerm(sql, termId))) {
+    throw new DomainError('unknown-term', `There is no term "${termId}": create it first (POST /terms)`);
+  }
+}
+
 /** Sets or removes the queue inside the course lock. */
 async function changeQueue(tx: TransactionSql, current: CourseRow, queue: QueueSettings | null): Promise<void> {
   const use = await findQueueUse(tx, current.id);
@@ -72,6 +84,8 @@ export async function createCourse(sql: Sql, input: NewCourseInput): Promise<Cou
   const closesAt = toDate(input.closesAt);
   assertWindowInOrder(opensAt, closesAt);
   const queue = toQueueSettings(input.queue ?? null, closesAt);
+  const termId = input.term ?? null;
+  await assertTermExists(sql, termId);
   const course = {
     id: input.id,
     title: input.title,
@@ -79,6 +93,7 @@ export async function createCourse(sql: Sql, input: NewCourseInput): Promise<Cou
     waitlistCapacity: input.waitlistCapacity ?? 0,
     opensAt,
     closesAt,
+    termId,
   };
   const row = queue === null ? await insertCourse(sql, course) : await sql.begin(async (tx) => {
     const inserted = await insertCourse(tx, course);
@@ -115,6 +130,13 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     };
     assertWindowInOrder(next.opensAt, next.closesAt);
     if (patch.queue !== undefined) await changeQueue(tx, current, toQueueSettings(patch.queue, next.closesAt));
+    if (patch.term !== undefined && patch.term !== current.term_id) {
+      await assertTermExists(tx, patch.term);
+      if (current.enrolled + current.waitlisted > 0) {
+        throw new DomainError('term-in-use', `"${id}" has active registrations: its term cannot change while they count in it; cancel them first`);
+      }
+      await updateCourseTerm(tx, id, patch.term);
+    }
     if (next.capacity < current.enrolled) {
       throw new DomainError('capacity-below-enrolled', `capacity ${next.capacity} is below the ${current.enrolled} students enrolled; nobody is evicted, so cancel registrations first`);
     }
@@ -126,7 +148,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     }
     // Promote before lowering the waitlist capacity, so the table's CHECK holds at every step.
     await updateCourseSettings(tx, id, { ...next, waitlistCapacity: Math.max(next.waitlistCapacity, current.waitlisted) });
-    await promoteWaitlisted(tx, id);
+    await promoteWaitlisted(tx, id, `promoted: capacity raised to ${next.capacity}`);
     if (next.waitlistCapacity < current.waitlisted) {
       await updateCourseSettings(tx, id, next);
     }

@@ -21,6 +21,11 @@ export type DomainErrorCode =
   | 'queue-not-open'
   | 'queue-in-use'
   | 'invalid-queue'
+  | 'term-not-found'
+  | 'term-exists'
+  | 'unknown-term'
+  | 'term-in-use'
+  | 'limit-reached'
   | 'unauthorized'
   | 'database-unavailable'
   | 'storage-full';

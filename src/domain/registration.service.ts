@@ -3,6 +3,7 @@
 // lock; this module prepares their inputs (normalized email, token hashes, idempotency
 // fingerprint) and turns outcomes into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
+import { type HistoryRow, listRegistrationHistory } from '../db/queries/history.queries.ts';
 import { cancel, findActiveRegistration, findRegistration, register, type RegistrationRow, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
@@ -115,6 +116,8 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     case 'not-admitted':
       fullCourses.markQueued(input.course);
       throw notAdmitted(input.course);
+    case 'limit-reached':
+      throw new DomainError('limit-reached', `Term "${outcome.term}" allows ${outcome.limit} active registrations (enrolled or waitlisted) per student, and this email holds ${outcome.limit} or more: cancel one to register for "${input.course}"`);
     default:
       return outcome satisfies never;
   }
@@ -136,7 +139,7 @@ export async function getRegistration(sql: Sql, id: string, credential: Registra
 /** Cancelling twice is fine: the second call reports the cancelled registration again. */
 export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
   const registration = await authorize(sql, id, credential);
-  const outcome = await cancel(sql, id);
+  const outcome = await cancel(sql, id, credential.kind === 'admin' ? 'admin' : 'student');
   fullCoursesOf(sql).forget(registration.course_id);
   switch (outcome.outcome) {
     case 'cancelled':
@@ -147,4 +150,10 @@ export async function cancelRegistration(sql: Sql, id: string, credential: Regis
     default:
       return outcome satisfies never;
   }
+}
+
+/** The registration's history, newest first: each change with who made it and why. */
+export async function getRegistrationHistory(sql: Sql, id: string, credential: RegistrationCredential): Promise<HistoryRow[]> {
+  await authorize(sql, id, credential);
+  return listRegistrationHistory(sql, id);
 }

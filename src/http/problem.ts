@@ -15,6 +15,7 @@ export type ProblemSlug =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'not-admitted'
+  | 'limit-reached'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -39,6 +40,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'payload-too-large': 'The request body is too large',
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
+  'limit-reached': 'The term\'s limit of courses per student is reached',
   internal: 'Internal error',
 };
 
@@ -70,6 +72,12 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'queue-not-open': { status: 409, slug: 'registration-closed' },
   'queue-in-use': { status: 409, slug: 'conflict' },
   'invalid-queue': { status: 400, slug: 'validation' },
+  'term-not-found': { status: 404, slug: 'not-found' },
+  'term-exists': { status: 409, slug: 'conflict' },
+  // A course naming a term that does not exist: the body is wrong, not the URL.
+  'unknown-term': { status: 400, slug: 'validation' },
+  'term-in-use': { status: 409, slug: 'conflict' },
+  'limit-reached': { status: 409, slug: 'limit-reached' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).

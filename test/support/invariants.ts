@@ -10,6 +10,25 @@ export type CourseState = {
   /** The counters stored on the course row. */
   enrolled: number;
   waitlisted: number;
+  /** The course's term; absent or null: none. */
+  term?: string | null;
+};
+
+/** A term with its limit and the count stored for each of its students (term_students). */
+export type TermState = {
+  id: string;
+  maxCoursesPerStudent: number | null;
+  counts: { emailKey: string; active: number }[];
+};
+
+/** A registration event that is a change (every kind but reminder), as stored. */
+export type HistoryEvent = {
+  id: number;
+  registrationId: string;
+  courseId: string;
+  kind: string;
+  actor: string | null;
+  reason: string | null;
 };
 
 export type StoredRegistration = {
@@ -54,6 +73,11 @@ export type InvariantSnapshot = {
   answers?: ObservedAnswer[];
   /** Courses the workload oversubscribed: they must end exactly full, seats and waitlist. */
   expectFull?: string[];
+  /** The terms (SPEC invariant 9, the limit). A lowered limit (PATCH) leaves students above it,
+   *  which this check reports: snapshot a term with a lowered limit only to see that. */
+  terms?: TermState[];
+  /** Every change's history entry (SPEC invariant 10). */
+  history?: HistoryEvent[];
   /** Emails: one per registration event, each Message-ID once. */
   emails?: { events: number; messageIds: string[] };
 };
@@ -78,14 +102,23 @@ export const INVARIANT_CHECKS = [
   'each place admitted at most once',
   'seats in queue order, except through expiry',
   'one place per (course, email)',
+  'no student above a term\'s limit; term counts equal the rows stored',
+  'every registration change has exactly one history entry',
 ] as const;
 
 type Check = (typeof INVARIANT_CHECKS)[number];
 
 /** Courses and registrations as stored, with each waitlist position as the database computes it. */
-export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues'>> {
-  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
-    SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
+export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues' | 'terms' | 'history'>> {
+  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number; term_id: string | null }[]>`
+    SELECT id, capacity, waitlist_capacity, enrolled, waitlisted, term_id FROM courses ORDER BY id`;
+  const terms = await sql<{ id: string; max_courses_per_student: number | null; counts: { emailKey: string; active: number }[] }[]>`
+    SELECT t.id, t.max_courses_per_student,
+      coalesce((SELECT json_agg(json_build_object('emailKey', s.email_key, 'active', s.active) ORDER BY s.email_key)
+                FROM term_students s WHERE s.term_id = t.id), '[]') AS counts
+    FROM terms t ORDER BY t.id`;
+  const history = await sql<{ id: string; registration_id: string; course_id: string; kind: string; actor: string | null; reason: string | null }[]>`
+    SELECT id::text, registration_id, course_id, kind, actor, reason FROM registration_events WHERE kind <> 'reminder' ORDER BY registration_events.id`;
   const registrations = await sql<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
     SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
       registrar_registration_row(r) ->> 'waitlist_position' AS position
@@ -104,7 +137,9 @@ export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<
         id: p.id, emailKey: p.email_key, status: p.status, rank: p.rank === null ? null : Number(p.rank), admitted: p.admitted, registrationId: p.registration_id,
       })),
     })),
-    courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
+    courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted, term: c.term_id })),
+    terms: terms.map((t) => ({ id: t.id, maxCoursesPerStudent: t.max_courses_per_student, counts: t.counts })),
+    history: history.map((e) => ({ id: Number(e.id), registrationId: e.registration_id, courseId: e.course_id, kind: e.kind, actor: e.actor, reason: e.reason })),
     registrations: registrations.map((r) => ({
       id: r.id,
       courseId: r.course_id,
@@ -179,6 +214,8 @@ export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
     }
   }
 
+  if (snapshot.terms) checkTerms(snapshot, snapshot.terms, fail);
+  if (snapshot.history) checkHistory(snapshot.registrations, snapshot.history, fail);
   if (snapshot.answers) checkAnswers(snapshot, snapshot.answers, coursesById, fail);
   for (const queue of snapshot.queues ?? []) checkQueue(queue, byCourse.get(queue.courseId) ?? [], fail);
 
@@ -280,5 +317,61 @@ function checkQueue(queue: QueueState, registrations: StoredRegistration[], fail
   const keys = new Set(queue.places.map((p) => p.emailKey));
   if (keys.size !== queue.places.length) {
     fail('one place per (course, email)', queue.courseId, `${queue.places.length - keys.size} places repeat an email of the course`);
+  }
+}
+
+/** SPEC invariant 9, the limit: counted from the rows, no student holds more active registrations
+ *  in a term than its limit, and the stored counts (term_students) are those rows. */
+function checkTerms(snapshot: InvariantSnapshot, terms: TermState[], fail: (check: Check, subject: string, detail: string) => void): void {
+  const termOf = new Map(snapshot.courses.map((c) => [c.id, c.term ?? null]));
+  for (const term of terms) {
+    const held = new Map<string, number>();
+    for (const r of snapshot.registrations) {
+      if (r.status !== 'cancelled' && termOf.get(r.courseId) === term.id) held.set(r.emailKey, (held.get(r.emailKey) ?? 0) + 1);
+    }
+    const over = [...held].filter(([, n]) => term.maxCoursesPerStudent !== null && n > term.maxCoursesPerStudent);
+    if (over.length > 0) {
+      fail('no student above a term\'s limit; term counts equal the rows stored', term.id, `${over.length} students above the limit ${term.maxCoursesPerStudent}, e.g. ${over[0]![0]} with ${over[0]![1]}`);
+    }
+    const stored = new Map(term.counts.map((c) => [c.emailKey, c.active]));
+    const wrong = [...new Set([...held.keys(), ...stored.keys()])].filter((key) => (held.get(key) ?? 0) !== (stored.get(key) ?? 0));
+    if (wrong.length > 0) {
+      const key = wrong[0]!;
+      fail('no student above a term\'s limit; term counts equal the rows stored', term.id, `${wrong.length} stored counts differ from the rows, e.g. ${key}: stored ${stored.get(key) ?? 0}, rows ${held.get(key) ?? 0}`);
+    }
+  }
+}
+
+/** The status a registration's history leads to, or why it is not a history: created once
+ *  (enrolled or waitlisted), promoted only from the waitlist, cancelled at most once and last. */
+function replayHistory(events: HistoryEvent[]): StoredRegistration['status'] | string {
+  let status: StoredRegistration['status'] | null = null;
+  for (const event of events) {
+    if (event.actor === null || event.reason === null) return `entry ${event.id} (${event.kind}) says no actor or no reason`;
+    if (event.kind === 'promoted' && event.actor !== 'system') return `promotion ${event.id} by ${event.actor}, not the system`;
+    const next: StoredRegistration['status'] | null = event.kind === 'enrolled' || event.kind === 'waitlisted' ? (status === null ? event.kind : null)
+      : event.kind === 'promoted' ? (status === 'waitlisted' ? 'enrolled' : null)
+        : event.kind === 'cancelled' ? (status === 'enrolled' || status === 'waitlisted' ? 'cancelled' : null)
+          : null;
+    if (next === null) return `${event.kind} (entry ${event.id}) after ${status ?? 'nothing'}`;
+    status = next;
+  }
+  return status ?? 'no entry at all';
+}
+
+/** SPEC invariant 10: each registration's entries, in order, are exactly its changes: they lead
+ *  to the status stored, each once, each with who and why. */
+function checkHistory(registrations: StoredRegistration[], history: HistoryEvent[], fail: (check: Check, subject: string, detail: string) => void): void {
+  const byRegistration = new Map<string, HistoryEvent[]>();
+  for (const event of history) byRegistration.set(event.registrationId, [...(byRegistration.get(event.registrationId) ?? []), event]);
+  const broken: string[] = [];
+  for (const r of registrations) {
+    const events = (byRegistration.get(r.id) ?? []).sort((a, b) => a.id - b.id);
+    const replayed = replayHistory(events);
+    if (replayed !== r.status) broken.push(`${r.id} (${r.status}): ${replayed}`);
+    else if (events.some((e) => e.courseId !== r.courseId)) broken.push(`${r.id}: an entry names another course`);
+  }
+  if (broken.length > 0) {
+    fail('every registration change has exactly one history entry', 'registrations', `${broken.length} registrations whose history is not their changes, e.g. ${broken[0]}`);
   }
 }

@@ -1,8 +1,10 @@
 -- Waitlist order: free seats go to the waitlisted registrations in arrival order (seq), each
--- with a 'promoted' event. The caller holds the course lock.
+-- with a 'promoted' event (actor system, p_reason: what freed the seat). The caller holds the
+-- course lock. A promotion keeps the student's place in the term's count (term_students): it
+-- was counted when the student was waitlisted.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
-CREATE OR REPLACE FUNCTION registrar_promote_waitlisted(p_course_id text) RETURNS integer
+CREATE OR REPLACE FUNCTION registrar_promote_waitlisted(p_course_id text, p_reason text) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   v_course courses;
@@ -23,7 +25,7 @@ BEGIN
   v_count := cardinality(v_promoted);
   IF v_count > 0 THEN
     PERFORM registrar_record_events(v_promoted, array_fill(p_course_id, ARRAY[v_count]),
-      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL);
+      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL, 'system', array_fill(p_reason, ARRAY[v_count]));
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
   END IF;

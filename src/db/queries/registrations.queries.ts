@@ -39,6 +39,7 @@ export type RegisterOutcome =
   | { outcome: 'created' | 'existing'; registration: RegistrationRow }
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
   | { outcome: 'course-full'; queued: boolean }
+  | { outcome: 'limit-reached'; term: string; limit: number }
   | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'not-admitted' };
 
 /**
@@ -64,7 +65,7 @@ async function attemptRegisterBatch(sql: Sql, batch: readonly RegisterParams[], 
       ${batch.map((p) => p.courseId)}::text[], ${batch.map((p) => p.name)}::text[], ${batch.map((p) => p.email)}::text[],
       ${batch.map((p) => p.emailKey)}::text[], ${batch.map((p) => p.manageToken)}::text[],
       ${bytes((k) => k.keyHash)}, ${bytes((k) => k.requestHash)}, ${bytes((k) => k.sealedToken)},
-      ${bytesOf(batch.map((p) => p.admissionHash ?? null))})) AS results`;
+      ${bytesOf(batch.map((p) => p.admissionHash ?? null))}, 'student')) AS results`;
   if (!row) throw new Error('registrar_register_batch returned no row');
   return row.results;
 }
@@ -156,10 +157,13 @@ export type CancelOutcome =
   | { outcome: 'cancelled' | 'already-cancelled'; registration: RegistrationRow }
   | { outcome: 'not-found' };
 
-export async function cancel(sql: Sql, registrationId: string): Promise<CancelOutcome> {
+/** Who cancels, as the history records it. */
+export type CancelActor = 'student' | 'admin';
+
+export async function cancel(sql: Sql, registrationId: string, actor: CancelActor): Promise<CancelOutcome> {
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
   // other order (src/db/functions/cancel.sql) is the retry policy's (src/db/retry-policy.ts).
-  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`);
+  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}, ${actor}) AS result`);
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;
 }

@@ -14,6 +14,8 @@ const QueueSettingsBody = Type.Object({
   verifyEmail: Type.Optional(Type.Boolean({ default: false, description: 'true: a place counts (is ranked, can be admitted) only once the link in its email is opened (POST /queue/{id}/verify); until then it is unverified. Places keep their status when it changes.' })),
 }, { additionalProperties: false });
 
+const TermBody = Type.Union([CourseId, Type.Null()], { description: 'the id of an existing term (POST /terms); null: none. Changes only while the course has no active registration' });
+
 const QueueBody = Type.Union([QueueSettingsBody, Type.Null()], { description: 'a waiting room: while the course is open, POST /register needs an admission from it; null: no queue' });
 
 const CourseQueue = Type.Object({
@@ -36,6 +38,7 @@ export const Course = Type.Object({
   opensAt: Type.Union([Type.String(), Type.Null()]),
   closesAt: Type.Union([Type.String(), Type.Null()]),
   queue: Type.Union([CourseQueue, Type.Null()]),
+  term: Type.Union([Type.String(), Type.Null()], { description: 'the id of the course\'s term, whose per-student limit it shares' }),
 });
 
 export type Course = Static<typeof Course>;
@@ -59,6 +62,7 @@ export function toCourse(row: CourseRow): Course {
       seedSha256: row.queue_order === 'random' ? (row.queue_seed_sha256?.toString('hex') ?? null) : null,
       seed: row.queue_order === 'random' ? (row.queue_seed?.toString('hex') ?? null) : null,
     },
+    term: row.term_id,
   };
 }
 
@@ -70,6 +74,7 @@ export const CreateCourseBody = Type.Object({
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
   queue: Type.Optional(QueueBody),
+  term: Type.Optional(TermBody),
 }, { additionalProperties: false });
 
 export const PatchCourseBody = Type.Object({
@@ -79,6 +84,7 @@ export const PatchCourseBody = Type.Object({
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
   queue: Type.Optional(QueueBody),
+  term: Type.Optional(TermBody),
 }, { additionalProperties: false, minProperties: 1 });
 
 export const CourseParams = Type.Object({ id: CourseId });
