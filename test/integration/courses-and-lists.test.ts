@@ -9,7 +9,7 @@ import { useStack } from '../support/stack.ts';
 
 const stack = useStack();
 
-const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'opensAt', 'queue', 'seatsLeft', 'title', 'waitlistCapacity', 'waitlisted'];
+const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'opensAt', 'queue', 'seatsLeft', 'term', 'title', 'waitlistCapacity', 'waitlisted'];
 
 describe('courses', () => {
   test('GET /courses lists every course with its seats, in the shape of GET /courses/{id}', async () => {
@@ -21,7 +21,7 @@ describe('courses', () => {
     const listed = list.body.find((c: { id: string }) => c.id === course);
     assert.deepEqual(Object.keys(listed).sort(), COURSE_FIELDS);
     assert.deepEqual(listed, {
-      id: course, title: 'Listed', capacity: 3, waitlistCapacity: 1, enrolled: 3, waitlisted: 1, seatsLeft: 0, opensAt: null, closesAt: null, queue: null,
+      id: course, title: 'Listed', capacity: 3, waitlistCapacity: 1, enrolled: 3, waitlisted: 1, seatsLeft: 0, opensAt: null, closesAt: null, queue: null, term: null,
     });
     assert.deepEqual((await stack.server.client.request('GET', `/courses/${course}`)).body, listed);
   });

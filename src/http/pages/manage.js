@@ -5,7 +5,8 @@
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   const $ = (name) => document.getElementById(name);
   const say = (text) => { $('message').textContent = text; };
-  const api = (method) => fetch(`/registrations/${encodeURIComponent(id)}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const api = (method, suffix = '') => fetch(`/registrations/${encodeURIComponent(id)}${suffix}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const ACTORS = { student: 'you', admin: 'an admin', import: 'an import', system: 'the system' };
 
   function show(registration) {
     $('name').textContent = registration.name;
@@ -18,12 +19,29 @@
     say(registration.status === 'cancelled' ? 'This registration is cancelled.' : '');
   }
 
+  // The history: each change with its time, its reason and who made it ("why am I number 37").
+  async function showHistory() {
+    const response = await api('GET', '/history');
+    if (!response.ok) return;
+    const { items } = await response.json();
+    $('entries').replaceChildren(...items.map((entry) => {
+      const item = document.createElement('li');
+      const time = document.createElement('time');
+      time.dateTime = entry.at;
+      time.textContent = new Date(entry.at).toLocaleString();
+      item.append(time, ` ${entry.reason} (by ${ACTORS[entry.actor] || entry.actor})`);
+      return item;
+    }));
+    $('history').hidden = items.length === 0;
+  }
+
   async function load(method) {
     if (!token) return say('This link is missing its token; use the link from your email.');
     const response = await api(method);
     const body = await response.json().catch(() => ({}));
     if (!response.ok) return say(body.detail || `Something went wrong (${response.status}).`);
     show(body);
+    await showHistory();
   }
 
   $('cancel').addEventListener('click', () => {
