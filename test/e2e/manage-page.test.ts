@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { REPO_DIR } from '../support/service-process.ts';
 import { useStack } from '../support/stack.ts';
@@ -20,10 +21,7 @@ test('the history of a promoted registration: promoted by the system, waitlisted
   const course = await newCourse(client, { capacity: 1, waitlistCapacity: 2 });
   const seat = (await client.register(student(course, 1, 'page'))).body;
   const waiting = (await client.register(student(course, 2, 'page'))).body;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
