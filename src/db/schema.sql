@@ -1489,7 +1489,8 @@ BEGIN
   -- order: what the batch added, and (lock last) the rows of its limit refusals, to check them.
   -- Under READ COMMITTED the upsert adds to the count as committed now: lock last, a count over
   -- the limit (another course of the term registered the student meanwhile) or a refusal whose
-  -- count moved (a cancel meanwhile) fails the attempt with RGB01; it is decided again locked first.
+  -- count fell (a cancel meanwhile: the place it refused may be free) fails the attempt with
+  -- RGB01; it is decided again locked first. A count that rose keeps a refusal right.
   IF cardinality(v_ts_keys) > 0 THEN
     FOR v_ts IN
       INSERT INTO term_students AS s (term_id, email_key, active)
@@ -1502,7 +1503,7 @@ BEGIN
     LOOP
       v_t := array_position(v_ts_keys, v_ts.term_id || E'\n' || v_ts.email_key);
       IF (v_ts_active[v_t] > v_ts_read[v_t] AND v_ts.active > v_ts_limit[v_t])
-        OR (v_ts_refused[v_t] AND v_ts.active - (v_ts_active[v_t] - v_ts_read[v_t]) <> v_ts_read[v_t]) THEN
+        OR (v_ts_refused[v_t] AND v_ts.active - (v_ts_active[v_t] - v_ts_read[v_t]) < v_ts_read[v_t]) THEN
         RAISE EXCEPTION 'the count of a student in term % changed while its batch was decided', v_ts.term_id USING ERRCODE = 'RGB01';
       END IF;
     END LOOP;
