@@ -23,6 +23,7 @@ const FUNCTION_FILES = [
   'promote-waitlisted.sql',
   'queue-places.sql',
   'register-batch.sql',
+  'register-courses.sql',
   'cancel.sql',
   'import-batch.sql',
   'remind.sql',

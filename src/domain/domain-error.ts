@@ -26,6 +26,8 @@ export type DomainErrorCode =
   | 'unknown-term'
   | 'term-in-use'
   | 'limit-reached'
+  | 'already-registered'
+  | 'no-seat'
   | 'unauthorized'
   | 'database-unavailable'
   | 'storage-full';

@@ -16,6 +16,8 @@ export type ProblemSlug =
   | 'unsupported-media-type'
   | 'not-admitted'
   | 'limit-reached'
+  | 'already-registered'
+  | 'no-seat'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -26,6 +28,8 @@ export type Problem = {
   status: number;
   detail: string;
   errors?: FieldError[];
+  /** The course that refused a request for several courses. */
+  course?: string;
 };
 
 const TITLES: Record<ProblemSlug, string> = {
@@ -41,6 +45,8 @@ const TITLES: Record<ProblemSlug, string> = {
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
   'limit-reached': 'The term\'s limit of courses per student is reached',
+  'already-registered': 'Registered already',
+  'no-seat': 'No free seat',
   internal: 'Internal error',
 };
 
@@ -78,6 +84,10 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'unknown-term': { status: 400, slug: 'validation' },
   'term-in-use': { status: 409, slug: 'conflict' },
   'limit-reached': { status: 409, slug: 'limit-reached' },
+  // A multi-course request naming a course this email holds already, among courses it does not.
+  'already-registered': { status: 409, slug: 'already-registered' },
+  // Seats only ("waitlist": false) and a course without a free seat.
+  'no-seat': { status: 409, slug: 'no-seat' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).
