@@ -19,6 +19,7 @@ const FUNCTION_FILES = [
   'registration-row.sql',
   'active-registration.sql',
   'record-events.sql',
+  'offers.sql',
   'queue-emails.sql',
   'promote-waitlisted.sql',
   'queue-places.sql',

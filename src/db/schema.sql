@@ -36,10 +36,17 @@ CREATE TABLE courses (
   queue_admission_seconds integer NOT NULL DEFAULT 300,
   queue_verify_email boolean NOT NULL DEFAULT false,
   term_id text,
+  promotion text NOT NULL DEFAULT 'automatic'::text,
+  offer_hours double precision NOT NULL DEFAULT 48,
+  offered integer NOT NULL DEFAULT 0,
   CONSTRAINT courses_capacity_check CHECK ((capacity >= 0)),
   CONSTRAINT courses_enrolled_within_capacity CHECK (((enrolled >= 0) AND (enrolled <= capacity))),
+  CONSTRAINT courses_held_within_capacity CHECK (((enrolled + offered) <= capacity)),
   CONSTRAINT courses_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
+  CONSTRAINT courses_offer_hours_check CHECK (((offer_hours > (0)::double precision) AND (offer_hours <= (720)::double precision))),
+  CONSTRAINT courses_offered_check CHECK ((offered >= 0)),
   CONSTRAINT courses_pkey PRIMARY KEY (id),
+  CONSTRAINT courses_promotion_check CHECK ((promotion = ANY (ARRAY['automatic'::text, 'offer'::text]))),
   CONSTRAINT courses_queue_admission_seconds_check CHECK (((queue_admission_seconds >= 1) AND (queue_admission_seconds <= 86400))),
   CONSTRAINT courses_queue_order_check CHECK ((queue_order = ANY (ARRAY['random'::text, 'arrival'::text]))),
   CONSTRAINT courses_term_id_fkey FOREIGN KEY (term_id) REFERENCES terms(id),
@@ -235,10 +242,11 @@ CREATE TABLE registration_events (
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   actor text,
   reason text,
+  offer_until timestamp with time zone,
   CONSTRAINT registration_events_actor_check CHECK ((actor = ANY (ARRAY['student'::text, 'admin'::text, 'import'::text, 'system'::text]))),
   CONSTRAINT registration_events_change_has_actor CHECK (((kind = 'reminder'::text) OR ((actor IS NOT NULL) AND (reason IS NOT NULL)))),
   CONSTRAINT registration_events_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
-  CONSTRAINT registration_events_kind_check CHECK ((kind = ANY (ARRAY['enrolled'::text, 'waitlisted'::text, 'promoted'::text, 'cancelled'::text, 'reminder'::text]))),
+  CONSTRAINT registration_events_kind_check CHECK ((kind = ANY (ARRAY['enrolled'::text, 'waitlisted'::text, 'promoted'::text, 'cancelled'::text, 'reminder'::text, 'offered'::text, 'accepted'::text, 'declined'::text, 'expired'::text]))),
   CONSTRAINT registration_events_pkey PRIMARY KEY (id),
   CONSTRAINT registration_events_registration_id_fkey FOREIGN KEY (registration_id) REFERENCES registrations(id)
 );
@@ -254,7 +262,10 @@ CREATE TABLE registrations (
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
   reminded_at timestamp with time zone,
+  offered_at timestamp with time zone,
+  offer_until timestamp with time zone,
   CONSTRAINT registrations_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
+  CONSTRAINT registrations_offer_while_waitlisted CHECK ((((offer_until IS NULL) AND (offered_at IS NULL)) OR ((status = 'waitlisted'::registration_status) AND (offer_until IS NOT NULL) AND (offered_at IS NOT NULL)))),
   CONSTRAINT registrations_pkey PRIMARY KEY (id),
   CONSTRAINT registrations_seq_key UNIQUE (seq)
 );
@@ -384,6 +395,8 @@ CREATE INDEX registrations_by_course ON public.registrations USING btree (course
 CREATE INDEX registrations_cancelled_by_age ON public.registrations USING btree (updated_at, id) WHERE (status = 'cancelled'::registration_status);
 
 CREATE UNIQUE INDEX registrations_one_active_per_email ON public.registrations USING btree (course_id, email_key) WHERE (status <> 'cancelled'::registration_status);
+
+CREATE INDEX registrations_open_offers ON public.registrations USING btree (offer_until) WHERE (offer_until IS NOT NULL);
 
 CREATE UNIQUE INDEX registrations_pkey ON public.registrations USING btree (id);
 
@@ -548,6 +561,52 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_answer_offer(p_registration_id uuid, p_accept boolean, p_actor text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course_id text;
+  v_before registrations;
+  v_after registrations;
+  v_last text;
+BEGIN
+  SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not-found');
+  END IF;
+  PERFORM 1 FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Read under the course lock: the offer cannot change until we commit.
+  SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
+  IF v_before.offer_until IS NOT NULL AND clock_timestamp() < v_before.offer_until THEN
+    IF p_accept THEN
+      UPDATE registrations SET status = 'enrolled', offered_at = NULL, offer_until = NULL, updated_at = now()
+      WHERE id = p_registration_id RETURNING * INTO v_after;
+      PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_course_id], ARRAY['accepted'], NULL, NULL,
+        p_actor, ARRAY['accepted the offered seat before its deadline']);
+      UPDATE courses SET enrolled = enrolled + 1, offered = offered - 1, waitlisted = waitlisted - 1, updated_at = now()
+      WHERE id = v_course_id;
+      RETURN jsonb_build_object('outcome', 'accepted', 'registration', registrar_registration_row(v_after));
+    END IF;
+    PERFORM registrar_end_offers(v_course_id, ARRAY[p_registration_id], 'declined', p_actor);
+    PERFORM registrar_offer_seats(v_course_id, 'offered: the offer before it was declined');
+    SELECT * INTO STRICT v_after FROM registrations WHERE id = p_registration_id;
+    RETURN jsonb_build_object('outcome', 'declined', 'registration', registrar_registration_row(v_after));
+  END IF;
+  PERFORM registrar_settle_offers(v_course_id);
+  SELECT * INTO STRICT v_after FROM registrations WHERE id = p_registration_id;
+  SELECT kind INTO v_last FROM registration_events
+  WHERE registration_id = p_registration_id AND kind IN ('offered', 'accepted', 'declined', 'expired', 'cancelled')
+  ORDER BY id DESC LIMIT 1;
+  RETURN jsonb_build_object('outcome', CASE v_last
+      WHEN 'expired' THEN 'expired'
+      WHEN 'accepted' THEN CASE WHEN v_after.status = 'enrolled' THEN 'already-accepted' ELSE 'no-offer' END
+      WHEN 'declined' THEN 'already-declined'
+      ELSE 'no-offer' END,
+    'registration', registrar_registration_row(v_after));
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -563,12 +622,14 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
   SELECT term_id INTO v_term_id FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Offers whose deadline has come end first (offers.sql): this one may be among them.
+  PERFORM registrar_settle_offers(v_course_id);
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
   IF v_before.status = 'cancelled' THEN
     RETURN jsonb_build_object('outcome', 'already-cancelled', 'registration', registrar_registration_row(v_before));
   END IF;
-  UPDATE registrations SET status = 'cancelled', updated_at = now()
+  UPDATE registrations SET status = 'cancelled', offered_at = NULL, offer_until = NULL, updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
   PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL,
     p_actor, ARRAY[format('cancelled by %s while %s', CASE p_actor WHEN 'admin' THEN 'an admin' ELSE 'the student' END, v_before.status)]);
@@ -580,6 +641,10 @@ BEGIN
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
     PERFORM registrar_promote_waitlisted(v_course_id, 'promoted: seat freed by a cancel');
+  ELSIF v_before.offer_until IS NOT NULL THEN
+    -- The seat held for this registration's offer goes to the next.
+    UPDATE courses SET waitlisted = waitlisted - 1, offered = offered - 1, updated_at = now() WHERE id = v_course_id;
+    PERFORM registrar_promote_waitlisted(v_course_id, 'promoted: an offered seat freed by a cancel');
   ELSE
     UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
   END IF;
@@ -618,6 +683,54 @@ CREATE OR REPLACE FUNCTION public.registrar_course_is_open(p_opens_at timestamp 
  STABLE
 AS $function$
   SELECT (p_opens_at IS NULL OR now() >= p_opens_at) AND (p_closes_at IS NULL OR now() < p_closes_at)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_courses_with_due_offers()
+ RETURNS SETOF text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT DISTINCT course_id FROM registrations WHERE offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_end_offers(p_course_id text, p_ids uuid[], p_kind text, p_actor text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_term_id text;
+  v_ended uuid[];
+  v_keys text[];
+  v_reasons text[];
+  v_count integer;
+BEGIN
+  SELECT term_id INTO STRICT v_term_id FROM courses WHERE id = p_course_id;
+  WITH ended AS (
+    UPDATE registrations r SET status = 'cancelled', offered_at = NULL, offer_until = NULL, updated_at = now()
+    FROM registrations o
+    WHERE r.id = ANY (p_ids) AND o.id = r.id AND r.course_id = p_course_id AND r.offer_until IS NOT NULL
+    RETURNING r.id, r.seq, r.email_key,
+      registrar_offer_hours_text(extract(epoch FROM o.offer_until - o.offered_at)::double precision / 3600) AS held
+  )
+  SELECT coalesce(array_agg(id ORDER BY seq), '{}'), array_agg(email_key ORDER BY seq),
+         array_agg(CASE p_kind WHEN 'expired' THEN format('offer expired after %s', held)
+                               ELSE 'declined the offered seat' END ORDER BY seq)
+  INTO v_ended, v_keys, v_reasons FROM ended;
+  v_count := cardinality(v_ended);
+  IF v_count > 0 THEN
+    PERFORM registrar_record_events(v_ended, array_fill(p_course_id, ARRAY[v_count]),
+      array_fill(p_kind, ARRAY[v_count]), NULL, NULL, p_actor, v_reasons);
+    UPDATE courses SET offered = offered - v_count, waitlisted = waitlisted - v_count, updated_at = now()
+    WHERE id = p_course_id;
+    -- After the course lock, as every registration batch takes them (course, then term_students).
+    IF v_term_id IS NOT NULL THEN
+      UPDATE term_students t SET active = active - 1
+      FROM unnest(v_keys) AS k (email_key)
+      WHERE t.term_id = v_term_id AND t.email_key = k.email_key;
+    END IF;
+  END IF;
+  RETURN v_count;
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_fold_delivery_figures()
@@ -710,6 +823,56 @@ AS $function$
   FOR NO KEY UPDATE OF q
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_next_waiting(p_course courses)
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT id FROM registrations
+  WHERE course_id = p_course.id AND status = 'waitlisted' AND offer_until IS NULL
+  ORDER BY seq
+  LIMIT greatest(p_course.capacity - p_course.enrolled - p_course.offered, 0)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_offer_hours_text(p_hours double precision)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT rtrim(rtrim(to_char(p_hours::numeric, 'FM999990.999999'), '0'), '.') || ' h'
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_offer_seats(p_course_id text, p_reason text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course courses;
+  v_offered uuid[];
+  v_count integer;
+BEGIN
+  SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
+  WITH offered AS (
+    UPDATE registrations SET offered_at = clock_timestamp(),
+      offer_until = clock_timestamp() + make_interval(secs => v_course.offer_hours * 3600), updated_at = now()
+    WHERE id IN (SELECT registrar_next_waiting(v_course))
+    RETURNING id, seq
+  )
+  SELECT coalesce(array_agg(id ORDER BY seq), '{}') INTO v_offered FROM offered;
+  v_count := cardinality(v_offered);
+  IF v_count > 0 THEN
+    PERFORM registrar_record_events(v_offered, array_fill(p_course_id, ARRAY[v_count]),
+      array_fill('offered'::text, ARRAY[v_count]), NULL, NULL, 'system',
+      array_fill(format('%s; held for %s', p_reason, registrar_offer_hours_text(v_course.offer_hours)), ARRAY[v_count]));
+    UPDATE registration_events e SET offer_until = r.offer_until
+    FROM registrations r
+    WHERE r.id = ANY (v_offered) AND e.registration_id = r.id AND e.kind = 'offered' AND e.offer_until IS NULL;
+    UPDATE courses SET offered = offered + v_count, updated_at = now() WHERE id = p_course_id;
+  END IF;
+  RETURN v_count;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text, p_reason text)
  RETURNS integer
  LANGUAGE plpgsql
@@ -720,13 +883,12 @@ DECLARE
   v_count integer;
 BEGIN
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
+  IF v_course.promotion = 'offer' THEN
+    RETURN registrar_offer_seats(p_course_id, regexp_replace(p_reason, '^promoted', 'offered'));
+  END IF;
   WITH promoted AS (
     UPDATE registrations SET status = 'enrolled', updated_at = now()
-    WHERE id IN (
-      SELECT id FROM registrations
-      WHERE course_id = p_course_id AND status = 'waitlisted'
-      ORDER BY seq
-      LIMIT greatest(v_course.capacity - v_course.enrolled, 0))
+    WHERE id IN (SELECT registrar_next_waiting(v_course))
     RETURNING id, seq
   )
   SELECT coalesce(array_agg(id ORDER BY seq), '{}') INTO v_promoted FROM promoted;
@@ -1266,7 +1428,7 @@ BEGIN
   IF p_lock_first THEN
     PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
   END IF;
-  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
+  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
@@ -1479,7 +1641,7 @@ BEGIN
         RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
         AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
@@ -1567,7 +1729,8 @@ CREATE OR REPLACE FUNCTION public.registrar_registration_row(r registrations, p_
 AS $function$
   SELECT jsonb_build_object(
     'id', r.id, 'course_id', r.course_id, 'name', r.name, 'email', r.email,
-    'status', r.status, 'waitlist_position', p_position, 'created_at', r.created_at)
+    'status', r.status, 'waitlist_position', p_position, 'created_at', r.created_at,
+    'offer_until', r.offer_until)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_remind(p_registration_ids uuid[])
@@ -1602,6 +1765,24 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_settle_offers(p_course_id text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_count integer;
+BEGIN
+  v_count := registrar_end_offers(p_course_id, ARRAY(
+    SELECT id FROM registrations
+    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+    ORDER BY seq), 'expired', 'system');
+  IF v_count > 0 THEN
+    PERFORM registrar_offer_seats(p_course_id, 'offered: the offer before it expired');
+  END IF;
+  RETURN v_count;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_webhook_event_type(p_kind text)
  RETURNS text
  LANGUAGE sql
@@ -1612,6 +1793,11 @@ AS $function$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A waitlist offer's events (offers.sql).
+    WHEN 'offered' THEN 'registration.offered'
+    WHEN 'accepted' THEN 'registration.offer-accepted'
+    WHEN 'declined' THEN 'registration.offer-declined'
+    WHEN 'expired' THEN 'registration.offer-expired'
     -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
     -- again changes nothing, so it has no type, as a reminder has none.
     WHEN 'joined' THEN 'queue.joined'

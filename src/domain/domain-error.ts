@@ -21,6 +21,8 @@ export type DomainErrorCode =
   | 'queue-not-open'
   | 'queue-in-use'
   | 'invalid-queue'
+  | 'offer-expired'
+  | 'no-offer'
   | 'term-not-found'
   | 'term-exists'
   | 'unknown-term'

@@ -15,6 +15,8 @@ export type ProblemSlug =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'not-admitted'
+  | 'offer-expired'
+  | 'no-offer'
   | 'limit-reached'
   | 'already-registered'
   | 'no-seat'
@@ -44,6 +46,8 @@ const TITLES: Record<ProblemSlug, string> = {
   'payload-too-large': 'The request body is too large',
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
+  'offer-expired': 'The offer\'s deadline has passed',
+  'no-offer': 'No open offer to answer',
   'limit-reached': 'The term\'s limit of courses per student is reached',
   'already-registered': 'Registered already',
   'no-seat': 'No free seat',
@@ -77,6 +81,8 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'course-has-no-queue': { status: 409, slug: 'conflict' },
   'queue-not-open': { status: 409, slug: 'registration-closed' },
   'queue-in-use': { status: 409, slug: 'conflict' },
+  'offer-expired': { status: 409, slug: 'offer-expired' },
+  'no-offer': { status: 409, slug: 'no-offer' },
   'invalid-queue': { status: 400, slug: 'validation' },
   'term-not-found': { status: 404, slug: 'not-found' },
   'term-exists': { status: 409, slug: 'conflict' },

@@ -25,6 +25,7 @@ import { registerCourseRoutes } from './routes/courses.routes.ts';
 import { registerDashboardRoutes } from './routes/dashboard.routes.ts';
 import { registerHealthRoutes } from './routes/health.routes.ts';
 import { registerHistoryRoutes } from './routes/history.routes.ts';
+import { registerOfferRoutes } from './routes/offers.routes.ts';
 import { type ImportLimits, registerImportRoutes } from './routes/imports.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerOperationsRoutes } from './routes/operations.routes.ts';
@@ -151,6 +152,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
   registerHistoryRoutes(app, deps);
+  registerOfferRoutes(app, deps);
   registerQueueRoutes(app, deps);
   registerQueueEventRoutes(app, { ...deps, tracker, metrics });
   registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });

@@ -1,5 +1,6 @@
-// SPEC invariants 9 (the term limit) and 10 (the history) as test/support/invariants.ts checks
-// them, fed a good term and broken ones: each break is reported by its own check.
+// SPEC invariants 9 (the term limit, waitlist offers) and 10 (the history) as
+// test/support/invariants.ts checks them, fed a good term and broken ones: each break is reported
+// by its own check.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkInvariants, INVARIANT_CHECKS, type HistoryEvent, type InvariantSnapshot, type StoredRegistration } from '../support/invariants.ts';
@@ -38,11 +39,13 @@ function goodSnapshot(): InvariantSnapshot {
 const checksFailed = (snapshot: InvariantSnapshot) => [...new Set(checkInvariants(snapshot).map((v) => v.check))];
 const LIMIT = 'no student above a term\'s limit; term counts equal the rows stored';
 const HISTORY = 'every registration change has exactly one history entry';
+const HELD = 'held seats within capacity; the offered counter equals the open offers';
+const OFFER_ONCE = 'each offer ends once: accepted, declined, expired or cancelled';
 
 describe('invariants 9 (term limit) and 10 (history)', () => {
-  test('both are among the checks, in this order, last', () => {
-    assert.deepEqual(INVARIANT_CHECKS.slice(-2), [LIMIT, HISTORY]);
-    assert.equal(INVARIANT_CHECKS.length, 18);
+  test('they are among the checks, in this order, last', () => {
+    assert.deepEqual(INVARIANT_CHECKS.slice(-4), [LIMIT, HISTORY, HELD, OFFER_ONCE]);
+    assert.equal(INVARIANT_CHECKS.length, 20);
   });
 
   test('a good term and its history: no violation', () => {
@@ -103,5 +106,61 @@ describe('invariants 9 (term limit) and 10 (history)', () => {
     const snapshot = goodSnapshot();
     snapshot.history!.push(entry('r3', 'b', 'promoted'));
     assert.match(checkInvariants(snapshot)[0]!.detail, /promoted \(entry \d+\) after enrolled/);
+  });
+});
+
+/** Course o (2 seats, promotion offer): ann enrolled; bob was offered the seat cy freed and
+ *  accepted; cy cancelled; dan's offer expired and passed to eve, who holds it now. */
+function offerSnapshot(): InvariantSnapshot {
+  nextEvent = 1;
+  return {
+    courses: [{ id: 'o', capacity: 3, waitlistCapacity: 5, enrolled: 2, waitlisted: 1, offered: 1 }],
+    registrations: [
+      registration('r1', 'o', 'ann', 'enrolled', 1),
+      registration('r2', 'o', 'cy', 'cancelled', 2),
+      registration('r3', 'o', 'bob', 'enrolled', 3),
+      registration('r4', 'o', 'dan', 'cancelled', 4),
+      { ...registration('r5', 'o', 'eve', 'waitlisted', 5, 1), offerOpen: true },
+    ],
+    history: [
+      entry('r1', 'o', 'enrolled'), entry('r2', 'o', 'enrolled'), entry('r3', 'o', 'waitlisted'), entry('r4', 'o', 'waitlisted'), entry('r5', 'o', 'waitlisted'),
+      entry('r2', 'o', 'cancelled'), entry('r3', 'o', 'offered', 'system'), entry('r3', 'o', 'accepted'),
+      entry('r4', 'o', 'offered', 'system'), entry('r4', 'o', 'expired', 'system'), entry('r5', 'o', 'offered', 'system'),
+    ],
+  };
+}
+
+describe('invariant 9: an offer holds its seat until its deadline and ends once', () => {
+  test('offers accepted, expired and open: no violation', () => {
+    assert.deepEqual(checkInvariants(offerSnapshot()), []);
+  });
+
+  test('an offer both expired and accepted', () => {
+    const snapshot = offerSnapshot();
+    const expired = snapshot.history!.findIndex((e) => e.kind === 'expired');
+    snapshot.history!.splice(expired + 1, 0, entry('r4', 'o', 'accepted'));
+    snapshot.history!.forEach((e, i) => { e.id = i + 1; });
+    assert.deepEqual(checksFailed(snapshot), [OFFER_ONCE]);
+    assert.match(checkInvariants(snapshot)[0]!.detail, /r4 \(cancelled\): accepted \(entry \d+\) without an open offer/);
+  });
+
+  test('a seat held beyond capacity, and a held counter that is not the open offers', () => {
+    const over = offerSnapshot();
+    over.courses[0]!.capacity = 2;
+    assert.ok(checksFailed(over).includes(HELD), JSON.stringify(checkInvariants(over)));
+    const counter = offerSnapshot();
+    counter.courses[0]!.offered = 0;
+    assert.deepEqual(checksFailed(counter), [HELD]);
+  });
+
+  test('a row holding an offer its history never made, and a free seat while someone waits without one', () => {
+    const unrecorded = offerSnapshot();
+    unrecorded.history = unrecorded.history!.filter((e) => !(e.registrationId === 'r5' && e.kind === 'offered'));
+    assert.deepEqual(checksFailed(unrecorded), [OFFER_ONCE]);
+    const free = offerSnapshot();
+    free.registrations[4]!.offerOpen = false;
+    free.courses[0]!.offered = 0;
+    free.history!.pop();
+    assert.deepEqual(checksFailed(free), ['no free seat while someone waits']);
   });
 });

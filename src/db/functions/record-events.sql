@@ -9,6 +9,11 @@ LANGUAGE sql IMMUTABLE AS $$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A waitlist offer's events (offers.sql).
+    WHEN 'offered' THEN 'registration.offered'
+    WHEN 'accepted' THEN 'registration.offer-accepted'
+    WHEN 'declined' THEN 'registration.offer-declined'
+    WHEN 'expired' THEN 'registration.offer-expired'
     -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
     -- again changes nothing, so it has no type, as a reminder has none.
     WHEN 'joined' THEN 'queue.joined'

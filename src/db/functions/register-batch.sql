@@ -3,7 +3,8 @@
 -- memory, so a later member sees what an earlier one did (the same student twice in one batch:
 -- the second finds the first's registration), and each course row is written once. A member is
 -- refused when its course's window is closed (registrar_course_is_open, course-window.sql); else
--- it takes a seat while enrolled < capacity, else a waitlist place while waitlisted <
+-- it takes a seat while enrolled < capacity - offered (seats held by waitlist offers, offers.sql
+-- are not free), else a waitlist place while waitlisted <
 -- waitlist_capacity, else it is refused as full. For a course with a queue, a member that would
 -- get a seat or a waitlist place needs its admission (p_admission_hashes: the SHA-256 of the
 -- token, NULL without one): the admitted place of this course and student, within its time,
@@ -118,7 +119,7 @@ BEGIN
   IF p_lock_first THEN
     PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
   END IF;
-  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
+  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
@@ -331,7 +332,7 @@ BEGIN
         RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
         AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;

@@ -22,7 +22,14 @@ export type CourseRow = {
   queue_seed: Buffer | null;
   /** NULL: the course belongs to no term. */
   term_id: string | null;
+  /** 'offer': a freed seat is held for waitlist position 1 for offer_hours (offers.sql). */
+  promotion: Promotion;
+  offer_hours: number;
+  /** Seats held by open offers: enrolled + offered <= capacity. */
+  offered: number;
 };
+
+export type Promotion = 'automatic' | 'offer';
 
 export type QueueOrder = 'random' | 'arrival';
 
@@ -35,7 +42,7 @@ export type QueueSettings = {
 
 // The queue state's columns are read by subqueries, so a row lock (lockCourse) stays on courses.
 const COLUMNS = `id, title, capacity, waitlist_capacity, enrolled, waitlisted, opens_at, closes_at,
-  queue_order, queue_join_from, queue_admission_seconds, queue_verify_email, term_id,
+  queue_order, queue_join_from, queue_admission_seconds, queue_verify_email, term_id, promotion, offer_hours, offered,
   (SELECT sha256(s.seed) FROM queue_states s WHERE s.course_id = courses.id) AS queue_seed_sha256,
   (SELECT s.seed FROM queue_states s WHERE s.course_id = courses.id AND s.ordered_at IS NOT NULL) AS queue_seed`;
 
@@ -47,13 +54,16 @@ export type NewCourse = {
   opensAt: Date | null;
   closesAt: Date | null;
   termId: string | null;
+  promotion: Promotion;
+  offerHours: number;
 };
 
 /** Returns undefined when a course with this id already exists. */
 export async function insertCourse(sql: Sql | TransactionSql, course: NewCourse): Promise<CourseRow | undefined> {
   const [row] = await sql<CourseRow[]>`
-    INSERT INTO courses (id, title, capacity, waitlist_capacity, opens_at, closes_at, term_id)
-    VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity}, ${course.opensAt}, ${course.closesAt}, ${course.termId})
+    INSERT INTO courses (id, title, capacity, waitlist_capacity, opens_at, closes_at, term_id, promotion, offer_hours)
+    VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity}, ${course.opensAt}, ${course.closesAt}, ${course.termId},
+      ${course.promotion}, ${course.offerHours})
     ON CONFLICT (id) DO NOTHING
     RETURNING ${sql.unsafe(COLUMNS)}`;
   return row;
@@ -78,14 +88,19 @@ export async function lockCourse(tx: TransactionSql, id: string): Promise<Course
   return row;
 }
 
-export type CourseSettings = Pick<NewCourse, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt'>;
+export type CourseSettings = Pick<NewCourse, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'promotion' | 'offerHours'>;
 
 export async function updateCourseSettings(tx: TransactionSql, id: string, settings: CourseSettings): Promise<void> {
   await tx`
     UPDATE courses SET title = ${settings.title}, capacity = ${settings.capacity},
       waitlist_capacity = ${settings.waitlistCapacity}, opens_at = ${settings.opensAt},
-      closes_at = ${settings.closesAt}, updated_at = now()
+      closes_at = ${settings.closesAt}, promotion = ${settings.promotion}, offer_hours = ${settings.offerHours}, updated_at = now()
     WHERE id = ${id}`;
+}
+
+/** Expires the course's offers past their deadline and offers their seats on (offers.sql). Needs the course lock. */
+export async function settleCourseOffers(tx: TransactionSql, id: string): Promise<void> {
+  await tx`SELECT registrar_settle_offers(${id})`;
 }
 
 /** Moves the course into a term (null: none). Needs the course lock, and no active registration

@@ -2,7 +2,7 @@
 // 'reminder'), each with who made the change and why (src/db/functions/record-events.sql).
 import type { Sql } from '../database.ts';
 
-export type HistoryKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled';
+export type HistoryKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'offered' | 'accepted' | 'declined' | 'expired';
 export type HistoryActor = 'student' | 'admin' | 'import' | 'system';
 
 /** One entry as stored: a registration event with its actor and reason. */

@@ -16,6 +16,8 @@ export type RegistrationRow = {
   status: RegistrationStatus;
   waitlist_position: number | null;
   created_at: string | Date;
+  /** The deadline of the registration's open waitlist offer (offers.sql), or null. */
+  offer_until: string | Date | null;
 };
 
 /** Registrations per transaction, at most. */
