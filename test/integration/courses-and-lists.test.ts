@@ -9,7 +9,7 @@ import { useStack } from '../support/stack.ts';
 
 const stack = useStack();
 
-const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'opensAt', 'queue', 'seatsLeft', 'term', 'title', 'waitlistCapacity', 'waitlisted'];
+const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'offerHours', 'offered', 'opensAt', 'promotion', 'queue', 'seatsLeft', 'term', 'title', 'waitlistCapacity', 'waitlisted'];
 
 describe('courses', () => {
   test('GET /courses lists every course with its seats, in the shape of GET /courses/{id}', async () => {
@@ -22,6 +22,7 @@ describe('courses', () => {
     assert.deepEqual(Object.keys(listed).sort(), COURSE_FIELDS);
     assert.deepEqual(listed, {
       id: course, title: 'Listed', capacity: 3, waitlistCapacity: 1, enrolled: 3, waitlisted: 1, seatsLeft: 0, opensAt: null, closesAt: null, queue: null, term: null,
+      promotion: 'automatic', offerHours: 48, offered: 0,
     });
     assert.deepEqual((await stack.server.client.request('GET', `/courses/${course}`)).body, listed);
   });
@@ -107,7 +108,7 @@ describe('the API document', () => {
     assert.match(doc.openapi, /^3\./);
     for (const [path, methods] of Object.entries({
       '/courses': ['get', 'post'], '/courses/{id}': ['get', 'patch'], '/register': ['post'],
-      '/registrations/{id}': ['get', 'delete'], '/courses/{id}/registrations': ['get'], '/courses/{id}/registrations.csv': ['get'],
+      '/registrations/{id}': ['get', 'delete'], '/registrations/{id}/offer/accept': ['post'], '/registrations/{id}/offer/decline': ['post'], '/courses/{id}/registrations': ['get'], '/courses/{id}/registrations.csv': ['get'],
       '/imports': ['get', 'post'], '/imports/{id}': ['get'], '/webhooks': ['get', 'post'], '/webhooks/{id}': ['delete'],
       '/webhooks/{id}/deliveries': ['get'], '/admin/mail': ['get'], '/health': ['get'],
     })) {
