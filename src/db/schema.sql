@@ -1772,6 +1772,9 @@ AS $function$
 DECLARE
   v_count integer;
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id AND offered > 0) THEN
+    RETURN 0;
+  END IF;
   v_count := registrar_end_offers(p_course_id, ARRAY(
     SELECT id FROM registrations
     WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()

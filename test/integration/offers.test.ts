@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { settleDueOffers } from '../../src/domain/offers.service.ts';
 import { eventually } from '../support/eventually.ts';
-import { student } from '../support/factories.ts';
+import { newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { useStack } from '../support/stack.ts';
@@ -137,6 +137,23 @@ describe('a freed seat offered to waitlist position 1', () => {
     const course2 = await client().request('GET', `/courses/${course}`);
     assert.deepEqual([course2.body.enrolled, course2.body.offered, course2.body.waitlisted], [0, 0, 0]);
     await assertEveryEmailOnce(course);
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('a declined or expired offer frees the student\'s place in the term\'s limit', async () => {
+    const term = await newTerm(client(), 1);
+    const course = `offers-term-${process.pid}`;
+    assert.equal((await client().admin('POST', '/courses', { id: course, title: 'Term offers', capacity: 1, waitlistCapacity: 3, promotion: 'offer', term })).status, 201);
+    const other = `offers-term-other-${process.pid}`;
+    assert.equal((await client().admin('POST', '/courses', { id: other, title: 'Other', capacity: 5, term })).status, 201);
+    const [ann, bob, cy] = await registerAll(course, 3, 'term');
+    assertProblem(await client().register(student(other, 1, 'term-')), 409, 'limit-reached', 'bob holds his one place of the term');
+    await client().admin('DELETE', `/registrations/${ann!.id}`);
+    assert.equal((await answerOffer(bob!, 'decline')).status, 200);
+    assert.equal((await client().register(student(other, 1, 'term-'))).status, 201, 'declined: bob may register elsewhere in the term');
+    await moveDeadline(cy!.id, -1);
+    assert.equal((await get(cy!)).body.status, 'cancelled');
+    assert.equal((await client().register(student(other, 2, 'term-'))).status, 201, 'expired: so may cy');
     await assertInvariants(stack.db.sql);
   });
 

@@ -86,11 +86,15 @@ $$;
 
 -- Expires every offer of the course whose deadline has come (offer_until <= the clock, read
 -- under the lock) and offers the freed seats on. Needs the course lock. Returns how many expired.
+-- A course without open offers (its counter, under the lock) is answered by its row alone.
 CREATE OR REPLACE FUNCTION registrar_settle_offers(p_course_id text) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   v_count integer;
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id AND offered > 0) THEN
+    RETURN 0;
+  END IF;
   v_count := registrar_end_offers(p_course_id, ARRAY(
     SELECT id FROM registrations
     WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()
