@@ -688,7 +688,6 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_courses_with_due_offers()
  RETURNS SETOF text
  LANGUAGE sql
- STABLE
 AS $function$
   SELECT DISTINCT course_id FROM registrations WHERE offer_until IS NOT NULL AND offer_until <= clock_timestamp()
 $function$;
@@ -837,7 +836,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_offer_hours_text(p_hours double precision)
  RETURNS text
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT rtrim(rtrim(to_char(p_hours::numeric, 'FM999990.999999'), '0'), '.') || ' h'
 $function$;

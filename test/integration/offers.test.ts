@@ -248,6 +248,10 @@ describe('accepts, declines and cancels racing the deadline', () => {
         if (n % 7 === 0) inFlight.push(new Promise((resolve) => setTimeout(resolve, Math.max(0, offer.until_ms - 100))).then(() => client().request('DELETE', `/registrations/${r.id}`, { token: r.manageToken })));
       }
       if (round % 3 === 0) inFlight.push(settleDueOffers(stack.db.sql));
+      // Seats taken and held, counted from the rows at this moment: never more than the capacity.
+      const [held] = await stack.db.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM registrations WHERE course_id = ${course} AND (status = 'enrolled' OR offer_until IS NOT NULL)`;
+      assert.ok(held!.n <= seats, `${held!.n} seats taken or held of ${seats}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await Promise.all(inFlight);

@@ -7,7 +7,7 @@
 
 -- "48 h", "0.5 h": an offer's length as the history and the emails say it.
 CREATE OR REPLACE FUNCTION registrar_offer_hours_text(p_hours double precision) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
   SELECT rtrim(rtrim(to_char(p_hours::numeric, 'FM999990.999999'), '0'), '.') || ' h'
 $$;
 
@@ -156,7 +156,8 @@ END
 $$;
 
 -- The open offers whose deadline has come, by course: what the job worker's tick settles.
+-- VOLATILE, as clock_timestamp() is.
 CREATE OR REPLACE FUNCTION registrar_courses_with_due_offers() RETURNS SETOF text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql VOLATILE AS $$
   SELECT DISTINCT course_id FROM registrations WHERE offer_until IS NOT NULL AND offer_until <= clock_timestamp()
 $$;
