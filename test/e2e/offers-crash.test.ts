@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import postgres from 'postgres';
+import { eventually } from '../support/eventually.ts';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import { student } from '../support/factories.ts';
 import { Client, TEST_ADMIN_TOKEN } from '../support/http.ts';
@@ -35,16 +36,6 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    assert.ok(Date.now() < deadline, `${what}: not reached in ${timeoutMs} ms (last: ${JSON.stringify(value)})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const jobWorkers = () => sql!<{ pid: number }[]>`SELECT DISTINCT pid FROM job_worker_heartbeats WHERE seen_at > now() - interval '3 seconds'`;
 
 test('SIGKILL of the job worker across an offer\'s deadline: the replacement expires it once and offers the seat on', async () => {
@@ -65,7 +56,7 @@ test('SIGKILL of the job worker across an offer\'s deadline: the replacement exp
   const created = [];
   for (let i = 0; i < 3; i += 1) created.push((await client.register(student(course, i, 'oc'))).body);
   const [ann, bob, cy] = created;
-  const [first] = await until(jobWorkers, (rows) => rows.length === 1, 'a job worker heartbeat');
+  const [first] = await eventually(jobWorkers, (rows) => rows.length === 1, 90_000);
   const killed = first!.pid;
 
   assert.equal((await client.request('DELETE', `/registrations/${ann.id}`, { token: ann.manageToken })).status, 200);
@@ -75,11 +66,11 @@ test('SIGKILL of the job worker across an offer\'s deadline: the replacement exp
   // The job worker dies before the deadline; from here on nobody reads or changes the course.
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, offer!.left_ms - 2_000)));
   process.kill(killed, 'SIGKILL');
-  await until(async () => isAlive(killed), (alive) => !alive, 'the job worker gone');
+  await eventually(async () => isAlive(killed), (alive) => !alive, 90_000);
 
-  const expired = await until(() => sql!<{ kind: string; actor: string; reason: string }[]>`
-    SELECT kind, actor, reason FROM registration_events WHERE registration_id = ${bob.id} AND kind = 'expired'`, (rows) => rows.length > 0, 'the offer expired by the replacement');
-  const [replacement] = await until(jobWorkers, (rows) => rows.length === 1 && rows[0]!.pid !== killed, 'a replacement job worker');
+  const expired = await eventually(() => sql!<{ kind: string; actor: string; reason: string }[]>`
+    SELECT kind, actor, reason FROM registration_events WHERE registration_id = ${bob.id} AND kind = 'expired'`, (rows) => rows.length > 0, 90_000);
+  const [replacement] = await eventually(jobWorkers, (rows) => rows.length === 1 && rows[0]!.pid !== killed, 90_000);
   assert.notEqual(replacement!.pid, killed);
   assert.deepEqual(expired.map((e) => ({ ...e })), [{ kind: 'expired', actor: 'system', reason: 'offer expired after 0.002 h' }]);
   const [decided] = await sql<{ after_deadline: boolean }[]>`
@@ -89,7 +80,7 @@ test('SIGKILL of the job worker across an offer\'s deadline: the replacement exp
   assert.ok(decided!.after_deadline, 'the expiry was decided at the deadline, not before');
 
   // The seat passed to cy, once; a later tick changes nothing.
-  const cyOffer = await until(() => sql!<{ kind: string }[]>`SELECT kind FROM registration_events WHERE registration_id = ${cy.id} ORDER BY id`, (rows) => rows.some((r) => r.kind === 'offered'), 'cy offered the seat');
+  const cyOffer = await eventually(() => sql!<{ kind: string }[]>`SELECT kind FROM registration_events WHERE registration_id = ${cy.id} ORDER BY id`, (rows) => rows.some((r) => r.kind === 'offered'), 90_000);
   assert.deepEqual(cyOffer.map((r) => r.kind), ['waitlisted', 'offered']);
   await new Promise((resolve) => setTimeout(resolve, 2_500));
   const ends = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registration_events WHERE course_id = ${course} AND kind IN ('expired', 'offered')`;
@@ -101,7 +92,7 @@ test('SIGKILL of the job worker across an offer\'s deadline: the replacement exp
   // Every email of the course once: bob's offer and its expiry included.
   const events = await sql<{ id: string; kind: string; registration_id: string }[]>`SELECT id::text, kind, registration_id FROM registration_events WHERE course_id = ${course}`;
   const expected = new Set(events.map((e) => `<registrar.${e.registration_id}.${e.kind}.${e.id}@127.0.0.1>`));
-  await until(async () => new Set(smtp.messages.map((m) => m.messageId).filter((id) => expected.has(id))).size, (n) => n === expected.size, 'every email of the offers');
+  await eventually(async () => new Set(smtp.messages.map((m) => m.messageId).filter((id) => expected.has(id))).size, (n) => n === expected.size, 90_000);
   const copies = smtp.messages.filter((m) => expected.has(m.messageId)).length - expected.size;
   assert.ok(copies <= 1, `${copies} copies: at most the one in flight at the kill`);
   await assertInvariants(sql);
