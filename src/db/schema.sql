@@ -849,11 +849,12 @@ DECLARE
   v_course courses;
   v_offered uuid[];
   v_count integer;
+  v_at timestamptz := clock_timestamp();
 BEGIN
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
   WITH offered AS (
-    UPDATE registrations SET offered_at = clock_timestamp(),
-      offer_until = clock_timestamp() + make_interval(secs => v_course.offer_hours * 3600), updated_at = now()
+    UPDATE registrations SET offered_at = v_at,
+      offer_until = v_at + make_interval(secs => v_course.offer_hours * 3600), updated_at = now()
     WHERE id IN (SELECT registrar_next_waiting(v_course))
     RETURNING id, seq
   )

@@ -95,6 +95,8 @@ describe('a freed seat offered to waitlist position 1', () => {
     const late = await client().register(student(course, 9, 'late-'));
     assert.equal(late.body.status, 'waitlisted', 'a newcomer does not take the held seat');
     assert.deepEqual(await entriesOf(course, 'offered'), [{ registration_id: bob!.id, actor: 'system', reason: 'offered: seat freed by a cancel; held for 2 h' }]);
+    const [held] = await stack.db.sql<{ hours: number }[]>`SELECT extract(epoch FROM offer_until - offered_at)::float8 / 3600 AS hours FROM registrations WHERE id = ${bob!.id}`;
+    assert.equal(held!.hours, 2, 'held for exactly offerHours');
 
     assertProblem(await answerOffer(bob!, 'accept', cy!.manageToken), 401, 'unauthorized', 'an accept with another registration\'s token');
     assertProblem(await answerOffer(cy!, 'accept'), 409, 'no-offer', 'an accept without an offer');
