@@ -3,6 +3,7 @@
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
+import { inRegistrationTurn } from '../registration-turns.ts';
 import { type RetryOptions, retryTransaction, runBatch, settledValue } from '../retry-policy.ts';
 
 export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
@@ -138,7 +139,7 @@ export async function remindRegistration(sql: Sql, registrationId: string): Prom
 }
 
 const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
-  run: (batch: RegisterParams[]) => registerBatch(sql, batch),
+  run: (batch: RegisterParams[]) => inRegistrationTurn(sql, () => registerBatch(sql, batch)),
   maxBatch: GROUP_COMMIT_MAX_BATCH,
   maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
   onBatch: (size) => batchObservers.get(sql)?.(size),
