@@ -197,6 +197,16 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     await assertNothingLeft(benchDir(run));
   });
 
+  test('rush --multi 30: single-course only and with requests for three courses, side by side, the invariants checked in both', async () => {
+    const run = await runBench(['rush', '--multi', '30', '--students', '300', '--courses', '5', '--concurrency', '32', '--hot-capacity', '20', '--warmup', '20', '--email-timeout-ms', '0', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^single-course only +306 +0 +\d+ /m, explain(run));
+    assert.match(run.stdout, /^30% ask for 3 courses at once +306 +[1-9]\d* +\d+ /m, explain(run));
+    assert.match(run.stdout, /Multi-course throughput: \d+% of single-course/);
+    assert.match(run.stdout, /^Invariants: passed/m);
+    await assertNothingLeft(benchDir(run));
+  });
+
   test('rush --hot-full --compare-db: the full course refuses, the freed-slot trials run, PostgreSQL alone beside the service', async () => {
     // A wide margin: the check must run and be reported here; its bound is not under test on a busy CI machine.
     const run = await runBench(['rush', '--hot-full', '--students', '300', '--concurrency', '32', '--warmup', '20', '--freed-slot-margin-ms', '5000', '--compare-db', '--report-dir', reportDir]);
