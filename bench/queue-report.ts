@@ -176,6 +176,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
       : settings.order === 'random'
         ? `Random order: the seed ${ordering.commitmentHolds ? 'matches' : 'DOES NOT match'} the SHA-256 shown before opening; ${ordering.checked} places re-ranked from sha256(seed || id): ${ordering.mismatches} differ from the ranks used.${joinedNote(ordering)}`
         : `Arrival order: ${ordering.checked} ranks against the join order: ${ordering.mismatches} differ.${joinedNote(ordering)}`,
+    `Students' polls waiting in the bench for a connection: at most ${Math.max(0, ...rush.samples.map((x) => x.pollsWaiting))} (sampled each second; a backlog means the service answered polls slower than the students asked).`,
     `Places at the end: ${statusOf('registered')} registered, ${statusOf('sold-out')} sold-out, ${statusOf('expired')} expired, ${statusOf('waiting')} waiting, ${statusOf('admitted')} admitted.`,
   ];
   const etaTable: TextTable = {

@@ -66,6 +66,11 @@ export type QueueRushSettings = {
 };
 
 const FINAL = new Set(['registered', 'expired', 'sold-out', 'left']);
+
+/** A place in this status never changes again (its stream ends). */
+export function isFinalStatus(status: string): boolean {
+  return FINAL.has(status);
+}
 const REGISTER_ATTEMPTS = 5;
 const REGISTER_RETRY_MS = 500;
 const MONITOR_EVERY_MS = 1_000;

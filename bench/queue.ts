@@ -13,7 +13,7 @@ import { startProgress } from './progress.ts';
 import { formatMs, summarize } from './stats.ts';
 import type { PlaceFacts } from './queue-checks.ts';
 import { renderQueueReport } from './queue-report.ts';
-import { type PlaceListener, type QueueRushResult, type QueueStudent, runQueueRush } from './queue-rush.ts';
+import { isFinalStatus, type PlaceListener, type QueueRushResult, type QueueStudent, runQueueRush } from './queue-rush.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
@@ -261,7 +261,8 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
     if (!stream) continue;
     streams.messages += stream.messages;
     if (stream.state === 'open') streams.stillOpen += 1;
-    else if (stream.state === 'ended' && student.done) streams.endedByServer += 1;
+    // The last status seen, also from a message after the opening ended (it sets no `done`).
+    else if (stream.state === 'ended' && isFinalStatus(student.status)) streams.endedByServer += 1;
     else {
       streams.dropped += 1;
       // Grouped by reason, last status seen and the 10 s after opening in which it ended.

@@ -447,6 +447,20 @@ AS $function$
     WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key)
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_admission_rate(p_at timestamp with time zone[], p_admitted integer[], p_now timestamp with time zone)
+ RETURNS double precision
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(sum(w.weight * w.admitted) / nullif(sum(w.weight * w.seconds), 0), 0)
+  FROM (
+    SELECT s.admitted,
+      greatest(coalesce(extract(epoch FROM s.at - lag(s.at) OVER (ORDER BY s.at))::float8, 1), 0) AS seconds,
+      exp(-greatest(extract(epoch FROM p_now - s.at)::float8, 0) / 10.0) AS weight
+    FROM unnest(p_at, p_admitted) AS s (at, admitted)
+  ) w
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_admit(p_course text, p_floor integer DEFAULT 50, p_headroom_seconds double precision DEFAULT 2)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -469,8 +483,6 @@ DECLARE
   v_told uuid[];
   v_window_registered bigint;
   v_window_outstanding float8;
-  v_minute_admitted bigint;
-  v_minute_seconds float8;
 BEGIN
   SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
   IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
@@ -491,7 +503,7 @@ BEGIN
   )
   SELECT count(*) INTO v_expired FROM expired;
 
-  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+  SELECT (c.capacity - c.enrolled - c.offered) + (c.waitlist_capacity - c.waitlisted),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
     INTO v_room, v_outstanding, v_registered_total
@@ -542,8 +554,6 @@ BEGIN
   v_state.sample_admitted := ARRAY(SELECT v_state.sample_admitted[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_admitted;
   v_state.sample_registered := ARRAY(SELECT v_state.sample_registered[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_registered;
   v_state.sample_outstanding := ARRAY(SELECT v_state.sample_outstanding[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || (v_outstanding + v_admitted);
-  SELECT sum(a), greatest(extract(epoch FROM now() - min(at)), 1) INTO v_minute_admitted, v_minute_seconds
-    FROM unnest(v_state.sample_at, v_state.sample_admitted) AS s (at, a);
 
   UPDATE queue_states SET
     passed = greatest(passed, coalesce(v_last_rank, 0)),
@@ -553,7 +563,7 @@ BEGIN
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
     sample_registered = v_state.sample_registered, sample_outstanding = v_state.sample_outstanding,
-    admission_rate = v_minute_admitted / v_minute_seconds
+    admission_rate = registrar_admission_rate(v_state.sample_at, v_state.sample_admitted, now())
   WHERE course_id = p_course;
   RETURN jsonb_build_object('outcome', CASE WHEN v_room <= 0 THEN 'sold-out' ELSE 'admitting' END,
     'admitted', v_admitted, 'expired', v_expired, 'soldOut', v_sold_out,
@@ -1227,10 +1237,11 @@ AS $function$
   SELECT jsonb_build_object(
     'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
     'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
-    'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
-    'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
+    'rank', p.rank,
+    'position', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed END,
+    'ahead', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed - 1 END,
+    'estimated_wait_seconds', CASE WHEN p.status = 'waiting' AND s.admission_rate > 0 THEN ceil((p.rank - s.passed) / s.admission_rate)::bigint END,
     'joined_at', p.joined_at, 'admitted_until', p.admitted_until)
-  FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_places_read(p_ids uuid[], p_token_hashes text[])
@@ -1238,8 +1249,13 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_places_read(p_ids uuid[], p_to
  LANGUAGE plpgsql
 AS $function$
 BEGIN
-  PERFORM registrar_queue_order(s.course_id) FROM queue_states s
-  WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  -- Only when some queued course is due and not ordered (a moment after its opensAt): the
+  -- batch's places are looked up for it then, not on every read before or after.
+  IF EXISTS (SELECT 1 FROM queue_states s JOIN courses c ON c.id = s.course_id
+             WHERE s.ordered_at IS NULL AND c.queue_order IS NOT NULL AND (c.opens_at IS NULL OR c.opens_at <= now())) THEN
+    PERFORM registrar_queue_order(s.course_id) FROM queue_states s
+    WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  END IF;
   RETURN QUERY
     SELECT k.n, registrar_queue_place_row(p, s),
       (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id)

@@ -13,9 +13,13 @@
 // for want of an admission): a registration without an admission for one of them is refused
 // here, with no read at all (a student registered already sent their admission the first time,
 // and a retry sends it again). Trusted for the same delay, so a queue removed is seen by
-// every process within it.
+// every process within it. Under overload a longer memory (QUEUED_COURSE_MEMORY_MS) decides what
+// load shedding does with a registration for the course (src/http/load-shedding.ts).
 
 export const FULL_COURSE_RECHECK_MS = 250;
+
+/** How long a course the database last said was queued is taken as queued by load shedding. */
+export const QUEUED_COURSE_MEMORY_MS = 60_000;
 
 export type FullCoursesOptions = {
   /** How long the database's "full" is trusted; FULL_COURSE_RECHECK_MS unless set. */
@@ -25,6 +29,7 @@ export type FullCoursesOptions = {
 export class FullCourses {
   private readonly fullUntil = new Map<string, number>();
   private readonly queuedUntil = new Map<string, number>();
+  private readonly queuedRecentlyUntil = new Map<string, number>();
   private readonly recheckMs: number;
 
   constructor(options: FullCoursesOptions = {}) {
@@ -44,14 +49,22 @@ export class FullCourses {
     return this.holds(this.queuedUntil, courseId);
   }
 
+  /** The database said the course was queued within QUEUED_COURSE_MEMORY_MS (isQueued or not). */
+  wasQueuedRecently(courseId: string): boolean {
+    return this.holds(this.queuedRecentlyUntil, courseId);
+  }
+
   markQueued(courseId: string): void {
-    this.queuedUntil.set(courseId, performance.now() + this.recheckMs);
+    const now = performance.now();
+    this.queuedUntil.set(courseId, now + this.recheckMs);
+    this.queuedRecentlyUntil.set(courseId, now + QUEUED_COURSE_MEMORY_MS);
   }
 
   /** A seat or waitlist place may have been freed here, or the queue changed: ask the database next time. */
   forget(courseId: string): void {
     this.fullUntil.delete(courseId);
     this.queuedUntil.delete(courseId);
+    this.queuedRecentlyUntil.delete(courseId);
   }
 
   private holds(untilByCourse: Map<string, number>, courseId: string): boolean {

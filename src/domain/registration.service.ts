@@ -40,6 +40,12 @@ function notAdmitted(courseId: string): DomainError {
   return new DomainError('not-admitted', `"${courseId}" registers through its queue: send the admission of your admitted place (POST /courses/${courseId}/queue, then GET /queue/{id})`);
 }
 
+/** The refusal of a registration without an admission for a course known queued, from memory (counted). */
+export function refuseWithoutAdmission(sql: Sql, courseId: string): DomainError {
+  countFastRefusal(sql);
+  return notAdmitted(courseId);
+}
+
 /** Told the size of each registration batch of this pool (the metrics' histogram). */
 export { observeRegistrationBatches } from '../db/queries/registrations.queries.ts';
 
@@ -51,10 +57,7 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
   const fullCourses = fullCoursesOf(sql);
   const queued = fullCourses.isQueued(input.course);
   // A course known to have a queue, and no admission: refused from memory, no read at all.
-  if (input.admission === undefined && queued) {
-    countFastRefusal(sql);
-    throw notAdmitted(input.course);
-  }
+  if (input.admission === undefined && queued) throw refuseWithoutAdmission(sql, input.course);
   // A course known full: no transaction, only a batched read. A key with a stored answer (or its
   // request in progress) goes the usual path, so the database replays that answer (or answers
   // 409 in progress). Otherwise, with a key or without: a student registered already is answered

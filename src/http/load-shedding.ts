@@ -3,10 +3,27 @@
 // the event loop falling behind, the heap nearly full (src/observability/process-pressure.ts),
 // and the queue for database connections growing past a bound. Operations routes (health,
 // metrics, dashboard, docs) are never shed: they are how an operator sees the overload.
-import type { FastifyRequest } from 'fastify';
+//
+// A registration for a queued course is decided by its body, not shed blind (SPEC's "an admitted
+// student never meets a 503"; issue 14). Overloaded, a POST /register announcing a body of at
+// most DEFERRED_BODY_MAX_BYTES is parsed and validated first (a longer one, or one without a
+// Content-Length, is shed unread, as any request). Then, if the database said within
+// QUEUED_COURSE_MEMORY_MS that its course is queued (src/domain/full-courses.ts):
+// - with an admission: never shed. How many there are is bounded by the admission pacing; only
+//   the database can tell a forged one, at two index probes.
+// - without: answered 403 not-admitted from memory, cheaper than a 503 and true. Once the
+//   short memory (FULL_COURSE_RECHECK_MS) has lapsed, one such request per course at a time
+//   goes to the database instead, so its answer renews both memories, or ends the long one when
+//   the course has no queue any more.
+// A registration for any other course is shed with 503 as everything else is.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Sql } from '../db/database.ts';
+import { fullCoursesOf } from '../domain/full-courses.ts';
+import { refuseWithoutAdmission } from '../domain/registration.service.ts';
 import { watchProcessPressure } from '../observability/process-pressure.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
 import type { App } from './app.ts';
+import { domainProblem } from './error-handler.ts';
 import { problem, RETRY_AFTER_SECONDS, sendProblem } from './problem.ts';
 
 export type SheddingOptions = {
@@ -20,13 +37,27 @@ export type SheddingOptions = {
 
 const NEVER_SHED = /^\/(health|metrics|dashboard|docs|openapi\.json|manage\/)/;
 
+/** A registration's JSON is a few hundred bytes: one announced up to this is read before deciding. */
+const DEFERRED_BODY_MAX_BYTES = 4096;
+
 function exempt(request: FastifyRequest): boolean {
   return NEVER_SHED.test(request.url);
 }
 
-export function registerLoadShedding(app: App, tracker: RequestTracker, options: SheddingOptions): void {
+function isSmallRegistration(request: FastifyRequest): boolean {
+  if (request.method !== 'POST' || request.routeOptions.url !== '/register') return false;
+  const length = Number(request.headers['content-length'] ?? Number.NaN);
+  return length <= DEFERRED_BODY_MAX_BYTES;
+}
+
+export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql, options: SheddingOptions): void {
   const pressure = watchProcessPressure();
   app.addHook('onClose', async () => pressure.stop());
+  const fullCourses = fullCoursesOf(sql);
+  /** Registrations whose shedding waits for their body. */
+  const deferred = new WeakSet<FastifyRequest>();
+  /** Per queued course, the registration without an admission sent to the database to renew the memory. */
+  const rechecks = new Map<string, FastifyRequest>();
 
   function overloadedBy(): string | undefined {
     if (pressure.eventLoopDelayMs() > options.maxEventLoopDelayMs) return 'event loop delay';
@@ -35,11 +66,43 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, options:
     return undefined;
   }
 
+  function shed(reply: FastifyReply, signal: string): FastifyReply {
+    tracker.countShed();
+    return sendProblem(reply, problem(503, 'overloaded', `The service is overloaded (${signal}); retry in ${RETRY_AFTER_SECONDS} s`));
+  }
+
   app.addHook('onRequest', async function shedWhenOverloaded(request, reply) {
     if (exempt(request)) return;
     const signal = overloadedBy();
     if (signal === undefined) return;
-    tracker.countShed();
-    return sendProblem(reply, problem(503, 'overloaded', `The service is overloaded (${signal}); retry in ${RETRY_AFTER_SECONDS} s`));
+    if (isSmallRegistration(request)) {
+      deferred.add(request);
+      return;
+    }
+    return shed(reply, signal);
+  });
+
+  app.addHook('preHandler', async function shedRegistrationByCourse(request, reply) {
+    if (!deferred.has(request)) return;
+    const signal = overloadedBy();
+    if (signal === undefined) return;
+    const { course, admission } = request.body as { course: string; admission?: string };
+    if (!fullCourses.wasQueuedRecently(course)) return shed(reply, signal);
+    if (admission !== undefined || fullCourses.isQueued(course)) return; // the database decides; the route refuses from memory
+    if (rechecks.has(course)) return sendProblem(reply, domainProblem(refuseWithoutAdmission(sql, course)));
+    rechecks.set(course, request);
+  });
+
+  function endRecheck(request: FastifyRequest): void {
+    const course = (request.body as { course?: string } | undefined)?.course;
+    if (course === undefined || rechecks.get(course) !== request) return;
+    rechecks.delete(course);
+    if (!fullCourses.isQueued(course)) fullCourses.forget(course); // the database did not say "queued" again
+  }
+  app.addHook('onResponse', async function endRegistrationRecheck(request) {
+    endRecheck(request);
+  });
+  app.addHook('onRequestAbort', async function abandonRegistrationRecheck(request) {
+    endRecheck(request);
   });
 }

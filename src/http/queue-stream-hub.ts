@@ -1,12 +1,13 @@
 // One process's open streams of queue places (GET /queue/{id}/events). One timer for all of
 // them: every second one statement reads every watched place (readQueuePlaces), and a stream is
-// written only when its place's JSON changed, at most once a second; no stream has a timer or a
-// query of its own, and nothing needs LISTEN (so it works through PgBouncer's transaction pooling).
+// written only when its place changed enough to tell (shouldSend), at most once a second; no
+// stream has a timer or a query of its own, and nothing needs LISTEN (so it works through
+// PgBouncer's transaction pooling).
 import type { ServerResponse } from 'node:http';
 import type { Sql } from '../db/database.ts';
 import type { QueuePlaceView } from '../domain/queue.service.ts';
 import { isFinalQueueStatus, readQueuePlaces } from '../domain/queue-watch.service.ts';
-import { toQueuePlace } from './schemas/queue.schemas.ts';
+import { type QueuePlace, toQueuePlace } from './schemas/queue.schemas.ts';
 
 export type QueueStreamHubOptions = {
   sql: Sql;
@@ -14,6 +15,8 @@ export type QueueStreamHubOptions = {
   tickMs?: number;
   /** A comment line this long after a stream's last write keeps proxies and idle timeouts off it. */
   keepAliveMs?: number;
+  /** A change of position and estimate alone, too small to send at once, is sent this long after the stream's last message. */
+  positionRefreshMs?: number;
   /** Called with the number of open streams whenever it changes (the metrics' gauge). */
   onCount?: (streams: number) => void;
   /** A failed read of the places (the database down): logged once until a read succeeds again. */
@@ -28,6 +31,10 @@ type Stream = {
   /** Shown in the messages where the place is admitted (null for the admin). */
   admission: string | null;
   lastJson: string;
+  /** The last message's JSON with its figures (position, ahead, estimate) blanked: what is not a countdown. */
+  lastShape: string;
+  /** The position in the last message. */
+  lastPosition: number | null;
   lastMessageAt: number;
   lastWriteAt: number;
   /**
@@ -45,10 +52,27 @@ type Stream = {
  */
 const TICK_SLACK_MS = 50;
 
+/**
+ * Each admission tick moves every waiting place's position, so sending every change would send
+ * every stream a message a second through an opening. A position change alone (with its `ahead`
+ * and estimate) is sent once the position fell by at least this fraction of the one last sent
+ * (at least one place), or positionRefreshMs after the last message: a place 10,000 back hears
+ * every 5 s, one 20 back each time two places go, and the page counts its estimate down in
+ * between. Anything else (status, admission, `admittedUntil`, a position or estimate appearing
+ * or going away) is sent at the next tick.
+ */
+const POSITION_STEP_FRACTION = 0.1;
+
+function shapeOf(place: QueuePlace): string {
+  const blank = (figure: number | null) => (figure === null ? null : 0);
+  return JSON.stringify({ ...place, position: blank(place.position), ahead: blank(place.ahead), estimatedWaitSeconds: blank(place.estimatedWaitSeconds) });
+}
+
 export class QueueStreamHub {
   private readonly sql: Sql;
   private readonly tickMs: number;
   private readonly keepAliveMs: number;
+  private readonly positionRefreshMs: number;
   private readonly onCount: (streams: number) => void;
   private readonly onReadFailed: (error: unknown) => void;
   private readonly byPlace = new Map<string, Set<Stream>>();
@@ -62,6 +86,7 @@ export class QueueStreamHub {
     this.sql = options.sql;
     this.tickMs = options.tickMs ?? 1_000;
     this.keepAliveMs = options.keepAliveMs ?? 15_000;
+    this.positionRefreshMs = options.positionRefreshMs ?? 5_000;
     this.onCount = options.onCount ?? (() => undefined);
     this.onReadFailed = options.onReadFailed ?? (() => undefined);
   }
@@ -76,7 +101,7 @@ export class QueueStreamHub {
    * hub stops. The response's headers are the route's to write.
    */
   open(response: ServerResponse, place: QueuePlaceRow, options: { admission: string | null; firstId: number }): void {
-    const stream: Stream = { placeId: place.id, response, admission: options.admission, lastJson: '', lastMessageAt: 0, lastWriteAt: 0, nextId: options.firstId };
+    const stream: Stream = { placeId: place.id, response, admission: options.admission, lastJson: '', lastShape: '', lastPosition: null, lastMessageAt: 0, lastWriteAt: 0, nextId: options.firstId };
     this.send(stream, place, Date.now());
     if (this.stopped || isFinalQueueStatus(place.status)) {
       response.end();
@@ -135,9 +160,21 @@ export class QueueStreamHub {
     }
   }
 
-  /** Writes the place's message unless it shows nothing new; whether the stream has it now. */
+  /** Whether a message with this shape and position is due on the stream (POSITION_STEP_FRACTION). */
+  private shouldSend(stream: Stream, shape: string, position: number | null, now: number): boolean {
+    if (shape !== stream.lastShape) return true;
+    const last = stream.lastPosition;
+    if (position === null || last === null) return false; // the same shape: both null
+    if (last - position >= Math.max(1, last * POSITION_STEP_FRACTION) || position > last) return true;
+    return now - stream.lastMessageAt >= this.positionRefreshMs - TICK_SLACK_MS;
+  }
+
+  /** Writes the place's message if one is due; whether the stream is up to date now. */
   private send(stream: Stream, place: QueuePlaceRow, now: number): boolean {
-    const json = JSON.stringify(toQueuePlace(place, place.status === 'admitted' ? stream.admission : null));
+    const view = toQueuePlace(place, place.status === 'admitted' ? stream.admission : null);
+    const shape = shapeOf(view);
+    if (!this.shouldSend(stream, shape, view.position, now)) return true;
+    const json = JSON.stringify(view);
     if (json === stream.lastJson) return true;
     // A client that does not read its stream is not buffered for: it gets the state of a later
     // tick once it has drained what it has.
@@ -145,6 +182,8 @@ export class QueueStreamHub {
     this.write(stream, `id: ${stream.nextId}\nevent: place\ndata: ${json}\n\n`, now);
     stream.nextId += 1;
     stream.lastJson = json;
+    stream.lastShape = shape;
+    stream.lastPosition = view.position;
     stream.lastMessageAt = now;
     return true;
   }

@@ -128,7 +128,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     observeFastRefusals(options.sql, () => metrics.fastRefusals.inc());
   }
   tracker.attach(app);
-  if (options.shedding) registerLoadShedding(app, tracker, options.shedding);
+  if (options.shedding) registerLoadShedding(app, tracker, options.sql, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());
 

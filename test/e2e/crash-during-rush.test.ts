@@ -11,20 +11,18 @@
 // the invariants hold; and every committed registration event got its email, once by
 // Message-ID (a copy may arrive only with the same Message-ID).
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import postgres from 'postgres';
 import { Agent } from 'undici';
-import { startSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
-import { TEST_ADMIN_TOKEN } from '../support/http.ts';
+import { ADMIN_HEADERS, calmRequest, type FaultService, liveJobWorkerPids, startFaultService } from '../support/fault-service.ts';
+import type { TestSmtpServer } from '../support/smtp-server.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { countBy, failureReason, isSettled, type Outcome, resendUntilSettled, send, until } from '../support/rush.ts';
 import {
-  collectWorkerPids, embeddedDatabaseUrl, findSupervisorPid, freePort, getHealth, isAlive, killProcessGroup, REPO_DIR,
-  type ServiceProcess, spawnService, stopEmbeddedPostgres, stopProcess, tail, waitForHealth,
+  collectWorkerPids, embeddedDatabaseUrl, getHealth, isAlive, REPO_DIR, type ServiceProcess, tail, waitForHealth,
 } from '../support/service-process.ts';
 
 const CAPACITY = 100;
@@ -46,39 +44,21 @@ type Sent = { body: Body; key: string; outcome: Outcome };
 type Answered = { key: string; status: number; body: any };
 const MESSAGE_ID = /^<registrar\.([0-9a-f-]{36})\.(enrolled|waitlisted|promoted|cancelled|reminder)\.(\d+)@[^>]+>$/;
 
+let fault: FaultService | undefined;
 let dataDir: string;
 let baseUrl: string;
 let smtp: TestSmtpServer | undefined;
 let service: ServiceProcess | undefined;
-let supervisorPid: number | undefined;
 let sql: postgres.Sql | undefined;
 // Rush requests each on a connection of their own; calm requests (setup, checks) share a few.
 const rushDispatcher = new Agent({ connections: RUSH_SIZE, pipelining: 1 });
 const calmDispatcher = new Agent({ connections: 16, pipelining: 1, keepAliveTimeout: 1_000 });
-const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
 /** Message copies already seen before the current case (each case accounts for its own). */
 let copiesBefore = 0;
 
 before(async () => {
-  dataDir = await mkdtemp(path.join(tmpdir(), 'registrar-crash-rush-'));
-  smtp = await startSmtpServer({ delayMs: SMTP_DELAY_MS });
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  service = spawnService({
-    via: 'node',
-    env: {
-      WORKERS: '2',
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-      SMTP_URL: smtp.url,
-      EMAIL_CONCURRENCY: String(EMAIL_CONCURRENCY),
-      // The whole rush comes from one client address: not what is under test here.
-      RATE_LIMIT_PER_MINUTE: '0',
-    },
-  });
-  await waitForHealth(baseUrl, { timeoutMs: 90_000, service });
-  supervisorPid = await findSupervisorPid(service);
+  fault = await startFaultService({ name: 'crash-rush', workers: 2, emailConcurrency: EMAIL_CONCURRENCY, smtpDelayMs: SMTP_DELAY_MS });
+  ({ baseUrl, dataDir, smtp, service } = fault);
   // The embedded database keeps its URL across a restart by the watchdog (same port).
   sql = postgres(await embeddedDatabaseUrl(dataDir), { max: 2, onnotice: () => {}, connect_timeout: 5 });
 });
@@ -87,23 +67,12 @@ after(async () => {
   await rushDispatcher.destroy().catch(() => undefined);
   await calmDispatcher.destroy().catch(() => undefined);
   await sql?.end({ timeout: 5 }).catch(() => undefined);
-  if (service?.isRunning()) await stopProcess(service, { pid: supervisorPid, timeoutMs: 30_000 }).catch(() => killProcessGroup(service));
-  killProcessGroup(service);
-  await stopEmbeddedPostgres(dataDir).catch(() => undefined);
-  await smtp?.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await fault?.stop();
 });
 
 /** A calm request, retried (bounded) while the service is recovering: a network failure or a 503. */
-async function calm(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = admin): Promise<Answered & { status: number }> {
-  let last = '';
-  for (let attempt = 0; attempt < 60; attempt++) {
-    const outcome = await send(baseUrl, method, urlPath, { dispatcher: calmDispatcher, headers, body, timeoutMs: 10_000 });
-    if (outcome.ok && outcome.answer.status !== 503) return { key: '', status: outcome.answer.status, body: outcome.answer.body };
-    last = outcome.ok ? `503 ${JSON.stringify(outcome.answer.body)}` : failureReason(outcome.error);
-    await sleep(250);
-  }
-  throw new Error(`${method} ${urlPath}: no answer but ${last}`);
+async function calm(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = ADMIN_HEADERS): Promise<Answered & { status: number }> {
+  return { key: '', ...(await calmRequest(baseUrl, method, urlPath, { dispatcher: calmDispatcher, headers, body })) };
 }
 
 async function createCourse(id: string, capacity: number, waitlistCapacity: number): Promise<void> {
@@ -232,11 +201,6 @@ async function assertNewRegistrationSucceeds(label: string): Promise<void> {
   assert.equal(answer.status, 201, JSON.stringify(answer.body));
 }
 
-async function jobWorkerPids(): Promise<number[]> {
-  const rows = await sql!<{ pid: number }[]>`SELECT DISTINCT pid FROM job_worker_heartbeats WHERE seen_at > now() - interval '5 seconds'`;
-  return rows.map((row) => row.pid);
-}
-
 describe('SIGKILL during a rush of registrations', { timeout: 400_000 }, () => {
   test('a) an HTTP worker: replaced; nothing answered 2xx is lost; every event emailed once', async (t) => {
     const course = 'rush-a';
@@ -265,7 +229,7 @@ describe('SIGKILL during a rush of registrations', { timeout: 400_000 }, () => {
   test('b) the job worker: replaced, its jobs freed; every event emailed once, copies only with the same Message-ID', async (t) => {
     const course = 'rush-b';
     await createCourse(course, CAPACITY, WAITLIST_CAPACITY);
-    const [jobWorker] = await until(jobWorkerPids, (pids) => pids.length === 1, 'one job worker heartbeat');
+    const [jobWorker] = await until(() => liveJobWorkerPids(sql!), (pids) => pids.length === 1, 'one job worker heartbeat');
     let killedAt = 0;
     let receivedAtKill = 0;
     const receivedBefore = smtp!.messages.length;
@@ -287,7 +251,7 @@ describe('SIGKILL during a rush of registrations', { timeout: 400_000 }, () => {
     assert.ok(killedAt > 0);
     // Killing the job worker touches no request: every answer arrives.
     const all = await settle(t, 'b', sent, false);
-    const [replacement] = await until(jobWorkerPids, (pids) => pids.length === 1 && pids[0] !== jobWorker, 'a replacement job worker', RECOVERY_TIMEOUT_MS);
+    const [replacement] = await until(() => liveJobWorkerPids(sql!), (pids) => pids.length === 1 && pids[0] !== jobWorker, 'a replacement job worker', RECOVERY_TIMEOUT_MS);
     t.diagnostic(`b: job worker ${jobWorker} killed after ${receivedAtKill} of this rush's messages had arrived; replacement ${replacement} beating ${Date.now() - killedAt} ms later`);
     assert.equal(isAlive(jobWorker!), false);
     await assertStoredMatchesAnswers(course, all);

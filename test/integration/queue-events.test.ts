@@ -1,5 +1,6 @@
 // GET /queue/{id}/events over real HTTP against a real PostgreSQL: the current state at once,
-// admission and the final statuses as changes, coalescing, hundreds of streams at once, the
+// admission and the final statuses as changes, coalescing, position changes held back until
+// they are a tenth of the position or a refresh is due, hundreds of streams at once, the
 // refusals before any stream, Last-Event-ID, keep-alive comments, and a graceful stop with
 // streams open.
 import assert from 'node:assert/strict';
@@ -162,25 +163,83 @@ describe('a place\'s stream', () => {
   });
 });
 
-test('a stream with nothing new gets a keep-alive comment once it was silent for keepAliveMs', async () => {
-  const { joined } = await openedCourseWith(1, 5, 'alive');
-  const place = (await readQueuePlaces(stack.db.sql, [joined[0]!.id])).get(joined[0]!.id)!;
-  const hub = new QueueStreamHub({ sql: stack.db.sql, tickMs: 100, keepAliveMs: 300 });
-  const server = http.createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'text/event-stream' });
-    hub.open(response, place, { admission: null, firstId: 1 });
+/** A hub of its own behind a bare HTTP server: GET /{place id} opens that place's stream. */
+async function serveHub(hub: QueueStreamHub): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((request, response) => {
+    const id = request.url!.slice(1);
+    readQueuePlaces(stack.db.sql, [id]).then((places) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' });
+      hub.open(response, places.get(id)!, { admission: null, firstId: 1 });
+    }, (error: unknown) => response.destroy(error as Error));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      hub.stop();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('a stream with nothing new gets a keep-alive comment once it was silent for keepAliveMs', async () => {
+  const { joined } = await openedCourseWith(1, 5, 'alive');
+  const hub = new QueueStreamHub({ sql: stack.db.sql, tickMs: 100, keepAliveMs: 300 });
+  const served = await serveHub(hub);
   try {
-    const stream = await openEventStream(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    const stream = await openEventStream(`${served.url}/${joined[0]!.id}`);
     await eventually(async () => stream.comments.length, (n) => n >= 2, 10_000);
     assert.deepEqual(new Set(stream.comments), new Set(['keep-alive']));
     assert.equal(stream.messages.length, 1, 'the state did not change: no message after the first');
     hub.stop();
     await stream.ended;
   } finally {
-    hub.stop();
-    await new Promise((resolve) => server.close(resolve));
+    await served.close();
+  }
+});
+
+test('a position change alone is sent once it is a tenth of the position, or positionRefreshMs after the last message; a status change at once', async () => {
+  // One seat: each tick admits the head alone, and its leaving lets the next tick admit the next.
+  const { course, joined } = await openedCourseWith(30, 1, 'step');
+  const ordered = await inQueueOrder(joined);
+  // A first admission gives the places an estimate (a change sent at once): from here on the
+  // figures alone change.
+  await admitFromQueue(stack.db.sql, course);
+  await leave(ordered[0]!);
+  const [second, third, fourth] = ordered.slice(1);
+  const last = ordered[29]!;
+  const patient = await serveHub(new QueueStreamHub({ sql: stack.db.sql, tickMs: 100, positionRefreshMs: 600_000 }));
+  const refreshing = await serveHub(new QueueStreamHub({ sql: stack.db.sql, tickMs: 100, positionRefreshMs: 300 }));
+  try {
+    const back = await openEventStream(`${patient.url}/${last.id}`);
+    const front = await openEventStream(`${patient.url}/${third!.id}`);
+    const backRefreshed = await openEventStream(`${refreshing.url}/${last.id}`);
+    for (const stream of [back, front, backRefreshed]) await stream.waitFor(() => true);
+    assert.deepEqual([back.messages[0]!.data.position, front.messages[0]!.data.position], [29, 2]);
+    assert.equal(typeof back.messages[0]!.data.estimatedWaitSeconds, 'number');
+
+    await admitFromQueue(stack.db.sql, course);
+    await leave(second!);
+    // The front place moved by half its position: sent. The back one by 1 of 29: held back, in
+    // the same tick's read (one statement reads both places), until a tenth or the refresh.
+    assert.equal((await front.waitFor((m) => m.data.position === 1)).data.status, 'waiting');
+    assert.equal((await backRefreshed.waitFor((m) => m.data.position === 28)).data.status, 'waiting', 'sent after positionRefreshMs');
+    await admitFromQueue(stack.db.sql, course);
+    await front.waitFor((m) => m.data.status === 'admitted');
+    assert.deepEqual(back.messages.map((m) => m.data.position), [29], 'no message for 28 and 27');
+
+    await leave(third!);
+    await admitFromQueue(stack.db.sql, course);
+    await front.ended;
+    assert.equal(front.messages.at(-1)!.data.status, 'left', 'a final status: sent, and the stream ends');
+    const moved = await back.waitFor((m) => m.data.position !== 29);
+    assert.deepEqual({ position: moved.data.position, ahead: moved.data.ahead }, { position: 26, ahead: 25 }, 'three places of 29 are a tenth: sent');
+    assert.equal((await getPlace(fourth!)).status, 'admitted');
+    back.close();
+    backRefreshed.close();
+  } finally {
+    await patient.close();
+    await refreshing.close();
   }
 });
 

@@ -10,6 +10,7 @@ import { eventually } from '../support/eventually.ts';
 import { newCourse } from '../support/factories.ts';
 import { type Answer, assertProblem } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
+import { pageLink } from '../support/queue-mail.ts';
 import { countBy } from '../support/rush.ts';
 import type { ReceivedMessage } from '../support/smtp-server.ts';
 import { useStack } from '../support/stack.ts';
@@ -56,14 +57,6 @@ function verify(id: string, token: string): Promise<Answer> {
 /** The messages received for this address so far. */
 function mailOf(email: string): ReceivedMessage[] {
   return stack.smtp.messages.filter((m) => m.to.includes(email));
-}
-
-/** The place id and token of the page link in a message, read as the student's mail client does (quoted-printable undone). */
-function pageLink(message: ReceivedMessage): { id: string; token: string } {
-  const decoded = message.raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  const match = /\/queue\/([0-9a-f-]{36})\/page#token=([A-Za-z0-9_%-]+)/.exec(decoded);
-  assert.ok(match, `a link to the place's page in "${message.subject}"`);
-  return { id: match[1]!, token: decodeURIComponent(match[2]!) };
 }
 
 /** Waits until this address has `count` messages, and answers them. */

@@ -303,6 +303,71 @@ describe('ordering and admission', () => {
   });
 });
 
+describe('the estimate', () => {
+  // A pacing that ramps up over 20 s, holds 100/s, then doubles at 120 s (registrations
+  // committing faster), ticked every 0.5 s on a clock of its own: each tick's rate from the
+  // samples of the minute before it, as registrar_admit keeps them, and each reading (the wait of
+  // a place m ahead of the pointer, in whole seconds as a place row gives it) against the tick
+  // at which the schedule admits it.
+  test('position over the recency-weighted rate of the last minute is within 20% of the admission time once the pacing changes', async () => {
+    const tickMs = 500;
+    const perTick = (k: number) => (k < 40 ? 5 + Math.floor((45 * k) / 40) : k < 240 ? 50 : 100);
+    const ticks = 480;
+    const start = Date.parse('2026-12-01T10:00:00Z');
+    const admittedBy: number[] = [];
+    for (let k = 0, total = 0; k < ticks; k++) admittedBy.push((total += perTick(k)));
+    const rates: number[] = [];
+    const minuteRates: number[] = [];
+    for (let k = 0; k < ticks; k++) {
+      const kept = Array.from({ length: k + 1 }, (_, i) => i).filter((i) => (k - i) * tickMs < 60_000);
+      const at = kept.map((i) => new Date(start + i * tickMs).toISOString());
+      const [row] = await stack.db.sql<{ rate: number }[]>`SELECT registrar_admission_rate(${at}::timestamptz[], ${kept.map(perTick)}::int[], ${at.at(-1)!}::timestamptz) AS rate`;
+      rates.push(row!.rate);
+      // The minute's plain average, for comparison: every admission over the time since the first sample.
+      minuteRates.push(kept.reduce((sum, i) => sum + perTick(i), 0) / Math.max(((k - kept[0]!) * tickMs) / 1000, 1));
+    }
+    // Readings from tick `from` to `to` of places 1,234, 3,456 and 6,789 ahead (waits of 6 s to a
+    // minute: a wait of a second or two is all rounding); those the schedule never admits are left out.
+    const medianError = (rateAt: (k: number) => number, from: number, to: number) => {
+      const relative: number[] = [];
+      for (let k = from; k < to; k++) {
+        for (const ahead of [1_234, 3_456, 6_789]) {
+          const admittedAt = admittedBy.findIndex((n, j) => j > k && n >= admittedBy[k]! + ahead);
+          if (admittedAt < 0) continue;
+          const actual = ((admittedAt - k) * tickMs) / 1000;
+          relative.push(Math.abs(Math.ceil(ahead / rateAt(k)) - actual) / actual);
+        }
+      }
+      assert.ok(relative.length > 300, `${relative.length} readings`);
+      return relative.sort((x, y) => x - y)[Math.floor(relative.length / 2)]!;
+    };
+    assert.ok(Math.abs(rates[230]! - 100) < 1, `a steady 100/s reads as itself (${rates[230]})`);
+    const afterFirstMinute = medianError((k) => rates[k]!, 120, ticks);
+    assert.ok(afterFirstMinute < 0.2, `median error after the first minute ${afterFirstMinute}`);
+    // In the minute after the step the minute's plain average is the old rate for the most part.
+    const afterStep = medianError((k) => rates[k]!, 240, 360);
+    const afterStepPlain = medianError((k) => minuteRates[k]!, 240, 360);
+    assert.ok(afterStep < 0.2, `median error in the minute after the step ${afterStep}`);
+    assert.ok(afterStepPlain > 0.2, `the plain average of the minute trails the step: ${afterStepPlain}`);
+  });
+
+  test('a tick stores the rate of its samples, and a waiting place reads position over it', async () => {
+    const course = await queuedCourse({ capacity: 20, waitlistCapacity: 0, opensAt: future(3_600_000), order: 'arrival' });
+    const joined = await joinAll(course, 30, 'eta');
+    await open(course);
+    await admitFromQueue(stack.db.sql, course);
+    await admitFromQueue(stack.db.sql, course);
+    const [state] = await stack.db.sql<{ stored: number; computed: number }[]>`
+      SELECT admission_rate AS stored, registrar_admission_rate(sample_at, sample_admitted, sample_at[array_upper(sample_at, 1)]) AS computed
+      FROM queue_states WHERE course_id = ${course}`;
+    assert.equal(state!.stored, state!.computed);
+    assert.ok(state!.stored > 0, 'the 20 admitted at the first tick count over its second');
+    const last = (await place(joined[29]!)).body;
+    assert.deepEqual({ position: last.position, estimatedWaitSeconds: last.estimatedWaitSeconds }, { position: 10, estimatedWaitSeconds: Math.ceil(10 / state!.stored) });
+  });
+});
+
+
 describe('registering with an admission', () => {
   test('a rush of admitted students among bots without or with forged admissions: only the admitted register, no 5xx', async () => {
     const course = await queuedCourse({ capacity: 30, waitlistCapacity: 10, opensAt: future(3_600_000) });
@@ -442,6 +507,28 @@ describe('registering with an admission', () => {
     assert.deepEqual(await Promise.all(joined.map(async (j) => (await place(j)).body.status)), ['expired', 'registered', 'sold-out', 'sold-out']);
     assertProblem(await join(course, 50, 'exp-late'), 409, 'course-full', 'joining a sold-out course');
     await assertInvariants(stack.db.sql);
+  });
+
+  test('tokens out of place: a queue token as an admission, an admission as a queue token, another place\'s token, an expired admission: each a problem, nothing stored changes', async () => {
+    const course = await queuedCourse({ capacity: 2, opensAt: future(3_600_000), order: 'arrival', admissionSeconds: 1 });
+    const joined: Joined[] = [];
+    for (let i = 0; i < 2; i++) joined.push(...(await joinAll(course, 1, `misplaced${i}-`)));
+    const [a, b] = joined as [Joined, Joined];
+    await open(course);
+    await admitFromQueue(stack.db.sql, course);
+    const admission = (await place(a)).body.admission as string;
+    assert.equal(typeof admission, 'string');
+    const before = await readStoredState(stack.db.sql);
+    assertProblem(await register(course, a, a.queueToken), 403, 'not-admitted', 'the queue token sent as the admission');
+    assertProblem(await stack.server.client.request('GET', `/queue/${a.id}`, { token: admission }), 401, 'unauthorized', 'the admission sent as a queue token');
+    assertProblem(await stack.server.client.request('DELETE', `/queue/${a.id}`, { token: admission }), 401, 'unauthorized', 'leaving with the admission');
+    assertProblem(await stack.server.client.request('POST', `/queue/${a.id}/verify`, { token: b.queueToken }), 401, 'unauthorized', 'verifying with another place\'s token');
+    assertProblem(await stack.server.client.request('DELETE', `/queue/${a.id}`, { token: b.queueToken }), 401, 'unauthorized', 'leaving with another place\'s token');
+    assert.deepEqual(await readStoredState(stack.db.sql), before);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    assertProblem(await register(course, a, admission), 403, 'not-admitted', 'an expired admission');
+    assert.deepEqual(await readStoredState(stack.db.sql), before, 'the expired admission registered nothing and changed nothing');
+    assert.equal((await place(a)).body.status, 'expired');
   });
 
   test('a course without a queue registers as before, with or without an admission field', async () => {

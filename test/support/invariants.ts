@@ -82,7 +82,7 @@ export type InvariantSnapshot = {
   terms?: TermState[];
   /** Every change's history entry (SPEC invariant 10). */
   history?: HistoryEvent[];
-  /** Emails: one per registration event, each Message-ID once. */
+  /** Emails: one per event, registration or queue (countEmailedEvents), each Message-ID once. */
   emails?: { events: number; messageIds: string[] };
 };
 
@@ -156,6 +156,16 @@ export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<
       offerOpen: r.offer_open,
     })),
   };
+}
+
+/**
+ * The events that each get one email (SPEC invariant 4): the registrations' and the waiting
+ * room's (joined, link, admitted, sold-out), whose ids come from one sequence.
+ */
+export async function countEmailedEvents(sql: Sql | TransactionSql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT (SELECT count(*) FROM registration_events)::int + (SELECT count(*) FROM queue_events)::int AS n`;
+  return row!.n;
 }
 
 /** Reads one consistent snapshot of every course and fails with each violated invariant. */
@@ -241,7 +251,7 @@ export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
     const twice = [...counts].filter(([, n]) => n > 1);
     if (twice.length > 0) fail('every event emailed, each Message-ID once', 'emails', `${twice.length} Message-IDs received more than once, e.g. ${twice[0]![0]}`);
     if (counts.size !== snapshot.emails.events) {
-      fail('every event emailed, each Message-ID once', 'emails', `${counts.size} distinct emails received for ${snapshot.emails.events} registration events`);
+      fail('every event emailed, each Message-ID once', 'emails', `${counts.size} distinct emails received for ${snapshot.emails.events} events (registration and queue)`);
     }
   }
   return violations;

@@ -2,6 +2,28 @@
 -- registrations. docs/design.md, "The waiting room".
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
+-- The admission rate behind estimatedWaitSeconds (SPEC: "measured over the last minute"):
+-- admissions per second over the last minute's samples, each sample's admissions over its
+-- interval (from the tick before), both weighted by exp(-age / 10 s). A steady rate reads as
+-- itself; a rate that changes is followed with a lag of about 10 s instead of the 30 s of the
+-- minute's plain average. The pacing changes its rate by multiples within seconds (the bound
+-- grows with the registrations of the last 10 s, and stops when the seats are all admitted), so
+-- the plain average over a minute that ramped up is a fraction of the rate the coming
+-- admissions run at, and the waits it gives are overstated by that fraction. The first
+-- sample's interval is unknown (the tick before it is gone or never was): it counts as one
+-- second, so the opening tick's burst reads as that many a second until later ticks weigh in
+-- (at a minute's age its weight is e^-6: it no longer matters).
+CREATE OR REPLACE FUNCTION registrar_admission_rate(p_at timestamptz[], p_admitted integer[], p_now timestamptz)
+RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(sum(w.weight * w.admitted) / nullif(sum(w.weight * w.seconds), 0), 0)
+  FROM (
+    SELECT s.admitted,
+      greatest(coalesce(extract(epoch FROM s.at - lag(s.at) OVER (ORDER BY s.at))::float8, 1), 0) AS seconds,
+      exp(-greatest(extract(epoch FROM p_now - s.at)::float8, 0) / 10.0) AS weight
+    FROM unnest(p_at, p_admitted) AS s (at, admitted)
+  ) w
+$$;
+
 -- One admission tick of a course (the job worker's ticker calls it about every 500 ms; any number
 -- of tickers, in any process or instance, may call it at once). Under the queue state's row lock
 -- (FOR UPDATE), so ticks of one course run one after another and each place is admitted once:
@@ -39,8 +61,6 @@ DECLARE
   v_told uuid[];
   v_window_registered bigint;
   v_window_outstanding float8;
-  v_minute_admitted bigint;
-  v_minute_seconds float8;
 BEGIN
   SELECT * INTO v_state FROM queue_states WHERE course_id = p_course FOR UPDATE;
   IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
@@ -61,7 +81,7 @@ BEGIN
   )
   SELECT count(*) INTO v_expired FROM expired;
 
-  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+  SELECT (c.capacity - c.enrolled - c.offered) + (c.waitlist_capacity - c.waitlisted),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
     INTO v_room, v_outstanding, v_registered_total
@@ -112,8 +132,6 @@ BEGIN
   v_state.sample_admitted := ARRAY(SELECT v_state.sample_admitted[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_admitted;
   v_state.sample_registered := ARRAY(SELECT v_state.sample_registered[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || v_registered;
   v_state.sample_outstanding := ARRAY(SELECT v_state.sample_outstanding[k.i] FROM unnest(v_keep) WITH ORDINALITY AS k (i, o) ORDER BY k.o) || (v_outstanding + v_admitted);
-  SELECT sum(a), greatest(extract(epoch FROM now() - min(at)), 1) INTO v_minute_admitted, v_minute_seconds
-    FROM unnest(v_state.sample_at, v_state.sample_admitted) AS s (at, a);
 
   UPDATE queue_states SET
     passed = greatest(passed, coalesce(v_last_rank, 0)),
@@ -123,7 +141,7 @@ BEGIN
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
     sample_registered = v_state.sample_registered, sample_outstanding = v_state.sample_outstanding,
-    admission_rate = v_minute_admitted / v_minute_seconds
+    admission_rate = registrar_admission_rate(v_state.sample_at, v_state.sample_admitted, now())
   WHERE course_id = p_course;
   RETURN jsonb_build_object('outcome', CASE WHEN v_room <= 0 THEN 'sold-out' ELSE 'admitting' END,
     'admitted', v_admitted, 'expired', v_expired, 'soldOut', v_sold_out,

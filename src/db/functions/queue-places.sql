@@ -82,18 +82,21 @@ $$;
 
 -- A place as the application reads it (QueuePlaceRow). position: 1 for the next place to be
 -- admitted; rank minus the pointer, so O(1) (a place ahead that left still counts until the
--- pointer passes it). The estimate: position divided by the admissions per second of the last
--- minute; NULL while nothing was admitted in it. An admission past its time reads as expired
--- before the next tick records it (it no longer registers: registrar_lock_admission).
+-- pointer passes it). The estimate: position divided by the admission rate of the last minute
+-- (registrar_admission_rate, queue-admit.sql); NULL while nothing was admitted in it. An
+-- admission past its time reads as expired before the next tick records it (it no longer
+-- registers: registrar_lock_admission). One expression with no FROM, so the planner inlines it
+-- into the query that calls it (no function call per place read).
 CREATE OR REPLACE FUNCTION registrar_queue_place_row(p queue_places, s queue_states) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
     'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
     'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
-    'rank', p.rank, 'position', w.position, 'ahead', w.position - 1,
-    'estimated_wait_seconds', CASE WHEN w.position IS NOT NULL AND s.admission_rate > 0 THEN ceil(w.position / s.admission_rate)::bigint END,
+    'rank', p.rank,
+    'position', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed END,
+    'ahead', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed - 1 END,
+    'estimated_wait_seconds', CASE WHEN p.status = 'waiting' AND s.admission_rate > 0 THEN ceil((p.rank - s.passed) / s.admission_rate)::bigint END,
     'joined_at', p.joined_at, 'admitted_until', p.admitted_until)
-  FROM (SELECT CASE WHEN p.status = 'waiting' AND p.rank IS NOT NULL THEN p.rank - s.passed END AS position) w
 $$;
 
 -- A place read by id, ordering the course's places first if that is due and not done.
@@ -124,8 +127,13 @@ $$;
 CREATE OR REPLACE FUNCTION registrar_queue_places_read(p_ids uuid[], p_token_hashes text[])
 RETURNS TABLE (n bigint, place jsonb, emailed boolean) LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM registrar_queue_order(s.course_id) FROM queue_states s
-  WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  -- Only when some queued course is due and not ordered (a moment after its opensAt): the
+  -- batch's places are looked up for it then, not on every read before or after.
+  IF EXISTS (SELECT 1 FROM queue_states s JOIN courses c ON c.id = s.course_id
+             WHERE s.ordered_at IS NULL AND c.queue_order IS NOT NULL AND (c.opens_at IS NULL OR c.opens_at <= now())) THEN
+    PERFORM registrar_queue_order(s.course_id) FROM queue_states s
+    WHERE s.ordered_at IS NULL AND s.course_id IN (SELECT q.course_id FROM queue_places q WHERE q.id = ANY (p_ids));
+  END IF;
   RETURN QUERY
     SELECT k.n, registrar_queue_place_row(p, s),
       (SELECT t.emailed FROM queue_tokens t WHERE t.token_hash = decode(k.token_hash, 'hex') AND t.place_id = k.id)

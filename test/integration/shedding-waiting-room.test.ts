@@ -1,0 +1,67 @@
+// Load shedding and the waiting room: with the shedder forced on (a database backlog bound below
+// zero, so every request finds the service overloaded), admitted students still register, bots
+// without an admission get 403 not-admitted instead of 503, and everything else is shed as before.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
+import { FULL_COURSE_RECHECK_MS } from '../../src/domain/full-courses.ts';
+import { newCourse } from '../support/factories.ts';
+import { assertProblem, startTestServer } from '../support/http.ts';
+import { useStack } from '../support/stack.ts';
+
+const stack = useStack({ poolSize: 10 });
+
+const STUDENTS = 20;
+const BOTS = 60;
+
+test('overloaded: admitted registrations get 201, registrations without an admission 403, the rest 503 as before', async (t) => {
+  const client = stack.server.client;
+  const overloaded = await startTestServer(stack.db.sql, { shedding: { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 } });
+  t.after(() => overloaded.close());
+  const course = await newCourse(client, { capacity: STUDENTS, waitlistCapacity: 0, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'arrival' } });
+  const other = await newCourse(client, { capacity: 5 });
+  const joined = await Promise.all(Array.from({ length: STUDENTS }, async (_, i) => {
+    const email = `shed${i}@example.org`;
+    const answer = await client.request('POST', `/courses/${course}/queue`, { body: { name: `Student ${i}`, email } });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    return { id: answer.body.id as string, email, queueToken: answer.body.queueToken as string };
+  }));
+  assert.equal((await client.admin('PATCH', `/courses/${course}`, { opensAt: new Date(Date.now() - 1_000).toISOString() })).status, 200);
+  const admitted = await admitFromQueue(stack.db.sql, course);
+  assert.deepEqual(admitted, { ...admitted, outcome: 'admitting', admitted: STUDENTS });
+  const admissions = await Promise.all(joined.map(async (j) => (await client.request('GET', `/queue/${j.id}`, { token: j.queueToken })).body.admission as string));
+  const bot = (i: number) => ({ name: `Bot ${i}`, email: `bot${i}@example.org`, course });
+
+  // A course this process never heard is queued is shed like any other.
+  assertProblem(await overloaded.client.request('POST', '/register', { body: bot(0) }), 503, 'overloaded', 'a course not known queued');
+  // The database's not-admitted (through the server that does not shed) teaches the pool's memory.
+  assertProblem(await client.request('POST', '/register', { body: bot(0) }), 403, 'not-admitted', 'from the database');
+
+  const [students, bots, forged] = await Promise.all([
+    Promise.all(joined.map((j, i) => overloaded.client.request('POST', '/register', { body: { name: `Student ${i}`, email: j.email, course, admission: admissions[i] } }))),
+    Promise.all(Array.from({ length: BOTS }, (_, i) => overloaded.client.request('POST', '/register', { body: bot(i) }))),
+    overloaded.client.request('POST', '/register', { body: { ...bot(BOTS), admission: 'forged-admission-token-forged-admission' } }),
+  ]);
+  assert.deepEqual(students.map((a) => a.status), students.map(() => 201), JSON.stringify(students.filter((a) => a.status !== 201).map((a) => a.body)));
+  for (const answer of bots) assertProblem(answer, 403, 'not-admitted', 'a bot without an admission');
+  assertProblem(forged, 403, 'not-admitted', 'a forged admission, decided by the database');
+
+  // Past the short memory, the requests without an admission are still refused 403: one goes to
+  // the database and renews it, the others are refused from the long memory meanwhile.
+  await sleep(FULL_COURSE_RECHECK_MS + 50);
+  for (const answer of await Promise.all(Array.from({ length: BOTS }, (_, i) => overloaded.client.request('POST', '/register', { body: bot(i) })))) {
+    assertProblem(answer, 403, 'not-admitted', 'after the short memory lapsed');
+  }
+
+  // Everything else is shed as before: another course's registrations, a registration body too
+  // long to read first, reads and joins. Operations routes never are.
+  assertProblem(await overloaded.client.request('POST', '/register', { body: { name: 'Someone', email: 'someone@example.org', course: other } }), 503, 'overloaded', 'a course without a queue');
+  assertProblem(await overloaded.client.request('POST', '/register', { body: { ...bot(0), name: 'x'.repeat(5_000) } }), 503, 'overloaded', 'a long body, shed unread (read, it would be 400)');
+  assertProblem(await overloaded.client.request('GET', `/courses/${course}`), 503, 'overloaded', 'a read');
+  assertProblem(await overloaded.client.request('POST', `/courses/${course}/queue`, { body: { name: 'Late', email: 'late@example.org' } }), 503, 'overloaded', 'a join');
+  assert.equal((await overloaded.client.request('GET', '/health')).status, 200);
+
+  const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
+  assert.equal(registered[0]!.count, STUDENTS, 'only the admitted students registered');
+});
