@@ -117,7 +117,10 @@ describe('the API document', () => {
     // The register body is the validating schema: its limits are the ones the route enforces.
     const register = doc.paths['/register'].post.requestBody.content['application/json'].schema;
     const resolved = register.$ref ? doc.components.schemas[register.$ref.split('/').pop()] : register;
-    assert.deepEqual([...resolved.required].sort(), ['course', 'email', 'name']);
+    assert.deepEqual([...resolved.required].sort(), ['email', 'name']);
+    // One course or several: exactly one of the two, stated in the document as the route checks it.
+    assert.deepEqual(resolved.anyOf, [{ required: ['course'] }, { required: ['courses'] }]);
+    assert.equal(resolved.properties.courses.maxItems, 10);
     assert.equal(resolved.properties.name.maxLength, 200);
     assert.equal(resolved.properties.email.maxLength, 254);
     const tooLong = await stack.server.client.register({ name: 'x'.repeat(201), email: 'a@example.org', course: 'any' });
