@@ -26,6 +26,7 @@ const FUNCTION_FILES = [
   'register-batch.sql',
   'register-courses.sql',
   'cancel.sql',
+  'swap.sql',
   'import-batch.sql',
   'remind.sql',
   'delivery-figures.sql',

@@ -30,6 +30,9 @@ export type DomainErrorCode =
   | 'limit-reached'
   | 'already-registered'
   | 'no-seat'
+  | 'same-course'
+  | 'registration-not-active'
+  | 'swap-wait-unsupported'
   | 'unauthorized'
   | 'database-unavailable'
   | 'storage-full';

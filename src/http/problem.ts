@@ -20,6 +20,7 @@ export type ProblemSlug =
   | 'limit-reached'
   | 'already-registered'
   | 'no-seat'
+  | 'not-implemented'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -51,6 +52,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'limit-reached': 'The term\'s limit of courses per student is reached',
   'already-registered': 'Registered already',
   'no-seat': 'No free seat',
+  'not-implemented': 'Not implemented',
   internal: 'Internal error',
 };
 
@@ -94,6 +96,12 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'already-registered': { status: 409, slug: 'already-registered' },
   // Seats only ("waitlist": false) and a course without a free seat.
   'no-seat': { status: 409, slug: 'no-seat' },
+  // A swap to the course the registration is in already.
+  'same-course': { status: 400, slug: 'validation' },
+  // A swap of a cancelled registration.
+  'registration-not-active': { status: 409, slug: 'conflict' },
+  // A swap with "wait": true, which this version does not do.
+  'swap-wait-unsupported': { status: 501, slug: 'not-implemented' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).

@@ -33,6 +33,7 @@ import { registerQueueEventRoutes } from './routes/queue-events.routes.ts';
 import { registerQueuePageRoutes } from './routes/queue-page.routes.ts';
 import { registerQueueRoutes } from './routes/queue.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
+import { registerSwapRoutes } from './routes/swap.routes.ts';
 import { registerTermRoutes } from './routes/terms.routes.ts';
 import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
 import { validatorCompiler } from './validation.ts';
@@ -153,6 +154,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   registerRegistrationRoutes(app, deps);
   registerHistoryRoutes(app, deps);
   registerOfferRoutes(app, deps);
+  registerSwapRoutes(app, deps);
   registerQueueRoutes(app, deps);
   registerQueueEventRoutes(app, { ...deps, tracker, metrics });
   registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });
