@@ -1,6 +1,7 @@
 // Owns the `rush` workload, generated from a seed: one hot course (far over capacity, unless its
 // capacity says otherwise), the others with room for all, N students plus some duplicate requests
-// (same email, other case), shuffled. With one course, every student wants the hot one.
+// (same email, other case), shuffled. With one course, every student wants the hot one. A share
+// of the students may ask for three courses in one request (all or nothing): theirs and two others.
 import type { CourseSpec } from './admin-api.ts';
 import type { StudentRequest } from '../test/support/rush.ts';
 
@@ -13,8 +14,13 @@ export type RushWorkloadOptions = {
   hotSharePercent: number;
   /** Duplicate requests, as a percent of the students. */
   duplicatePercent: number;
+  /** Percent of the students who ask for MULTI_COURSES courses in one request. */
+  multiPercent?: number;
   seed: number;
 };
+
+/** Courses of a multi-course request in the rush. */
+export const MULTI_COURSES = 3;
 
 export type RushWorkload = {
   courses: CourseSpec[];
@@ -24,6 +30,8 @@ export type RushWorkload = {
   /** Distinct students who want the hot course. */
   hotDemand: number;
   duplicates: number;
+  /** Students whose request names MULTI_COURSES courses. */
+  multiStudents: number;
   /** Courses the workload oversubscribes: they must end exactly full. */
   expectFull: string[];
 };
@@ -56,12 +64,29 @@ export function buildRushWorkload(options: RushWorkloadOptions): RushWorkload {
   const random = seededRandom(options.seed);
   const others = Array.from({ length: options.courses - 1 }, (_, i) => `c${String(i + 2).padStart(3, '0')}`);
   const demand = new Map<string, number>([[HOT_COURSE, 0], ...others.map((id) => [id, 0] as const)]);
+  const multiPercent = options.multiPercent ?? 0;
+  if (multiPercent > 0 && others.length < MULTI_COURSES) throw new Error(`requests for ${MULTI_COURSES} courses need at least ${MULTI_COURSES + 1} courses`);
   const students: StudentRequest[] = [];
   let spread = 0;
+  let multiStudents = 0;
   for (let i = 0; i < options.students; i++) {
     const course = random() * 100 < options.hotSharePercent ? HOT_COURSE : others[spread++ % others.length]!;
-    demand.set(course, demand.get(course)! + 1);
-    students.push({ name: `Student ${i + 1}`, email: `student${i + 1}@rush.example.org`, course });
+    const student = { name: `Student ${i + 1}`, email: `student${i + 1}@rush.example.org`, course };
+    if (multiPercent > 0 && random() * 100 < multiPercent) {
+      // Theirs and the next others in turn, never their own twice.
+      const more = [];
+      while (more.length < MULTI_COURSES - 1) {
+        const other = others[spread++ % others.length]!;
+        if (other !== course) more.push(other);
+      }
+      const courses = [course, ...more];
+      for (const c of courses) demand.set(c, demand.get(c)! + 1);
+      students.push({ ...student, courses });
+      multiStudents += 1;
+    } else {
+      demand.set(course, demand.get(course)! + 1);
+      students.push(student);
+    }
   }
 
   const duplicateCount = Math.min(options.students, Math.round((options.students * options.duplicatePercent) / 100));
@@ -85,6 +110,7 @@ export function buildRushWorkload(options: RushWorkloadOptions): RushWorkload {
     hotCourse: HOT_COURSE,
     hotDemand,
     duplicates: duplicateCount,
+    multiStudents,
     expectFull: hotDemand >= options.hotCapacity + options.hotWaitlist ? [HOT_COURSE] : [],
   };
 }

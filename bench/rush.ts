@@ -14,7 +14,8 @@ import { type AnswerRecord, epochNow, observedAnswers, registerAll, type Student
 import { startProgress } from './progress.ts';
 import { resolveRushCase, RUSH_CASES, type RushCase } from './rush-cases.ts';
 import { renderRushReport } from './rush-report.ts';
-import { buildRushWorkload, HOT_COURSE, type RushWorkload } from './rush-workload.ts';
+import { withSingleCourseComparison } from './rush-multi-report.ts';
+import { buildRushWorkload, HOT_COURSE, MULTI_COURSES, type RushWorkload } from './rush-workload.ts';
 import { defineScenario, type ScenarioContext } from './scenario.ts';
 import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
@@ -31,6 +32,8 @@ export type RushSettings = {
   hotWaitlist: number;
   hotSharePercent: number;
   duplicatePercent: number;
+  /** Percent of the students asking for several courses in one request (0: none). */
+  multiPercent: number;
   warmup: number;
   emailDelayMs: number;
   emailTimeoutMs: number;
@@ -76,6 +79,7 @@ const rushFlags = {
   'hot-capacity': { type: 'integer', description: 'seats of the hot course', default: 100, min: 0, max: 100_000 },
   'hot-waitlist': { type: 'integer', description: 'waitlist places of the hot course', default: 50, min: 0, max: 100_000 },
   'hot-share': { type: 'integer', description: 'percent of the students who want the hot course', default: 30, min: 0, max: 100 },
+  multi: { type: 'integer', description: `percent of the students asking for ${MULTI_COURSES} courses in one request (all or nothing); the run measures the same rush single-course only first, on a fresh service, and prints both side by side`, default: 0, min: 0, max: 100 },
   duplicates: { type: 'integer', description: 'extra requests repeating a student (same course and email), percent of students', default: 2, min: 0, max: 100 },
   warmup: { type: 'integer', description: 'requests on a separate course with seats for half of them, before the measured rush (its emails are sent before the rush starts)', default: 2_000, min: 0, max: 20_000 },
   'freed-slot-margin-ms': { type: 'integer', description: `--hot-full: how much later than FULL_COURSE_RECHECK_MS (${FULL_COURSE_RECHECK_MS} ms) a freed place may be offered before the run fails`, default: DEFAULT_FREED_SLOT_MARGIN_MS, min: 0, max: 60_000 },
@@ -219,6 +223,7 @@ export const rushScenario = defineScenario({
       hotWaitlist: values['hot-waitlist'],
       hotSharePercent: values['hot-share'],
       duplicatePercent: values.duplicates,
+      multiPercent: flags.multi,
       warmup: flags.warmup,
       emailDelayMs: flags['email-delay-ms'],
       emailTimeoutMs: flags['email-timeout-ms'],
@@ -228,20 +233,33 @@ export const rushScenario = defineScenario({
       freedSlotMarginMs: flags['freed-slot-margin-ms'],
       compareDatabase: flags['compare-db'],
     };
-    const workload = buildRushWorkload({
+    const workloadOf = (multiPercent: number) => buildRushWorkload({
       students: settings.students,
       courses: settings.courses,
       hotCapacity: settings.hotCapacity,
       hotWaitlist: settings.hotWaitlist,
       hotSharePercent: settings.hotSharePercent,
       duplicatePercent: settings.duplicatePercent,
+      multiPercent,
       seed: flags.seed,
     });
+    const workload = workloadOf(settings.multiPercent);
+    if (settings.multiPercent > 0 && (settings.compareDatabase || rushCase?.checksFreedSlots)) {
+      throw new UsageError('--multi measures requests for several courses against the single-course rush: not with --compare-db or a freed-slot case');
+    }
+    if (settings.multiPercent > 0 && settings.courses <= MULTI_COURSES) throw new UsageError(`--multi needs --courses above ${MULTI_COURSES}`);
     if (rushCase?.checksFreedSlots && !workload.expectFull.includes(HOT_COURSE)) {
       throw new UsageError(`--${rushCase.name} needs the hot course full: ${workload.hotDemand} students want it for ${settings.hotCapacity} seats + ${settings.hotWaitlist} waitlist places`);
     }
     const setup = { name: 'rush', workers: settings.workers, emailConcurrency: settings.emailConcurrency, emailDelayMs: settings.emailDelayMs };
+    const single = settings.multiPercent > 0
+      ? await withServiceRun(context, { ...setup, name: 'rush-single' }, (run) => rushOnService(run, { ...settings, multiPercent: 0 }, workloadOf(0), context))
+      : undefined;
     const result = await withServiceRun(context, setup, (run) => rushOnService(run, settings, workload, context));
+    if (single) {
+      const singleReport = renderRushReport(single);
+      return withSingleCourseComparison(renderRushReport(result), single, result, singleReport.failures);
+    }
     const database = settings.compareDatabase ? await measureOnDatabase(settings, workload, context) : undefined;
     return renderRushReport({ ...result, ...(database ? { database } : {}) });
   },

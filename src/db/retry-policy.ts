@@ -21,7 +21,7 @@ type Rule = { step: Extract<NextStep, 'lock-first' | 'again'>; reason: string };
 const RULES: Readonly<Record<string, Rule>> = {
   RGB01: {
     step: 'lock-first',
-    reason: 'a lock-last registration batch found a course changed under its decisions (src/db/functions/register-batch.sql); locked first, nothing can change under them',
+    reason: 'a lock-last registration batch found a course, or a student\'s count in a term, changed under its decisions (src/db/functions/register-batch.sql); locked first, nothing can change under them',
   },
   '23505': {
     step: 'lock-first',

@@ -35,12 +35,21 @@ CREATE TABLE courses (
   queue_join_from timestamp with time zone,
   queue_admission_seconds integer NOT NULL DEFAULT 300,
   queue_verify_email boolean NOT NULL DEFAULT false,
+  term_id text,
+  promotion text NOT NULL DEFAULT 'automatic'::text,
+  offer_hours double precision NOT NULL DEFAULT 48,
+  offered integer NOT NULL DEFAULT 0,
   CONSTRAINT courses_capacity_check CHECK ((capacity >= 0)),
   CONSTRAINT courses_enrolled_within_capacity CHECK (((enrolled >= 0) AND (enrolled <= capacity))),
+  CONSTRAINT courses_held_within_capacity CHECK (((enrolled + offered) <= capacity)),
   CONSTRAINT courses_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
+  CONSTRAINT courses_offer_hours_check CHECK (((offer_hours > (0)::double precision) AND (offer_hours <= (720)::double precision))),
+  CONSTRAINT courses_offered_check CHECK ((offered >= 0)),
   CONSTRAINT courses_pkey PRIMARY KEY (id),
+  CONSTRAINT courses_promotion_check CHECK ((promotion = ANY (ARRAY['automatic'::text, 'offer'::text]))),
   CONSTRAINT courses_queue_admission_seconds_check CHECK (((queue_admission_seconds >= 1) AND (queue_admission_seconds <= 86400))),
   CONSTRAINT courses_queue_order_check CHECK ((queue_order = ANY (ARRAY['random'::text, 'arrival'::text]))),
+  CONSTRAINT courses_term_id_fkey FOREIGN KEY (term_id) REFERENCES terms(id),
   CONSTRAINT courses_title_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200))),
   CONSTRAINT courses_waitlist_capacity_check CHECK ((waitlist_capacity >= 0)),
   CONSTRAINT courses_waitlisted_within_capacity CHECK (((waitlisted >= 0) AND (waitlisted <= waitlist_capacity))),
@@ -231,8 +240,13 @@ CREATE TABLE registration_events (
   kind text NOT NULL,
   waitlist_position integer,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
+  actor text,
+  reason text,
+  offer_until timestamp with time zone,
+  CONSTRAINT registration_events_actor_check CHECK ((actor = ANY (ARRAY['student'::text, 'admin'::text, 'import'::text, 'system'::text]))),
+  CONSTRAINT registration_events_change_has_actor CHECK (((kind = 'reminder'::text) OR ((actor IS NOT NULL) AND (reason IS NOT NULL)))),
   CONSTRAINT registration_events_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
-  CONSTRAINT registration_events_kind_check CHECK ((kind = ANY (ARRAY['enrolled'::text, 'waitlisted'::text, 'promoted'::text, 'cancelled'::text, 'reminder'::text]))),
+  CONSTRAINT registration_events_kind_check CHECK ((kind = ANY (ARRAY['enrolled'::text, 'waitlisted'::text, 'promoted'::text, 'cancelled'::text, 'reminder'::text, 'offered'::text, 'accepted'::text, 'declined'::text, 'expired'::text]))),
   CONSTRAINT registration_events_pkey PRIMARY KEY (id),
   CONSTRAINT registration_events_registration_id_fkey FOREIGN KEY (registration_id) REFERENCES registrations(id)
 );
@@ -248,9 +262,33 @@ CREATE TABLE registrations (
   created_at timestamp with time zone NOT NULL DEFAULT now(),
   updated_at timestamp with time zone NOT NULL DEFAULT now(),
   reminded_at timestamp with time zone,
+  offered_at timestamp with time zone,
+  offer_until timestamp with time zone,
   CONSTRAINT registrations_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
+  CONSTRAINT registrations_offer_while_waitlisted CHECK ((((offer_until IS NULL) AND (offered_at IS NULL)) OR ((status = 'waitlisted'::registration_status) AND (offer_until IS NOT NULL) AND (offered_at IS NOT NULL)))),
   CONSTRAINT registrations_pkey PRIMARY KEY (id),
   CONSTRAINT registrations_seq_key UNIQUE (seq)
+);
+
+CREATE TABLE term_students (
+  term_id text NOT NULL,
+  email_key text NOT NULL,
+  active integer NOT NULL,
+  CONSTRAINT term_students_active_check CHECK ((active >= 0)),
+  CONSTRAINT term_students_pkey PRIMARY KEY (term_id, email_key),
+  CONSTRAINT term_students_term_id_fkey FOREIGN KEY (term_id) REFERENCES terms(id)
+);
+
+CREATE TABLE terms (
+  id text NOT NULL,
+  title text NOT NULL,
+  max_courses_per_student integer,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT terms_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,63}$'::text)),
+  CONSTRAINT terms_max_courses_per_student_check CHECK ((max_courses_per_student > 0)),
+  CONSTRAINT terms_pkey PRIMARY KEY (id),
+  CONSTRAINT terms_title_check CHECK (((char_length(title) >= 1) AND (char_length(title) <= 200)))
 );
 
 CREATE TABLE webhook_deliveries (
@@ -279,6 +317,8 @@ CREATE TABLE webhooks (
 );
 
 -- Indexes
+
+CREATE INDEX courses_by_term ON public.courses USING btree (term_id) WHERE (term_id IS NOT NULL);
 
 CREATE UNIQUE INDEX courses_pkey ON public.courses USING btree (id);
 
@@ -346,6 +386,8 @@ CREATE INDEX registration_events_by_course ON public.registration_events USING b
 
 CREATE INDEX registration_events_by_registration ON public.registration_events USING btree (registration_id);
 
+CREATE INDEX registration_events_course_history ON public.registration_events USING btree (course_id, id) WHERE (kind <> 'reminder'::text);
+
 CREATE UNIQUE INDEX registration_events_pkey ON public.registration_events USING btree (id);
 
 CREATE INDEX registrations_by_course ON public.registrations USING btree (course_id, seq);
@@ -354,11 +396,17 @@ CREATE INDEX registrations_cancelled_by_age ON public.registrations USING btree 
 
 CREATE UNIQUE INDEX registrations_one_active_per_email ON public.registrations USING btree (course_id, email_key) WHERE (status <> 'cancelled'::registration_status);
 
+CREATE INDEX registrations_open_offers ON public.registrations USING btree (offer_until) WHERE (offer_until IS NOT NULL);
+
 CREATE UNIQUE INDEX registrations_pkey ON public.registrations USING btree (id);
 
 CREATE UNIQUE INDEX registrations_seq_key ON public.registrations USING btree (seq);
 
 CREATE INDEX registrations_waitlist ON public.registrations USING btree (course_id, seq) WHERE (status = 'waitlisted'::registration_status);
+
+CREATE UNIQUE INDEX term_students_pkey ON public.term_students USING btree (term_id, email_key);
+
+CREATE UNIQUE INDEX terms_pkey ON public.terms USING btree (id);
 
 CREATE INDEX webhook_deliveries_by_webhook ON public.webhook_deliveries USING btree (webhook_id, created_at DESC);
 
@@ -455,7 +503,7 @@ BEGIN
   )
   SELECT count(*) INTO v_expired FROM expired;
 
-  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+  SELECT (c.capacity - c.enrolled - c.offered) + (c.waitlist_capacity - c.waitlisted),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
     INTO v_room, v_outstanding, v_registered_total
@@ -523,7 +571,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid)
+CREATE OR REPLACE FUNCTION public.registrar_answer_offer(p_registration_id uuid, p_accept boolean, p_actor text)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
@@ -531,23 +579,82 @@ DECLARE
   v_course_id text;
   v_before registrations;
   v_after registrations;
+  v_last text;
 BEGIN
   SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
   PERFORM 1 FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Read under the course lock: the offer cannot change until we commit.
+  SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
+  IF v_before.offer_until IS NOT NULL AND clock_timestamp() < v_before.offer_until THEN
+    IF p_accept THEN
+      UPDATE registrations SET status = 'enrolled', offered_at = NULL, offer_until = NULL, updated_at = now()
+      WHERE id = p_registration_id RETURNING * INTO v_after;
+      PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_course_id], ARRAY['accepted'], NULL, NULL,
+        p_actor, ARRAY['accepted the offered seat before its deadline']);
+      UPDATE courses SET enrolled = enrolled + 1, offered = offered - 1, waitlisted = waitlisted - 1, updated_at = now()
+      WHERE id = v_course_id;
+      RETURN jsonb_build_object('outcome', 'accepted', 'registration', registrar_registration_row(v_after));
+    END IF;
+    PERFORM registrar_end_offers(v_course_id, ARRAY[p_registration_id], 'declined', p_actor);
+    PERFORM registrar_offer_seats(v_course_id, 'offered: the offer before it was declined');
+    SELECT * INTO STRICT v_after FROM registrations WHERE id = p_registration_id;
+    RETURN jsonb_build_object('outcome', 'declined', 'registration', registrar_registration_row(v_after));
+  END IF;
+  PERFORM registrar_settle_offers(v_course_id);
+  SELECT * INTO STRICT v_after FROM registrations WHERE id = p_registration_id;
+  SELECT kind INTO v_last FROM registration_events
+  WHERE registration_id = p_registration_id AND kind IN ('offered', 'accepted', 'declined', 'expired', 'cancelled')
+  ORDER BY id DESC LIMIT 1;
+  RETURN jsonb_build_object('outcome', CASE v_last
+      WHEN 'expired' THEN 'expired'
+      WHEN 'accepted' THEN CASE WHEN v_after.status = 'enrolled' THEN 'already-accepted' ELSE 'no-offer' END
+      WHEN 'declined' THEN 'already-declined'
+      ELSE 'no-offer' END,
+    'registration', registrar_registration_row(v_after));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course_id text;
+  v_term_id text;
+  v_before registrations;
+  v_after registrations;
+BEGIN
+  SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not-found');
+  END IF;
+  SELECT term_id INTO v_term_id FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Offers whose deadline has come end first (offers.sql): this one may be among them.
+  PERFORM registrar_settle_offers(v_course_id);
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
   IF v_before.status = 'cancelled' THEN
     RETURN jsonb_build_object('outcome', 'already-cancelled', 'registration', registrar_registration_row(v_before));
   END IF;
-  UPDATE registrations SET status = 'cancelled', updated_at = now()
+  UPDATE registrations SET status = 'cancelled', offered_at = NULL, offer_until = NULL, updated_at = now()
   WHERE id = p_registration_id RETURNING * INTO v_after;
-  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL);
+  PERFORM registrar_record_events(ARRAY[v_after.id], ARRAY[v_after.course_id], ARRAY['cancelled'], NULL, NULL,
+    p_actor, ARRAY[format('cancelled by %s while %s', CASE p_actor WHEN 'admin' THEN 'an admin' ELSE 'the student' END, v_before.status)]);
+  -- After the course lock, as every registration batch takes them (course, then term_students):
+  -- the two cannot deadlock.
+  IF v_term_id IS NOT NULL THEN
+    UPDATE term_students SET active = active - 1 WHERE term_id = v_term_id AND email_key = v_before.email_key;
+  END IF;
   IF v_before.status = 'enrolled' THEN
     UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_course_id;
-    PERFORM registrar_promote_waitlisted(v_course_id);
+    PERFORM registrar_promote_waitlisted(v_course_id, 'promoted: seat freed by a cancel');
+  ELSIF v_before.offer_until IS NOT NULL THEN
+    -- The seat held for this registration's offer goes to the next.
+    UPDATE courses SET waitlisted = waitlisted - 1, offered = offered - 1, updated_at = now() WHERE id = v_course_id;
+    PERFORM registrar_promote_waitlisted(v_course_id, 'promoted: an offered seat freed by a cancel');
   ELSE
     UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
   END IF;
@@ -586,6 +693,53 @@ CREATE OR REPLACE FUNCTION public.registrar_course_is_open(p_opens_at timestamp 
  STABLE
 AS $function$
   SELECT (p_opens_at IS NULL OR now() >= p_opens_at) AND (p_closes_at IS NULL OR now() < p_closes_at)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_courses_with_due_offers()
+ RETURNS SETOF text
+ LANGUAGE sql
+AS $function$
+  SELECT DISTINCT course_id FROM registrations WHERE offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_end_offers(p_course_id text, p_ids uuid[], p_kind text, p_actor text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_term_id text;
+  v_ended uuid[];
+  v_keys text[];
+  v_reasons text[];
+  v_count integer;
+BEGIN
+  SELECT term_id INTO STRICT v_term_id FROM courses WHERE id = p_course_id;
+  WITH ended AS (
+    UPDATE registrations r SET status = 'cancelled', offered_at = NULL, offer_until = NULL, updated_at = now()
+    FROM registrations o
+    WHERE r.id = ANY (p_ids) AND o.id = r.id AND r.course_id = p_course_id AND r.offer_until IS NOT NULL
+    RETURNING r.id, r.seq, r.email_key,
+      registrar_offer_hours_text(extract(epoch FROM o.offer_until - o.offered_at)::double precision / 3600) AS held
+  )
+  SELECT coalesce(array_agg(id ORDER BY seq), '{}'), array_agg(email_key ORDER BY seq),
+         array_agg(CASE p_kind WHEN 'expired' THEN format('offer expired after %s', held)
+                               ELSE 'declined the offered seat' END ORDER BY seq)
+  INTO v_ended, v_keys, v_reasons FROM ended;
+  v_count := cardinality(v_ended);
+  IF v_count > 0 THEN
+    PERFORM registrar_record_events(v_ended, array_fill(p_course_id, ARRAY[v_count]),
+      array_fill(p_kind, ARRAY[v_count]), NULL, NULL, p_actor, v_reasons);
+    UPDATE courses SET offered = offered - v_count, waitlisted = waitlisted - v_count, updated_at = now()
+    WHERE id = p_course_id;
+    -- After the course lock, as every registration batch takes them (course, then term_students).
+    IF v_term_id IS NOT NULL THEN
+      UPDATE term_students t SET active = active - 1
+      FROM unnest(v_keys) AS k (email_key)
+      WHERE t.term_id = v_term_id AND t.email_key = k.email_key;
+    END IF;
+  END IF;
+  RETURN v_count;
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_fold_delivery_figures()
@@ -630,7 +784,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
-  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none);
+  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none, 'import');
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := v_results[i];
     CASE v_result ->> 'outcome'
@@ -645,6 +799,7 @@ BEGIN
           WHEN 'course-full' THEN format('course "%s" is full (seats and waitlist taken)', p_courses[i])
           WHEN 'registration-closed' THEN format('registration for "%s" is not open', p_courses[i])
           WHEN 'course-not-found' THEN format('there is no course "%s"', p_courses[i])
+          WHEN 'limit-reached' THEN format('"%s" already holds %s registrations in term "%s", its limit', p_emails[i], v_result ->> 'limit', v_result ->> 'term')
           WHEN 'not-admitted' THEN format('course "%s" admits through its waiting room: a row cannot register without an admission', p_courses[i])
           ELSE v_result ->> 'outcome' END;
         v_errors := v_errors || jsonb_build_array(jsonb_build_object('line', p_lines[i], 'message', v_message));
@@ -677,7 +832,58 @@ AS $function$
   FOR NO KEY UPDATE OF q
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text)
+CREATE OR REPLACE FUNCTION public.registrar_next_waiting(p_course courses)
+ RETURNS SETOF uuid
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT id FROM registrations
+  WHERE course_id = p_course.id AND status = 'waitlisted' AND offer_until IS NULL
+  ORDER BY seq
+  LIMIT greatest(p_course.capacity - p_course.enrolled - p_course.offered, 0)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_offer_hours_text(p_hours double precision)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT rtrim(rtrim(to_char(p_hours::numeric, 'FM999990.999999'), '0'), '.') || ' h'
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_offer_seats(p_course_id text, p_reason text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course courses;
+  v_offered uuid[];
+  v_count integer;
+  v_at timestamptz := clock_timestamp();
+BEGIN
+  SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
+  WITH offered AS (
+    UPDATE registrations SET offered_at = v_at,
+      offer_until = v_at + make_interval(secs => v_course.offer_hours * 3600), updated_at = now()
+    WHERE id IN (SELECT registrar_next_waiting(v_course))
+    RETURNING id, seq
+  )
+  SELECT coalesce(array_agg(id ORDER BY seq), '{}') INTO v_offered FROM offered;
+  v_count := cardinality(v_offered);
+  IF v_count > 0 THEN
+    PERFORM registrar_record_events(v_offered, array_fill(p_course_id, ARRAY[v_count]),
+      array_fill('offered'::text, ARRAY[v_count]), NULL, NULL, 'system',
+      array_fill(format('%s; held for %s', p_reason, registrar_offer_hours_text(v_course.offer_hours)), ARRAY[v_count]));
+    UPDATE registration_events e SET offer_until = r.offer_until
+    FROM registrations r
+    WHERE r.id = ANY (v_offered) AND e.registration_id = r.id AND e.kind = 'offered' AND e.offer_until IS NULL;
+    UPDATE courses SET offered = offered + v_count, updated_at = now() WHERE id = p_course_id;
+  END IF;
+  RETURN v_count;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_promote_waitlisted(p_course_id text, p_reason text)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
@@ -687,20 +893,19 @@ DECLARE
   v_count integer;
 BEGIN
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course_id;
+  IF v_course.promotion = 'offer' THEN
+    RETURN registrar_offer_seats(p_course_id, regexp_replace(p_reason, '^promoted', 'offered'));
+  END IF;
   WITH promoted AS (
     UPDATE registrations SET status = 'enrolled', updated_at = now()
-    WHERE id IN (
-      SELECT id FROM registrations
-      WHERE course_id = p_course_id AND status = 'waitlisted'
-      ORDER BY seq
-      LIMIT greatest(v_course.capacity - v_course.enrolled, 0))
+    WHERE id IN (SELECT registrar_next_waiting(v_course))
     RETURNING id, seq
   )
   SELECT coalesce(array_agg(id ORDER BY seq), '{}') INTO v_promoted FROM promoted;
   v_count := cardinality(v_promoted);
   IF v_count > 0 THEN
     PERFORM registrar_record_events(v_promoted, array_fill(p_course_id, ARRAY[v_count]),
-      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL);
+      array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL, 'system', array_fill(p_reason, ARRAY[v_count]));
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
   END IF;
@@ -1110,7 +1315,7 @@ AS $function$
   ORDER BY c.id
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
+CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[], p_actor text, p_reasons text[])
  RETURNS void
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -1126,9 +1331,9 @@ BEGIN
   v_tokens := ARRAY(SELECT coalesce(p_tokens[i], replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
     FROM generate_subscripts(p_registration_ids, 1) AS i ORDER BY i);
   WITH events AS (
-    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
-    SELECT n.id, n.course_id, n.kind, n.position
-    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, course_id, kind, position, o)
+    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position, actor, reason)
+    SELECT n.id, n.course_id, n.kind, n.position, p_actor, n.reason
+    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions, p_reasons) WITH ORDINALITY AS n (id, course_id, kind, position, reason, o)
     ORDER BY n.o
     RETURNING id, registration_id
   ), tokens AS (
@@ -1157,7 +1362,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[])
+CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[], p_actor text DEFAULT 'student'::text)
  RETURNS jsonb[]
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -1180,6 +1385,20 @@ DECLARE
   -- The course rows' versions as read (xmin: the transaction that last wrote each).
   v_read_version xid[];
   v_refused boolean[];
+  -- Each course's term and the term's limit (NULL: none).
+  v_term text[];
+  v_limit integer[];
+  -- Per (term, student) of the batch, in (term, email key) order: the active count as read, as
+  -- the batch changes it, whether a member was refused for the limit, and the limit.
+  v_ts_keys text[] := '{}';
+  v_ts_terms text[] := '{}';
+  v_ts_emails text[] := '{}';
+  v_ts_read integer[] := '{}';
+  v_ts_active integer[];
+  v_ts_refused boolean[];
+  v_ts_limit integer[] := '{}';
+  v_ts record;
+  v_t integer;
   -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
   -- its window is open now.
   v_now record;
@@ -1225,16 +1444,49 @@ BEGIN
   IF p_lock_first THEN
     PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
   END IF;
-  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
+  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
          array_agg(queue_order IS NOT NULL ORDER BY id),
-         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
-    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version
+         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id),
+         array_agg(term_id ORDER BY id),
+         array_agg((SELECT t.max_courses_per_student FROM terms t WHERE t.id = term_id) ORDER BY id)
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version, v_term, v_limit
     FROM courses WHERE id = ANY (p_courses);
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
+
+  -- The term counts of the batch's students, for the courses that have a term (none: nothing
+  -- read). Locked first, each row is locked (made, if new) by one upsert in (term, email key)
+  -- order, after the course locks: the order every batch and cancel takes them in.
+  IF cardinality(array_remove(v_term, NULL)) > 0 THEN
+    IF p_lock_first THEN
+      WITH locked AS (
+        INSERT INTO term_students AS s (term_id, email_key, active)
+        SELECT DISTINCT c.term_id, m.k, 0
+        FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+        WHERE c.term_id IS NOT NULL
+        ORDER BY 1, 2
+        ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active
+        RETURNING s.term_id, s.email_key, s.active)
+      SELECT array_agg(term_id || E'\n' || email_key ORDER BY term_id, email_key), array_agg(term_id ORDER BY term_id, email_key),
+             array_agg(email_key ORDER BY term_id, email_key), array_agg(active ORDER BY term_id, email_key)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read FROM locked;
+    ELSE
+      SELECT array_agg(p.t || E'\n' || p.k ORDER BY p.t, p.k), array_agg(p.t ORDER BY p.t, p.k),
+             array_agg(p.k ORDER BY p.t, p.k), array_agg(coalesce(s.active, 0) ORDER BY p.t, p.k)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read
+        FROM (SELECT DISTINCT c.term_id AS t, m.k
+              FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+              WHERE c.term_id IS NOT NULL) p
+        LEFT JOIN term_students s ON s.term_id = p.t AND s.email_key = p.k;
+    END IF;
+    v_ts_limit := ARRAY(SELECT v_limit[array_position(v_term, t)] FROM unnest(v_ts_terms) WITH ORDINALITY AS u (t, o) ORDER BY o);
+  END IF;
+  v_ts_keys := coalesce(v_ts_keys, '{}');
+  v_ts_active := v_ts_read;
+  v_ts_refused := array_fill(false, ARRAY[cardinality(v_ts_keys)]);
 
   -- Students of the batch registered already: one index probe per student
   -- (active-registration.sql). A registration of the same student committed meanwhile by another
@@ -1297,6 +1549,14 @@ BEGIN
           v_results[i] := jsonb_build_object('outcome', 'not-admitted');
         END IF;
       END IF;
+      -- The term's limit: only a member that would take a place is refused for it (a full course
+      -- answers full, as it does from memory).
+      v_t := CASE WHEN v_term[v_c] IS NOT NULL THEN array_position(v_ts_keys, v_term[v_c] || E'\n' || p_email_keys[i]) END;
+      IF v_results[i] IS NULL AND v_t IS NOT NULL AND v_ts_limit[v_t] IS NOT NULL AND v_ts_active[v_t] >= v_ts_limit[v_t]
+        AND (v_enrolled[v_c] < v_capacity[v_c] OR v_waitlisted[v_c] < v_waitlist_capacity[v_c]) THEN
+        v_results[i] := jsonb_build_object('outcome', 'limit-reached', 'term', v_term[v_c], 'limit', v_ts_limit[v_t]);
+        v_ts_refused[v_t] := true;
+      END IF;
       IF v_results[i] IS NULL AND v_enrolled[v_c] < v_capacity[v_c] THEN
         v_status := 'enrolled';
         v_enrolled[v_c] := v_enrolled[v_c] + 1;
@@ -1314,6 +1574,9 @@ BEGIN
         v_refused[v_c] := true;
       ELSE
         v_changed[v_c] := true;
+        IF v_t IS NOT NULL THEN
+          v_ts_active[v_t] := v_ts_active[v_t] + 1;
+        END IF;
         v_new_members := v_new_members || i;
         v_new_ids := v_new_ids || gen_random_uuid();
         v_new_keys := v_new_keys || v_student;
@@ -1347,7 +1610,9 @@ BEGIN
     PERFORM registrar_record_events(v_new_ids,
       (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
       (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
-      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
+      p_actor, (SELECT array_agg(CASE s WHEN 'enrolled' THEN 'enrolled: a seat was free' ELSE format('waitlisted: the seats were taken; position %s', p) END ORDER BY o)
+        FROM unnest(v_new_status, v_new_positions) WITH ORDINALITY AS n (s, p, o)));
 
     IF cardinality(array_remove(v_new_places, NULL)) > 0 THEN
       UPDATE queue_places q SET status = 'registered', registration_id = n.id, registered_at = now(), updated_at = now()
@@ -1388,10 +1653,37 @@ BEGIN
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
+      IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
+        RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+      END IF;
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
         AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+    END LOOP;
+  END IF;
+
+  -- The term counts, after the course locks, each row locked by the upsert in (term, email key)
+  -- order: what the batch added, and (lock last) the rows of its limit refusals, to check them.
+  -- Under READ COMMITTED the upsert adds to the count as committed now: lock last, a count over
+  -- the limit (another course of the term registered the student meanwhile) or a refusal whose
+  -- count fell (a cancel meanwhile: the place it refused may be free) fails the attempt with
+  -- RGB01; it is decided again locked first. A count that rose keeps a refusal right.
+  IF cardinality(v_ts_keys) > 0 THEN
+    FOR v_ts IN
+      INSERT INTO term_students AS s (term_id, email_key, active)
+      SELECT u.t, u.k, u.active - u.read
+      FROM unnest(v_ts_terms, v_ts_emails, v_ts_active, v_ts_read, v_ts_refused) WITH ORDINALITY AS u (t, k, active, read, refused, o)
+      WHERE u.active > u.read OR (u.refused AND NOT p_lock_first)
+      ORDER BY u.o
+      ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active + excluded.active
+      RETURNING s.term_id, s.email_key, s.active
+    LOOP
+      v_t := array_position(v_ts_keys, v_ts.term_id || E'\n' || v_ts.email_key);
+      IF (v_ts_active[v_t] > v_ts_read[v_t] AND v_ts.active > v_ts_limit[v_t])
+        OR (v_ts_refused[v_t] AND v_ts.active - (v_ts_active[v_t] - v_ts_read[v_t]) < v_ts_read[v_t]) THEN
+        RAISE EXCEPTION 'the count of a student in term % changed while its batch was decided', v_ts.term_id USING ERRCODE = 'RGB01';
+      END IF;
     END LOOP;
   END IF;
 
@@ -1400,6 +1692,76 @@ BEGIN
   FROM unnest(v_ids, v_enrolled, v_waitlisted, v_read_enrolled, v_read_waitlisted, v_changed) AS u (id, enrolled, waitlisted, read_enrolled, read_waitlisted, changed)
   WHERE c.id = u.id AND u.changed;
   RETURN v_results;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_register_courses(p_counts integer[], p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_seats_only boolean[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_answers jsonb[] := '{}';
+  v_all jsonb[];
+  v_results jsonb[];
+  v_committed boolean;
+  v_lo integer := 1;
+  v_hi integer;
+BEGIN
+  PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
+  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
+  INSERT INTO term_students AS s (term_id, email_key, active)
+  SELECT DISTINCT c.term_id, m.k, 0
+  FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN courses c ON c.id = m.course_id
+  WHERE c.term_id IS NOT NULL
+  ORDER BY 1, 2
+  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+
+  IF cardinality(p_counts) > 1 THEN
+    BEGIN
+      v_all := registrar_register_batch(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes,
+        p_request_hashes, p_sealed_tokens, array_fill(NULL::bytea, ARRAY[cardinality(p_courses)]), 'student');
+      FOR r IN 1 .. cardinality(p_counts) LOOP
+        v_hi := v_lo + p_counts[r] - 1;
+        IF EXISTS (SELECT 1 FROM unnest(v_all[v_lo:v_hi]) AS m (result)
+                   WHERE m.result ->> 'outcome' <> 'created' OR (p_seats_only[r] AND m.result #>> '{registration,status}' = 'waitlisted')) THEN
+          RAISE EXCEPTION 'a course of a request refused' USING ERRCODE = 'RGM01';
+        END IF;
+        v_answers := v_answers || jsonb_build_object('committed', true, 'results', to_jsonb(v_all[v_lo:v_hi]));
+        v_lo := v_hi + 1;
+      END LOOP;
+      RETURN to_jsonb(v_answers);
+    EXCEPTION WHEN SQLSTATE 'RGM01' THEN
+      v_answers := '{}';
+      v_lo := 1;
+    END;
+  END IF;
+
+  FOR r IN 1 .. cardinality(p_counts) LOOP
+    v_hi := v_lo + p_counts[r] - 1;
+    v_committed := true;
+    BEGIN
+      v_results := registrar_register_batch(true, p_courses[v_lo:v_hi], p_names[v_lo:v_hi], p_emails[v_lo:v_hi],
+        p_email_keys[v_lo:v_hi], p_tokens[v_lo:v_hi], p_key_hashes[v_lo:v_hi], p_request_hashes[v_lo:v_hi],
+        p_sealed_tokens[v_lo:v_hi], array_fill(NULL::bytea, ARRAY[p_counts[r]]), 'student');
+      FOR i IN 1 .. p_counts[r] LOOP
+        IF v_results[i] ->> 'outcome' = 'created' AND p_seats_only[r] AND v_results[i] #>> '{registration,status}' = 'waitlisted' THEN
+          v_results[i] := jsonb_build_object('outcome', 'no-seat');
+        END IF;
+        IF v_results[i] ->> 'outcome' <> 'created' THEN
+          v_committed := false;
+        END IF;
+      END LOOP;
+      IF NOT v_committed THEN
+        -- Only to roll the subtransaction back; caught below. Variables keep their values.
+        RAISE EXCEPTION 'a course of the request refused' USING ERRCODE = 'RGM01';
+      END IF;
+    EXCEPTION WHEN SQLSTATE 'RGM01' THEN
+      NULL;
+    END;
+    v_answers := v_answers || jsonb_build_object('committed', v_committed, 'results', to_jsonb(v_results));
+    v_lo := v_hi + 1;
+  END LOOP;
+  RETURN to_jsonb(v_answers);
 END
 $function$;
 
@@ -1420,7 +1782,8 @@ CREATE OR REPLACE FUNCTION public.registrar_registration_row(r registrations, p_
 AS $function$
   SELECT jsonb_build_object(
     'id', r.id, 'course_id', r.course_id, 'name', r.name, 'email', r.email,
-    'status', r.status, 'waitlist_position', p_position, 'created_at', r.created_at)
+    'status', r.status, 'waitlist_position', p_position, 'created_at', r.created_at,
+    'offer_until', r.offer_until)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_remind(p_registration_ids uuid[])
@@ -1449,9 +1812,92 @@ BEGIN
   v_n := cardinality(v_ids);
   IF v_n > 0 THEN
     -- Fresh tokens (NULL): only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL);
+    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL, NULL, NULL);
   END IF;
   RETURN v_n;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_settle_offers(p_course_id text)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_count integer;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id AND offered > 0) THEN
+    RETURN 0;
+  END IF;
+  v_count := registrar_end_offers(p_course_id, ARRAY(
+    SELECT id FROM registrations
+    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+    ORDER BY seq), 'expired', 'system');
+  IF v_count > 0 THEN
+    PERFORM registrar_offer_seats(p_course_id, 'offered: the offer before it expired');
+  END IF;
+  RETURN v_count;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_swap(p_registration_id uuid, p_course_id text, p_token text, p_actor text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_old registrations;
+  v_cancel jsonb;
+  v_result jsonb;
+  v_new_id uuid;
+  v_reason text;
+BEGIN
+  SELECT * INTO v_old FROM registrations WHERE id = p_registration_id;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not-found');
+  END IF;
+  IF v_old.course_id = p_course_id THEN
+    RETURN jsonb_build_object('outcome', 'same-course');
+  END IF;
+  PERFORM 1 FROM courses WHERE id IN (v_old.course_id, p_course_id) ORDER BY id FOR NO KEY UPDATE;
+  IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id) THEN
+    RETURN jsonb_build_object('outcome', 'course-not-found');
+  END IF;
+  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
+  INSERT INTO term_students AS s (term_id, email_key, active)
+  SELECT DISTINCT c.term_id, v_old.email_key, 0 FROM courses c
+  WHERE c.id IN (v_old.course_id, p_course_id) AND c.term_id IS NOT NULL
+  ORDER BY 1
+  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+  -- Offers whose deadline has come end first (offers.sql): the old registration's may be among them.
+  PERFORM registrar_settle_offers(p_course_id);
+  PERFORM registrar_settle_offers(v_old.course_id);
+  -- Read the status only under the course lock: it cannot change until we commit.
+  SELECT * INTO STRICT v_old FROM registrations WHERE id = p_registration_id;
+  IF v_old.status = 'cancelled' THEN
+    RETURN jsonb_build_object('outcome', 'not-active', 'registration', registrar_registration_row(v_old));
+  END IF;
+  v_reason := format('swapped from %s to %s', v_old.course_id, p_course_id);
+  BEGIN
+    v_cancel := registrar_cancel(p_registration_id, p_actor);
+    v_result := (registrar_register_batch(true, ARRAY[p_course_id], ARRAY[v_old.name], ARRAY[v_old.email],
+      ARRAY[v_old.email_key], ARRAY[p_token], ARRAY[NULL::bytea], ARRAY[NULL::bytea], ARRAY[NULL::bytea],
+      ARRAY[NULL::bytea], p_actor))[1];
+    IF v_result ->> 'outcome' = 'created' AND v_result #>> '{registration,status}' = 'waitlisted' THEN
+      v_result := jsonb_build_object('outcome', 'no-seat');
+    END IF;
+    IF v_result ->> 'outcome' <> 'created' THEN
+      -- Only to roll the subtransaction back; caught below. Variables keep their values.
+      RAISE EXCEPTION 'the new course refused the swap' USING ERRCODE = 'RGS01';
+    END IF;
+  EXCEPTION WHEN SQLSTATE 'RGS01' THEN
+    RETURN v_result;
+  END;
+  v_new_id := (v_result #>> '{registration,id}')::uuid;
+  -- The cancel's entry is the old registration's newest; the enrolment is the new one's only.
+  UPDATE registration_events SET reason = v_reason
+  WHERE id = (SELECT max(id) FROM registration_events WHERE registration_id = p_registration_id)
+     OR registration_id = v_new_id;
+  RETURN jsonb_build_object('outcome', 'swapped', 'registration', v_result -> 'registration',
+    'cancelled', v_cancel -> 'registration');
 END
 $function$;
 
@@ -1465,6 +1911,11 @@ AS $function$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A waitlist offer's events (offers.sql).
+    WHEN 'offered' THEN 'registration.offered'
+    WHEN 'accepted' THEN 'registration.offer-accepted'
+    WHEN 'declined' THEN 'registration.offer-declined'
+    WHEN 'expired' THEN 'registration.offer-expired'
     -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
     -- again changes nothing, so it has no type, as a reminder has none.
     WHEN 'joined' THEN 'queue.joined'

@@ -1,4 +1,4 @@
-// The five emails a registration gets, in plain text and HTML, and the layout every email shares
+// The emails a registration gets (its own five and a waitlist offer's four), in plain text and HTML, and the layout every email shares
 // (the waiting room's: queue-email-message.ts). Pure: the same event always gives the same
 // message, so a retry sends identical bytes under the same Message-ID.
 import type { EmailEvent } from '../db/queries/email.queries.ts';
@@ -25,6 +25,11 @@ export function manageLink(publicUrl: string, registrationId: string, token: str
   return `${publicUrl}/manage/${registrationId}#token=${encodeURIComponent(token)}`;
 }
 
+/** An offer's deadline as the email states it: UTC, to the second. */
+function offerDeadline(event: EmailEvent): string {
+  return event.offerUntil === null ? '(unknown)' : `${event.offerUntil.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
 function summary(event: EmailEvent): { subject: string; headline: string; status: string } {
   const course = `${event.courseTitle} (${event.courseId})`;
   switch (event.kind) {
@@ -36,6 +41,18 @@ function summary(event: EmailEvent): { subject: string; headline: string; status
       return { subject: `A seat opened up: you are enrolled in ${event.courseTitle}`, headline: `A seat in ${course} freed up and it is yours: you moved from the waitlist to enrolled.`, status: 'enrolled' };
     case 'cancelled':
       return { subject: `Your registration for ${event.courseTitle} is cancelled`, headline: `Your registration for ${course} is cancelled.`, status: 'cancelled' };
+    case 'offered':
+      return {
+        subject: `A seat in ${event.courseTitle} is offered to you until ${offerDeadline(event)}`,
+        headline: `A seat in ${course} freed up and it is held for you until ${offerDeadline(event)}. Accept it before then to enrol; if you decline or do not answer in time, it goes to the next student on the waitlist and your waitlist place ends.`,
+        status: `waitlisted, a seat offered until ${offerDeadline(event)}`,
+      };
+    case 'accepted':
+      return { subject: `You accepted the seat: you are enrolled in ${event.courseTitle}`, headline: `You accepted the seat offered in ${course}: it is yours.`, status: 'enrolled' };
+    case 'declined':
+      return { subject: `You declined the seat in ${event.courseTitle}`, headline: `You declined the seat offered in ${course}; it goes to the next student on the waitlist, and your registration is cancelled.`, status: 'cancelled' };
+    case 'expired':
+      return { subject: `The seat offered in ${event.courseTitle} has expired`, headline: `The seat held for you in ${course} was not accepted before its deadline; it goes to the next student on the waitlist, and your registration is cancelled.`, status: 'cancelled' };
     case 'reminder':
       // No status or waitlist position here: the position moves; the manage link shows it now.
       return {
@@ -57,6 +74,8 @@ export type EmailContent = {
   headline: string;
   status: string;
   link: { label: string; url: string };
+  /** Further links after the main one (an offer's accept and decline). */
+  actions?: { label: string; url: string }[];
   messageId: string;
 };
 
@@ -72,6 +91,7 @@ export function layoutEmail(from: string, to: Recipient, content: EmailContent):
     `Status: ${content.status}`,
     '',
     `${content.link.label}: ${content.link.url}`,
+    ...(content.actions ?? []).map((action) => `${action.label}: ${action.url}`),
     '',
     '-- Registrar',
     '',
@@ -85,14 +105,19 @@ export function layoutEmail(from: string, to: Recipient, content: EmailContent):
 <tr><th align="left">Status</th><td>${escapeHtml(content.status)}</td></tr>
 </table>
 <p><a href="${escapeHtml(content.link.url)}">${escapeHtml(content.link.label)}</a></p>
-<p>&mdash; Registrar</p>
+${(content.actions ?? []).map((action) => `<p><a href="${escapeHtml(action.url)}">${escapeHtml(action.label)}</a></p>\n`).join('')}<p>&mdash; Registrar</p>
 </body></html>
 `;
   return { from, to: to.email, subject: content.subject, text, html, messageId: content.messageId };
 }
 
 export function buildEmail(event: EmailEvent, options: { from: string; publicUrl: string; manageToken: string; messageDomain: string }): EmailMessage {
-  const link = { label: 'See or cancel your registration', url: manageLink(options.publicUrl, event.registrationId, options.manageToken) };
+  const url = manageLink(options.publicUrl, event.registrationId, options.manageToken);
+  const link = { label: 'See or cancel your registration', url };
+  // The manage page reads the action from the fragment and asks before it answers.
+  const actions = event.kind === 'offered'
+    ? [{ label: 'Accept the seat', url: `${url}&action=accept` }, { label: 'Decline the seat', url: `${url}&action=decline` }]
+    : [];
   const messageId = `<registrar.${event.registrationId}.${event.kind}.${event.eventId}@${options.messageDomain}>`;
-  return layoutEmail(options.from, event, { ...summary(event), link, messageId });
+  return layoutEmail(options.from, event, { ...summary(event), link, actions, messageId });
 }

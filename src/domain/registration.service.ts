@@ -3,6 +3,8 @@
 // lock; this module prepares their inputs (normalized email, token hashes, idempotency
 // fingerprint) and turns outcomes into results or DomainErrors.
 import type { Sql } from '../db/database.ts';
+import { type HistoryRow, listRegistrationHistory } from '../db/queries/history.queries.ts';
+import { settleOffers } from '../db/queries/offers.queries.ts';
 import { cancel, findActiveRegistration, findRegistration, register, type RegistrationRow, remindRegistration, tokenManagesRegistration } from '../db/queries/registrations.queries.ts';
 import { generateManageToken, hashIdempotencyKey, hashRequest, hashToken, sealToken, unsealToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
@@ -118,12 +120,14 @@ export async function registerStudent(sql: Sql, input: RegisterInput): Promise<R
     case 'not-admitted':
       fullCourses.markQueued(input.course);
       throw notAdmitted(input.course);
+    case 'limit-reached':
+      throw new DomainError('limit-reached', `Term "${outcome.term}" allows ${outcome.limit} active registrations (enrolled or waitlisted) per student, and this email holds ${outcome.limit} or more: cancel one to register for "${input.course}"`);
     default:
       return outcome satisfies never;
   }
 }
 
-async function authorize(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
+export async function authorizeRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
   const row = await findRegistration(sql, id);
   if (!row) throw new DomainError('registration-not-found', `There is no registration "${id}"`);
   if (credential.kind === 'manage-token' && !(await tokenManagesRegistration(sql, id, hashToken(credential.token)))) {
@@ -133,13 +137,17 @@ async function authorize(sql: Sql, id: string, credential: RegistrationCredentia
 }
 
 export async function getRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
-  return authorize(sql, id, credential);
+  const row = await authorizeRegistration(sql, id, credential);
+  if (row.offer_until === null || new Date(row.offer_until) > new Date()) return row;
+  // An offer past its deadline is decided at this look (offers.sql), then the row read again.
+  await settleOffers(sql, row.course_id);
+  return (await findRegistration(sql, id)) ?? row;
 }
 
 /** Cancelling twice is fine: the second call reports the cancelled registration again. */
 export async function cancelRegistration(sql: Sql, id: string, credential: RegistrationCredential): Promise<RegistrationRow> {
-  const registration = await authorize(sql, id, credential);
-  const outcome = await cancel(sql, id);
+  const registration = await authorizeRegistration(sql, id, credential);
+  const outcome = await cancel(sql, id, credential.kind === 'admin' ? 'admin' : 'student');
   fullCoursesOf(sql).forget(registration.course_id);
   switch (outcome.outcome) {
     case 'cancelled':
@@ -150,4 +158,10 @@ export async function cancelRegistration(sql: Sql, id: string, credential: Regis
     default:
       return outcome satisfies never;
   }
+}
+
+/** The registration's history, newest first: each change with who made it and why. */
+export async function getRegistrationHistory(sql: Sql, id: string, credential: RegistrationCredential): Promise<HistoryRow[]> {
+  await authorizeRegistration(sql, id, credential);
+  return listRegistrationHistory(sql, id);
 }

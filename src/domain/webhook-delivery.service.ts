@@ -9,7 +9,8 @@ export type DueWebhookDelivery = { id: string; url: string; secret: string; body
 /** How an attempt ended: 'retry' leaves the delivery pending for the job's next attempt. */
 export type WebhookAttemptOutcome = 'delivered' | 'failed' | 'retry';
 
-const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitlisted: 'waitlisted', promoted: 'enrolled', cancelled: 'cancelled' };
+const STATUS_AFTER_EVENT: Record<string, string> = { enrolled: 'enrolled', waitlisted: 'waitlisted', promoted: 'enrolled', cancelled: 'cancelled',
+  offered: 'waitlisted', accepted: 'enrolled', declined: 'cancelled', expired: 'cancelled' };
 
 const DELIVERY_STATUS: Record<WebhookAttemptOutcome, 'delivered' | 'failed' | 'pending'> = { delivered: 'delivered', failed: 'failed', retry: 'pending' };
 

@@ -6,7 +6,8 @@ import { deleteWebhook, type DeliveryRow, findWebhook, insertWebhook, listDelive
 import { assertPublicUrl } from '../security/address-guard.ts';
 import { DomainError } from './domain-error.ts';
 
-export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled', 'queue.joined', 'queue.admitted', 'queue.sold-out'] as const;
+export const WEBHOOK_EVENTS = ['registration.created', 'registration.promoted', 'registration.cancelled',
+  'registration.offered', 'registration.offer-accepted', 'registration.offer-declined', 'registration.offer-expired', 'queue.joined', 'queue.admitted', 'queue.sold-out'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 /** Only http and https: no file:, no data:, no credentials smuggled in the URL. */

@@ -15,6 +15,12 @@ export type ProblemSlug =
   | 'payload-too-large'
   | 'unsupported-media-type'
   | 'not-admitted'
+  | 'offer-expired'
+  | 'no-offer'
+  | 'limit-reached'
+  | 'already-registered'
+  | 'no-seat'
+  | 'not-implemented'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -25,6 +31,8 @@ export type Problem = {
   status: number;
   detail: string;
   errors?: FieldError[];
+  /** The course that refused a request for several courses. */
+  course?: string;
 };
 
 const TITLES: Record<ProblemSlug, string> = {
@@ -39,6 +47,12 @@ const TITLES: Record<ProblemSlug, string> = {
   'payload-too-large': 'The request body is too large',
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
+  'offer-expired': 'The offer\'s deadline has passed',
+  'no-offer': 'No open offer to answer',
+  'limit-reached': 'The term\'s limit of courses per student is reached',
+  'already-registered': 'Registered already',
+  'no-seat': 'No free seat',
+  'not-implemented': 'Not implemented',
   internal: 'Internal error',
 };
 
@@ -69,7 +83,25 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   'course-has-no-queue': { status: 409, slug: 'conflict' },
   'queue-not-open': { status: 409, slug: 'registration-closed' },
   'queue-in-use': { status: 409, slug: 'conflict' },
+  'offer-expired': { status: 409, slug: 'offer-expired' },
+  'no-offer': { status: 409, slug: 'no-offer' },
   'invalid-queue': { status: 400, slug: 'validation' },
+  'term-not-found': { status: 404, slug: 'not-found' },
+  'term-exists': { status: 409, slug: 'conflict' },
+  // A course naming a term that does not exist: the body is wrong, not the URL.
+  'unknown-term': { status: 400, slug: 'validation' },
+  'term-in-use': { status: 409, slug: 'conflict' },
+  'limit-reached': { status: 409, slug: 'limit-reached' },
+  // A multi-course request naming a course this email holds already, among courses it does not.
+  'already-registered': { status: 409, slug: 'already-registered' },
+  // Seats only ("waitlist": false) and a course without a free seat.
+  'no-seat': { status: 409, slug: 'no-seat' },
+  // A swap to the course the registration is in already.
+  'same-course': { status: 400, slug: 'validation' },
+  // A swap of a cancelled registration.
+  'registration-not-active': { status: 409, slug: 'conflict' },
+  // A swap with "wait": true, which this version does not do.
+  'swap-wait-unsupported': { status: 501, slug: 'not-implemented' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).

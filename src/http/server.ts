@@ -24,6 +24,8 @@ import { registerAdminRoutes } from './routes/admin.routes.ts';
 import { registerCourseRoutes } from './routes/courses.routes.ts';
 import { registerDashboardRoutes } from './routes/dashboard.routes.ts';
 import { registerHealthRoutes } from './routes/health.routes.ts';
+import { registerHistoryRoutes } from './routes/history.routes.ts';
+import { registerOfferRoutes } from './routes/offers.routes.ts';
 import { type ImportLimits, registerImportRoutes } from './routes/imports.routes.ts';
 import { registerManagePageRoutes } from './routes/manage-page.routes.ts';
 import { registerOperationsRoutes } from './routes/operations.routes.ts';
@@ -31,6 +33,8 @@ import { registerQueueEventRoutes } from './routes/queue-events.routes.ts';
 import { registerQueuePageRoutes } from './routes/queue-page.routes.ts';
 import { registerQueueRoutes } from './routes/queue.routes.ts';
 import { registerRegistrationRoutes } from './routes/registrations.routes.ts';
+import { registerSwapRoutes } from './routes/swap.routes.ts';
+import { registerTermRoutes } from './routes/terms.routes.ts';
 import { registerWebhookRoutes } from './routes/webhooks.routes.ts';
 import { validatorCompiler } from './validation.ts';
 
@@ -145,8 +149,12 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
   };
   registerHealthRoutes(app, deps);
+  registerTermRoutes(app, deps);
   registerCourseRoutes(app, deps);
   registerRegistrationRoutes(app, deps);
+  registerHistoryRoutes(app, deps);
+  registerOfferRoutes(app, deps);
+  registerSwapRoutes(app, deps);
   registerQueueRoutes(app, deps);
   registerQueueEventRoutes(app, { ...deps, tracker, metrics });
   registerWebhookRoutes(app, deps, { allowPrivate: options.allowPrivateWebhooks ?? false });

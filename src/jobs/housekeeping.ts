@@ -3,9 +3,12 @@
 // second (refreshDeliveryState), which keeps the dashboards' and /admin/jobs' figures a matter of
 // a few rows, and the waiting rooms' admission tick every 500 ms (admitFromQueues,
 // src/domain/queue.service.ts). Each is idempotent or serialized in the database (a tick of a
-// course holds its queue state's row lock), so every instance may run it.
+// course holds its queue state's row lock), so every instance may run it. Every second, the waitlist
+// offers past their deadline are settled (settleDueOffers, src/domain/offers.service.ts): an expiry
+// missed while the job worker was down is decided at its first tick after the restart.
 import type { Sql } from '../db/database.ts';
 import { refreshDeliveryState } from '../domain/mailbox.service.ts';
+import { settleDueOffers } from '../domain/offers.service.ts';
 import { admitFromQueues } from '../domain/queue.service.ts';
 import { createRetention, deleteExpiredIdempotencyKeys, type RetentionReport } from '../domain/retention.service.ts';
 
@@ -14,6 +17,7 @@ const RETENTION_FIRST_MS = 10_000;
 const RETENTION_EVERY_MS = 10 * 60_000;
 const FIGURES_EVERY_MS = 1_000;
 const ADMISSION_EVERY_MS = 500;
+const OFFERS_EVERY_MS = 1_000;
 
 export type HousekeepingOptions = {
   retentionDays: number;
@@ -48,6 +52,7 @@ export function startHousekeeping(sql: Sql, onError: (error: unknown) => void, o
     every(IDEMPOTENCY_EVERY_MS, IDEMPOTENCY_EVERY_MS, () => deleteExpiredIdempotencyKeys(sql), onError),
     every(FIGURES_EVERY_MS, FIGURES_EVERY_MS, () => refreshDeliveryState(sql), onError),
     every(ADMISSION_EVERY_MS, ADMISSION_EVERY_MS, () => admitFromQueues(sql), onError),
+    every(OFFERS_EVERY_MS, OFFERS_EVERY_MS, () => settleDueOffers(sql), onError),
     every(RETENTION_FIRST_MS, RETENTION_EVERY_MS, async () => {
       const report = await retention.run({ retentionDays: options.retentionDays, dataDir: options.dataDir, signal: aborted.signal });
       options.onRetention?.(report);

@@ -181,7 +181,7 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
   test('rush: throughput, latency, answers by status, and the invariants checked against the database', async () => {
     const run = await runBench(['rush', '--students', '300', '--courses', '5', '--concurrency', '32', '--hot-capacity', '20', '--report-dir', reportDir]);
     assert.equal(run.code, 0, explain(run));
-    assert.match(run.stdout, /^Invariants: passed \(16 checks over 6 courses/m, explain(run));
+    assert.match(run.stdout, /^Invariants: passed \(20 checks over 6 courses/m, explain(run));
     assert.match(run.stdout, /^ +306 +0 +\S+ m?s +\d+ \/s/m, 'all 306 requests answered, no network error');
     assert.match(run.stdout, /^201 created, waitlisted +50$/m, 'the hot course waitlist filled');
     assert.match(run.stdout, /^409 course-full +\d+$/m);
@@ -194,6 +194,16 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     assert.equal(histogram!.x.kind, 'ms');
     assert.equal(histogram!.data[1]!.reduce((a, b) => (a ?? 0) + (b ?? 0), 0), 306, 'every answer in a bin');
     assert.equal(throughput!.y.unit, 'answers/s');
+    await assertNothingLeft(benchDir(run));
+  });
+
+  test('rush --multi 30: single-course only and with requests for three courses, side by side, the invariants checked in both', async () => {
+    const run = await runBench(['rush', '--multi', '30', '--students', '300', '--courses', '5', '--concurrency', '32', '--hot-capacity', '20', '--warmup', '20', '--email-timeout-ms', '0', '--report-dir', reportDir]);
+    assert.equal(run.code, 0, explain(run));
+    assert.match(run.stdout, /^single-course only +306 +0 +\d+ /m, explain(run));
+    assert.match(run.stdout, /^30% ask for 3 courses at once +306 +[1-9]\d* +\d+ /m, explain(run));
+    assert.match(run.stdout, /Multi-course throughput: \d+% of single-course/);
+    assert.match(run.stdout, /^Invariants: passed/m);
     await assertNothingLeft(benchDir(run));
   });
 
@@ -212,7 +222,7 @@ describe('npm run bench', { timeout: 1_500_000 }, () => {
     assert.match(run.stdout, /^service \/ database +\S+x/m);
     assertProgress(run, 'database only', 300, 'registrations');
     // 100 seats, 5 places freed and taken, 10 of the 20 warm-up requests created (seats for half).
-    assert.match(run.stdout, /^Invariants: passed \(16 checks over 2 courses, 115 rows, \d+ answers\)$/m, 'the freed-slot registrations are in the check');
+    assert.match(run.stdout, /^Invariants: passed \(20 checks over 2 courses, 115 rows, \d+ answers\)$/m, 'the freed-slot registrations are in the check');
     assert.match(run.stdout, /^Invariants of the database-only run: passed$/m);
     await assertNothingLeft(benchDir(run));
   });

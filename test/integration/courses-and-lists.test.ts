@@ -9,7 +9,7 @@ import { useStack } from '../support/stack.ts';
 
 const stack = useStack();
 
-const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'opensAt', 'queue', 'seatsLeft', 'title', 'waitlistCapacity', 'waitlisted'];
+const COURSE_FIELDS = ['capacity', 'closesAt', 'enrolled', 'id', 'offerHours', 'offered', 'opensAt', 'promotion', 'queue', 'seatsLeft', 'term', 'title', 'waitlistCapacity', 'waitlisted'];
 
 describe('courses', () => {
   test('GET /courses lists every course with its seats, in the shape of GET /courses/{id}', async () => {
@@ -21,7 +21,8 @@ describe('courses', () => {
     const listed = list.body.find((c: { id: string }) => c.id === course);
     assert.deepEqual(Object.keys(listed).sort(), COURSE_FIELDS);
     assert.deepEqual(listed, {
-      id: course, title: 'Listed', capacity: 3, waitlistCapacity: 1, enrolled: 3, waitlisted: 1, seatsLeft: 0, opensAt: null, closesAt: null, queue: null,
+      id: course, title: 'Listed', capacity: 3, waitlistCapacity: 1, enrolled: 3, waitlisted: 1, seatsLeft: 0, opensAt: null, closesAt: null, queue: null, term: null,
+      promotion: 'automatic', offerHours: 48, offered: 0,
     });
     assert.deepEqual((await stack.server.client.request('GET', `/courses/${course}`)).body, listed);
   });
@@ -107,7 +108,7 @@ describe('the API document', () => {
     assert.match(doc.openapi, /^3\./);
     for (const [path, methods] of Object.entries({
       '/courses': ['get', 'post'], '/courses/{id}': ['get', 'patch'], '/register': ['post'],
-      '/registrations/{id}': ['get', 'delete'], '/courses/{id}/registrations': ['get'], '/courses/{id}/registrations.csv': ['get'],
+      '/registrations/{id}': ['get', 'delete'], '/registrations/{id}/offer/accept': ['post'], '/registrations/{id}/offer/decline': ['post'], '/courses/{id}/registrations': ['get'], '/courses/{id}/registrations.csv': ['get'],
       '/imports': ['get', 'post'], '/imports/{id}': ['get'], '/webhooks': ['get', 'post'], '/webhooks/{id}': ['delete'],
       '/webhooks/{id}/deliveries': ['get'], '/admin/mail': ['get'], '/health': ['get'],
     })) {
@@ -116,7 +117,10 @@ describe('the API document', () => {
     // The register body is the validating schema: its limits are the ones the route enforces.
     const register = doc.paths['/register'].post.requestBody.content['application/json'].schema;
     const resolved = register.$ref ? doc.components.schemas[register.$ref.split('/').pop()] : register;
-    assert.deepEqual([...resolved.required].sort(), ['course', 'email', 'name']);
+    assert.deepEqual([...resolved.required].sort(), ['email', 'name']);
+    // One course or several: exactly one of the two, stated in the document as the route checks it.
+    assert.deepEqual(resolved.anyOf, [{ required: ['course'] }, { required: ['courses'] }]);
+    assert.equal(resolved.properties.courses.maxItems, 10);
     assert.equal(resolved.properties.name.maxLength, 200);
     assert.equal(resolved.properties.email.maxLength, 254);
     const tooLong = await stack.server.client.register({ name: 'x'.repeat(201), email: 'a@example.org', course: 'any' });

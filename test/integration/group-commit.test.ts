@@ -133,7 +133,7 @@ describe('plans on a fresh term', () => {
         SELECT ${course}, 'Filler ' || n, 'filler' || n || '@example.org', 'filler' || n || '@example.org', 'enrolled'
         FROM generate_series(1, 60000) n RETURNING id
       ), e AS (
-        INSERT INTO registration_events (registration_id, course_id, kind) SELECT id, ${course}, 'enrolled' FROM r
+        INSERT INTO registration_events (registration_id, course_id, kind, actor, reason) SELECT id, ${course}, 'enrolled', 'student', 'enrolled: a seat was free' FROM r
       )
       INSERT INTO manage_tokens (token_hash, registration_id) SELECT sha256(convert_to(id::text, 'UTF8')), id FROM r`;
     await stack.db.sql`UPDATE courses SET enrolled = enrolled + 60000 WHERE id = ${course}`;
@@ -303,7 +303,7 @@ describe('deciding a batch first, locking its courses last', () => {
     // waits; A then waitlists a newcomer and commits: counters as B read them (1 and 2), but B's
     // row was written before the newcomer's. Deciding B again gives it the place after him.
     const { outcomes } = await raceWithTransaction(course, ['aba-late'],
-      (a) => a`SELECT registrar_cancel(${w1Id}::uuid)`,
+      (a) => a`SELECT registrar_cancel(${w1Id}::uuid, 'student')`,
       async (a) => { [newcomer] = await registerStudents(a, course, ['aba-new']); });
     assert.equal(newcomer?.registration?.waitlist_position, 2);
     assert.equal(outcomes[0]!.registration?.waitlist_position, 3);

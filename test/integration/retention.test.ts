@@ -140,8 +140,8 @@ describe('retention', () => {
     // 2,500 old messages need events of their own (mailbox.event_id is unique).
     await stack.db.sql`
       WITH e AS (
-        INSERT INTO registration_events (registration_id, course_id, kind, created_at)
-        SELECT ${r.id}, ${course}, 'enrolled', now() - interval '200 days' FROM generate_series(1, 2500) RETURNING id)
+        INSERT INTO registration_events (registration_id, course_id, kind, actor, reason, created_at)
+        SELECT ${r.id}, ${course}, 'enrolled', 'student', 'enrolled: a seat was free', now() - interval '200 days' FROM generate_series(1, 2500) RETURNING id)
       INSERT INTO mailbox (event_id, message_id, sender, recipient, recipient_key, subject, text_body, html_body, created_at)
       SELECT id, 'bulk-' || id, 'a@localhost', 'b@localhost', 'b@localhost', 's', 't', 'h', now() - interval '200 days' FROM e`;
     const report = await createRetention(stack.db.sql).run({ retentionDays: RETENTION_DAYS, dataDir });
@@ -246,8 +246,8 @@ describe('delivery figures', () => {
     const [hook] = await stack.db.sql<{ id: string }[]>`INSERT INTO webhooks (url, events, secret) VALUES ('http://127.0.0.1:9/', '{}', 'whsec_x') RETURNING id`;
     await stack.db.sql`
       WITH e AS (
-        INSERT INTO registration_events (registration_id, course_id, kind)
-        SELECT ${r.id}, ${course}, 'enrolled' FROM generate_series(1, 100000) RETURNING id
+        INSERT INTO registration_events (registration_id, course_id, kind, actor, reason)
+        SELECT ${r.id}, ${course}, 'enrolled', 'student', 'enrolled: a seat was free' FROM generate_series(1, 100000) RETURNING id
       ), d AS (
         INSERT INTO email_deliveries (event_id, recipient, message_id, status, attempts)
         SELECT id, 'x@example.org', 'm-' || id, CASE WHEN id % 10 = 0 THEN 'failed' ELSE 'sent' END, 1 FROM e RETURNING event_id

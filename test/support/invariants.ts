@@ -10,6 +10,27 @@ export type CourseState = {
   /** The counters stored on the course row. */
   enrolled: number;
   waitlisted: number;
+  /** The course's term; absent or null: none. */
+  term?: string | null;
+  /** Seats held by open waitlist offers (the counter on the row); absent: none. */
+  offered?: number;
+};
+
+/** A term with its limit and the count stored for each of its students (term_students). */
+export type TermState = {
+  id: string;
+  maxCoursesPerStudent: number | null;
+  counts: { emailKey: string; active: number }[];
+};
+
+/** A registration event that is a change (every kind but reminder), as stored. */
+export type HistoryEvent = {
+  id: number;
+  registrationId: string;
+  courseId: string;
+  kind: string;
+  actor: string | null;
+  reason: string | null;
 };
 
 export type StoredRegistration = {
@@ -20,6 +41,8 @@ export type StoredRegistration = {
   seq: number;
   /** As the database computes it (registrar_registration_row); null unless waitlisted. */
   waitlistPosition: number | null;
+  /** It holds an open waitlist offer (a seat held for it); absent: no. */
+  offerOpen?: boolean;
 };
 
 /** One answer to POST /register; status 0 means none came (network error, timeout). A 200 names
@@ -54,6 +77,11 @@ export type InvariantSnapshot = {
   answers?: ObservedAnswer[];
   /** Courses the workload oversubscribed: they must end exactly full, seats and waitlist. */
   expectFull?: string[];
+  /** The terms (SPEC invariant 9, the limit). A lowered limit (PATCH) leaves students above it,
+   *  which this check reports: snapshot a term with a lowered limit only to see that. */
+  terms?: TermState[];
+  /** Every change's history entry (SPEC invariant 10). */
+  history?: HistoryEvent[];
   /** Emails: one per event, registration or queue (countEmailedEvents), each Message-ID once. */
   emails?: { events: number; messageIds: string[] };
 };
@@ -78,16 +106,27 @@ export const INVARIANT_CHECKS = [
   'each place admitted at most once',
   'seats in queue order, except through expiry',
   'one place per (course, email)',
+  'no student above a term\'s limit; term counts equal the rows stored',
+  'every registration change has exactly one history entry',
+  'held seats within capacity; the offered counter equals the open offers',
+  'each offer ends once: accepted, declined, expired or cancelled',
 ] as const;
 
 type Check = (typeof INVARIANT_CHECKS)[number];
 
 /** Courses and registrations as stored, with each waitlist position as the database computes it. */
-export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues'>> {
-  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number }[]>`
-    SELECT id, capacity, waitlist_capacity, enrolled, waitlisted FROM courses ORDER BY id`;
-  const registrations = await sql<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null }[]>`
-    SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq,
+export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<Pick<InvariantSnapshot, 'courses' | 'registrations' | 'queues' | 'terms' | 'history'>> {
+  const courses = await sql<{ id: string; capacity: number; waitlist_capacity: number; enrolled: number; waitlisted: number; term_id: string | null; offered: number }[]>`
+    SELECT id, capacity, waitlist_capacity, enrolled, waitlisted, term_id, offered FROM courses ORDER BY id`;
+  const terms = await sql<{ id: string; max_courses_per_student: number | null; counts: { emailKey: string; active: number }[] }[]>`
+    SELECT t.id, t.max_courses_per_student,
+      coalesce((SELECT json_agg(json_build_object('emailKey', s.email_key, 'active', s.active) ORDER BY s.email_key)
+                FROM term_students s WHERE s.term_id = t.id), '[]') AS counts
+    FROM terms t ORDER BY t.id`;
+  const history = await sql<{ id: string; registration_id: string; course_id: string; kind: string; actor: string | null; reason: string | null }[]>`
+    SELECT id::text, registration_id, course_id, kind, actor, reason FROM registration_events WHERE kind <> 'reminder' ORDER BY registration_events.id`;
+  const registrations = await sql<{ id: string; course_id: string; email_key: string; status: StoredRegistration['status']; seq: string; position: string | null; offer_open: boolean }[]>`
+    SELECT r.id, r.course_id, r.email_key, r.status, r.seq::text AS seq, r.offer_until IS NOT NULL AS offer_open,
       registrar_registration_row(r) ->> 'waitlist_position' AS position
     FROM registrations r ORDER BY r.seq`;
   const states = await sql<{ course_id: string; admitted_total: string }[]>`
@@ -104,7 +143,9 @@ export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<
         id: p.id, emailKey: p.email_key, status: p.status, rank: p.rank === null ? null : Number(p.rank), admitted: p.admitted, registrationId: p.registration_id,
       })),
     })),
-    courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted })),
+    courses: courses.map((c) => ({ id: c.id, capacity: c.capacity, waitlistCapacity: c.waitlist_capacity, enrolled: c.enrolled, waitlisted: c.waitlisted, term: c.term_id, offered: c.offered })),
+    terms: terms.map((t) => ({ id: t.id, maxCoursesPerStudent: t.max_courses_per_student, counts: t.counts })),
+    history: history.map((e) => ({ id: Number(e.id), registrationId: e.registration_id, courseId: e.course_id, kind: e.kind, actor: e.actor, reason: e.reason })),
     registrations: registrations.map((r) => ({
       id: r.id,
       courseId: r.course_id,
@@ -112,6 +153,7 @@ export async function readInvariantSnapshot(sql: Sql | TransactionSql): Promise<
       status: r.status,
       seq: Number(r.seq),
       waitlistPosition: r.position === null ? null : Number(r.position),
+      offerOpen: r.offer_open,
     })),
   };
 }
@@ -175,8 +217,17 @@ export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
       const shown = positions.length > 12 ? `${positions.slice(0, 12).join(', ')}, ...` : positions.join(', ');
       fail('waitlist positions 1..n in arrival order', course.id, `positions in arrival order are [${shown}], expected 1..${positions.length}`);
     }
-    if (enrolledRows < course.capacity && waitlisted.length > 0) {
-      fail('no free seat while someone waits', course.id, `${course.capacity - enrolledRows} free seats while ${waitlisted.length} wait`);
+    // A seat held by an open offer is not free; whoever holds an offer waits no more.
+    const held = waitlisted.filter((r) => r.offerOpen === true).length;
+    const waiting = waitlisted.length - held;
+    if (enrolledRows + held < course.capacity && waiting > 0) {
+      fail('no free seat while someone waits', course.id, `${course.capacity - enrolledRows - held} free seats while ${waiting} wait`);
+    }
+    if (enrolledRows + held > course.capacity) {
+      fail('held seats within capacity; the offered counter equals the open offers', course.id, `${enrolledRows} enrolled + ${held} held > capacity ${course.capacity}`);
+    }
+    if ((course.offered ?? 0) !== held) {
+      fail('held seats within capacity; the offered counter equals the open offers', course.id, `offered counter ${course.offered ?? 0} != ${held} open offers`);
     }
   }
 
@@ -189,6 +240,8 @@ export function checkInvariants(snapshot: InvariantSnapshot): Violation[] {
     }
   }
 
+  if (snapshot.terms) checkTerms(snapshot, snapshot.terms, fail);
+  if (snapshot.history) checkHistory(snapshot.registrations, snapshot.history, fail);
   if (snapshot.answers) checkAnswers(snapshot, snapshot.answers, coursesById, fail);
   for (const queue of snapshot.queues ?? []) checkQueue(queue, byCourse.get(queue.courseId) ?? [], fail);
 
@@ -290,5 +343,77 @@ function checkQueue(queue: QueueState, registrations: StoredRegistration[], fail
   const keys = new Set(queue.places.map((p) => p.emailKey));
   if (keys.size !== queue.places.length) {
     fail('one place per (course, email)', queue.courseId, `${queue.places.length - keys.size} places repeat an email of the course`);
+  }
+}
+
+/** SPEC invariant 9, the limit: counted from the rows, no student holds more active registrations
+ *  in a term than its limit, and the stored counts (term_students) are those rows. */
+function checkTerms(snapshot: InvariantSnapshot, terms: TermState[], fail: (check: Check, subject: string, detail: string) => void): void {
+  const termOf = new Map(snapshot.courses.map((c) => [c.id, c.term ?? null]));
+  for (const term of terms) {
+    const held = new Map<string, number>();
+    for (const r of snapshot.registrations) {
+      if (r.status !== 'cancelled' && termOf.get(r.courseId) === term.id) held.set(r.emailKey, (held.get(r.emailKey) ?? 0) + 1);
+    }
+    const over = [...held].filter(([, n]) => term.maxCoursesPerStudent !== null && n > term.maxCoursesPerStudent);
+    if (over.length > 0) {
+      fail('no student above a term\'s limit; term counts equal the rows stored', term.id, `${over.length} students above the limit ${term.maxCoursesPerStudent}, e.g. ${over[0]![0]} with ${over[0]![1]}`);
+    }
+    const stored = new Map(term.counts.map((c) => [c.emailKey, c.active]));
+    const wrong = [...new Set([...held.keys(), ...stored.keys()])].filter((key) => (held.get(key) ?? 0) !== (stored.get(key) ?? 0));
+    if (wrong.length > 0) {
+      const key = wrong[0]!;
+      fail('no student above a term\'s limit; term counts equal the rows stored', term.id, `${wrong.length} stored counts differ from the rows, e.g. ${key}: stored ${stored.get(key) ?? 0}, rows ${held.get(key) ?? 0}`);
+    }
+  }
+}
+
+const OFFER_ENDS = new Set(['accepted', 'declined', 'expired']);
+
+/** The status a registration's history leads to (and whether an offer is open at its end), or
+ *  why it is not a history: created once (enrolled or waitlisted), promoted only from the
+ *  waitlist without an offer, offered only while waiting without one, an offer ended once
+ *  (accepted, declined, expired, or the registration cancelled), cancelled at most once and last. */
+function replayHistory(events: HistoryEvent[]): { status: StoredRegistration['status']; offerOpen: boolean } | string {
+  let status: StoredRegistration['status'] | null = null;
+  let offerOpen = false;
+  for (const event of events) {
+    if (event.actor === null || event.reason === null) return `entry ${event.id} (${event.kind}) says no actor or no reason`;
+    if ((event.kind === 'promoted' || event.kind === 'offered' || event.kind === 'expired') && event.actor !== 'system') return `${event.kind} ${event.id} by ${event.actor}, not the system`;
+    if (OFFER_ENDS.has(event.kind) && !offerOpen) return `offer-ends: ${event.kind} (entry ${event.id}) without an open offer`;
+    const next: StoredRegistration['status'] | null = event.kind === 'enrolled' || event.kind === 'waitlisted' ? (status === null ? event.kind : null)
+      : event.kind === 'promoted' ? (status === 'waitlisted' && !offerOpen ? 'enrolled' : null)
+        : event.kind === 'offered' ? (status === 'waitlisted' && !offerOpen ? 'waitlisted' : null)
+          : event.kind === 'accepted' ? 'enrolled'
+            : event.kind === 'declined' || event.kind === 'expired' ? 'cancelled'
+              : event.kind === 'cancelled' ? (status === 'enrolled' || status === 'waitlisted' ? 'cancelled' : null)
+                : null;
+    if (next === null) return `${event.kind} (entry ${event.id}) after ${status ?? 'nothing'}${offerOpen ? ' with an open offer' : ''}`;
+    status = next;
+    offerOpen = event.kind === 'offered';
+  }
+  return status === null ? 'no entry at all' : { status, offerOpen };
+}
+
+/** SPEC invariant 10: each registration's entries, in order, are exactly its changes: they lead
+ *  to the status stored, each once, each with who and why. */
+function checkHistory(registrations: StoredRegistration[], history: HistoryEvent[], fail: (check: Check, subject: string, detail: string) => void): void {
+  const byRegistration = new Map<string, HistoryEvent[]>();
+  for (const event of history) byRegistration.set(event.registrationId, [...(byRegistration.get(event.registrationId) ?? []), event]);
+  const broken: string[] = [];
+  const offersBroken: string[] = [];
+  for (const r of registrations) {
+    const events = (byRegistration.get(r.id) ?? []).sort((a, b) => a.id - b.id);
+    const replayed = replayHistory(events);
+    if (typeof replayed === 'string') (replayed.startsWith('offer-ends: ') ? offersBroken : broken).push(`${r.id} (${r.status}): ${replayed.replace(/^offer-ends: /, '')}`);
+    else if (replayed.status !== r.status) broken.push(`${r.id} (${r.status}): its entries lead to ${replayed.status}`);
+    else if (replayed.offerOpen !== (r.offerOpen ?? false)) offersBroken.push(`${r.id}: its entries leave an offer ${replayed.offerOpen ? 'open' : 'closed'}, the row has it ${r.offerOpen ? 'open' : 'closed'}`);
+    else if (events.some((e) => e.courseId !== r.courseId)) broken.push(`${r.id}: an entry names another course`);
+  }
+  if (broken.length > 0) {
+    fail('every registration change has exactly one history entry', 'registrations', `${broken.length} registrations whose history is not their changes, e.g. ${broken[0]}`);
+  }
+  if (offersBroken.length > 0) {
+    fail('each offer ends once: accepted, declined, expired or cancelled', 'registrations', `${offersBroken.length} registrations whose offers did not end once, e.g. ${offersBroken[0]}`);
   }
 }

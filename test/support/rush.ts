@@ -56,7 +56,8 @@ export async function runClosedLoop<R>(count: number, concurrency: number, step:
 
 // ---- The bench's client: POST /register over lean keep-alive connections.
 
-export type StudentRequest = { name: string; email: string; course: string };
+/** One student's request; with `courses`, for all of them at once (all or nothing), `course` their first. */
+export type StudentRequest = { name: string; email: string; course: string; courses?: readonly string[] };
 
 export type AnswerRecord = {
   index: number;
@@ -68,7 +69,11 @@ export type AnswerRecord = {
   status: number;
   registrationId?: string;
   registrationStatus?: string;
+  /** A request for several courses: the 201's registrations in the request's order. */
+  registrationIds?: string[];
   problemType?: string;
+  /** The course a refused request for several courses names. */
+  refusedCourse?: string;
   error?: string;
 };
 
@@ -85,10 +90,15 @@ export type LoadOptions = {
 
 function readAnswer(record: AnswerRecord, text: string): void {
   try {
-    const body = JSON.parse(text) as { id?: unknown; status?: unknown; type?: unknown };
+    const body = JSON.parse(text) as { id?: unknown; status?: unknown; type?: unknown; registrations?: { id: string; status: string }[]; course?: unknown };
     if (typeof body.id === 'string') record.registrationId = body.id;
     if (typeof body.status === 'string') record.registrationStatus = body.status;
     if (typeof body.type === 'string') record.problemType = body.type;
+    if (typeof body.course === 'string' && record.request.courses) record.refusedCourse = body.course;
+    if (Array.isArray(body.registrations)) {
+      record.registrationIds = body.registrations.map((r) => r.id);
+      record.registrationStatus = body.registrations[0]?.status;
+    }
   } catch {
     record.error = `not JSON: ${text.slice(0, 80)}`;
   }
@@ -101,7 +111,8 @@ function readAnswer(record: AnswerRecord, text: string): void {
 export async function sendRegistration(connection: Http1Connection, request: StudentRequest, index: number): Promise<AnswerRecord> {
   const record: AnswerRecord = { index, request, startedAt: epochNow(), endedAt: 0, status: 0 };
   try {
-    const answer = await connection.post('/register', JSON.stringify(request));
+    const { name, email, course, courses } = request;
+    const answer = await connection.post('/register', JSON.stringify(courses ? { name, email, courses } : { name, email, course }));
     record.status = answer.status;
     readAnswer(record, answer.body);
   } catch (error) {
@@ -130,14 +141,22 @@ export async function registerAll(options: LoadOptions): Promise<AnswerRecord[]>
   }
 }
 
-/** The answers as the invariant check sees them: course, normalized email, status, id. */
-export function observedAnswers(records: readonly Pick<AnswerRecord, 'request' | 'status' | 'registrationId' | 'problemType'>[]): ObservedAnswer[] {
-  return records.map((r) => ({
-    course: r.request.course,
-    emailKey: r.request.email.trim().toLowerCase(),
-    status: r.status,
-    ...(r.registrationId !== undefined ? { registrationId: r.registrationId } : {}),
-    ...(r.problemType !== undefined ? { problemType: r.problemType } : {}),
+/**
+ * The answers as the invariant check sees them: course, normalized email, status, id. A request
+ * for several courses is an answer per course: its 201 names each course's registration; a
+ * refusal's problem is the course's it names, the others are refused with it (all or nothing).
+ */
+export function observedAnswers(records: readonly Pick<AnswerRecord, 'request' | 'status' | 'registrationId' | 'registrationIds' | 'problemType' | 'refusedCourse'>[]): ObservedAnswer[] {
+  return records.flatMap((r) => (r.request.courses ?? [r.request.course]).map((course, i) => {
+    const registrationId = r.request.courses ? r.registrationIds?.[i] : r.registrationId;
+    const problemType = r.request.courses && r.refusedCourse !== course ? undefined : r.problemType;
+    return {
+      course,
+      emailKey: r.request.email.trim().toLowerCase(),
+      status: r.status,
+      ...(registrationId !== undefined ? { registrationId } : {}),
+      ...(problemType !== undefined ? { problemType } : {}),
+    };
   }));
 }
 

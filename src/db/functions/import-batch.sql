@@ -24,7 +24,7 @@ BEGIN
   IF v_import.done_through_line >= p_through_line THEN
     RETURN jsonb_build_object('skipped', true); -- this batch committed before a restart
   END IF;
-  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none);
+  v_results := registrar_register_batch(p_lock_first, p_courses, p_names, p_emails, p_email_keys, p_tokens, v_none, v_none, v_none, v_none, 'import');
   FOR i IN 1 .. coalesce(array_length(p_lines, 1), 0) LOOP
     v_result := v_results[i];
     CASE v_result ->> 'outcome'
@@ -39,6 +39,7 @@ BEGIN
           WHEN 'course-full' THEN format('course "%s" is full (seats and waitlist taken)', p_courses[i])
           WHEN 'registration-closed' THEN format('registration for "%s" is not open', p_courses[i])
           WHEN 'course-not-found' THEN format('there is no course "%s"', p_courses[i])
+          WHEN 'limit-reached' THEN format('"%s" already holds %s registrations in term "%s", its limit', p_emails[i], v_result ->> 'limit', v_result ->> 'term')
           WHEN 'not-admitted' THEN format('course "%s" admits through its waiting room: a row cannot register without an admission', p_courses[i])
           ELSE v_result ->> 'outcome' END;
         v_errors := v_errors || jsonb_build_array(jsonb_build_object('line', p_lines[i], 'message', v_message));

@@ -81,7 +81,7 @@ BEGIN
   )
   SELECT count(*) INTO v_expired FROM expired;
 
-  SELECT (c.capacity - c.enrolled) + (c.waitlist_capacity - c.waitlisted),
+  SELECT (c.capacity - c.enrolled - c.offered) + (c.waitlist_capacity - c.waitlisted),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'admitted'),
          (SELECT count(*) FROM queue_places q WHERE q.course_id = p_course AND q.status = 'registered')
     INTO v_room, v_outstanding, v_registered_total

@@ -9,6 +9,11 @@ LANGUAGE sql IMMUTABLE AS $$
     WHEN 'waitlisted' THEN 'registration.created'
     WHEN 'promoted' THEN 'registration.promoted'
     WHEN 'cancelled' THEN 'registration.cancelled'
+    -- A waitlist offer's events (offers.sql).
+    WHEN 'offered' THEN 'registration.offered'
+    WHEN 'accepted' THEN 'registration.offer-accepted'
+    WHEN 'declined' THEN 'registration.offer-declined'
+    WHEN 'expired' THEN 'registration.offer-expired'
     -- A queue place's events (queue_events, src/db/functions/queue-emails.sql); the link sent
     -- again changes nothing, so it has no type, as a reminder has none.
     WHEN 'joined' THEN 'queue.joined'
@@ -19,7 +24,11 @@ $$;
 
 -- p_tokens: the manage token each email carries (a registration's creation token); a NULL one,
 -- or a NULL array, makes a fresh token. p_positions: the waitlist position of each, or NULL.
-CREATE OR REPLACE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[])
+-- p_actor and p_reasons: who made the changes and why each was made, the history's entries
+-- (invariant 10: one event per change, in the change's transaction); NULL for a reminder,
+-- which changes nothing.
+CREATE OR REPLACE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[],
+  p_actor text, p_reasons text[])
 RETURNS void LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
 DECLARE
   v_tokens text[];
@@ -31,9 +40,9 @@ BEGIN
   v_tokens := ARRAY(SELECT coalesce(p_tokens[i], replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
     FROM generate_subscripts(p_registration_ids, 1) AS i ORDER BY i);
   WITH events AS (
-    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position)
-    SELECT n.id, n.course_id, n.kind, n.position
-    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions) WITH ORDINALITY AS n (id, course_id, kind, position, o)
+    INSERT INTO registration_events (registration_id, course_id, kind, waitlist_position, actor, reason)
+    SELECT n.id, n.course_id, n.kind, n.position, p_actor, n.reason
+    FROM unnest(p_registration_ids, p_course_ids, p_kinds, p_positions, p_reasons) WITH ORDINALITY AS n (id, course_id, kind, position, reason, o)
     ORDER BY n.o
     RETURNING id, registration_id
   ), tokens AS (

@@ -3,19 +3,27 @@
 -- memory, so a later member sees what an earlier one did (the same student twice in one batch:
 -- the second finds the first's registration), and each course row is written once. A member is
 -- refused when its course's window is closed (registrar_course_is_open, course-window.sql); else
--- it takes a seat while enrolled < capacity, else a waitlist place while waitlisted <
+-- it takes a seat while enrolled < capacity - offered (seats held by waitlist offers, offers.sql
+-- are not free), else a waitlist place while waitlisted <
 -- waitlist_capacity, else it is refused as full. For a course with a queue, a member that would
 -- get a seat or a waitlist place needs its admission (p_admission_hashes: the SHA-256 of the
 -- token, NULL without one): the admitted place of this course and student, within its time,
 -- locked until the commit (registrar_lock_admission, queue-places.sql) and consumed with the
 -- registration (status registered); without it the member is refused as not-admitted.
+-- For a course of a term with a limit, a member that would get a seat or a waitlist place is
+-- refused as limit-reached when the student holds the limit's active registrations in the
+-- term's courses (term_students, counted in memory as the batch goes; docs/design.md, "Terms").
 --
 -- One call is one attempt, in the mode the caller asks for. Lock last (p_lock_first false): the
 -- batch is decided on the courses as read, written, and only then are its courses locked (FOR NO
 -- KEY UPDATE, in id order, so two batches cannot deadlock on them) to check the decisions: a
 -- course whose row version (xmin: every change to a course writes its row) is unchanged keeps
 -- every decision; a newer one keeps them only if they were all seats that still fit. Otherwise
--- the attempt raises RGB01 and its transaction rolls back. It can also fail on the unique index
+-- the attempt raises RGB01 and its transaction rolls back. The term counts of the batch's
+-- students are written after the course locks, each row locked by its upsert in (term, email
+-- key) order: a count over its term's limit, or a refusal whose count fell meanwhile, raises
+-- RGB01 too. Locked first, the counts are locked (the same upsert) right after the courses,
+-- before they are read. It can also fail on the unique index
 -- (23505: the same student registered meanwhile) or in a deadlock (40P01: its new rows'
 -- unique-index entries waited for a course held by a locked-first batch inserting the same
 -- student). Lock first (p_lock_first true): the courses are locked before they are read, so
@@ -32,7 +40,8 @@
 CREATE OR REPLACE FUNCTION registrar_register_batch(
   p_lock_first boolean,
   p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
-  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[]
+  p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[],
+  p_actor text DEFAULT 'student'
 ) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
 DECLARE
   v_count integer := coalesce(array_length(p_courses, 1), 0);
@@ -51,6 +60,20 @@ DECLARE
   -- The course rows' versions as read (xmin: the transaction that last wrote each).
   v_read_version xid[];
   v_refused boolean[];
+  -- Each course's term and the term's limit (NULL: none).
+  v_term text[];
+  v_limit integer[];
+  -- Per (term, student) of the batch, in (term, email key) order: the active count as read, as
+  -- the batch changes it, whether a member was refused for the limit, and the limit.
+  v_ts_keys text[] := '{}';
+  v_ts_terms text[] := '{}';
+  v_ts_emails text[] := '{}';
+  v_ts_read integer[] := '{}';
+  v_ts_active integer[];
+  v_ts_refused boolean[];
+  v_ts_limit integer[] := '{}';
+  v_ts record;
+  v_t integer;
   -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
   -- its window is open now.
   v_now record;
@@ -96,16 +119,49 @@ BEGIN
   IF p_lock_first THEN
     PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
   END IF;
-  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity ORDER BY id),
+  SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
          array_agg(waitlisted ORDER BY id),
          array_agg(registrar_course_is_open(opens_at, closes_at) ORDER BY id),
          array_agg(queue_order IS NOT NULL ORDER BY id),
-         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id)
-    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version
+         array_agg(false ORDER BY id), array_agg(false ORDER BY id), array_agg(xmin ORDER BY id),
+         array_agg(term_id ORDER BY id),
+         array_agg((SELECT t.max_courses_per_student FROM terms t WHERE t.id = term_id) ORDER BY id)
+    INTO v_ids, v_capacity, v_waitlist_capacity, v_enrolled, v_waitlisted, v_open, v_queued, v_changed, v_refused, v_read_version, v_term, v_limit
     FROM courses WHERE id = ANY (p_courses);
   v_read_enrolled := v_enrolled;
   v_read_waitlisted := v_waitlisted;
+
+  -- The term counts of the batch's students, for the courses that have a term (none: nothing
+  -- read). Locked first, each row is locked (made, if new) by one upsert in (term, email key)
+  -- order, after the course locks: the order every batch and cancel takes them in.
+  IF cardinality(array_remove(v_term, NULL)) > 0 THEN
+    IF p_lock_first THEN
+      WITH locked AS (
+        INSERT INTO term_students AS s (term_id, email_key, active)
+        SELECT DISTINCT c.term_id, m.k, 0
+        FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+        WHERE c.term_id IS NOT NULL
+        ORDER BY 1, 2
+        ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active
+        RETURNING s.term_id, s.email_key, s.active)
+      SELECT array_agg(term_id || E'\n' || email_key ORDER BY term_id, email_key), array_agg(term_id ORDER BY term_id, email_key),
+             array_agg(email_key ORDER BY term_id, email_key), array_agg(active ORDER BY term_id, email_key)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read FROM locked;
+    ELSE
+      SELECT array_agg(p.t || E'\n' || p.k ORDER BY p.t, p.k), array_agg(p.t ORDER BY p.t, p.k),
+             array_agg(p.k ORDER BY p.t, p.k), array_agg(coalesce(s.active, 0) ORDER BY p.t, p.k)
+        INTO v_ts_keys, v_ts_terms, v_ts_emails, v_ts_read
+        FROM (SELECT DISTINCT c.term_id AS t, m.k
+              FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN unnest(v_ids, v_term) AS c (id, term_id) ON c.id = m.course_id
+              WHERE c.term_id IS NOT NULL) p
+        LEFT JOIN term_students s ON s.term_id = p.t AND s.email_key = p.k;
+    END IF;
+    v_ts_limit := ARRAY(SELECT v_limit[array_position(v_term, t)] FROM unnest(v_ts_terms) WITH ORDINALITY AS u (t, o) ORDER BY o);
+  END IF;
+  v_ts_keys := coalesce(v_ts_keys, '{}');
+  v_ts_active := v_ts_read;
+  v_ts_refused := array_fill(false, ARRAY[cardinality(v_ts_keys)]);
 
   -- Students of the batch registered already: one index probe per student
   -- (active-registration.sql). A registration of the same student committed meanwhile by another
@@ -168,6 +224,14 @@ BEGIN
           v_results[i] := jsonb_build_object('outcome', 'not-admitted');
         END IF;
       END IF;
+      -- The term's limit: only a member that would take a place is refused for it (a full course
+      -- answers full, as it does from memory).
+      v_t := CASE WHEN v_term[v_c] IS NOT NULL THEN array_position(v_ts_keys, v_term[v_c] || E'\n' || p_email_keys[i]) END;
+      IF v_results[i] IS NULL AND v_t IS NOT NULL AND v_ts_limit[v_t] IS NOT NULL AND v_ts_active[v_t] >= v_ts_limit[v_t]
+        AND (v_enrolled[v_c] < v_capacity[v_c] OR v_waitlisted[v_c] < v_waitlist_capacity[v_c]) THEN
+        v_results[i] := jsonb_build_object('outcome', 'limit-reached', 'term', v_term[v_c], 'limit', v_ts_limit[v_t]);
+        v_ts_refused[v_t] := true;
+      END IF;
       IF v_results[i] IS NULL AND v_enrolled[v_c] < v_capacity[v_c] THEN
         v_status := 'enrolled';
         v_enrolled[v_c] := v_enrolled[v_c] + 1;
@@ -185,6 +249,9 @@ BEGIN
         v_refused[v_c] := true;
       ELSE
         v_changed[v_c] := true;
+        IF v_t IS NOT NULL THEN
+          v_ts_active[v_t] := v_ts_active[v_t] + 1;
+        END IF;
         v_new_members := v_new_members || i;
         v_new_ids := v_new_ids || gen_random_uuid();
         v_new_keys := v_new_keys || v_student;
@@ -218,7 +285,9 @@ BEGIN
     PERFORM registrar_record_events(v_new_ids,
       (SELECT array_agg(p_courses[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
       (SELECT array_agg(s::text ORDER BY o) FROM unnest(v_new_status) WITH ORDINALITY AS n (s, o)),
-      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)));
+      v_new_positions, (SELECT array_agg(p_tokens[m] ORDER BY o) FROM unnest(v_new_members) WITH ORDINALITY AS n (m, o)),
+      p_actor, (SELECT array_agg(CASE s WHEN 'enrolled' THEN 'enrolled: a seat was free' ELSE format('waitlisted: the seats were taken; position %s', p) END ORDER BY o)
+        FROM unnest(v_new_status, v_new_positions) WITH ORDINALITY AS n (s, p, o)));
 
     IF cardinality(array_remove(v_new_places, NULL)) > 0 THEN
       UPDATE queue_places q SET status = 'registered', registration_id = n.id, registered_at = now(), updated_at = now()
@@ -259,10 +328,37 @@ BEGIN
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
+      IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
+        RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+      END IF;
       CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity AND v_open_now
+        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
         AND (v_now.queue_order IS NOT NULL) = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
+    END LOOP;
+  END IF;
+
+  -- The term counts, after the course locks, each row locked by the upsert in (term, email key)
+  -- order: what the batch added, and (lock last) the rows of its limit refusals, to check them.
+  -- Under READ COMMITTED the upsert adds to the count as committed now: lock last, a count over
+  -- the limit (another course of the term registered the student meanwhile) or a refusal whose
+  -- count fell (a cancel meanwhile: the place it refused may be free) fails the attempt with
+  -- RGB01; it is decided again locked first. A count that rose keeps a refusal right.
+  IF cardinality(v_ts_keys) > 0 THEN
+    FOR v_ts IN
+      INSERT INTO term_students AS s (term_id, email_key, active)
+      SELECT u.t, u.k, u.active - u.read
+      FROM unnest(v_ts_terms, v_ts_emails, v_ts_active, v_ts_read, v_ts_refused) WITH ORDINALITY AS u (t, k, active, read, refused, o)
+      WHERE u.active > u.read OR (u.refused AND NOT p_lock_first)
+      ORDER BY u.o
+      ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active + excluded.active
+      RETURNING s.term_id, s.email_key, s.active
+    LOOP
+      v_t := array_position(v_ts_keys, v_ts.term_id || E'\n' || v_ts.email_key);
+      IF (v_ts_active[v_t] > v_ts_read[v_t] AND v_ts.active > v_ts_limit[v_t])
+        OR (v_ts_refused[v_t] AND v_ts.active - (v_ts_active[v_t] - v_ts_read[v_t]) < v_ts_read[v_t]) THEN
+        RAISE EXCEPTION 'the count of a student in term % changed while its batch was decided', v_ts.term_id USING ERRCODE = 'RGB01';
+      END IF;
     END LOOP;
   END IF;
 

@@ -27,7 +27,7 @@ BEGIN
   v_n := cardinality(v_ids);
   IF v_n > 0 THEN
     -- Fresh tokens (NULL): only their hashes are stored, the plaintext rides in the job.
-    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL);
+    PERFORM registrar_record_events(v_ids, v_courses, array_fill('reminder'::text, ARRAY[v_n]), NULL, NULL, NULL, NULL);
   END IF;
   RETURN v_n;
 END

@@ -20,7 +20,16 @@ export type CourseRow = {
   queue_seed_sha256: Buffer | null;
   /** The seed itself, once the places are ordered. */
   queue_seed: Buffer | null;
+  /** NULL: the course belongs to no term. */
+  term_id: string | null;
+  /** 'offer': a freed seat is held for waitlist position 1 for offer_hours (offers.sql). */
+  promotion: Promotion;
+  offer_hours: number;
+  /** Seats held by open offers: enrolled + offered <= capacity. */
+  offered: number;
 };
+
+export type Promotion = 'automatic' | 'offer';
 
 export type QueueOrder = 'random' | 'arrival';
 
@@ -33,7 +42,7 @@ export type QueueSettings = {
 
 // The queue state's columns are read by subqueries, so a row lock (lockCourse) stays on courses.
 const COLUMNS = `id, title, capacity, waitlist_capacity, enrolled, waitlisted, opens_at, closes_at,
-  queue_order, queue_join_from, queue_admission_seconds, queue_verify_email,
+  queue_order, queue_join_from, queue_admission_seconds, queue_verify_email, term_id, promotion, offer_hours, offered,
   (SELECT sha256(s.seed) FROM queue_states s WHERE s.course_id = courses.id) AS queue_seed_sha256,
   (SELECT s.seed FROM queue_states s WHERE s.course_id = courses.id AND s.ordered_at IS NOT NULL) AS queue_seed`;
 
@@ -44,13 +53,17 @@ export type NewCourse = {
   waitlistCapacity: number;
   opensAt: Date | null;
   closesAt: Date | null;
+  termId: string | null;
+  promotion: Promotion;
+  offerHours: number;
 };
 
 /** Returns undefined when a course with this id already exists. */
 export async function insertCourse(sql: Sql | TransactionSql, course: NewCourse): Promise<CourseRow | undefined> {
   const [row] = await sql<CourseRow[]>`
-    INSERT INTO courses (id, title, capacity, waitlist_capacity, opens_at, closes_at)
-    VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity}, ${course.opensAt}, ${course.closesAt})
+    INSERT INTO courses (id, title, capacity, waitlist_capacity, opens_at, closes_at, term_id, promotion, offer_hours)
+    VALUES (${course.id}, ${course.title}, ${course.capacity}, ${course.waitlistCapacity}, ${course.opensAt}, ${course.closesAt}, ${course.termId},
+      ${course.promotion}, ${course.offerHours})
     ON CONFLICT (id) DO NOTHING
     RETURNING ${sql.unsafe(COLUMNS)}`;
   return row;
@@ -75,19 +88,30 @@ export async function lockCourse(tx: TransactionSql, id: string): Promise<Course
   return row;
 }
 
-export type CourseSettings = Pick<NewCourse, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt'>;
+export type CourseSettings = Pick<NewCourse, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'promotion' | 'offerHours'>;
 
 export async function updateCourseSettings(tx: TransactionSql, id: string, settings: CourseSettings): Promise<void> {
   await tx`
     UPDATE courses SET title = ${settings.title}, capacity = ${settings.capacity},
       waitlist_capacity = ${settings.waitlistCapacity}, opens_at = ${settings.opensAt},
-      closes_at = ${settings.closesAt}, updated_at = now()
+      closes_at = ${settings.closesAt}, promotion = ${settings.promotion}, offer_hours = ${settings.offerHours}, updated_at = now()
     WHERE id = ${id}`;
 }
 
-/** Moves waitlisted students into free seats, in order, each with an event. Needs the course lock. */
-export async function promoteWaitlisted(tx: TransactionSql, id: string): Promise<number> {
-  const [row] = await tx<{ promoted: number }[]>`SELECT registrar_promote_waitlisted(${id}) AS promoted`;
+/** Expires the course's offers past their deadline and offers their seats on (offers.sql). Needs the course lock. */
+export async function settleCourseOffers(tx: TransactionSql, id: string): Promise<void> {
+  await tx`SELECT registrar_settle_offers(${id})`;
+}
+
+/** Moves the course into a term (null: none). Needs the course lock, and no active registration
+ * (their term counts would have to move with them). */
+export async function updateCourseTerm(tx: TransactionSql, id: string, termId: string | null): Promise<void> {
+  await tx`UPDATE courses SET term_id = ${termId}, updated_at = now() WHERE id = ${id}`;
+}
+
+/** Moves waitlisted students into free seats, in order, each with an event saying `reason`. Needs the course lock. */
+export async function promoteWaitlisted(tx: TransactionSql, id: string, reason: string): Promise<number> {
+  const [row] = await tx<{ promoted: number }[]>`SELECT registrar_promote_waitlisted(${id}, ${reason}) AS promoted`;
   return row?.promoted ?? 0;
 }
 

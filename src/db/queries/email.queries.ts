@@ -2,8 +2,9 @@
 // of sending it, the built-in mailbox.
 import type { Sql } from '../database.ts';
 
-/** 'reminder': someone tried to register this address again (POST /register answered 200). */
-export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'reminder';
+/** 'reminder': someone tried to register this address again (POST /register answered 200);
+ * 'offered' ... 'expired': a waitlist offer (src/db/functions/offers.sql). */
+export type EmailKind = 'enrolled' | 'waitlisted' | 'promoted' | 'cancelled' | 'reminder' | 'offered' | 'accepted' | 'declined' | 'expired';
 
 export type EmailEvent = {
   eventId: string;
@@ -14,6 +15,8 @@ export type EmailEvent = {
   courseId: string;
   courseTitle: string;
   waitlistPosition: number | null;
+  /** The deadline of an 'offered' event's offer; null for every other kind. */
+  offerUntil: Date | null;
 };
 
 /** The waiting room's emails (src/db/functions/queue-emails.sql): 'link' is the link sent again on a second join. */
@@ -44,6 +47,7 @@ type EmailEventRow = {
   course_title: string;
   waitlist_position: number | null;
   admitted_until: Date | null;
+  offer_until: Date | null;
   verifies: boolean;
   delivery_status: 'sent' | 'failed' | null;
 };
@@ -55,7 +59,7 @@ type EmailEventRow = {
 export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((EmailEvent | QueueEmailEvent) & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
   const [row] = await sql<EmailEventRow[]>`
     SELECT 'registration' AS source, e.id::text AS event_id, e.kind, e.registration_id::text AS subject_id, r.name, r.email,
-      e.course_id, c.title AS course_title, e.waitlist_position, NULL::timestamptz AS admitted_until, false AS verifies,
+      e.course_id, c.title AS course_title, e.waitlist_position, NULL::timestamptz AS admitted_until, e.offer_until, false AS verifies,
       d.status AS delivery_status
     FROM registration_events e
     JOIN registrations r ON r.id = e.registration_id
@@ -64,7 +68,7 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((Email
     WHERE e.id = ${eventId}
     UNION ALL
     SELECT 'queue', e.id::text, e.kind, e.place_id::text, q.name, q.email,
-      q.course_id, c.title, NULL, q.admitted_until, e.verifies,
+      q.course_id, c.title, NULL, q.admitted_until, NULL, e.verifies,
       d.status
     FROM queue_events e
     JOIN queue_places q ON q.id = e.place_id
@@ -76,7 +80,7 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((Email
   if (row.source === 'queue') {
     return { ...common, kind: row.kind as QueueEmailKind, placeId: row.subject_id, admittedUntil: row.admitted_until, verifies: row.verifies };
   }
-  return { ...common, kind: row.kind as EmailKind, registrationId: row.subject_id, waitlistPosition: row.waitlist_position };
+  return { ...common, kind: row.kind as EmailKind, registrationId: row.subject_id, waitlistPosition: row.waitlist_position, offerUntil: row.offer_until };
 }
 
 export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null }): Promise<void> {

@@ -3,6 +3,7 @@
 import type { Sql } from '../database.ts';
 import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
+import { inRegistrationTurn } from '../registration-turns.ts';
 import { type RetryOptions, retryTransaction, runBatch, settledValue } from '../retry-policy.ts';
 
 export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
@@ -16,6 +17,8 @@ export type RegistrationRow = {
   status: RegistrationStatus;
   waitlist_position: number | null;
   created_at: string | Date;
+  /** The deadline of the registration's open waitlist offer (offers.sql), or null. */
+  offer_until: string | Date | null;
 };
 
 /** Registrations per transaction, at most. */
@@ -39,6 +42,7 @@ export type RegisterOutcome =
   | { outcome: 'created' | 'existing'; registration: RegistrationRow }
   | { outcome: 'replay'; statusCode: 200 | 201; registration: RegistrationRow; sealedToken: string | null }
   | { outcome: 'course-full'; queued: boolean }
+  | { outcome: 'limit-reached'; term: string; limit: number }
   | { outcome: 'key-reused' | 'key-in-progress' | 'course-not-found' | 'registration-closed' | 'not-admitted' };
 
 /**
@@ -64,7 +68,7 @@ async function attemptRegisterBatch(sql: Sql, batch: readonly RegisterParams[], 
       ${batch.map((p) => p.courseId)}::text[], ${batch.map((p) => p.name)}::text[], ${batch.map((p) => p.email)}::text[],
       ${batch.map((p) => p.emailKey)}::text[], ${batch.map((p) => p.manageToken)}::text[],
       ${bytes((k) => k.keyHash)}, ${bytes((k) => k.requestHash)}, ${bytes((k) => k.sealedToken)},
-      ${bytesOf(batch.map((p) => p.admissionHash ?? null))})) AS results`;
+      ${bytesOf(batch.map((p) => p.admissionHash ?? null))}, 'student')) AS results`;
   if (!row) throw new Error('registrar_register_batch returned no row');
   return row.results;
 }
@@ -135,7 +139,7 @@ export async function remindRegistration(sql: Sql, registrationId: string): Prom
 }
 
 const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
-  run: (batch: RegisterParams[]) => registerBatch(sql, batch),
+  run: (batch: RegisterParams[]) => inRegistrationTurn(sql, () => registerBatch(sql, batch)),
   maxBatch: GROUP_COMMIT_MAX_BATCH,
   maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
   onBatch: (size) => batchObservers.get(sql)?.(size),
@@ -156,10 +160,13 @@ export type CancelOutcome =
   | { outcome: 'cancelled' | 'already-cancelled'; registration: RegistrationRow }
   | { outcome: 'not-found' };
 
-export async function cancel(sql: Sql, registrationId: string): Promise<CancelOutcome> {
+/** Who cancels, as the history records it. */
+export type CancelActor = 'student' | 'admin';
+
+export async function cancel(sql: Sql, registrationId: string, actor: CancelActor): Promise<CancelOutcome> {
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
   // other order (src/db/functions/cancel.sql) is the retry policy's (src/db/retry-policy.ts).
-  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}) AS result`);
+  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}, ${actor}) AS result`);
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;
 }

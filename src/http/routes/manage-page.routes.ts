@@ -1,5 +1,5 @@
-// The page behind the link in every email: see or cancel one's registration
-// (src/http/pages/manage.*).
+// The page behind the link in every email: see or cancel one's registration and read its
+// history (src/http/pages/manage.*).
 import type { App } from '../app.ts';
 import { RegistrationParams } from '../schemas/registration.schemas.ts';
 import { registerStaticPage } from '../static-page.ts';

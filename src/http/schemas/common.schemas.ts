@@ -32,6 +32,7 @@ export const Problem = Type.Object({
   status: Type.Integer(),
   detail: Type.String(),
   errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  course: Type.Optional(Type.String({ description: 'the course that refused a request for several courses' })),
 }, { description: 'RFC 9457 problem details' });
 
 /** The query string of a route that takes no parameters: any parameter is 400, as on every route with a query schema. */

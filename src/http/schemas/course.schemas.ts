@@ -14,6 +14,11 @@ const QueueSettingsBody = Type.Object({
   verifyEmail: Type.Optional(Type.Boolean({ default: false, description: 'true: a place counts (is ranked, can be admitted) only once the link in its email is opened (POST /queue/{id}/verify); until then it is unverified. Places keep their status when it changes.' })),
 }, { additionalProperties: false });
 
+const PromotionBody = Type.Union([Type.Literal('automatic'), Type.Literal('offer')], { description: 'automatic (default): a freed seat goes to waitlist position 1 at once; offer: it is held for them until offerHours have passed, and they accept or decline it (POST /registrations/{id}/offer/accept or /decline)' });
+const OfferHoursBody = Type.Number({ minimum: 0.0001, maximum: 720, description: 'how long an offer holds its seat, in hours; fractions allowed (0.0001 h = 0.36 s), default 48' });
+
+const TermBody = Type.Union([CourseId, Type.Null()], { description: 'the id of an existing term (POST /terms); null: none. Changes only while the course has no active registration' });
+
 const QueueBody = Type.Union([QueueSettingsBody, Type.Null()], { description: 'a waiting room: while the course is open, POST /register needs an admission from it; null: no queue' });
 
 const CourseQueue = Type.Object({
@@ -36,6 +41,10 @@ export const Course = Type.Object({
   opensAt: Type.Union([Type.String(), Type.Null()]),
   closesAt: Type.Union([Type.String(), Type.Null()]),
   queue: Type.Union([CourseQueue, Type.Null()]),
+  term: Type.Union([Type.String(), Type.Null()], { description: 'the id of the course\'s term, whose per-student limit it shares' }),
+  promotion: Type.Union([Type.Literal('automatic'), Type.Literal('offer')]),
+  offerHours: Type.Number(),
+  offered: Type.Integer({ description: 'seats held by open offers; seatsLeft does not count them' }),
 });
 
 export type Course = Static<typeof Course>;
@@ -48,7 +57,7 @@ export function toCourse(row: CourseRow): Course {
     waitlistCapacity: row.waitlist_capacity,
     enrolled: row.enrolled,
     waitlisted: row.waitlisted,
-    seatsLeft: Math.max(row.capacity - row.enrolled, 0),
+    seatsLeft: Math.max(row.capacity - row.enrolled - row.offered, 0),
     opensAt: row.opens_at?.toISOString() ?? null,
     closesAt: row.closes_at?.toISOString() ?? null,
     queue: row.queue_order === null ? null : {
@@ -59,6 +68,10 @@ export function toCourse(row: CourseRow): Course {
       seedSha256: row.queue_order === 'random' ? (row.queue_seed_sha256?.toString('hex') ?? null) : null,
       seed: row.queue_order === 'random' ? (row.queue_seed?.toString('hex') ?? null) : null,
     },
+    term: row.term_id,
+    promotion: row.promotion,
+    offerHours: row.offer_hours,
+    offered: row.offered,
   };
 }
 
@@ -70,6 +83,9 @@ export const CreateCourseBody = Type.Object({
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
   queue: Type.Optional(QueueBody),
+  term: Type.Optional(TermBody),
+  promotion: Type.Optional(PromotionBody),
+  offerHours: Type.Optional(OfferHoursBody),
 }, { additionalProperties: false });
 
 export const PatchCourseBody = Type.Object({
@@ -79,6 +95,9 @@ export const PatchCourseBody = Type.Object({
   opensAt: Type.Optional(OptionalTimestamp),
   closesAt: Type.Optional(OptionalTimestamp),
   queue: Type.Optional(QueueBody),
+  term: Type.Optional(TermBody),
+  promotion: Type.Optional(PromotionBody),
+  offerHours: Type.Optional(OfferHoursBody),
 }, { additionalProperties: false, minProperties: 1 });
 
 export const CourseParams = Type.Object({ id: CourseId });

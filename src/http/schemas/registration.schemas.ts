@@ -1,6 +1,7 @@
 // Request and response schemas of the registration routes, and the answer a registration's row becomes.
 import Type, { type Static } from 'typebox';
 import type { RegistrationRow } from '../../db/queries/registrations.queries.ts';
+import { MAX_COURSES_PER_REQUEST } from '../../domain/multi-course-registration.service.ts';
 import { CourseId, Email, PrintableText, Uuid } from './common.schemas.ts';
 
 const Status = Type.Union([Type.Literal('enrolled'), Type.Literal('waitlisted'), Type.Literal('cancelled')]);
@@ -13,6 +14,7 @@ export const Registration = Type.Object({
   status: Status,
   waitlistPosition: Type.Union([Type.Integer(), Type.Null()]),
   createdAt: Type.String(),
+  offer: Type.Union([Type.Object({ until: Type.String({ description: 'the deadline: accept before it' }) }), Type.Null()], { description: 'a seat held for this waitlisted registration (a course with promotion "offer"): POST /registrations/{id}/offer/accept or /decline' }),
 });
 
 export type Registration = Static<typeof Registration>;
@@ -26,6 +28,7 @@ export function toRegistration(row: RegistrationRow): Registration {
     status: row.status,
     waitlistPosition: row.waitlist_position === null ? null : Number(row.waitlist_position),
     createdAt: new Date(row.created_at).toISOString(),
+    offer: row.offer_until === null || row.offer_until === undefined ? null : { until: new Date(row.offer_until).toISOString() },
   };
 }
 
@@ -41,12 +44,36 @@ export const AlreadyRegistered = Type.Object({
   alreadyRegistered: Type.Literal(true),
 }, { additionalProperties: false, description: 'this email already holds an active registration for this course; a reminder with a fresh manage link goes to it (at most once per 10 minutes)' });
 
+/** A request for several courses: 201 with every registration, all or nothing. */
+export const CreatedRegistrations = Type.Object({
+  registrations: Type.Array(CreatedRegistration, { description: 'one per course, in the request\'s order' }),
+});
+
+/** The 200 of a request for several courses that this email holds every one of already. */
+export const AlreadyRegisteredCourses = Type.Object({
+  courses: Type.Array(Type.String()),
+  email: Type.String({ description: 'the address as sent (trimmed)' }),
+  alreadyRegistered: Type.Literal(true),
+}, { additionalProperties: false, description: 'this email already holds an active registration for every course of the request; reminders go to it' });
+
+/** One student for one course: a row of an import (src/runtime/csv-chunk.thread.ts). */
 export const RegisterBody = Type.Object({
   name: PrintableText(1, 200, '1-200 characters, without control characters'),
   email: Email,
   course: CourseId,
   admission: Type.Optional(PrintableText(1, 256, 'for a course with a queue: the admission of your admitted place (GET /queue/{id}); without a valid one, 403 not-admitted')),
 }, { additionalProperties: false });
+
+/** POST /register: course or courses; not both (checked by the route). */
+export const RegisterRequestBody = Type.Object({
+  ...RegisterBody.properties,
+  course: Type.Optional(CourseId),
+  courses: Type.Optional(Type.Array(CourseId, {
+    minItems: 1, maxItems: MAX_COURSES_PER_REQUEST, uniqueItems: true,
+    description: `instead of course: 1-${MAX_COURSES_PER_REQUEST} distinct courses, registered all or nothing`,
+  })),
+  waitlist: Type.Optional(Type.Boolean({ description: 'false: seats only; a course without a free seat refuses the request (default true)' })),
+}, { additionalProperties: false, anyOf: [{ required: ['course'] }, { required: ['courses'] }] });
 
 export const RegisterHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'a unique key per logical request (e.g. a UUID); a retry with the same key gets the original answer' })),
