@@ -9,8 +9,10 @@
 // most DEFERRED_BODY_MAX_BYTES is parsed and validated first (a longer one, or one without a
 // Content-Length, is shed unread, as any request). Then, if the database said within
 // QUEUED_COURSE_MEMORY_MS that its course is queued (src/domain/full-courses.ts):
-// - with an admission: never shed. How many there are is bounded by the admission pacing; only
-//   the database can tell a forged one, at two index probes.
+// - with an admission: not shed while fewer than maxAdmissionsInFlight of them (per course, in
+//   this process) are in flight: the admission pacing bounds the real ones, but only the
+//   database can tell a forged one (two index probes), so a bot sending made-up admissions
+//   fills at most this bound and the rest get 503 as any request.
 // - without: answered 403 not-admitted from memory, cheaper than a 503 and true. Once the
 //   short memory (FULL_COURSE_RECHECK_MS) has lapsed, one such request per course at a time
 //   goes to the database instead, so its answer renews both memories, or ends the long one when
@@ -33,7 +35,14 @@ export type SheddingOptions = {
   maxDatabaseBacklog: number;
   /** Heap in use above which new requests are refused; unset: no bound. */
   maxHeapUsedBytes?: number;
+  /** Registrations carrying an admission let through per queued course while overloaded;
+   *  default DEFAULT_ADMISSIONS_IN_FLIGHT. */
+  maxAdmissionsInFlight?: number;
 };
+
+/** Above the admitted students registering at once at a few thousand registrations a second
+ *  (tens of milliseconds each), small beside a batch's worth of forged ones. */
+const DEFAULT_ADMISSIONS_IN_FLIGHT = 128;
 
 const NEVER_SHED = /^\/(health|metrics|dashboard|docs|openapi\.json|manage\/)/;
 
@@ -58,6 +67,10 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
   const deferred = new WeakSet<FastifyRequest>();
   /** Per queued course, the registration without an admission sent to the database to renew the memory. */
   const rechecks = new Map<string, FastifyRequest>();
+  /** Per queued course, the registrations with an admission let through and not yet answered. */
+  const admissionsInFlight = new Map<string, number>();
+  const passedWithAdmission = new WeakMap<FastifyRequest, string>();
+  const maxAdmissionsInFlight = options.maxAdmissionsInFlight ?? DEFAULT_ADMISSIONS_IN_FLIGHT;
 
   function overloadedBy(): string | undefined {
     if (pressure.eventLoopDelayMs() > options.maxEventLoopDelayMs) return 'event loop delay';
@@ -88,21 +101,35 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     if (signal === undefined) return;
     const { course, admission } = request.body as { course: string; admission?: string };
     if (!fullCourses.wasQueuedRecently(course)) return shed(reply, signal);
-    if (admission !== undefined || fullCourses.isQueued(course)) return; // the database decides; the route refuses from memory
+    if (admission !== undefined) {
+      const inFlight = admissionsInFlight.get(course) ?? 0;
+      if (inFlight >= maxAdmissionsInFlight) return shed(reply, signal);
+      admissionsInFlight.set(course, inFlight + 1);
+      passedWithAdmission.set(request, course);
+      return; // the database decides
+    }
+    if (fullCourses.isQueued(course)) return; // the route refuses from memory
     if (rechecks.has(course)) return sendProblem(reply, domainProblem(refuseWithoutAdmission(sql, course)));
     rechecks.set(course, request);
   });
 
-  function endRecheck(request: FastifyRequest): void {
+  function endDeferred(request: FastifyRequest): void {
+    const admitted = passedWithAdmission.get(request);
+    if (admitted !== undefined) {
+      passedWithAdmission.delete(request);
+      const left = (admissionsInFlight.get(admitted) ?? 1) - 1;
+      if (left > 0) admissionsInFlight.set(admitted, left);
+      else admissionsInFlight.delete(admitted);
+    }
     const course = (request.body as { course?: string } | undefined)?.course;
     if (course === undefined || rechecks.get(course) !== request) return;
     rechecks.delete(course);
     if (!fullCourses.isQueued(course)) fullCourses.forget(course); // the database did not say "queued" again
   }
   app.addHook('onResponse', async function endRegistrationRecheck(request) {
-    endRecheck(request);
+    endDeferred(request);
   });
   app.addHook('onRequestAbort', async function abandonRegistrationRecheck(request) {
-    endRecheck(request);
+    endDeferred(request);
   });
 }

@@ -65,3 +65,26 @@ test('overloaded: admitted registrations get 201, registrations without an admis
   const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
   assert.equal(registered[0]!.count, STUDENTS, 'only the admitted students registered');
 });
+
+test('overloaded: registrations with an admission are let through up to a bound per course, then shed', async (t) => {
+  const client = stack.server.client;
+  const shedding = { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 };
+  const none = await startTestServer(stack.db.sql, { shedding: { ...shedding, maxAdmissionsInFlight: 0 } });
+  t.after(() => none.close());
+  const one = await startTestServer(stack.db.sql, { shedding: { ...shedding, maxAdmissionsInFlight: 1 } });
+  t.after(() => one.close());
+  const course = await newCourse(client, { capacity: 5, waitlistCapacity: 0, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'arrival' } });
+  assert.equal((await client.admin('PATCH', `/courses/${course}`, { opensAt: new Date(Date.now() - 1_000).toISOString() })).status, 200);
+  const forged = (i: number) => ({ name: `Bot ${i}`, email: `forger${i}@example.org`, course, admission: `forged-admission-${i}-forged-admission-token` });
+  // Teach the pool's memory that the course is queued.
+  assertProblem(await client.request('POST', '/register', { body: forged(0) }), 403, 'not-admitted', 'from the database');
+
+  // A bound of 0: every registration with an admission is shed, as any request.
+  assertProblem(await none.client.request('POST', '/register', { body: forged(1) }), 503, 'overloaded', 'over the bound');
+  // A bound of 1, one after another: each is let through once the one before is answered.
+  for (let i = 2; i < 7; i++) {
+    assertProblem(await one.client.request('POST', '/register', { body: forged(i) }), 403, 'not-admitted', `forged admission ${i}, decided by the database`);
+  }
+  const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
+  assert.equal(registered[0]!.count, 0);
+});
