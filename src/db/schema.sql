@@ -617,23 +617,28 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text)
+CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   v_course_id text;
   v_term_id text;
+  v_offered integer;
+  v_email_key text;
   v_before registrations;
   v_after registrations;
 BEGIN
-  SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
+  SELECT course_id, email_key INTO v_course_id, v_email_key FROM registrations WHERE id = p_registration_id;
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
-  SELECT term_id INTO v_term_id FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
-  -- Offers whose deadline has come end first (offers.sql): this one may be among them.
-  PERFORM registrar_settle_offers(v_course_id);
+  SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Offers whose deadline has come end first (offers.sql): this one may be among them. Their
+  -- students' counts and this student's are locked together, in key order.
+  IF v_offered > 0 AND NOT p_settled THEN
+    PERFORM registrar_lock_counts_and_settle(ARRAY[v_course_id], ARRAY[v_course_id], ARRAY[v_email_key], clock_timestamp());
+  END IF;
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
   IF v_before.status = 'cancelled' THEN
@@ -731,8 +736,10 @@ BEGIN
       array_fill(p_kind, ARRAY[v_count]), NULL, NULL, p_actor, v_reasons);
     UPDATE courses SET offered = offered - v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
-    -- After the course lock, as every registration batch takes them (course, then term_students).
+    -- After the course lock, as every registration batch takes them (course, then term_students),
+    -- and in email key order: an UPDATE locks its rows in the order it finds them.
     IF v_term_id IS NOT NULL THEN
+      PERFORM 1 FROM term_students WHERE term_id = v_term_id AND email_key = ANY (v_keys) ORDER BY email_key FOR NO KEY UPDATE;
       UPDATE term_students t SET active = active - 1
       FROM unnest(v_keys) AS k (email_key)
       WHERE t.term_id = v_term_id AND t.email_key = k.email_key;
@@ -830,6 +837,29 @@ AS $function$
   WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
     AND q.status = 'admitted' AND q.admitted_until > now()
   FOR NO KEY UPDATE OF q
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_lock_counts_and_settle(p_course_ids text[], p_member_courses text[], p_email_keys text[], p_at timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_course text;
+BEGIN
+  INSERT INTO term_students AS s (term_id, email_key, active)
+  SELECT DISTINCT c.term_id, m.email_key, 0
+  FROM (SELECT u.course_id, u.email_key FROM unnest(p_member_courses, p_email_keys) AS u (course_id, email_key)
+        UNION
+        SELECT r.course_id, r.email_key FROM registrations r
+        WHERE r.course_id = ANY (p_course_ids) AND r.offer_until <= p_at) m
+  JOIN courses c ON c.id = m.course_id
+  WHERE c.term_id IS NOT NULL
+  ORDER BY 1, 2
+  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+  FOR v_course IN SELECT id FROM courses WHERE id = ANY (p_course_ids) AND offered > 0 ORDER BY id LOOP
+    PERFORM registrar_settle_offers(v_course, p_at);
+  END LOOP;
+END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_next_waiting(p_course courses)
@@ -1362,7 +1392,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[], p_actor text DEFAULT 'student'::text)
+CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[], p_actor text DEFAULT 'student'::text, p_settled boolean DEFAULT false)
  RETURNS jsonb[]
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'auto'
@@ -1428,6 +1458,9 @@ DECLARE
   v_code integer;
   v_c integer;
   v_n integer;
+  v_held boolean;
+  v_termed boolean;
+  v_term_limits record;
 BEGIN
   -- Idempotency keys first, before any course lock: if another request with a key of this batch
   -- is still being handled, that member answers 409 at once (draft-ietf-httpapi-idempotency-
@@ -1442,7 +1475,19 @@ BEGIN
   END LOOP;
 
   IF p_lock_first THEN
-    PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
+    SELECT coalesce(bool_or(c.offered > 0), false), coalesce(bool_or(c.term_id IS NOT NULL), false) INTO v_held, v_termed
+    FROM (SELECT offered, term_id FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE) c;
+    -- Offers whose deadline has come end before the seats are counted: an expired offer's seat
+    -- is free for the next in line, or for this batch when nobody waits (docs/design.md,
+    -- "Waitlist offers"). Unless the caller settled them under its locks (p_settled).
+    IF v_held AND NOT p_settled THEN
+      PERFORM registrar_lock_counts_and_settle(p_courses, p_courses, p_email_keys, clock_timestamp());
+    END IF;
+    -- The terms' limits are read under a share lock on each term row: a change of a limit
+    -- (PATCH /terms, FOR UPDATE) waits for this batch, or this batch for it (docs/design.md, "Terms").
+    IF v_termed THEN
+      PERFORM 1 FROM terms WHERE id IN (SELECT term_id FROM courses WHERE id = ANY (p_courses)) ORDER BY id FOR KEY SHARE;
+    END IF;
   END IF;
   SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
@@ -1651,6 +1696,11 @@ BEGIN
     -- removed), since enrolling has no order to keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
+      -- An offer whose deadline has come holds a seat it no longer may: settled locked first,
+      -- the seat may be this batch's (a row version says nothing about the clock).
+      IF v_now.offered > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
+        RAISE EXCEPTION 'course % holds an offer past its deadline', v_ids[c] USING ERRCODE = 'RGB01';
+      END IF;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
       IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
@@ -1670,6 +1720,17 @@ BEGIN
   -- count fell (a cancel meanwhile: the place it refused may be free) fails the attempt with
   -- RGB01; it is decided again locked first. A count that rose keeps a refusal right.
   IF cardinality(v_ts_keys) > 0 THEN
+    IF NOT p_lock_first THEN
+      -- The limits as read, checked under a share lock on each term row (the lock a change of
+      -- the limit waits for): a limit changed meanwhile fails the attempt with RGB01.
+      FOR v_term_limits IN
+        SELECT t.id, t.max_courses_per_student FROM terms t WHERE t.id = ANY (v_ts_terms) ORDER BY t.id FOR KEY SHARE
+      LOOP
+        IF v_term_limits.max_courses_per_student IS DISTINCT FROM v_ts_limit[array_position(v_ts_terms, v_term_limits.id)] THEN
+          RAISE EXCEPTION 'the limit of term % changed while its batch was decided', v_term_limits.id USING ERRCODE = 'RGB01';
+        END IF;
+      END LOOP;
+    END IF;
     FOR v_ts IN
       INSERT INTO term_students AS s (term_id, email_key, active)
       SELECT u.t, u.k, u.active - u.read
@@ -1708,18 +1769,14 @@ DECLARE
   v_hi integer;
 BEGIN
   PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
-  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
-  INSERT INTO term_students AS s (term_id, email_key, active)
-  SELECT DISTINCT c.term_id, m.k, 0
-  FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN courses c ON c.id = m.course_id
-  WHERE c.term_id IS NOT NULL
-  ORDER BY 1, 2
-  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+  -- The students' counts and those of the offers due in these courses, locked in key order; then
+  -- those offers end (offers.sql), so an expired offer's seat counts as free below.
+  PERFORM registrar_lock_counts_and_settle(p_courses, p_courses, p_email_keys, clock_timestamp());
 
   IF cardinality(p_counts) > 1 THEN
     BEGIN
       v_all := registrar_register_batch(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes,
-        p_request_hashes, p_sealed_tokens, array_fill(NULL::bytea, ARRAY[cardinality(p_courses)]), 'student');
+        p_request_hashes, p_sealed_tokens, array_fill(NULL::bytea, ARRAY[cardinality(p_courses)]), 'student', true);
       FOR r IN 1 .. cardinality(p_counts) LOOP
         v_hi := v_lo + p_counts[r] - 1;
         IF EXISTS (SELECT 1 FROM unnest(v_all[v_lo:v_hi]) AS m (result)
@@ -1742,7 +1799,7 @@ BEGIN
     BEGIN
       v_results := registrar_register_batch(true, p_courses[v_lo:v_hi], p_names[v_lo:v_hi], p_emails[v_lo:v_hi],
         p_email_keys[v_lo:v_hi], p_tokens[v_lo:v_hi], p_key_hashes[v_lo:v_hi], p_request_hashes[v_lo:v_hi],
-        p_sealed_tokens[v_lo:v_hi], array_fill(NULL::bytea, ARRAY[p_counts[r]]), 'student');
+        p_sealed_tokens[v_lo:v_hi], array_fill(NULL::bytea, ARRAY[p_counts[r]]), 'student', true);
       FOR i IN 1 .. p_counts[r] LOOP
         IF v_results[i] ->> 'outcome' = 'created' AND p_seats_only[r] AND v_results[i] #>> '{registration,status}' = 'waitlisted' THEN
           v_results[i] := jsonb_build_object('outcome', 'no-seat');
@@ -1818,7 +1875,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_settle_offers(p_course_id text)
+CREATE OR REPLACE FUNCTION public.registrar_settle_offers(p_course_id text, p_at timestamp with time zone DEFAULT clock_timestamp())
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
@@ -1830,7 +1887,7 @@ BEGIN
   END IF;
   v_count := registrar_end_offers(p_course_id, ARRAY(
     SELECT id FROM registrations
-    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= p_at
     ORDER BY seq), 'expired', 'system');
   IF v_count > 0 THEN
     PERFORM registrar_offer_seats(p_course_id, 'offered: the offer before it expired');
@@ -1861,15 +1918,11 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id) THEN
     RETURN jsonb_build_object('outcome', 'course-not-found');
   END IF;
-  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
-  INSERT INTO term_students AS s (term_id, email_key, active)
-  SELECT DISTINCT c.term_id, v_old.email_key, 0 FROM courses c
-  WHERE c.id IN (v_old.course_id, p_course_id) AND c.term_id IS NOT NULL
-  ORDER BY 1
-  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
-  -- Offers whose deadline has come end first (offers.sql): the old registration's may be among them.
-  PERFORM registrar_settle_offers(p_course_id);
-  PERFORM registrar_settle_offers(v_old.course_id);
+  -- The student's counts in both courses' terms and those of the offers due in them, locked in
+  -- key order; then offers whose deadline has come end (offers.sql): the old registration's may
+  -- be among them. The cancel and the registration below find them settled.
+  PERFORM registrar_lock_counts_and_settle(ARRAY[v_old.course_id, p_course_id], ARRAY[v_old.course_id, p_course_id],
+    ARRAY[v_old.email_key, v_old.email_key], clock_timestamp());
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_old FROM registrations WHERE id = p_registration_id;
   IF v_old.status = 'cancelled' THEN
@@ -1877,10 +1930,10 @@ BEGIN
   END IF;
   v_reason := format('swapped from %s to %s', v_old.course_id, p_course_id);
   BEGIN
-    v_cancel := registrar_cancel(p_registration_id, p_actor);
+    v_cancel := registrar_cancel(p_registration_id, p_actor, true);
     v_result := (registrar_register_batch(true, ARRAY[p_course_id], ARRAY[v_old.name], ARRAY[v_old.email],
       ARRAY[v_old.email_key], ARRAY[p_token], ARRAY[NULL::bytea], ARRAY[NULL::bytea], ARRAY[NULL::bytea],
-      ARRAY[NULL::bytea], p_actor))[1];
+      ARRAY[NULL::bytea], p_actor, true))[1];
     IF v_result ->> 'outcome' = 'created' AND v_result #>> '{registration,status}' = 'waitlisted' THEN
       v_result := jsonb_build_object('outcome', 'no-seat');
     END IF;

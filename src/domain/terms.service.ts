@@ -29,8 +29,8 @@ export async function getTerms(sql: Sql): Promise<TermRow[]> {
   return listTerms(sql);
 }
 
-/** A registration deciding meanwhile with the limit as it was is ordered before the change: the
- * change cancels nothing, so that order is one a serial run could have. */
+/** The change waits for the registrations that read the limit under their locks, and they for
+ * it: none decides on a limit older than one committed before it locked (docs/design.md, "Terms"). */
 export async function changeTerm(sql: Sql, id: string, patch: TermPatch): Promise<TermRow> {
   const row = await updateTerm(sql, id, { title: patch.title ?? null, maxCoursesPerStudent: patch.maxCoursesPerStudent });
   if (!row) throw termNotFound(id);

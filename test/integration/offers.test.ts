@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { settleDueOffers } from '../../src/domain/offers.service.ts';
 import { eventually } from '../support/eventually.ts';
-import { newTerm, student } from '../support/factories.ts';
+import { newCourse, newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
+import { untilAStatementWaitsForALock } from '../support/lock-waits.ts';
 import { useStack } from '../support/stack.ts';
 
 const stack = useStack({ smtp: true, receiver: true, runners: {} });
@@ -207,6 +208,79 @@ describe('expiry with no job worker ticking', () => {
     await assertEveryEmailOnce(course);
     await assertInvariants(stack.db.sql);
   });
+});
+
+describe('a registration meeting an expired offer', () => {
+  test('settles it first: the course\'s only held seat goes to the newcomer, not course-full (lock last, lock first, several courses)', async () => {
+    const ways: [string, (course: string) => Promise<Answer>][] = [
+      ['lock last', (course) => client().register(student(course, 1, 'newcomer-'))],
+      ['lock first (an Idempotency-Key)', (course) => client().register(student(course, 2, 'newcomer-'), { 'idempotency-key': `settle-${course}` })],
+      ['several courses at once', async (course) => {
+        const other = await newCourse(client(), { capacity: 5 });
+        return client().request('POST', '/register', { body: { name: 'Newcomer', email: 'newcomer3@example.org', courses: [course, other] } });
+      }],
+    ];
+    for (const [way, register] of ways) {
+      const course = await offerCourse(client(), 1, 1);
+      const [ann, bob] = await registerAll(course, 2, `held-${courses}`);
+      await client().admin('DELETE', `/registrations/${ann!.id}`);
+      assert.ok((await get(bob!)).body.offer, 'bob holds the only seat');
+      await moveDeadline(bob!.id, -1);
+      const answer = await register(course);
+      assert.equal(answer.status, 201, `${way}: ${JSON.stringify(answer.body)}`);
+      const [row] = await stack.db.sql<{ enrolled: number; offered: number; waitlisted: number }[]>`
+        SELECT enrolled, offered, waitlisted FROM courses WHERE id = ${course}`;
+      assert.deepEqual({ ...row }, { enrolled: 1, offered: 0, waitlisted: 0 }, way);
+      assert.deepEqual(await kinds(bob!.id), ['waitlisted', 'offered', 'expired'], way);
+    }
+    await assertInvariants(stack.db.sql);
+  });
+});
+
+describe('the lock order of term counts when offers are settled', () => {
+  // A batch of another course of the term holds the lower of two students' counts and then asks
+  // for the higher (the order every transaction takes them in). amy's cancel or swap, settling
+  // the other's due offer, must ask for the lower first too: the other way round, the two
+  // deadlock (40P01). The cancel settles a later key's offer (zed), the swap an earlier one's (abe).
+  for (const [change, due] of [['cancel', 'zed'], ['swap', 'abe']] as const) {
+    test(`a ${change} that settles ${due}'s offer takes the term counts in key order: no deadlock`, async () => {
+      const term = await newTerm(client(), null);
+      const course = `offers-order-${change}-${process.pid}`;
+      assert.equal((await client().admin('POST', '/courses', { id: course, title: 'Order', capacity: 2, waitlistCapacity: 2, promotion: 'offer', term })).status, 201);
+      const other = await newCourse(client(), { capacity: 5, term });
+      const email = (who: string) => `${who}-order-${change}@example.org`;
+      const ann = await client().register({ name: 'Ann', email: email('ann'), course });
+      const amy = await client().register({ name: 'Amy', email: email('amy'), course });
+      const waiting = await client().register({ name: due, email: email(due), course });
+      assert.deepEqual([ann.status, amy.status, waiting.body.status], [201, 201, 'waitlisted']);
+      await client().admin('DELETE', `/registrations/${ann.body.id}`);
+      await moveDeadline(waiting.body.id, -1);
+      const [first, second] = [email('amy'), email(due)].sort();
+      const holder = await stack.db.sql.reserve();
+      const changer = await stack.db.sql.reserve();
+      try {
+        await holder`BEGIN`;
+        await holder`SELECT 1 FROM term_students WHERE term_id = ${term} AND email_key = ${first!} FOR UPDATE`;
+        const changed = change === 'cancel'
+          ? changer`SELECT registrar_cancel(${amy.body.id}, 'student') AS result`
+          : changer`SELECT registrar_swap(${amy.body.id}, ${other}, 'swap-order-token', 'student') AS result`;
+        const settled = changed.then((rows) => rows[0]!.result as { outcome: string }, (error: unknown) => error);
+        await untilAStatementWaitsForALock(stack.db.sql, `registrar_${change}`);
+        // Out of order, the changer holds this count and waits for the first: a deadlock.
+        await holder`SELECT 1 FROM term_students WHERE term_id = ${term} AND email_key = ${second!} FOR UPDATE`;
+        await holder`COMMIT`;
+        const result = await settled;
+        assert.ok(!(result instanceof Error), `the ${change} failed: ${String(result)}`);
+        assert.equal((result as { outcome: string }).outcome, change === 'cancel' ? 'cancelled' : 'swapped');
+      } finally {
+        await holder`ROLLBACK`.catch(() => undefined);
+        holder.release();
+        changer.release();
+      }
+      assert.deepEqual(await kinds(waiting.body.id), ['waitlisted', 'offered', 'expired']);
+      await assertInvariants(stack.db.sql);
+    });
+  }
 });
 
 describe('accepts, declines and cancels racing the deadline', () => {

@@ -8,6 +8,7 @@ import { connectDatabase, type Sql } from '../../src/db/database.ts';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { assertProblem, startTestServer, TEST_ADMIN_TOKEN, type Client, type TestServer } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
+import { untilARegistrationWaitsForALock } from '../support/lock-waits.ts';
 import { countBy } from '../support/rush.ts';
 import { useStack } from '../support/stack.ts';
 
@@ -153,6 +154,32 @@ describe('the limit, one request at a time', () => {
     await client().request('DELETE', `/registrations/${held[2]!.body.id}`, { token: held[2]!.body.manageToken });
     assert.equal((await client().register(student(courses[3]!, 1, 'dee'))).status, 201, 'under it again');
     assert.equal((await client().admin('PATCH', `/terms/${term}`, { maxCoursesPerStudent: null })).body.maxCoursesPerStudent, null);
+    await assertInvariants(stack.db.sql);
+  });
+});
+
+describe('a limit lowered while a registration decides', () => {
+  test('the registration that read the old limit is decided again under the new one: refused, the count within it', async () => {
+    const term = await newTerm(client(), 5);
+    const [held, asked] = await termCourses(term, 2);
+    assert.equal((await client().register(student(held!, 1, 'lowered-'))).status, 201);
+    const holder = await stack.db.sql.reserve();
+    try {
+      // The course lock held: the registration (lock last) reads the limit, decides, and waits
+      // for the lock to check its decision.
+      await holder`BEGIN`;
+      await holder`SELECT 1 FROM courses WHERE id = ${asked!} FOR NO KEY UPDATE`;
+      const registered = client().register(student(asked!, 1, 'lowered-'));
+      await untilARegistrationWaitsForALock(stack.db.sql);
+      const patched = await client().admin('PATCH', `/terms/${term}`, { maxCoursesPerStudent: 1 });
+      assert.equal(patched.status, 200, 'the change commits before the registration');
+      await holder`COMMIT`;
+      assertProblem(await registered, 409, 'limit-reached', 'decided on the limit committed before it');
+    } finally {
+      await holder`ROLLBACK`.catch(() => undefined);
+      holder.release();
+    }
+    assert.equal((await activeByStudent(term)).get('lowered-1@example.org'), 1);
     await assertInvariants(stack.db.sql);
   });
 });

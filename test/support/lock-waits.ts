@@ -1,18 +1,23 @@
-// How a race test knows its other side is blocked: a registration statement of the database
-// waiting for a lock (a course row, or a row of the same student), seen in pg_stat_activity.
+// How a race test knows its other side is blocked: a statement of the database waiting for a
+// lock (a course row, a row of the same student, a term count), seen in pg_stat_activity.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../../src/db/database.ts';
 
-/** Resolves once a registration statement (registrar_register_batch) of this database waits for a lock; fails after 10 s. */
-export async function untilARegistrationWaitsForALock(sql: Sql): Promise<void> {
+/** Resolves once a statement of this database whose text holds `fragment` waits for a lock; fails after 10 s. */
+export async function untilAStatementWaitsForALock(sql: Sql, fragment: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const [waiting] = await sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE wait_event_type = 'Lock' AND query LIKE '%registrar_register_batch%' AND datname = current_database()`;
+      WHERE wait_event_type = 'Lock' AND position(${fragment} IN query) > 0 AND pid <> pg_backend_pid() AND datname = current_database()`;
     if (waiting!.n > 0) return;
-    assert.ok(Date.now() < deadline, 'the registration never waited for a lock');
+    assert.ok(Date.now() < deadline, `no statement with ${fragment} waited for a lock`);
     await sleep(10);
   }
+}
+
+/** Resolves once a registration statement (registrar_register_batch) of this database waits for a lock; fails after 10 s. */
+export function untilARegistrationWaitsForALock(sql: Sql): Promise<void> {
+  return untilAStatementWaitsForALock(sql, 'registrar_register_batch');
 }

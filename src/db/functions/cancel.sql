@@ -1,23 +1,30 @@
 -- Cancelling a registration; a freed seat goes to the waitlist in the same transaction, and the
 -- student's place in the term's count (term_students) is freed with it. p_actor: who cancels
--- (student: a manage token; admin), kept in the history.
+-- (student: a manage token; admin), kept in the history. p_settled: the caller holds the course
+-- lock and has settled its due offers (registrar_lock_counts_and_settle, offers.sql), with this
+-- student's count locked among them.
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
-CREATE OR REPLACE FUNCTION registrar_cancel(p_registration_id uuid, p_actor text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_course_id text;
   v_term_id text;
+  v_offered integer;
+  v_email_key text;
   v_before registrations;
   v_after registrations;
 BEGIN
-  SELECT course_id INTO v_course_id FROM registrations WHERE id = p_registration_id;
+  SELECT course_id, email_key INTO v_course_id, v_email_key FROM registrations WHERE id = p_registration_id;
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
-  SELECT term_id INTO v_term_id FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
-  -- Offers whose deadline has come end first (offers.sql): this one may be among them.
-  PERFORM registrar_settle_offers(v_course_id);
+  SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  -- Offers whose deadline has come end first (offers.sql): this one may be among them. Their
+  -- students' counts and this student's are locked together, in key order.
+  IF v_offered > 0 AND NOT p_settled THEN
+    PERFORM registrar_lock_counts_and_settle(ARRAY[v_course_id], ARRAY[v_course_id], ARRAY[v_email_key], clock_timestamp());
+  END IF;
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
   IF v_before.status = 'cancelled' THEN

@@ -74,8 +74,10 @@ BEGIN
       array_fill(p_kind, ARRAY[v_count]), NULL, NULL, p_actor, v_reasons);
     UPDATE courses SET offered = offered - v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
-    -- After the course lock, as every registration batch takes them (course, then term_students).
+    -- After the course lock, as every registration batch takes them (course, then term_students),
+    -- and in email key order: an UPDATE locks its rows in the order it finds them.
     IF v_term_id IS NOT NULL THEN
+      PERFORM 1 FROM term_students WHERE term_id = v_term_id AND email_key = ANY (v_keys) ORDER BY email_key FOR NO KEY UPDATE;
       UPDATE term_students t SET active = active - 1
       FROM unnest(v_keys) AS k (email_key)
       WHERE t.term_id = v_term_id AND t.email_key = k.email_key;
@@ -85,10 +87,10 @@ BEGIN
 END
 $$;
 
--- Expires every offer of the course whose deadline has come (offer_until <= the clock, read
+-- Expires every offer of the course whose deadline has come (offer_until <= p_at, the clock read
 -- under the lock) and offers the freed seats on. Needs the course lock. Returns how many expired.
 -- A course without open offers (its counter, under the lock) is answered by its row alone.
-CREATE OR REPLACE FUNCTION registrar_settle_offers(p_course_id text) RETURNS integer
+CREATE OR REPLACE FUNCTION registrar_settle_offers(p_course_id text, p_at timestamptz DEFAULT clock_timestamp()) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   v_count integer;
@@ -98,12 +100,40 @@ BEGIN
   END IF;
   v_count := registrar_end_offers(p_course_id, ARRAY(
     SELECT id FROM registrations
-    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= clock_timestamp()
+    WHERE course_id = p_course_id AND offer_until IS NOT NULL AND offer_until <= p_at
     ORDER BY seq), 'expired', 'system');
   IF v_count > 0 THEN
     PERFORM registrar_offer_seats(p_course_id, 'offered: the offer before it expired');
   END IF;
   RETURN v_count;
+END
+$$;
+
+-- For a transaction that changes term counts and settles offers of several rows: locks every
+-- count it will change in (term, email key) order, after its course locks (the one order every
+-- transaction takes them in, docs/design.md "Terms"), then settles. The counts are those of
+-- p_email_keys in the terms of p_member_courses (made at 0 if new: the upsert
+-- registrar_register_batch locks its counts with) and those of the students whose offers in
+-- p_course_ids are due at p_at; then those offers are settled at p_at, and none other: an offer
+-- due a moment later would lock its count out of order. Needs the locks of p_course_ids.
+CREATE OR REPLACE FUNCTION registrar_lock_counts_and_settle(p_course_ids text[], p_member_courses text[], p_email_keys text[], p_at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_course text;
+BEGIN
+  INSERT INTO term_students AS s (term_id, email_key, active)
+  SELECT DISTINCT c.term_id, m.email_key, 0
+  FROM (SELECT u.course_id, u.email_key FROM unnest(p_member_courses, p_email_keys) AS u (course_id, email_key)
+        UNION
+        SELECT r.course_id, r.email_key FROM registrations r
+        WHERE r.course_id = ANY (p_course_ids) AND r.offer_until <= p_at) m
+  JOIN courses c ON c.id = m.course_id
+  WHERE c.term_id IS NOT NULL
+  ORDER BY 1, 2
+  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+  FOR v_course IN SELECT id FROM courses WHERE id = ANY (p_course_ids) AND offered > 0 ORDER BY id LOOP
+    PERFORM registrar_settle_offers(v_course, p_at);
+  END LOOP;
 END
 $$;
 

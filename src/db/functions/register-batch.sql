@@ -27,7 +27,12 @@
 -- (23505: the same student registered meanwhile) or in a deadlock (40P01: its new rows'
 -- unique-index entries waited for a course held by a locked-first batch inserting the same
 -- student). Lock first (p_lock_first true): the courses are locked before they are read, so
--- nothing changes under the decisions. What the caller does after a failed attempt is one table:
+-- nothing changes under the decisions. Locked first, a batch whose courses hold offered seats
+-- settles their due offers before it counts (registrar_lock_counts_and_settle, offers.sql; unless
+-- p_settled: its caller did), and it reads the terms' limits under FOR KEY SHARE on each term row,
+-- the lock a change of the limit (FOR UPDATE) waits for; lock last, an offer past its deadline in
+-- a locked course, or a limit changed since it was read (checked under that share lock), raises
+-- RGB01. What the caller does after a failed attempt is one table:
 -- src/db/retry-policy.ts. Batches with Idempotency-Keys are decided locked first: a key's
 -- advisory lock and its stored answer belong to the one transaction that decides it.
 --
@@ -41,7 +46,7 @@ CREATE OR REPLACE FUNCTION registrar_register_batch(
   p_lock_first boolean,
   p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
   p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[],
-  p_actor text DEFAULT 'student'
+  p_actor text DEFAULT 'student', p_settled boolean DEFAULT false
 ) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
 DECLARE
   v_count integer := coalesce(array_length(p_courses, 1), 0);
@@ -103,6 +108,9 @@ DECLARE
   v_code integer;
   v_c integer;
   v_n integer;
+  v_held boolean;
+  v_termed boolean;
+  v_term_limits record;
 BEGIN
   -- Idempotency keys first, before any course lock: if another request with a key of this batch
   -- is still being handled, that member answers 409 at once (draft-ietf-httpapi-idempotency-
@@ -117,7 +125,19 @@ BEGIN
   END LOOP;
 
   IF p_lock_first THEN
-    PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
+    SELECT coalesce(bool_or(c.offered > 0), false), coalesce(bool_or(c.term_id IS NOT NULL), false) INTO v_held, v_termed
+    FROM (SELECT offered, term_id FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE) c;
+    -- Offers whose deadline has come end before the seats are counted: an expired offer's seat
+    -- is free for the next in line, or for this batch when nobody waits (docs/design.md,
+    -- "Waitlist offers"). Unless the caller settled them under its locks (p_settled).
+    IF v_held AND NOT p_settled THEN
+      PERFORM registrar_lock_counts_and_settle(p_courses, p_courses, p_email_keys, clock_timestamp());
+    END IF;
+    -- The terms' limits are read under a share lock on each term row: a change of a limit
+    -- (PATCH /terms, FOR UPDATE) waits for this batch, or this batch for it (docs/design.md, "Terms").
+    IF v_termed THEN
+      PERFORM 1 FROM terms WHERE id IN (SELECT term_id FROM courses WHERE id = ANY (p_courses)) ORDER BY id FOR KEY SHARE;
+    END IF;
   END IF;
   SELECT coalesce(array_agg(id ORDER BY id), '{}'), array_agg(capacity - offered ORDER BY id),
          array_agg(waitlist_capacity ORDER BY id), array_agg(enrolled ORDER BY id),
@@ -326,6 +346,11 @@ BEGIN
     -- removed), since enrolling has no order to keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
     FOR c IN 1 .. cardinality(v_ids) LOOP
       SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
+      -- An offer whose deadline has come holds a seat it no longer may: settled locked first,
+      -- the seat may be this batch's (a row version says nothing about the clock).
+      IF v_now.offered > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
+        RAISE EXCEPTION 'course % holds an offer past its deadline', v_ids[c] USING ERRCODE = 'RGB01';
+      END IF;
       v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
       CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
       IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
@@ -345,6 +370,17 @@ BEGIN
   -- count fell (a cancel meanwhile: the place it refused may be free) fails the attempt with
   -- RGB01; it is decided again locked first. A count that rose keeps a refusal right.
   IF cardinality(v_ts_keys) > 0 THEN
+    IF NOT p_lock_first THEN
+      -- The limits as read, checked under a share lock on each term row (the lock a change of
+      -- the limit waits for): a limit changed meanwhile fails the attempt with RGB01.
+      FOR v_term_limits IN
+        SELECT t.id, t.max_courses_per_student FROM terms t WHERE t.id = ANY (v_ts_terms) ORDER BY t.id FOR KEY SHARE
+      LOOP
+        IF v_term_limits.max_courses_per_student IS DISTINCT FROM v_ts_limit[array_position(v_ts_terms, v_term_limits.id)] THEN
+          RAISE EXCEPTION 'the limit of term % changed while its batch was decided', v_term_limits.id USING ERRCODE = 'RGB01';
+        END IF;
+      END LOOP;
+    END IF;
     FOR v_ts IN
       INSERT INTO term_students AS s (term_id, email_key, active)
       SELECT u.t, u.k, u.active - u.read

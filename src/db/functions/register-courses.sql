@@ -29,18 +29,14 @@ DECLARE
   v_hi integer;
 BEGIN
   PERFORM 1 FROM courses WHERE id = ANY (p_courses) ORDER BY id FOR NO KEY UPDATE;
-  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
-  INSERT INTO term_students AS s (term_id, email_key, active)
-  SELECT DISTINCT c.term_id, m.k, 0
-  FROM unnest(p_courses, p_email_keys) AS m (course_id, k) JOIN courses c ON c.id = m.course_id
-  WHERE c.term_id IS NOT NULL
-  ORDER BY 1, 2
-  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
+  -- The students' counts and those of the offers due in these courses, locked in key order; then
+  -- those offers end (offers.sql), so an expired offer's seat counts as free below.
+  PERFORM registrar_lock_counts_and_settle(p_courses, p_courses, p_email_keys, clock_timestamp());
 
   IF cardinality(p_counts) > 1 THEN
     BEGIN
       v_all := registrar_register_batch(true, p_courses, p_names, p_emails, p_email_keys, p_tokens, p_key_hashes,
-        p_request_hashes, p_sealed_tokens, array_fill(NULL::bytea, ARRAY[cardinality(p_courses)]), 'student');
+        p_request_hashes, p_sealed_tokens, array_fill(NULL::bytea, ARRAY[cardinality(p_courses)]), 'student', true);
       FOR r IN 1 .. cardinality(p_counts) LOOP
         v_hi := v_lo + p_counts[r] - 1;
         IF EXISTS (SELECT 1 FROM unnest(v_all[v_lo:v_hi]) AS m (result)
@@ -63,7 +59,7 @@ BEGIN
     BEGIN
       v_results := registrar_register_batch(true, p_courses[v_lo:v_hi], p_names[v_lo:v_hi], p_emails[v_lo:v_hi],
         p_email_keys[v_lo:v_hi], p_tokens[v_lo:v_hi], p_key_hashes[v_lo:v_hi], p_request_hashes[v_lo:v_hi],
-        p_sealed_tokens[v_lo:v_hi], array_fill(NULL::bytea, ARRAY[p_counts[r]]), 'student');
+        p_sealed_tokens[v_lo:v_hi], array_fill(NULL::bytea, ARRAY[p_counts[r]]), 'student', true);
       FOR i IN 1 .. p_counts[r] LOOP
         IF v_results[i] ->> 'outcome' = 'created' AND p_seats_only[r] AND v_results[i] #>> '{registration,status}' = 'waitlisted' THEN
           v_results[i] := jsonb_build_object('outcome', 'no-seat');

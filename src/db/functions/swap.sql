@@ -33,15 +33,11 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id) THEN
     RETURN jsonb_build_object('outcome', 'course-not-found');
   END IF;
-  -- The same upsert registrar_register_batch locks its counts with (made at 0 if new).
-  INSERT INTO term_students AS s (term_id, email_key, active)
-  SELECT DISTINCT c.term_id, v_old.email_key, 0 FROM courses c
-  WHERE c.id IN (v_old.course_id, p_course_id) AND c.term_id IS NOT NULL
-  ORDER BY 1
-  ON CONFLICT (term_id, email_key) DO UPDATE SET active = s.active;
-  -- Offers whose deadline has come end first (offers.sql): the old registration's may be among them.
-  PERFORM registrar_settle_offers(p_course_id);
-  PERFORM registrar_settle_offers(v_old.course_id);
+  -- The student's counts in both courses' terms and those of the offers due in them, locked in
+  -- key order; then offers whose deadline has come end (offers.sql): the old registration's may
+  -- be among them. The cancel and the registration below find them settled.
+  PERFORM registrar_lock_counts_and_settle(ARRAY[v_old.course_id, p_course_id], ARRAY[v_old.course_id, p_course_id],
+    ARRAY[v_old.email_key, v_old.email_key], clock_timestamp());
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_old FROM registrations WHERE id = p_registration_id;
   IF v_old.status = 'cancelled' THEN
@@ -49,10 +45,10 @@ BEGIN
   END IF;
   v_reason := format('swapped from %s to %s', v_old.course_id, p_course_id);
   BEGIN
-    v_cancel := registrar_cancel(p_registration_id, p_actor);
+    v_cancel := registrar_cancel(p_registration_id, p_actor, true);
     v_result := (registrar_register_batch(true, ARRAY[p_course_id], ARRAY[v_old.name], ARRAY[v_old.email],
       ARRAY[v_old.email_key], ARRAY[p_token], ARRAY[NULL::bytea], ARRAY[NULL::bytea], ARRAY[NULL::bytea],
-      ARRAY[NULL::bytea], p_actor))[1];
+      ARRAY[NULL::bytea], p_actor, true))[1];
     IF v_result ->> 'outcome' = 'created' AND v_result #>> '{registration,status}' = 'waitlisted' THEN
       v_result := jsonb_build_object('outcome', 'no-seat');
     END IF;

@@ -35,13 +35,16 @@ export async function listTerms(sql: Sql): Promise<TermRow[]> {
   return sql<TermRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM terms ORDER BY id`;
 }
 
-/** Sets the title and the limit; undefined when there is no such term. */
+/** Sets the title and the limit; undefined when there is no such term. The row is locked FOR
+ * UPDATE first: a registration reads the limit under FOR KEY SHARE (register-batch.sql), which
+ * the UPDATE's own FOR NO KEY UPDATE would not wait for. */
 export async function updateTerm(sql: Sql, id: string, change: { title: string | null; maxCoursesPerStudent: number | null | undefined }): Promise<TermRow | undefined> {
   const [row] = await sql<TermRow[]>`
+    WITH locked AS (SELECT id AS locked_id FROM terms WHERE id = ${id} FOR UPDATE)
     UPDATE terms SET title = coalesce(${change.title}, title),
       max_courses_per_student = ${change.maxCoursesPerStudent === undefined ? sql`max_courses_per_student` : sql`${change.maxCoursesPerStudent}`},
       updated_at = now()
-    WHERE id = ${id}
+    FROM locked WHERE terms.id = locked.locked_id
     RETURNING ${sql.unsafe(COLUMNS)}`;
   return row;
 }
