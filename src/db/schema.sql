@@ -20,6 +20,19 @@ CREATE SEQUENCE registrations_seq_seq AS bigint INCREMENT 1 MINVALUE 1 MAXVALUE 
 
 -- Tables
 
+CREATE TABLE course_events (
+  id bigint NOT NULL DEFAULT nextval('registration_events_id_seq'::regclass),
+  course_id text NOT NULL,
+  kind text NOT NULL,
+  actor text NOT NULL,
+  reason text NOT NULL,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT course_events_actor_check CHECK ((actor = ANY (ARRAY['student'::text, 'admin'::text, 'import'::text, 'system'::text]))),
+  CONSTRAINT course_events_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
+  CONSTRAINT course_events_kind_check CHECK ((kind = 'capacity-changed'::text)),
+  CONSTRAINT course_events_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE courses (
   id text NOT NULL,
   title text NOT NULL,
@@ -317,6 +330,10 @@ CREATE TABLE webhooks (
 );
 
 -- Indexes
+
+CREATE INDEX course_events_history ON public.course_events USING btree (course_id, id);
+
+CREATE UNIQUE INDEX course_events_pkey ON public.course_events USING btree (id);
 
 CREATE INDEX courses_by_term ON public.courses USING btree (term_id) WHERE (term_id IS NOT NULL);
 

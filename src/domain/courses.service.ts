@@ -6,10 +6,12 @@
 // has no active registration: the term counts of its students would have to move with them.
 // With promotion 'offer', freed and raised seats are offered instead (src/db/functions/offers.sql).
 import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, lockCourse, type Promotion, promoteWaitlisted, type QueueSettings, settleCourseOffers, updateCourseQueue, updateCourseSettings, updateCourseTerm } from '../db/queries/courses.queries.ts';
+import { recordCourseEvent } from '../db/queries/history.queries.ts';
 import { findTerm } from '../db/queries/terms.queries.ts';
 import type { Sql, TransactionSql } from '../db/database.ts';
 import { retryTransaction } from '../db/retry-policy.ts';
 import { generateQueueSeed } from '../security/tokens.ts';
+import { describeCapacityChange } from './capacity-change.ts';
 import { fullCoursesOf } from './full-courses.ts';
 import { DomainError } from './domain-error.ts';
 
@@ -162,6 +164,8 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     if (next.waitlistCapacity < staysWaitlisted) {
       throw new DomainError('capacity-below-enrolled', `waitlistCapacity ${next.waitlistCapacity} is below the ${staysWaitlisted} students who would stay waitlisted`);
     }
+    const capacityChange = describeCapacityChange(current, next);
+    if (capacityChange) await recordCourseEvent(tx, { courseId: id, kind: 'capacity-changed', actor: 'admin', reason: capacityChange });
     // Promote before lowering the waitlist capacity, so the table's CHECK holds at every step.
     await updateCourseSettings(tx, id, { ...next, waitlistCapacity: Math.max(next.waitlistCapacity, current.waitlisted) });
     await promoteWaitlisted(tx, id, `promoted: capacity raised to ${next.capacity}`);

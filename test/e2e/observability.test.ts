@@ -238,6 +238,12 @@ test('in a real browser: log in, then worker lanes and counters change under loa
   await page.locator('section.charts').screenshot({ path: path.join(ARTIFACTS, 'dashboard-charts.png') });
   // This load's emails reach the built-in mailbox on the page.
   await page.waitForFunction(() => [...document.querySelectorAll('#mail li')].some((li) => /dash\d+@example\.org/.test(li.textContent ?? '')), undefined, { timeout: 60_000 });
+  // The course's recent history: its registrations' entries, then an admin's capacity change,
+  // newest first, shown for the course chosen in the selector without a reload.
+  await page.selectOption('#history-course', course);
+  await page.waitForFunction(() => [...document.querySelectorAll('#history li')].some((li) => (li.textContent ?? '').includes('enrolled by student: enrolled: a seat was free')), undefined, { timeout: 30_000 });
+  assert.equal((await client.admin('PATCH', `/courses/${course}`, { capacity: 6000 })).status, 200);
+  await page.waitForFunction(() => (document.querySelector('#history li')?.textContent ?? '').includes('capacity-changed by admin: capacity 5000 → 6000'), undefined, { timeout: 30_000 });
   // Each email in the lane is named by what it waits for, never a job's bare "sending email".
   const jobPhases = await page.evaluate(() => [...(window as unknown as { jobPhases: Set<string> }).jobPhases]);
   const known = ['waiting: rush pacing', 'waiting for an email slot', 'waiting for the database', 'writing email to the mailbox', 'calling a webhook'];

@@ -11,7 +11,7 @@ import { useStack } from '../support/stack.ts';
 const stack = useStack({ uploadMaxBytes: 1024 * 1024, runners: { importThreads: 1 } });
 const client = () => stack.server.client;
 
-type Entry = { id: string; registration: string; course: string; kind: string; actor: string; reason: string; waitlistPosition: number | null; at: string };
+type Entry = { id: string; registration: string | null; course: string; kind: string; actor: string; reason: string; waitlistPosition: number | null; at: string };
 
 async function storedEntries(course: string) {
   return stack.db.sql<{ id: string; registration_id: string; kind: string; actor: string; reason: string }[]>`
@@ -86,7 +86,9 @@ describe('a rush with cancels and promotions', () => {
     await assertInvariants(stack.db.sql);
 
     // The course's history through the API, 7 a page: every entry once, newest first.
-    const paged = await allPages(course, 7);
+    const all = await allPages(course, 7);
+    assert.deepEqual(all.filter((e) => e.kind === 'capacity-changed').map((e) => [e.registration, e.actor, e.reason]), [[null, 'admin', 'capacity 8 → 12']]);
+    const paged = all.filter((e) => e.kind !== 'capacity-changed');
     assert.deepEqual(paged.map((e) => e.id), entries.map((e) => e.id).reverse());
     assert.deepEqual(paged.map((e) => [e.registration, e.kind, e.actor, e.reason]), entries.map((e) => [e.registration_id, e.kind, e.actor, e.reason]).reverse());
     assert.ok(paged.every((e) => e.course === course && !Number.isNaN(Date.parse(e.at))));
@@ -133,6 +135,33 @@ describe('GET /courses/{id}/history', () => {
     assertProblem(await client().admin('GET', `/courses/${course}/history?after=abc`), 400, 'validation', 'a bad cursor');
     assertProblem(await client().admin('GET', `/courses/${course}/history?limit=0`), 400, 'validation', 'limit 0');
     assert.deepEqual((await client().admin('GET', `/courses/${course}/history`)).body, { items: [], next: null });
+  });
+
+  test('a capacity change has one entry by the admin, course-level, before the promotions it causes; pages run across both', async () => {
+    const course = await newCourse(client(), { capacity: 1, waitlistCapacity: 3 });
+    for (let i = 0; i < 4; i += 1) assert.equal((await client().register(student(course, i, 'cap-'))).status, 201);
+    assert.equal((await client().admin('PATCH', `/courses/${course}`, { capacity: 3 })).status, 200);
+    assert.equal((await client().admin('PATCH', `/courses/${course}`, { title: 'Renamed' })).status, 200, 'no capacity change, no entry');
+    assert.equal((await client().admin('PATCH', `/courses/${course}`, { capacity: 4, waitlistCapacity: 1 })).status, 200);
+    const entries = (await allPages(course, 2)).toReversed();
+    assert.deepEqual(entries.map((e) => [e.kind, e.actor, e.reason]), [
+      ['enrolled', 'student', 'enrolled: a seat was free'],
+      ['waitlisted', 'student', 'waitlisted: the seats were taken; position 1'],
+      ['waitlisted', 'student', 'waitlisted: the seats were taken; position 2'],
+      ['waitlisted', 'student', 'waitlisted: the seats were taken; position 3'],
+      ['capacity-changed', 'admin', 'capacity 1 → 3'],
+      ['promoted', 'system', 'promoted: capacity raised to 3'],
+      ['promoted', 'system', 'promoted: capacity raised to 3'],
+      ['capacity-changed', 'admin', 'capacity 3 → 4; waitlist capacity 3 → 1'],
+      ['promoted', 'system', 'promoted: capacity raised to 4'],
+    ]);
+    assert.deepEqual(entries.filter((e) => e.kind === 'capacity-changed').map((e) => e.registration), [null, null]);
+    assert.ok(entries.every((e) => e.kind === 'capacity-changed' || typeof e.registration === 'string'));
+    const stored = await stack.db.sql`SELECT actor, reason FROM course_events WHERE course_id = ${course} ORDER BY id`;
+    assert.deepEqual(stored.map((r) => r['reason']), ['capacity 1 → 3', 'capacity 3 → 4; waitlist capacity 3 → 1']);
+    assertProblem(await client().admin('PATCH', `/courses/${course}`, { capacity: 1 }), 409, 'conflict', 'a refused change');
+    assert.equal((await stack.db.sql`SELECT 1 FROM course_events WHERE course_id = ${course}`).length, 2, 'a refused change has no entry');
+    await assertInvariants(stack.db.sql);
   });
 
   test('an imported registration\'s entry says import', async () => {

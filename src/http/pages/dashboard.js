@@ -127,6 +127,40 @@
     }));
   }
 
+  /** The course list of the history's selector, keeping the selection (the first course until one is chosen). */
+  function renderHistoryCourses(courses) {
+    const select = $('history-course');
+    const chosen = select.value;
+    const ids = courses.map((c) => c.id);
+    if (ids.join('\n') !== [...select.options].map((o) => o.value).join('\n')) {
+      select.replaceChildren(...courses.map((c) => {
+        const option = el('option', `${c.title} (${c.id})`);
+        option.value = c.id;
+        return option;
+      }));
+      if (ids.includes(chosen)) select.value = chosen;
+    }
+  }
+
+  let historyLoading = false;
+  /** The selected course's newest history entries, read through the dashboard's session. */
+  async function renderHistory() {
+    const course = $('history-course').value;
+    if (!course || historyLoading) return;
+    historyLoading = true;
+    try {
+      const response = await fetch(`/dashboard/history?course=${encodeURIComponent(course)}`);
+      if (!response.ok) return;
+      const { items } = await response.json();
+      $('history').replaceChildren(...(items.length ? items : [null]).map((e) => e
+        ? el('li', `${new Date(e.at).toLocaleTimeString()}  ${e.kind} by ${e.actor}: ${e.reason}`)
+        : el('li', 'no changes yet')));
+    } finally {
+      historyLoading = false;
+    }
+  }
+  $('history-course').addEventListener('change', () => void renderHistory());
+
   function renderService(service) {
     if (service.error) {
       $('status').textContent = service.error;
@@ -134,6 +168,8 @@
     }
     $('courses').tBodies[0].replaceChildren(...service.courses.map((c) => row([`${c.title} (${c.id})`, seats(c.enrolled, c.capacity), seats(c.waitlisted, c.waitlistCapacity)])));
     renderWaitingRooms(service.waitingRooms);
+    renderHistoryCourses(service.courses);
+    void renderHistory();
     $('queues').tBodies[0].replaceChildren(...service.jobs.queues.map((q) => row([q.task, q.queued, q.running, q.retrying, q.dead, q.oldestQueuedSeconds === null ? '-' : `${q.oldestQueuedSeconds.toFixed(1)} s`])));
     const d = service.jobs;
     const facts = [['emails sent', d.emails.sent], ['emails failed', d.emails.failed], ['webhooks delivered', d.webhooks.delivered], ['webhooks pending', d.webhooks.pending], ['webhooks failed', d.webhooks.failed]];

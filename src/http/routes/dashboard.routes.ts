@@ -12,6 +12,7 @@ import type { onRequestHookHandler } from 'fastify';
 import Type from 'typebox';
 import type { Sql } from '../../db/database.ts';
 import { getCourses } from '../../domain/courses.service.ts';
+import { pageCourseHistory } from '../../domain/history.service.ts';
 import { readDeliveryState, readMailbox } from '../../domain/mailbox.service.ts';
 import { type QueueFigures, readQueueFigures } from '../../domain/queue-figures.service.ts';
 import type { ClusterView } from '../../observability/cluster-state.ts';
@@ -22,11 +23,14 @@ import type { DashboardSessions } from '../dashboard-session.ts';
 import { problem, sendProblem } from '../problem.ts';
 import { toCourse } from '../schemas/course.schemas.ts';
 import { toDeliveryState } from '../schemas/delivery.schemas.ts';
+import { toHistoryEntry } from '../schemas/history.schemas.ts';
 
 const PAGES = path.join(import.meta.dirname, '..', 'pages');
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 const SECURITY_HEADERS = { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY', 'cache-control': 'no-store' };
 const PUSH_INTERVAL_MS = 1_000;
+/** Entries of a course's history the page shows: the newest; the rest is GET /courses/{id}/history. */
+const HISTORY_ENTRIES = 15;
 
 /**
  * uPlot (the charts), served from its package, never from a CDN. Its version is in the URL, so a
@@ -119,6 +123,16 @@ export async function registerDashboardRoutes(app: App, deps: DashboardDeps): Pr
   app.post('/dashboard/logout', { schema: { hide: true } }, async function logOut(_request, reply) {
     deps.sessions.logOut(reply);
     return reply.code(204).send();
+  });
+
+  // The recent history of the course the page selected, for its session (the page holds no
+  // admin token to call GET /courses/{id}/history with).
+  app.get('/dashboard/history', {
+    schema: { hide: true, querystring: Type.Object({ course: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false }) },
+  }, async function dashboardHistory(request, reply) {
+    if (!deps.sessions.isLoggedIn(request)) return sendProblem(reply, problem(401, 'unauthorized', 'Log in to the dashboard first'));
+    const page = await pageCourseHistory(deps.sql, { courseId: request.query.course }, HISTORY_ENTRIES);
+    return reply.headers({ 'cache-control': 'no-store' }).send({ items: page.rows.map(toHistoryEntry) });
   });
 
   app.get('/dashboard/events', { schema: { hide: true } }, async function dashboardEvents(request, reply) {

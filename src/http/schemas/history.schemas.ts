@@ -4,10 +4,11 @@ import type { HistoryRow } from '../../db/queries/history.queries.ts';
 
 export const HistoryEntry = Type.Object({
   id: Type.String({ description: 'the entry\'s id; also the cursor of the course\'s history' }),
-  registration: Type.String({ format: 'uuid' }),
+  registration: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'the registration changed; null for a change of the course itself (capacity-changed)' }),
   course: Type.String(),
   kind: Type.Union([Type.Literal('enrolled'), Type.Literal('waitlisted'), Type.Literal('promoted'), Type.Literal('cancelled'),
-    Type.Literal('offered'), Type.Literal('accepted'), Type.Literal('declined'), Type.Literal('expired')]),
+    Type.Literal('offered'), Type.Literal('accepted'), Type.Literal('declined'), Type.Literal('expired'),
+    Type.Literal('capacity-changed')], { description: 'capacity-changed: the course\'s capacity or waitlist capacity, by an admin; the promotions it caused are entries of their own' }),
   actor: Type.Union([Type.Literal('student'), Type.Literal('admin'), Type.Literal('import'), Type.Literal('system')], { description: 'who made the change' }),
   reason: Type.String({ description: 'why, e.g. "promoted: seat freed by a cancel"' }),
   waitlistPosition: Type.Union([Type.Integer(), Type.Null()], { description: 'the position given, for kind waitlisted' }),
