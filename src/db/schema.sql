@@ -277,10 +277,12 @@ CREATE TABLE registrations (
   reminded_at timestamp with time zone,
   offered_at timestamp with time zone,
   offer_until timestamp with time zone,
+  swap_from uuid,
   CONSTRAINT registrations_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT registrations_offer_while_waitlisted CHECK ((((offer_until IS NULL) AND (offered_at IS NULL)) OR ((status = 'waitlisted'::registration_status) AND (offer_until IS NOT NULL) AND (offered_at IS NOT NULL)))),
   CONSTRAINT registrations_pkey PRIMARY KEY (id),
-  CONSTRAINT registrations_seq_key UNIQUE (seq)
+  CONSTRAINT registrations_seq_key UNIQUE (seq),
+  CONSTRAINT registrations_swap_from_fkey FOREIGN KEY (swap_from) REFERENCES registrations(id)
 );
 
 CREATE TABLE term_students (
@@ -418,6 +420,8 @@ CREATE INDEX registrations_open_offers ON public.registrations USING btree (offe
 CREATE UNIQUE INDEX registrations_pkey ON public.registrations USING btree (id);
 
 CREATE UNIQUE INDEX registrations_seq_key ON public.registrations USING btree (seq);
+
+CREATE INDEX registrations_swap_from ON public.registrations USING btree (swap_from) WHERE (swap_from IS NOT NULL);
 
 CREATE INDEX registrations_waitlist ON public.registrations USING btree (course_id, seq) WHERE (status = 'waitlisted'::registration_status);
 
@@ -588,6 +592,22 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_also_courses(p_also text[])
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(array_agg(split_part(a, E'\n', 1) ORDER BY o), '{}') FROM unnest(p_also) WITH ORDINALITY AS u (a, o)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_also_keys(p_also text[])
+ RETURNS text[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+  SELECT coalesce(array_agg(split_part(a, E'\n', 2) ORDER BY o), '{}') FROM unnest(p_also) WITH ORDINALITY AS u (a, o)
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_answer_offer(p_registration_id uuid, p_accept boolean, p_actor text)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -634,7 +654,7 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION public.registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false, p_also text[] DEFAULT '{}'::text[])
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
@@ -650,11 +670,17 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
-  SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  IF cardinality(p_also) = 0 THEN
+    SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  ELSE
+    PERFORM 1 FROM courses WHERE id = ANY (v_course_id || registrar_also_courses(p_also)) ORDER BY id FOR NO KEY UPDATE;
+    SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id;
+  END IF;
   -- Offers whose deadline has come end first (offers.sql): this one may be among them. Their
-  -- students' counts and this student's are locked together, in key order.
-  IF v_offered > 0 AND NOT p_settled THEN
-    PERFORM registrar_lock_counts_and_settle(ARRAY[v_course_id], ARRAY[v_course_id], ARRAY[v_email_key], clock_timestamp());
+  -- students' counts and this student's (and p_also's) are locked together, in key order.
+  IF (v_offered > 0 OR cardinality(p_also) > 0) AND NOT p_settled THEN
+    PERFORM registrar_lock_counts_and_settle(v_course_id || registrar_also_courses(p_also),
+      v_course_id || registrar_also_courses(p_also), v_email_key || registrar_also_keys(p_also), clock_timestamp());
   END IF;
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;
@@ -681,6 +707,53 @@ BEGIN
     UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_course_id;
   END IF;
   RETURN jsonb_build_object('outcome', 'cancelled', 'registration', registrar_registration_row(v_after));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_complete_swaps(p_promoted uuid[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_swap record;
+  v_old registrations;
+  v_course courses;
+  v_reason text;
+BEGIN
+  FOR v_swap IN
+    SELECT n.id, n.course_id, n.swap_from, o.course_id AS old_course, o.email_key
+    FROM registrations n JOIN registrations o ON o.id = n.swap_from
+    WHERE n.id = ANY (p_promoted) ORDER BY n.seq
+  LOOP
+    BEGIN
+      SELECT * INTO STRICT v_course FROM courses WHERE id = v_swap.old_course FOR NO KEY UPDATE NOWAIT;
+      IF v_course.term_id IS NOT NULL THEN
+        PERFORM 1 FROM term_students WHERE term_id = v_course.term_id AND email_key = v_swap.email_key FOR NO KEY UPDATE NOWAIT;
+      END IF;
+    EXCEPTION WHEN lock_not_available THEN
+      RAISE EXCEPTION 'a waiting swap needs course % locked first', v_swap.old_course
+        USING ERRCODE = 'RGW01', DETAIL = v_swap.old_course || E'\n' || v_swap.email_key;
+    END;
+    -- Read under the old course's lock.
+    SELECT * INTO STRICT v_old FROM registrations WHERE id = v_swap.swap_from;
+    CONTINUE WHEN v_old.status = 'cancelled';
+    v_reason := format('swapped from %s to %s', v_old.course_id, v_swap.course_id);
+    UPDATE registration_events SET reason = 'promoted: ' || v_reason WHERE registration_id = v_swap.id AND kind = 'promoted';
+    UPDATE registrations SET status = 'cancelled', offered_at = NULL, offer_until = NULL, updated_at = now() WHERE id = v_old.id;
+    PERFORM registrar_record_events(ARRAY[v_old.id], ARRAY[v_old.course_id], ARRAY['cancelled'], NULL, NULL, 'system', ARRAY[v_reason]);
+    IF v_course.term_id IS NOT NULL THEN
+      UPDATE term_students SET active = active - 1 WHERE term_id = v_course.term_id AND email_key = v_old.email_key;
+    END IF;
+    IF v_old.status = 'enrolled' THEN
+      UPDATE courses SET enrolled = enrolled - 1, updated_at = now() WHERE id = v_old.course_id;
+      PERFORM registrar_promote_waitlisted(v_old.course_id, 'promoted: seat freed by a swap');
+    ELSIF v_old.offer_until IS NOT NULL THEN
+      UPDATE courses SET waitlisted = waitlisted - 1, offered = offered - 1, updated_at = now() WHERE id = v_old.course_id;
+      PERFORM registrar_promote_waitlisted(v_old.course_id, 'promoted: an offered seat freed by a swap');
+    ELSE
+      UPDATE courses SET waitlisted = waitlisted - 1, updated_at = now() WHERE id = v_old.course_id;
+    END IF;
+  END LOOP;
 END
 $function$;
 
@@ -955,6 +1028,10 @@ BEGIN
       array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL, 'system', array_fill(p_reason, ARRAY[v_count]));
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
+    -- A promoted registration that waits to swap: its old registration is cancelled now (swap.sql).
+    IF EXISTS (SELECT 1 FROM registrations WHERE id = ANY (v_promoted) AND swap_from IS NOT NULL) THEN
+      PERFORM registrar_complete_swaps(v_promoted);
+    END IF;
   END IF;
   RETURN v_count;
 END
@@ -1913,16 +1990,18 @@ BEGIN
 END
 $function$;
 
-CREATE OR REPLACE FUNCTION public.registrar_swap(p_registration_id uuid, p_course_id text, p_token text, p_actor text)
+CREATE OR REPLACE FUNCTION public.registrar_swap(p_registration_id uuid, p_course_id text, p_token text, p_actor text, p_wait boolean DEFAULT false, p_also text[] DEFAULT '{}'::text[])
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   v_old registrations;
+  v_new courses;
   v_cancel jsonb;
   v_result jsonb;
   v_new_id uuid;
   v_reason text;
+  v_courses text[];
 BEGIN
   SELECT * INTO v_old FROM registrations WHERE id = p_registration_id;
   IF NOT FOUND THEN
@@ -1931,15 +2010,17 @@ BEGIN
   IF v_old.course_id = p_course_id THEN
     RETURN jsonb_build_object('outcome', 'same-course');
   END IF;
-  PERFORM 1 FROM courses WHERE id IN (v_old.course_id, p_course_id) ORDER BY id FOR NO KEY UPDATE;
-  IF NOT EXISTS (SELECT 1 FROM courses WHERE id = p_course_id) THEN
+  v_courses := ARRAY[v_old.course_id, p_course_id] || registrar_also_courses(p_also);
+  PERFORM 1 FROM courses WHERE id = ANY (v_courses) ORDER BY id FOR NO KEY UPDATE;
+  SELECT * INTO v_new FROM courses WHERE id = p_course_id;
+  IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'course-not-found');
   END IF;
-  -- The student's counts in both courses' terms and those of the offers due in them, locked in
-  -- key order; then offers whose deadline has come end (offers.sql): the old registration's may
-  -- be among them. The cancel and the registration below find them settled.
-  PERFORM registrar_lock_counts_and_settle(ARRAY[v_old.course_id, p_course_id], ARRAY[v_old.course_id, p_course_id],
-    ARRAY[v_old.email_key, v_old.email_key], clock_timestamp());
+  -- The student's counts in both courses' terms (and p_also's) and those of the offers due in
+  -- these courses, locked in key order; then offers whose deadline has come end (offers.sql):
+  -- the old registration's may be among them. The cancel and the registration below find them settled.
+  PERFORM registrar_lock_counts_and_settle(v_courses, ARRAY[v_old.course_id, p_course_id] || registrar_also_courses(p_also),
+    ARRAY[v_old.email_key, v_old.email_key] || registrar_also_keys(p_also), clock_timestamp());
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_old FROM registrations WHERE id = p_registration_id;
   IF v_old.status = 'cancelled' THEN
@@ -1959,8 +2040,40 @@ BEGIN
       RAISE EXCEPTION 'the new course refused the swap' USING ERRCODE = 'RGS01';
     END IF;
   EXCEPTION WHEN SQLSTATE 'RGS01' THEN
-    RETURN v_result;
+    IF NOT (p_wait AND v_result ->> 'outcome' IN ('no-seat', 'course-full')) THEN
+      RETURN v_result;
+    END IF;
   END;
+  -- No seat free: "wait" applies. A course that offers its seats cannot complete a swap at a
+  -- promotion (an offer is answered later, by the student); one waiting swap per registration.
+  IF v_result ->> 'outcome' IN ('no-seat', 'course-full') THEN
+    IF v_new.promotion = 'offer' THEN
+      RETURN jsonb_build_object('outcome', 'wait-with-offers');
+    ELSIF v_new.waitlist_capacity = 0 THEN
+      RETURN jsonb_build_object('outcome', 'no-waitlist');
+    ELSIF EXISTS (SELECT 1 FROM registrations WHERE swap_from = p_registration_id AND status = 'waitlisted') THEN
+      RETURN jsonb_build_object('outcome', 'swap-waiting', 'course',
+        (SELECT course_id FROM registrations WHERE swap_from = p_registration_id AND status = 'waitlisted' LIMIT 1));
+    ELSIF v_result ->> 'outcome' = 'course-full' THEN
+      RETURN v_result;
+    END IF;
+  END IF;
+  IF v_result ->> 'outcome' = 'no-seat' THEN
+    -- Waiting: the new registration on the waitlist, the old one kept (no seat is free now, under
+    -- these locks: the registration is waitlisted, or refused as the batch refuses).
+    v_result := (registrar_register_batch(true, ARRAY[p_course_id], ARRAY[v_old.name], ARRAY[v_old.email],
+      ARRAY[v_old.email_key], ARRAY[p_token], ARRAY[NULL::bytea], ARRAY[NULL::bytea], ARRAY[NULL::bytea],
+      ARRAY[NULL::bytea], p_actor, true))[1];
+    IF v_result ->> 'outcome' <> 'created' THEN
+      RETURN v_result;
+    END IF;
+    v_new_id := (v_result #>> '{registration,id}')::uuid;
+    UPDATE registrations SET swap_from = p_registration_id WHERE id = v_new_id;
+    UPDATE registration_events SET reason = format('waitlisted to swap from %s to %s; position %s',
+      v_old.course_id, p_course_id, v_result #>> '{registration,waitlist_position}')
+    WHERE registration_id = v_new_id;
+    RETURN jsonb_build_object('outcome', 'waiting', 'registration', v_result -> 'registration', 'replaces', registrar_registration_row(v_old));
+  END IF;
   v_new_id := (v_result #>> '{registration,id}')::uuid;
   -- The cancel's entry is the old registration's newest; the enrolment is the new one's only.
   UPDATE registration_events SET reason = v_reason

@@ -5,11 +5,12 @@
 // are ordered, nor can it be removed while it has places. A course's term changes only while it
 // has no active registration: the term counts of its students would have to move with them.
 // With promotion 'offer', freed and raised seats are offered instead (src/db/functions/offers.sql).
-import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, lockCourse, type Promotion, promoteWaitlisted, type QueueSettings, settleCourseOffers, updateCourseQueue, updateCourseSettings, updateCourseTerm } from '../db/queries/courses.queries.ts';
+import { type CourseRow, findCourse, findQueueUse, insertCourse, listCourses, hasWaitingSwaps, lockCourse, type Promotion, promoteWaitlisted, type QueueSettings, settleCourseOffers, updateCourseQueue, updateCourseSettings, updateCourseTerm } from '../db/queries/courses.queries.ts';
 import { recordCourseEvent } from '../db/queries/history.queries.ts';
 import { findTerm } from '../db/queries/terms.queries.ts';
 import type { Sql, TransactionSql } from '../db/database.ts';
 import { retryTransaction } from '../db/retry-policy.ts';
+import { runWithSwapLocks } from '../db/swap-locks.ts';
 import { generateQueueSeed } from '../security/tokens.ts';
 import { describeCapacityChange } from './capacity-change.ts';
 import { fullCoursesOf } from './full-courses.ts';
@@ -126,14 +127,18 @@ export async function getCourses(sql: Sql): Promise<CourseRow[]> {
 
 export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Promise<CourseRow> {
   // A deadlock with a reminder holding a registration that the raise promotes rolled the whole
-  // transaction back (src/db/functions/cancel.sql): run it again.
-  const changed = await retryTransaction(() => sql.begin(async (tx) => {
-    let current = await lockCourse(tx, id);
+  // transaction back (src/db/functions/cancel.sql): run it again. A raise that completes a
+  // waiting swap may need its old course locked first (src/db/swap-locks.ts).
+  const changed = await runWithSwapLocks((also) => retryTransaction(() => sql.begin(async (tx) => {
+    let current = await lockCourse(tx, id, also);
     if (!current) throw new DomainError('course-not-found', `There is no course "${id}"`);
-    if (current.offered > 0) {
+    if (current.offered > 0 || also.length > 0) {
       // Offers past their deadline end before the change is judged (offers.sql).
-      await settleCourseOffers(tx, id);
+      await settleCourseOffers(tx, id, also);
       current = (await lockCourse(tx, id))!;
+    }
+    if (patch.promotion === 'offer' && current.promotion !== 'offer' && await hasWaitingSwaps(tx, id)) {
+      throw new DomainError('swaps-waiting', `Swaps wait on "${id}"'s waitlist, and a swap cannot wait on offers: its promotion stays "automatic" until they are done or cancelled`);
     }
     const next = {
       title: patch.title ?? current.title,
@@ -175,7 +180,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
     const row = await findCourse(tx, id);
     if (!row) throw new Error(`course ${id} vanished inside its own lock`);
     return row;
-  }));
+  })));
   // More seats or places (or a new window, or no queue) may take registrations again: in this
   // process at once, in the others within FULL_COURSE_RECHECK_MS.
   fullCoursesOf(sql).forget(id);

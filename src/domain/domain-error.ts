@@ -32,7 +32,10 @@ export type DomainErrorCode =
   | 'no-seat'
   | 'same-course'
   | 'registration-not-active'
-  | 'swap-wait-unsupported'
+  | 'swap-no-waitlist'
+  | 'swap-wait-with-offers'
+  | 'swap-already-waiting'
+  | 'swaps-waiting'
   | 'unauthorized'
   | 'database-unavailable'
   | 'storage-full';

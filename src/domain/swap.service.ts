@@ -1,7 +1,8 @@
 // A swap (SPEC "Terms: rules across courses", invariant 9): the student of an active
 // registration is enrolled in another course and out of the old one in one transaction, or
 // nothing changes. Decided in the database under both course locks (swap.sql); this module turns
-// its outcomes into results or DomainErrors.
+// its outcomes into results or DomainErrors. With "wait": true and no free seat, the new
+// registration waits on the course's waitlist and the swap completes when it is promoted.
 import type { Sql } from '../db/database.ts';
 import type { RegistrationRow } from '../db/queries/registrations.queries.ts';
 import { swap } from '../db/queries/swap.queries.ts';
@@ -12,8 +13,12 @@ import { authorizeRegistration, type RegistrationCredential } from './registrati
 
 export type SwapInput = { course: string; wait: boolean };
 
-/** swapped: the new registration (enrolled) with its manage token, and the old one (cancelled). */
-export type SwapResult = { registration: RegistrationRow; manageToken: string; cancelled: RegistrationRow };
+/** swapped: the new registration (enrolled) with its manage token, and the old one (cancelled);
+ * waiting (`"wait": true`, no free seat): the new registration (waitlisted) and the old one, kept
+ * until the new one is promoted. */
+export type SwapResult =
+  | { kind: 'swapped'; registration: RegistrationRow; manageToken: string; cancelled: RegistrationRow }
+  | { kind: 'waiting'; registration: RegistrationRow; manageToken: string; replaces: RegistrationRow };
 
 export async function swapRegistration(sql: Sql, id: string, credential: RegistrationCredential, input: SwapInput): Promise<SwapResult> {
   const registration = await authorizeRegistration(sql, id, credential);
@@ -21,16 +26,21 @@ export async function swapRegistration(sql: Sql, id: string, credential: Registr
   if (course === registration.course_id) {
     throw new DomainError('same-course', `Registration "${id}" is in "${course}" already: a swap names another course`);
   }
-  if (input.wait) {
-    throw new DomainError('swap-wait-unsupported', 'A swap that waits on the new course\'s waitlist ("wait": true) is not available: swap with "wait": false (a free seat now, or nothing changes)');
-  }
   const manageToken = generateManageToken();
-  const outcome = await swap(sql, id, course, manageToken, credential.kind === 'admin' ? 'admin' : 'student');
+  const outcome = await swap(sql, id, course, manageToken, credential.kind === 'admin' ? 'admin' : 'student', input.wait);
   const unchanged = `nothing changed: the registration in "${registration.course_id}" stays`;
   switch (outcome.outcome) {
     case 'swapped':
       fullCoursesOf(sql).forget(registration.course_id);
-      return { registration: outcome.registration, manageToken, cancelled: outcome.cancelled };
+      return { kind: 'swapped', registration: outcome.registration, manageToken, cancelled: outcome.cancelled };
+    case 'waiting':
+      return { kind: 'waiting', registration: outcome.registration, manageToken, replaces: outcome.replaces };
+    case 'no-waitlist':
+      throw new DomainError('swap-no-waitlist', `"${course}" has no waitlist to wait on ("wait": true needs one); ${unchanged}`);
+    case 'wait-with-offers':
+      throw new DomainError('swap-wait-with-offers', `"${course}" offers freed seats ("promotion": "offer"): a swap cannot wait on it; swap with "wait": false; ${unchanged}`);
+    case 'swap-waiting':
+      throw new DomainError('swap-already-waiting', `A swap of registration "${id}" waits on "${outcome.course}" already: one waiting swap per registration; ${unchanged}`);
     case 'not-found':
       throw new DomainError('registration-not-found', `There is no registration "${id}"`);
     case 'same-course':
@@ -42,6 +52,8 @@ export async function swapRegistration(sql: Sql, id: string, credential: Registr
     case 'existing':
       throw new DomainError('already-registered', `This student holds a registration for "${course}" already; ${unchanged}`);
     case 'course-full':
+      if (input.wait) throw new DomainError('course-full', `"${course}" has no free seat and no waitlist place left; ${unchanged}`);
+      throw new DomainError('no-seat', `"${course}" has no free seat; ${unchanged}`);
     case 'no-seat':
       throw new DomainError('no-seat', `"${course}" has no free seat; ${unchanged}`);
     case 'registration-closed':

@@ -20,7 +20,7 @@ export type ProblemSlug =
   | 'limit-reached'
   | 'already-registered'
   | 'no-seat'
-  | 'not-implemented'
+  | 'no-waitlist'
   | 'internal';
 
 export type FieldError = { field: string; message: string };
@@ -52,7 +52,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'limit-reached': 'The term\'s limit of courses per student is reached',
   'already-registered': 'Registered already',
   'no-seat': 'No free seat',
-  'not-implemented': 'Not implemented',
+  'no-waitlist': 'The course has no waitlist',
   internal: 'Internal error',
 };
 
@@ -101,7 +101,10 @@ export const DOMAIN_PROBLEMS: Record<DomainErrorCode, { status: number; slug: Pr
   // A swap of a cancelled registration.
   'registration-not-active': { status: 409, slug: 'conflict' },
   // A swap with "wait": true, which this version does not do.
-  'swap-wait-unsupported': { status: 501, slug: 'not-implemented' },
+  'swap-no-waitlist': { status: 409, slug: 'no-waitlist' },
+  'swap-wait-with-offers': { status: 409, slug: 'conflict' },
+  'swap-already-waiting': { status: 409, slug: 'conflict' },
+  'swaps-waiting': { status: 409, slug: 'conflict' },
   unauthorized: { status: 401, slug: 'unauthorized' },
   'database-unavailable': { status: 503, slug: 'overloaded' },
   // ENOSPC or EDQUOT under DATA_DIR: temporary, like a database out of disk (53100).

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
+import { untilAStatementWaitsForALock } from '../support/lock-waits.ts';
 import { startSecondWorker, type SecondWorker } from '../support/second-worker.ts';
 import { useStack } from '../support/stack.ts';
 
@@ -103,6 +104,9 @@ describe('a swap, one at a time', () => {
     const closed = await newCourse(client(), { closesAt: new Date(Date.now() - 60_000).toISOString() });
     const queued = await newCourse(client(), { queue: { order: 'arrival' } });
     const also = await newCourse(client());
+    const offers = `swap-offers-${process.pid}`;
+    assert.equal((await client().admin('POST', '/courses', { id: offers, title: 'Offers', capacity: 1, waitlistCapacity: 3, promotion: 'offer' })).status, 201);
+    await registered(offers, 0, 'filler');
     await registered(full, 0, 'filler');
     await registered(noWaitlist, 0, 'filler');
     const fay = await registered(from, 1, 'fay');
@@ -116,7 +120,11 @@ describe('a swap, one at a time', () => {
       [{ course: queued }, 403, 'not-admitted', 'a course with a queue'],
       [{ course: from }, 400, 'validation', 'the same course'],
       [{ course: 'no-such-course' }, 404, 'not-found', 'an unknown course'],
-      [{ course: also, wait: true }, 501, 'not-implemented', 'a swap that waits'],
+      [{ course: noWaitlist, wait: true }, 409, 'no-waitlist', 'waiting on a course with no waitlist'],
+      [{ course: offers, wait: true }, 409, 'conflict', 'waiting on a course that offers its seats'],
+      [{ course: from, wait: true }, 400, 'validation', 'waiting on the same course'],
+      [{ course: also, wait: true }, 409, 'already-registered', 'waiting on a course the student holds'],
+      [{ course: full, wait: 'yes' }, 400, 'validation', 'wait not a boolean'],
       [{ course: also, extra: 1 }, 400, 'validation', 'an unknown field'],
       [{}, 400, 'validation', 'no course'],
     ];
@@ -128,6 +136,136 @@ describe('a swap, one at a time', () => {
     assert.deepEqual(await stack.db.sql`SELECT id, status::text, course_id FROM registrations ORDER BY id`, before, 'nothing changed');
     assert.equal((await client().request('DELETE', `/registrations/${gus.id}`, { token: gus.manageToken })).status, 200);
     assertProblem(await swap(client(), gus, { course: also }), 409, 'conflict', 'a cancelled registration');
+    await assertInvariants(stack.db.sql);
+  });
+});
+
+describe('a swap that waits ("wait": true)', () => {
+  test('waits on the waitlist keeping the old place; a freed seat completes it in one transaction, the old course\'s seat going on', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'wait-ann');
+    const next = await registered(a, 1, 'wait-next');
+    const bea = await registered(b, 1, 'wait-bea');
+    const waiting = await swap(client(), ann, { course: b, wait: true });
+    assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
+    assert.deepEqual([waiting.body.registration.status, waiting.body.registration.waitlistPosition, waiting.body.replaces.id], ['waitlisted', 1, ann.id]);
+    assert.deepEqual([...await heldBy(ann.email)].sort(), [[a, 'enrolled'], [b, 'waitlisted']].sort(), 'both held while waiting');
+    assertProblem(await swap(client(), ann, { course: b, wait: true }), 409, 'already-registered', 'the same waiting swap again');
+    const c = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    await registered(c, 1, 'wait-cfill');
+    assertProblem(await swap(client(), ann, { course: c, wait: true }), 409, 'conflict', 'a second waiting swap of the same registration');
+    assertProblem(await client().admin('PATCH', `/courses/${b}`, { promotion: 'offer' }), 409, 'conflict', 'offers while a swap waits');
+
+    // bea's cancel frees b's seat: the swap completes, and ann's seat in a goes to the next.
+    assert.equal((await client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    assert.deepEqual([...await heldBy(next.email)], [[a, 'enrolled']]);
+    const newId = waiting.body.registration.id as string;
+    assert.deepEqual((await historyOf(newId)).map((e) => [e.kind, e.actor, e.reason]), [
+      ['waitlisted', 'student', `waitlisted to swap from ${a} to ${b}; position 1`],
+      ['promoted', 'system', `promoted: swapped from ${a} to ${b}`],
+    ]);
+    assert.deepEqual((await historyOf(ann.id)).map((e) => [e.kind, e.actor, e.reason]), [
+      ['enrolled', 'student', 'enrolled: a seat was free'],
+      ['cancelled', 'system', `swapped from ${a} to ${b}`],
+    ]);
+    assert.equal((await historyOf(next.id)).at(-1)!.reason, 'promoted: seat freed by a swap');
+    // The new registration's manage token manages it.
+    const shown = await client().request('GET', `/registrations/${newId}`, { token: waiting.body.registration.manageToken });
+    assert.equal(shown.body.status, 'enrolled');
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('with a free seat it swaps at once (200); a waitlist full is course-full; the old one cancelled meanwhile leaves an ordinary place', async () => {
+    const a = await newCourse(client(), { capacity: 2, waitlistCapacity: 1 });
+    const open = await newCourse(client(), { capacity: 2, waitlistCapacity: 2 });
+    const tight = await newCourse(client(), { capacity: 1, waitlistCapacity: 1 });
+    const cy = await registered(a, 1, 'wait-cy');
+    const dan = await registered(a, 1, 'wait-dan');
+    const at = await swap(client(), cy, { course: open, wait: true });
+    assert.equal(at.status, 200, JSON.stringify(at.body));
+    assert.equal(at.body.registration.status, 'enrolled');
+    await registered(tight, 1, 'filler-t');
+    await registered(tight, 2, 'filler-t');
+    assertProblem(await swap(client(), dan, { course: tight, wait: true }), 409, 'course-full', 'no seat and no waitlist place');
+    const eve = await registered(a, 1, 'wait-eve');
+    const seat = await registered(open, 1, 'filler-o');
+    const waits = await swap(client(), eve, { course: open, wait: true });
+    assert.equal(waits.status, 202, JSON.stringify(waits.body));
+    assert.equal((await client().request('DELETE', `/registrations/${eve.id}`, { token: eve.manageToken })).status, 200);
+    assert.equal((await client().request('DELETE', `/registrations/${seat.id}`, { token: seat.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(eve.email)], [[open, 'enrolled']], 'promoted as any waitlisted place');
+    assert.equal((await historyOf(waits.body.registration.id)).at(-1)!.reason, 'promoted: seat freed by a cancel');
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('a promotion completing a swap whose old course another transaction holds runs again with it locked first', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'held-ann');
+    const bea = await registered(b, 1, 'held-bea');
+    assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    const holder = await stack.db.sql.reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`SELECT 1 FROM courses WHERE id = ${a} FOR NO KEY UPDATE`;
+      // The cancel's promotion meets a's lock held (NOWAIT: RGW01), and runs again locking a
+      // first, in order: it waits for the holder instead of failing.
+      const cancelled = client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken });
+      await untilAStatementWaitsForALock(stack.db.sql, 'registrar_cancel');
+      await holder`COMMIT`;
+      assert.equal((await cancelled).status, 200);
+    } finally {
+      await holder`ROLLBACK`.catch(() => undefined);
+      holder.release();
+    }
+    assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('hundreds of waiting swaps both ways racing cancels, immediate swaps and capacity raises: nobody holds neither, nobody both after the swap', async () => {
+    const a = await newCourse(client(), { capacity: 40, waitlistCapacity: 200 });
+    const b = await newCourse(client(), { capacity: 40, waitlistCapacity: 200 });
+    const c = await newCourse(client(), { capacity: 30, waitlistCapacity: 0 });
+    const inA = await Promise.all(Array.from({ length: 40 }, (_, n) => registered(a, n, 'wa')));
+    const inB = await Promise.all(Array.from({ length: 40 }, (_, n) => registered(b, n, 'wb')));
+    const workers = [stack.server.client, secondWorker.server.client];
+    // Every student of a waits to swap into b and every one of b into a (both full): each
+    // completed swap frees a seat on the other side, which completes another (a chain).
+    const waits = await Promise.all([
+      ...inA.map((held, i) => swap(workers[i % 2]!, held, { course: b, wait: true }).then((answer) => ({ held, from: a, to: b, answer }))),
+      ...inB.map((held, i) => swap(workers[(i + 1) % 2]!, held, { course: a, wait: true }).then((answer) => ({ held, from: b, to: a, answer }))),
+    ]);
+    for (const { answer } of waits) assert.ok([200, 202].includes(answer.status), JSON.stringify(answer.body));
+    // Then at once: 20 cancels on each side, 20 immediate swaps into c, newcomers, two raises.
+    const racing = await Promise.all([
+      ...inA.slice(0, 20).map((held, i) => workers[i % 2]!.request('DELETE', `/registrations/${held.id}`, { token: held.manageToken })),
+      ...inB.slice(0, 20).map((held, i) => workers[i % 2]!.request('DELETE', `/registrations/${held.id}`, { token: held.manageToken })),
+      ...[...inA.slice(20, 30), ...inB.slice(20, 30)].map((held, i) => swap(workers[i % 2]!, held, { course: c })),
+      ...Array.from({ length: 40 }, (_, n) => workers[n % 2]!.register(student(n % 2 ? a : b, n, 'wn'))),
+      client().admin('PATCH', `/courses/${a}`, { capacity: 45 }),
+      client().admin('PATCH', `/courses/${b}`, { capacity: 45 }),
+    ]);
+    for (const answer of racing) assert.ok(answer.status < 300 || answer.status === 409, `${answer.status} ${JSON.stringify(answer.body)}`);
+    const cancelled = new Set([...inA.slice(0, 20), ...inB.slice(0, 20)].map((h) => h.id));
+    let completed = 0;
+    for (const { held, from, to, answer } of waits) {
+      const holds = await heldBy(held.email);
+      if (cancelled.has(held.id)) continue;
+      assert.ok(holds.size >= 1, `${held.email} holds neither ${from} nor ${to}`);
+      const [row] = await stack.db.sql<{ status: string }[]>`SELECT status::text FROM registrations WHERE id = ${answer.body.registration.id}`;
+      if (row!.status === 'enrolled' && holds.get(to) === 'enrolled' && !holds.has('c')) {
+        completed += 1;
+        assert.equal(holds.has(from), false, `${held.email}: the swap completed, the old place is gone`);
+      }
+    }
+    // Every waiting swap whose old registration is active and whose new one was promoted is done.
+    const both = await stack.db.sql`
+      SELECT n.id FROM registrations n JOIN registrations o ON o.id = n.swap_from
+      WHERE n.status = 'enrolled' AND o.status <> 'cancelled'`;
+    assert.equal(both.length, 0, 'nobody holds both after the swap completed');
+    assert.ok(completed > 0, 'some swaps completed');
     await assertInvariants(stack.db.sql);
   });
 });

@@ -2,10 +2,13 @@
 -- student's place in the term's count (term_students) is freed with it. p_actor: who cancels
 -- (student: a manage token; admin), kept in the history. p_settled: the caller holds the course
 -- lock and has settled its due offers (registrar_lock_counts_and_settle, offers.sql), with this
--- student's count locked among them.
+-- student's count locked among them. p_also: "course\nemail key" of the old registrations of
+-- waiting swaps the cancel's promotion completes, locked first (courses in id order, then their
+-- term counts) when an earlier attempt found them held (RGW01, swap.sql).
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
-CREATE OR REPLACE FUNCTION registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false) RETURNS jsonb
+CREATE OR REPLACE FUNCTION registrar_cancel(p_registration_id uuid, p_actor text, p_settled boolean DEFAULT false,
+  p_also text[] DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_course_id text;
@@ -19,11 +22,17 @@ BEGIN
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not-found');
   END IF;
-  SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  IF cardinality(p_also) = 0 THEN
+    SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id FOR NO KEY UPDATE;
+  ELSE
+    PERFORM 1 FROM courses WHERE id = ANY (v_course_id || registrar_also_courses(p_also)) ORDER BY id FOR NO KEY UPDATE;
+    SELECT term_id, offered INTO v_term_id, v_offered FROM courses WHERE id = v_course_id;
+  END IF;
   -- Offers whose deadline has come end first (offers.sql): this one may be among them. Their
-  -- students' counts and this student's are locked together, in key order.
-  IF v_offered > 0 AND NOT p_settled THEN
-    PERFORM registrar_lock_counts_and_settle(ARRAY[v_course_id], ARRAY[v_course_id], ARRAY[v_email_key], clock_timestamp());
+  -- students' counts and this student's (and p_also's) are locked together, in key order.
+  IF (v_offered > 0 OR cardinality(p_also) > 0) AND NOT p_settled THEN
+    PERFORM registrar_lock_counts_and_settle(v_course_id || registrar_also_courses(p_also),
+      v_course_id || registrar_also_courses(p_also), v_email_key || registrar_also_keys(p_also), clock_timestamp());
   END IF;
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_before FROM registrations WHERE id = p_registration_id;

@@ -2,7 +2,8 @@
 -- with a 'promoted' event (actor system, p_reason: what freed the seat). The caller holds the
 -- course lock. A promotion keeps the student's place in the term's count (term_students): it
 -- was counted when the student was waitlisted. A course with promotion 'offer' offers the
--- seats instead (registrar_offer_seats, offers.sql); seats held by open offers are not free.
+-- seats instead (registrar_offer_seats, offers.sql); seats held by open offers are not free. A
+-- promoted registration waiting to swap completes its swap (registrar_complete_swaps, swap.sql).
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
 -- The registrations next in line for the course's free seats (capacity - enrolled - offered): the
@@ -38,6 +39,10 @@ BEGIN
       array_fill('promoted'::text, ARRAY[v_count]), NULL, NULL, 'system', array_fill(p_reason, ARRAY[v_count]));
     UPDATE courses SET enrolled = enrolled + v_count, waitlisted = waitlisted - v_count, updated_at = now()
     WHERE id = p_course_id;
+    -- A promoted registration that waits to swap: its old registration is cancelled now (swap.sql).
+    IF EXISTS (SELECT 1 FROM registrations WHERE id = ANY (v_promoted) AND swap_from IS NOT NULL) THEN
+      PERFORM registrar_complete_swaps(v_promoted);
+    END IF;
   END IF;
   RETURN v_count;
 END

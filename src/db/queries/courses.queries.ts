@@ -83,9 +83,18 @@ export async function listCourses(sql: Sql): Promise<CourseRow[]> {
  * as the registrar_* functions take it (src/db/functions/): it does not block the FOR KEY SHARE of a
  * foreign-key check, so a reminder holding a registration can insert its event meanwhile.
  */
-export async function lockCourse(tx: TransactionSql, id: string): Promise<CourseRow | undefined> {
+/** Locks the course (with `also`'s courses, "course\nemail key" pairs of waiting swaps to lock
+ * first, in id order: src/db/swap-locks.ts) and reads it. */
+export async function lockCourse(tx: TransactionSql, id: string, also: readonly string[] = []): Promise<CourseRow | undefined> {
+  if (also.length > 0) await tx`SELECT 1 FROM courses WHERE id = ANY (${[id, ...also.map((pair) => pair.split('\n')[0]!)]}::text[]) ORDER BY id FOR NO KEY UPDATE`;
   const [row] = await tx<CourseRow[]>`SELECT ${tx.unsafe(COLUMNS)} FROM courses WHERE id = ${id} FOR NO KEY UPDATE`;
   return row;
+}
+
+/** Whether registrations wait on the course to swap into it (swap.sql). */
+export async function hasWaitingSwaps(tx: TransactionSql, id: string): Promise<boolean> {
+  const rows = await tx`SELECT 1 FROM registrations WHERE course_id = ${id} AND status = 'waitlisted' AND swap_from IS NOT NULL LIMIT 1`;
+  return rows.length > 0;
 }
 
 export type CourseSettings = Pick<NewCourse, 'title' | 'capacity' | 'waitlistCapacity' | 'opensAt' | 'closesAt' | 'promotion' | 'offerHours'>;
@@ -98,9 +107,15 @@ export async function updateCourseSettings(tx: TransactionSql, id: string, setti
     WHERE id = ${id}`;
 }
 
-/** Expires the course's offers past their deadline and offers their seats on (offers.sql). Needs the course lock. */
-export async function settleCourseOffers(tx: TransactionSql, id: string): Promise<void> {
-  await tx`SELECT registrar_settle_offers(${id})`;
+/** Expires the course's offers past their deadline and offers their seats on (offers.sql), with
+ * `also`'s term counts locked first, in key order. Needs the course locks. */
+export async function settleCourseOffers(tx: TransactionSql, id: string, also: readonly string[] = []): Promise<void> {
+  if (also.length === 0) {
+    await tx`SELECT registrar_settle_offers(${id})`;
+    return;
+  }
+  await tx`SELECT registrar_lock_counts_and_settle(${id} || registrar_also_courses(${also}::text[]),
+    registrar_also_courses(${also}::text[]), registrar_also_keys(${also}::text[]), clock_timestamp())`;
 }
 
 /** Moves the course into a term (null: none). Needs the course lock, and no active registration

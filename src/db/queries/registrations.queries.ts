@@ -5,6 +5,7 @@ import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
 import { inRegistrationTurn } from '../registration-turns.ts';
 import { type RetryOptions, retryTransaction, runBatch, settledValue } from '../retry-policy.ts';
+import { runWithSwapLocks } from '../swap-locks.ts';
 
 export type RegistrationStatus = 'enrolled' | 'waitlisted' | 'cancelled';
 
@@ -166,7 +167,9 @@ export type CancelActor = 'student' | 'admin';
 export async function cancel(sql: Sql, registrationId: string, actor: CancelActor): Promise<CancelOutcome> {
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
   // other order (src/db/functions/cancel.sql) is the retry policy's (src/db/retry-policy.ts).
-  const [row] = await retryTransaction(() => sql<{ result: CancelOutcome }[]>`SELECT registrar_cancel(${registrationId}, ${actor}) AS result`);
+  // Its promotion may complete a waiting swap, whose old course it locks first when asked (src/db/swap-locks.ts).
+  const [row] = await runWithSwapLocks((also) => retryTransaction(() => sql<{ result: CancelOutcome }[]>`
+    SELECT registrar_cancel(${registrationId}, ${actor}, false, ${also}::text[]) AS result`));
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;
 }
