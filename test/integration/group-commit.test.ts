@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import { connectDatabase } from '../../src/db/database.ts';
 import { FULL_COURSE_RECHECK_MS } from '../../src/domain/full-courses.ts';
 import { observeRegistrationBatches, registerBatch } from '../../src/db/queries/registrations.queries.ts';
-import { settledValue } from '../../src/db/retry-policy.ts';
+import { type FailedAttempt, settledValue } from '../../src/db/retry-policy.ts';
 import type { TestDatabase } from '../support/database.ts';
 import { newCourse, student } from '../support/factories.ts';
 import { startTestServer } from '../support/http.ts';
@@ -160,13 +160,14 @@ describe('deciding a batch first, locking its courses last', () => {
   type Outcome = { outcome: string; registration?: { id: string; status: string; waitlist_position: number | null } };
 
   /** `students` of `course` as one batch of the service's registerBatch (lock last, then as the
-   * retry policy decides), on `sql`; with `keyed`, each with an Idempotency-Key (decided locked first). */
-  async function registerStudents(sql: TestDatabase['sql'], course: string, students: string[], keyed = false): Promise<Outcome[]> {
+   * retry policy decides), on `sql`; with `keyed`, each with an Idempotency-Key (decided locked
+   * first); `onStep` is told of each failed attempt. */
+  async function registerStudents(sql: TestDatabase['sql'], course: string, students: string[], keyed = false, onStep?: (failed: FailedAttempt) => void): Promise<Outcome[]> {
     const results = await registerBatch(sql, students.map((s) => ({
       courseId: course, name: `Student ${s}`, email: `${s}@example.org`, emailKey: `${s}@example.org`,
       manageToken: `token-${s}`.padEnd(32, '0'),
       idempotency: keyed ? { keyHash: Buffer.from(`key-${s}`), requestHash: Buffer.from(`key-${s}`), sealedToken: Buffer.from('sealed') } : null,
-    })));
+    })), onStep);
     return results.map((result) => settledValue(result) as Outcome);
   }
 
@@ -258,6 +259,53 @@ describe('deciding a batch first, locking its courses last', () => {
       await otherSql.end({ timeout: 5 });
     }
   });
+
+  // Several batches of one worker are in flight at once (REGISTRATION_BATCHES_IN_FLIGHT): its
+  // group commit keeps them on disjoint courses, but a keyed request goes at once beside them,
+  // and a multi-course batch beside single-course ones; here two batches of one pool, both
+  // decided on the same read of one course, wait for its lock together.
+  for (const shared of [false, true]) {
+    test(`two batches of one worker racing on one course${shared ? ', one student in both' : ''}: one commits, the other is decided again locked first; never over capacity, no duplicate, the waitlist 1..n`, async () => {
+      const course = await newCourse(stack.server.client, { capacity: 4, waitlistCapacity: 2 });
+      const tag = shared ? 'race1s' : 'race1';
+      const firstStudents = [`${tag}-a1`, `${tag}-a2`, `${tag}-a3`, `${tag}-a4`];
+      const secondStudents = [`${tag}-b1`, `${tag}-b2`, `${tag}-b3`, shared ? `${tag}-a4` : `${tag}-b4`];
+      const steps: FailedAttempt[] = [];
+      const h = await stack.db.sql.reserve();
+      let outcomes: Outcome[][];
+      try {
+        await h`BEGIN`;
+        await h`SELECT 1 FROM courses WHERE id = ${course} FOR NO KEY UPDATE`;
+        // Both read 4 free seats, decide and write; then both wait: for the course lock, or (the
+        // shared student's second insert) for the other batch's row.
+        const both = [firstStudents, secondStudents].map((students) => registerStudents(stack.db.sql, course, students, false, (failed) => steps.push(failed)));
+        await untilARegistrationWaitsForALock(stack.db.sql, 2);
+        await h`COMMIT`;
+        outcomes = await Promise.all(both);
+      } finally {
+        h.release();
+      }
+      assert.deepEqual(steps.map((s) => [s.code, s.lockFirst, s.step]), [[shared ? '23505' : 'RGB01', false, 'lock-first']], 'one batch decided again, locked first');
+      const all = outcomes.flat();
+      const count = (outcome: string) => all.filter((o) => o.outcome === outcome).length;
+      assert.deepEqual({ created: count('created'), existing: count('existing'), full: count('course-full') }, { created: 6, existing: shared ? 1 : 0, full: shared ? 1 : 2 });
+      if (shared) {
+        // The shared student, last of each batch: created by one, found by the other.
+        const answers = outcomes.map((batch) => batch[3]!);
+        assert.deepEqual(answers.map((o) => o.outcome).sort(), ['created', 'existing']);
+        assert.equal(answers[0]!.registration!.id, answers[1]!.registration!.id);
+      }
+      const rows = await stack.db.sql<{ email_key: string; status: string }[]>`SELECT email_key, status::text FROM registrations WHERE course_id = ${course} ORDER BY seq`;
+      assert.equal(rows.length, 6);
+      assert.equal(new Set(rows.map((r) => r.email_key)).size, 6, 'no student twice');
+      const [counts] = await stack.db.sql<{ enrolled: number; waitlisted: number }[]>`SELECT enrolled, waitlisted FROM courses WHERE id = ${course}`;
+      assert.deepEqual({ ...counts }, { enrolled: 4, waitlisted: 2 });
+      assert.deepEqual(rows.map((r) => r.status).sort(), ['enrolled', 'enrolled', 'enrolled', 'enrolled', 'waitlisted', 'waitlisted']);
+      assert.deepEqual(await waitlistPositions(stack.db.sql, course), [1, 2]);
+      assert.deepEqual(await eventsPerRegistration(course), [1, 1, 1, 1, 1, 1], 'one event (one email) per registration');
+      await assertInvariants(stack.db.sql);
+    });
+  }
 
   test('a course that filled up meanwhile: the batch is decided again, locked; never over capacity, the waitlist in order', async () => {
     const course = await newCourse(stack.server.client, { capacity: 3, waitlistCapacity: 2 });

@@ -93,3 +93,76 @@ test('an observer that throws fails the batch\'s callers, and later batches stil
   await assert.rejects(commit(1), /metrics broke/);
   assert.equal(await commit(2), 4);
 });
+
+/** A group commit of `{ id, key }` items whose batches each wait for their own gate; it records
+ * each batch's items as it starts and checks that no two batches in flight share a key. */
+function keyedCommit(maxInFlight: number) {
+  type Item = { id: string; key: string };
+  const started: { ids: string[]; release(): void }[] = [];
+  const heldNow = new Set<string>();
+  const overlaps: string[] = [];
+  const commit = createGroupCommit<Item, string>({
+    maxBatch: 100,
+    maxInFlight,
+    keysOf: (item) => [item.key],
+    async run(items) {
+      const gate = deferred();
+      started.push({ ids: items.map((i) => i.id), release: gate.resolve });
+      const keys = [...new Set(items.map((i) => i.key))];
+      for (const key of keys) {
+        if (heldNow.has(key)) overlaps.push(key);
+        heldNow.add(key);
+      }
+      await gate.promise;
+      for (const key of keys) heldNow.delete(key);
+      return items.map((i) => fulfilled(i.id));
+    },
+  });
+  return { commit: (id: string, key: string) => commit({ id, key }), started, overlaps };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+test('with keys, batches on disjoint keys run at once, up to maxInFlight; a call whose key is in flight waits and goes with the others of its key', async () => {
+  const { commit, started, overlaps } = keyedCommit(3);
+  const a1 = commit('a1', 'A');
+  await turn();
+  const b1 = commit('b1', 'B');
+  await turn();
+  assert.deepEqual(started.map((s) => s.ids), [['a1'], ['b1']], 'B went beside A, not behind it');
+  // A is in flight: its calls wait; C's go beside A and B, and the rest of C's with them.
+  const later = [commit('a2', 'A'), commit('c1', 'C'), commit('a3', 'A'), commit('c2', 'C')];
+  await turn();
+  assert.deepEqual(started.map((s) => s.ids), [['a1'], ['b1'], ['c1', 'c2']]);
+  // Three in flight: a call for a free key waits for a slot.
+  const d1 = commit('d1', 'D');
+  await turn();
+  assert.equal(started.length, 3);
+  started[0]!.release(); // A's batch ends: the waiting calls of A and D go, as one batch
+  assert.equal(await a1, 'a1');
+  await turn();
+  assert.deepEqual(started.map((s) => s.ids).slice(3), [['a2', 'a3', 'd1']]);
+  for (const s of started) s.release();
+  assert.deepEqual(await Promise.all([b1, ...later, d1]), ['b1', 'a2', 'c1', 'a3', 'c2', 'd1']);
+  assert.deepEqual(overlaps, [], 'no key in two batches at once');
+});
+
+test('with keys, calls for one key make one batch at a time however many may be in flight', async () => {
+  const { commit, started, overlaps } = keyedCommit(8);
+  const first = commit('h0', 'hot');
+  await turn();
+  const rest: Promise<string>[] = [];
+  for (let round = 1; round <= 3; round += 1) {
+    rest.push(...Array.from({ length: 5 }, (_, i) => commit(`h${round}.${i}`, 'hot')));
+    await turn();
+  }
+  assert.equal(started.length, 1, 'the calls wait for the batch in flight');
+  started[0]!.release();
+  await first;
+  await turn();
+  assert.equal(started.length, 2);
+  assert.equal(started[1]!.ids.length, 15, 'everything that arrived meanwhile, in one batch');
+  started[1]!.release();
+  assert.equal((await Promise.all(rest)).length, 15);
+  assert.deepEqual(overlaps, []);
+});

@@ -5,7 +5,7 @@ import { createGroupCommit } from '../group-commit.ts';
 import { perPool } from '../per-pool.ts';
 import { inRegistrationTurn } from '../registration-turns.ts';
 import { runBatch, settledValue } from '../retry-policy.ts';
-import { GROUP_COMMIT_MAX_IN_FLIGHT, type RegisterOutcome } from './registrations.queries.ts';
+import { type RegisterOutcome, REGISTRATION_BATCHES_IN_FLIGHT } from './registrations.queries.ts';
 
 export type RegisterCoursesParams = {
   courseIds: readonly string[];
@@ -56,9 +56,10 @@ function registerCoursesBatch(sql: Sql, batch: readonly RegisterCoursesParams[])
 }
 
 const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
-  run: (batch: RegisterCoursesParams[]) => inRegistrationTurn(sql, () => registerCoursesBatch(sql, batch)),
+  run: (batch: RegisterCoursesParams[]) => inRegistrationTurn(sql, batch.flatMap((p) => p.courseIds), () => registerCoursesBatch(sql, batch)),
   maxBatch: MULTI_COURSE_MAX_BATCH,
-  maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
+  maxInFlight: REGISTRATION_BATCHES_IN_FLIGHT,
+  keysOf: (p) => p.courseIds,
 }));
 
 /**

@@ -24,8 +24,16 @@ export type RegistrationRow = {
 
 /** Registrations per transaction, at most. */
 export const GROUP_COMMIT_MAX_BATCH = 256;
-/** Batches of one process in flight at once. More only queue on the course locks: batches of two workers already overlap (measured: 4 in flight cost twice the CPU per registration of 2). */
+/** Batches of one process in flight at once, for a group commit without keys, whose batches may meet on the same rows. */
 export const GROUP_COMMIT_MAX_IN_FLIGHT = 1;
+/**
+ * Registration batches of one process in flight at once, kept on disjoint courses (keysOf,
+ * src/db/group-commit.ts): spread over many courses, a worker keeps 4 of its 8 connections
+ * writing and their WAL flushes overlap; on one hot course the keys leave one batch in flight,
+ * which gathers what arrives meanwhile (more would only queue on the course lock and be decided
+ * again). The rest of the pool serves the probes of full courses, reminders and the rest.
+ */
+export const REGISTRATION_BATCHES_IN_FLIGHT = 4;
 
 export type RegisterParams = {
   courseId: string;
@@ -140,9 +148,10 @@ export async function remindRegistration(sql: Sql, registrationId: string): Prom
 }
 
 const groupCommitOf = perPool((sql: Sql) => createGroupCommit({
-  run: (batch: RegisterParams[]) => inRegistrationTurn(sql, () => registerBatch(sql, batch)),
+  run: (batch: RegisterParams[]) => inRegistrationTurn(sql, batch.map((p) => p.courseId), () => registerBatch(sql, batch)),
   maxBatch: GROUP_COMMIT_MAX_BATCH,
-  maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT,
+  maxInFlight: REGISTRATION_BATCHES_IN_FLIGHT,
+  keysOf: (p) => [p.courseId],
   onBatch: (size) => batchObservers.get(sql)?.(size),
 }));
 
