@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import type { EmailStep } from '../../observability/job-activity.ts';
 import { type DueEmail, type EmailOutcome as RecordedOutcome, type EmailRequest, findDueEmails, recordOutcomes } from '../../domain/email-delivery.service.ts';
-import { coalesce } from '../coalesce.ts';
+import { batchCalls } from '../batch-calls.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
 
 export type EmailDeliveryDeps = {
@@ -29,7 +29,7 @@ export type EmailOutcome = 'sent' | 'failed' | 'skipped';
 export const EMAIL_DATABASE_CONNECTIONS = 16;
 
 /**
- * The emails in flight load their events and record their outcomes in batches (coalesce.ts): up
+ * The emails in flight load their events and record their outcomes in batches (batch-calls.ts): up
  * to this many emails per statement, and up to EMAIL_STATEMENTS_IN_FLIGHT statements of each
  * kind at once, so loads and records together hold at most half of the connections above.
  */
@@ -58,8 +58,8 @@ export async function recordUntilStored(write: () => Promise<unknown>, onFailure
 export function createEmailDelivery(deps: EmailDeliveryDeps) {
   const compose = { from: deps.from, publicUrl: deps.publicUrl, messageDomain: new URL(deps.publicUrl).hostname || 'registrar.invalid' };
   const batches = { maxBatch: EMAILS_PER_STATEMENT, maxInFlight: EMAIL_STATEMENTS_IN_FLIGHT };
-  const findDue = coalesce<EmailRequest, DueEmail>((requests) => findDueEmails(deps.sql, requests, compose), batches);
-  const record = coalesce<RecordedOutcome, void>(async (outcomes) => {
+  const findDue = batchCalls<EmailRequest, DueEmail>((requests) => findDueEmails(deps.sql, requests, compose), batches);
+  const record = batchCalls<RecordedOutcome, void>(async (outcomes) => {
     await recordOutcomes(deps.sql, outcomes);
     return outcomes.map(() => undefined);
   }, batches);

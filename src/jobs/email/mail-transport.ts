@@ -7,7 +7,7 @@ import nodemailer from 'nodemailer';
 import type { Sql } from '../../db/database.ts';
 import type { EmailMessage, EmailThreads } from '../../domain/email-message.ts';
 import { storeInMailbox } from '../../domain/mailbox.service.ts';
-import { coalesce } from '../coalesce.ts';
+import { batchCalls } from '../batch-calls.ts';
 import type { SendFeedback } from './send-window.ts';
 
 export class PermanentEmailError extends Error {
@@ -72,7 +72,7 @@ export function createSmtpTransport(options: SmtpOptions): MailTransport {
     socketTimeout: timeoutMs,
   });
   const threads = options.threads;
-  const composeMime = threads && coalesce((messages: EmailMessage[]) => threads.composeMime(messages), { maxBatch: MIME_BATCH, maxInFlight: threads.threads * 2 });
+  const composeMime = threads && batchCalls((messages: EmailMessage[]) => threads.composeMime(messages), { maxBatch: MIME_BATCH, maxInFlight: threads.threads * 2 });
   return {
     kind: 'smtp',
     async send(message) {
@@ -99,7 +99,7 @@ const MAILBOX_BATCH = 500;
 const MAILBOX_STATEMENTS_IN_FLIGHT = 4;
 
 export function createMailboxTransport(sql: Sql): MailTransport {
-  const store = coalesce(async (entries: { eventId: string; message: EmailMessage }[]) => {
+  const store = batchCalls(async (entries: { eventId: string; message: EmailMessage }[]) => {
     await storeInMailbox(sql, entries);
     return entries.map(() => undefined);
   }, { maxBatch: MAILBOX_BATCH, maxInFlight: MAILBOX_STATEMENTS_IN_FLIGHT });

@@ -4,14 +4,14 @@
 // batch of them costs one statement instead of one per email, and the batches grow with the
 // load without any timer: an idle process sends a lone email's statement at once.
 
-export type Coalesced<I, O> = (input: I) => Promise<O>;
+export type BatchedCall<I, O> = (input: I) => Promise<O>;
 
 /**
  * `run` answers a batch of inputs with one output each, in order; when it throws, every call of
  * the batch rejects with its error. At most `maxBatch` inputs per batch and `maxInFlight`
  * batches at once (the database connections they may hold).
  */
-export function coalesce<I, O>(run: (inputs: I[]) => Promise<readonly O[]>, options: { maxBatch: number; maxInFlight: number }): Coalesced<I, O> {
+export function batchCalls<I, O>(run: (inputs: I[]) => Promise<readonly O[]>, options: { maxBatch: number; maxInFlight: number }): BatchedCall<I, O> {
   type Waiting = { input: I; resolve: (output: O) => void; reject: (error: unknown) => void };
   let waiting: Waiting[] = [];
   let inFlight = 0;
