@@ -1,8 +1,8 @@
-// One event's email as the send_email job delivers it: whether it is still due (an email is sent
-// at most once: an event with a recorded outcome is never sent again), the message composed for
-// it, and the outcome recorded once the transport has answered.
+// The emails of a batch of events as the send_email job delivers them: whether each is still due
+// (an email is sent at most once: an event with a recorded outcome is never sent again), the
+// message composed for it, and the outcomes recorded once the transport has answered.
 import type { Sql } from '../db/database.ts';
-import { loadEmailEvent, recordEmailOutcome } from '../db/queries/email.queries.ts';
+import { type EmailOutcomeRow, loadEmailEvents, recordEmailOutcomes } from '../db/queries/email.queries.ts';
 import { buildEmail, type EmailMessage } from './email-message.ts';
 import { buildQueueEmail } from './queue-email-message.ts';
 
@@ -12,27 +12,37 @@ export type DueEmail =
   | { kind: 'settled' }
   | { kind: 'due'; message: EmailMessage };
 
-/**
- * The email of `eventId` if it is still to be sent, its link carrying `token`: a registration's
- * manage token, or for a queue place's event the queue token made for the email.
- */
-export async function findDueEmail(sql: Sql, eventId: string, compose: { from: string; publicUrl: string; token: string; messageDomain: string }): Promise<DueEmail> {
-  const event = await loadEmailEvent(sql, eventId);
-  if (!event) return { kind: 'no-event' };
-  if (event.deliveryStatus !== null) return { kind: 'settled' };
-  const { token, ...options } = compose;
-  const message = 'placeId' in event ? buildQueueEmail(event, { ...options, queueToken: token }) : buildEmail(event, { ...options, manageToken: token });
-  return { kind: 'due', message };
+/** An email asked for: its event, and what its link carries (a registration's manage token, or
+ * for a queue place's event the queue token made for the email). */
+export type EmailRequest = { eventId: string; token: string };
+
+export type ComposeOptions = { from: string; publicUrl: string; messageDomain: string };
+
+/** The emails of a batch of events, each if it is still to be sent, in the order asked; one query. */
+export async function findDueEmails(sql: Sql, requests: readonly EmailRequest[], options: ComposeOptions): Promise<DueEmail[]> {
+  const events = await loadEmailEvents(sql, requests.map((request) => request.eventId));
+  return requests.map(({ eventId, token }): DueEmail => {
+    const event = events.get(eventId);
+    if (!event) return { kind: 'no-event' };
+    if (event.deliveryStatus !== null) return { kind: 'settled' };
+    const message = 'placeId' in event ? buildQueueEmail(event, { ...options, queueToken: token }) : buildEmail(event, { ...options, manageToken: token });
+    return { kind: 'due', message };
+  });
 }
 
-type Attempt = { eventId: string; message: EmailMessage; attempts: number };
+export type EmailAttempt = { eventId: string; message: EmailMessage; attempts: number };
+/** 'sent': the transport accepted it, the email is settled. 'failed': refused for good (or out
+ * of attempts), settled too, with the reason the admin sees. */
+export type EmailOutcome = EmailAttempt & ({ status: 'sent' } | { status: 'failed'; reason: string });
 
-/** The transport accepted it: from now on the email is settled. */
-export async function recordEmailSent(sql: Sql, attempt: Attempt): Promise<void> {
-  await recordEmailOutcome(sql, { eventId: attempt.eventId, recipient: attempt.message.to, messageId: attempt.message.messageId, status: 'sent', attempts: attempt.attempts, error: null });
-}
-
-/** Refused for good (or out of attempts): settled too, with the reason the admin sees. */
-export async function recordEmailFailed(sql: Sql, attempt: Attempt & { reason: string }): Promise<void> {
-  await recordEmailOutcome(sql, { eventId: attempt.eventId, recipient: attempt.message.to, messageId: attempt.message.messageId, status: 'failed', attempts: attempt.attempts, error: attempt.reason });
+/** The outcomes of a batch of emails, in one statement. */
+export async function recordOutcomes(sql: Sql, outcomes: readonly EmailOutcome[]): Promise<void> {
+  await recordEmailOutcomes(sql, outcomes.map((outcome): EmailOutcomeRow => ({
+    eventId: outcome.eventId,
+    recipient: outcome.message.to,
+    messageId: outcome.message.messageId,
+    status: outcome.status,
+    attempts: outcome.attempts,
+    error: outcome.status === 'failed' ? outcome.reason : null,
+  })));
 }

@@ -13,6 +13,15 @@ export type EmailMessage = {
   messageId: string;
 };
 
+/**
+ * What turns messages into MIME off the event loop (the worker-thread pool): RFC 5322 text, one
+ * per message, in order. `threads`: how many batches may usefully run at once.
+ */
+export type EmailThreads = {
+  readonly threads: number;
+  composeMime(messages: EmailMessage[]): Promise<string[]>;
+};
+
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 export function escapeHtml(value: string): string {

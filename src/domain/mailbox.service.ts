@@ -2,13 +2,12 @@
 // state of all deliveries: figures the job worker refreshes every second (refreshDeliveryState),
 // so reading them costs a few rows however long the queue and the delivery logs are.
 import type { Sql } from '../db/database.ts';
-import { type FailedEmailRow, insertMailboxMessage, listFailedEmails, listMailbox, type MailboxRow } from '../db/queries/email.queries.ts';
+import { type FailedEmailRow, insertMailboxMessages, listFailedEmails, type MailboxEntry, listMailbox, type MailboxRow } from '../db/queries/email.queries.ts';
 import { deliveryStats, type DeliveryStatsRow, foldDeliveryFigures, queueStats, type QueueStatsRow, snapshotQueueStats } from '../db/queries/jobs.queries.ts';
-import type { EmailMessage } from './email-message.ts';
 
-/** Delivers an email to the built-in mailbox, once per event: a re-run of its job stores nothing new. */
-export async function storeInMailbox(sql: Sql, eventId: string, message: EmailMessage): Promise<void> {
-  await insertMailboxMessage(sql, eventId, message);
+/** Delivers emails to the built-in mailbox, a batch in one statement, once per event: a re-run of a job stores nothing new. */
+export async function storeInMailbox(sql: Sql, entries: readonly MailboxEntry[]): Promise<void> {
+  await insertMailboxMessages(sql, entries);
 }
 
 /** A page of the mailbox, newest first; `next` is the cursor of the following page, if any. */

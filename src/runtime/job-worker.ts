@@ -57,7 +57,9 @@ export async function runJobWorker(config: Config): Promise<void> {
   const metrics = processMetrics('jobs');
   const emailWindow = createSendWindow({ ceiling: config.emailConcurrency, onResize: (size) => metrics.emailWindow.set(size) });
   metrics.emailWindow.set(emailWindow.size);
-  const transport = createConfiguredTransport(config, sql, emailWindow);
+  const pool = createThreadPool(config.importThreads);
+  lifecycle.add('thread pool', () => pool.close());
+  const transport = createConfiguredTransport(config, sql, emailWindow, pool);
   lifecycle.add('mail transport', () => transport.close());
   const activity = startJobActivity(() => queueStats(sql), metrics, (error) => logger.warn({ err: error }, 'queue stats unavailable'), { transport: transport.kind, emailWindow: () => emailWindow.size });
   lifecycle.add('job activity', async () => activity.stop());
@@ -70,8 +72,6 @@ export async function runJobWorker(config: Config): Promise<void> {
     },
   });
   lifecycle.add('housekeeping', () => stopHousekeeping());
-  const pool = createThreadPool(config.importThreads);
-  lifecycle.add('thread pool', () => pool.close());
   activity.watchThreadPool(pool);
   const countEmail = (outcome: string) => metrics.emails.inc({ outcome });
   const stopYielding = yieldEmailsToRushes(emailWindow, config.emailConcurrency, (rush) => {

@@ -18,7 +18,7 @@ export async function startTestJobRunners(db: TestDatabase, options: { smtpUrl?:
   const logger = pino({ level: 'silent' });
   const emailWindow = options.emailWindow ?? createSendWindow({ ceiling: options.emailConcurrency ?? 8 });
   const transport = options.smtpUrl
-    ? createSmtpTransport({ url: options.smtpUrl, concurrency: emailWindow.ceiling, timeoutMs: options.smtpTimeoutMs ?? 5_000, window: emailWindow })
+    ? createSmtpTransport({ url: options.smtpUrl, concurrency: emailWindow.ceiling, timeoutMs: options.smtpTimeoutMs ?? 5_000, window: emailWindow, threads: pool })
     : createMailboxTransport(db.sql);
   const runners = await startJobRunners({
     databaseUrl: db.url,

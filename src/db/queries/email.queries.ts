@@ -52,12 +52,16 @@ type EmailEventRow = {
   delivery_status: 'sent' | 'failed' | null;
 };
 
+export type EmailEventState = (EmailEvent | QueueEmailEvent) & { deliveryStatus: 'sent' | 'failed' | null };
+
 /**
- * The event an email is about, a registration's or a queue place's: the two share one id space
- * (registration_events' sequence), so the id names one of them. Both are primary-key probes.
+ * The events emails are about, a registration's or a queue place's, by id, in one statement for
+ * a batch of emails: the two share one id space (registration_events' sequence), so an id names
+ * one of them. Both halves are primary-key probes. An id with no event is absent from the map.
  */
-export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((EmailEvent | QueueEmailEvent) & { deliveryStatus: 'sent' | 'failed' | null }) | undefined> {
-  const [row] = await sql<EmailEventRow[]>`
+export async function loadEmailEvents(sql: Sql, eventIds: readonly string[]): Promise<Map<string, EmailEventState>> {
+  const ids = [...new Set(eventIds)];
+  const rows = await sql<EmailEventRow[]>`
     SELECT 'registration' AS source, e.id::text AS event_id, e.kind, e.registration_id::text AS subject_id, r.name, r.email,
       e.course_id, c.title AS course_title, e.waitlist_position, NULL::timestamptz AS admitted_until, e.offer_until, false AS verifies,
       d.status AS delivery_status
@@ -65,7 +69,7 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((Email
     JOIN registrations r ON r.id = e.registration_id
     JOIN courses c ON c.id = e.course_id
     LEFT JOIN email_deliveries d ON d.event_id = e.id
-    WHERE e.id = ${eventId}
+    WHERE e.id = ANY (${ids}::bigint[])
     UNION ALL
     SELECT 'queue', e.id::text, e.kind, e.place_id::text, q.name, q.email,
       q.course_id, c.title, NULL, q.admitted_until, NULL, e.verifies,
@@ -74,8 +78,11 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((Email
     JOIN queue_places q ON q.id = e.place_id
     JOIN courses c ON c.id = q.course_id
     LEFT JOIN email_deliveries d ON d.event_id = e.id
-    WHERE e.id = ${eventId}`;
-  if (!row) return undefined;
+    WHERE e.id = ANY (${ids}::bigint[])`;
+  return new Map(rows.map((row) => [row.event_id, toEmailEvent(row)]));
+}
+
+function toEmailEvent(row: EmailEventRow): EmailEventState {
   const common = { eventId: row.event_id, name: row.name, email: row.email, courseId: row.course_id, courseTitle: row.course_title, deliveryStatus: row.delivery_status };
   if (row.source === 'queue') {
     return { ...common, kind: row.kind as QueueEmailKind, placeId: row.subject_id, admittedUntil: row.admitted_until, verifies: row.verifies };
@@ -83,20 +90,30 @@ export async function loadEmailEvent(sql: Sql, eventId: string): Promise<((Email
   return { ...common, kind: row.kind as EmailKind, registrationId: row.subject_id, waitlistPosition: row.waitlist_position, offerUntil: row.offer_until };
 }
 
-export async function recordEmailOutcome(sql: Sql, outcome: { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null }): Promise<void> {
+export type EmailOutcomeRow = { eventId: string; recipient: string; messageId: string; status: 'sent' | 'failed'; attempts: number; error: string | null };
+
+/** The outcomes of a batch of emails, one statement; the last outcome given for an event wins. */
+export async function recordEmailOutcomes(sql: Sql, outcomes: readonly EmailOutcomeRow[]): Promise<void> {
+  // ON CONFLICT DO UPDATE may touch a row once per statement: one outcome per event.
+  const rows = [...new Map(outcomes.map((o) => [o.eventId, o])).values()];
   await sql`
     INSERT INTO email_deliveries (event_id, recipient, message_id, status, attempts, last_error)
-    VALUES (${outcome.eventId}, ${outcome.recipient}, ${outcome.messageId}, ${outcome.status}, ${outcome.attempts}, ${outcome.error})
+    SELECT * FROM unnest(${rows.map((o) => o.eventId)}::bigint[], ${rows.map((o) => o.recipient)}::text[], ${rows.map((o) => o.messageId)}::text[],
+      ${rows.map((o) => o.status)}::text[], ${rows.map((o) => o.attempts)}::int[], ${rows.map((o) => o.error)}::text[])
     ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
       last_error = excluded.last_error, updated_at = now()`;
 }
 
-/** Stores an email (src/domain/email-message.ts) once per event: a second insert for the event stores nothing. */
-export async function insertMailboxMessage(sql: Sql, eventId: string, message: { messageId: string; from: string; to: string; subject: string; text: string; html: string }): Promise<void> {
+export type MailboxEntry = { eventId: string; message: { messageId: string; from: string; to: string; subject: string; text: string; html: string } };
+
+/** Stores emails (src/domain/email-message.ts) once per event, a batch in one statement: a second insert for an event stores nothing. */
+export async function insertMailboxMessages(sql: Sql, entries: readonly MailboxEntry[]): Promise<void> {
+  const column = (pick: (entry: MailboxEntry) => string) => entries.map(pick);
   await sql`
     INSERT INTO mailbox (event_id, message_id, sender, recipient, recipient_key, subject, text_body, html_body)
-    VALUES (${eventId}, ${message.messageId}, ${message.from}, ${message.to}, ${message.to.trim().toLowerCase()},
-      ${message.subject}, ${message.text}, ${message.html})
+    SELECT * FROM unnest(${column((e) => e.eventId)}::bigint[], ${column((e) => e.message.messageId)}::text[], ${column((e) => e.message.from)}::text[],
+      ${column((e) => e.message.to)}::text[], ${column((e) => e.message.to.trim().toLowerCase())}::text[],
+      ${column((e) => e.message.subject)}::text[], ${column((e) => e.message.text)}::text[], ${column((e) => e.message.html)}::text[])
     ON CONFLICT (event_id) DO NOTHING`;
 }
 

@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import type { EmailStep } from '../../observability/job-activity.ts';
-import { findDueEmail, recordEmailFailed, recordEmailSent } from '../../domain/email-delivery.service.ts';
+import { type DueEmail, type EmailOutcome as RecordedOutcome, type EmailRequest, findDueEmails, recordOutcomes } from '../../domain/email-delivery.service.ts';
+import { batchCalls } from '../batch-calls.ts';
 import { type MailTransport, PermanentEmailError } from './mail-transport.ts';
 
 export type EmailDeliveryDeps = {
@@ -26,6 +27,14 @@ export type EmailOutcome = 'sent' | 'failed' | 'skipped';
  * window of a hundred emails needs far fewer connections than emails.
  */
 export const EMAIL_DATABASE_CONNECTIONS = 16;
+
+/**
+ * The emails in flight load their events and record their outcomes in batches (batch-calls.ts): up
+ * to this many emails per statement, and up to EMAIL_STATEMENTS_IN_FLIGHT statements of each
+ * kind at once, so loads and records together hold at most half of the connections above.
+ */
+const EMAILS_PER_STATEMENT = 500;
+const EMAIL_STATEMENTS_IN_FLIGHT = 4;
 
 const RECORD_RETRY_FIRST_MS = 100;
 const RECORD_RETRY_MAX_MS = 5_000;
@@ -47,12 +56,18 @@ export async function recordUntilStored(write: () => Promise<unknown>, onFailure
 }
 
 export function createEmailDelivery(deps: EmailDeliveryDeps) {
-  const messageDomain = new URL(deps.publicUrl).hostname || 'registrar.invalid';
+  const compose = { from: deps.from, publicUrl: deps.publicUrl, messageDomain: new URL(deps.publicUrl).hostname || 'registrar.invalid' };
+  const batches = { maxBatch: EMAILS_PER_STATEMENT, maxInFlight: EMAIL_STATEMENTS_IN_FLIGHT };
+  const findDue = batchCalls<EmailRequest, DueEmail>((requests) => findDueEmails(deps.sql, requests, compose), batches);
+  const record = batchCalls<RecordedOutcome, void>(async (outcomes) => {
+    await recordOutcomes(deps.sql, outcomes);
+    return outcomes.map(() => undefined);
+  }, batches);
   /** `step` tells the job worker's lane what this email waits for now (job-activity.ts). */
   /** `token`: what the email's link carries (a manage token, or a queue place's emailed token). */
   return async function deliverEmail(eventId: string, token: string, attempt: { attempts: number; maxAttempts: number }, step: (step: EmailStep) => void = () => {}): Promise<EmailOutcome> {
     step('load');
-    const due = await findDueEmail(deps.sql, eventId, { from: deps.from, publicUrl: deps.publicUrl, token, messageDomain });
+    const due = await findDue({ eventId, token });
     if (due.kind === 'no-event') {
       deps.logger.error({ eventId }, 'email: no such event; nothing to send');
       return 'skipped';
@@ -67,7 +82,7 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
       const reason = error instanceof Error ? error.message : String(error);
       if (error instanceof PermanentEmailError || attempt.attempts >= attempt.maxAttempts) {
         step('record');
-        await recordEmailFailed(deps.sql, { ...outcome, reason });
+        await record({ ...outcome, status: 'failed', reason });
         deps.onOutcome?.('failed');
         deps.logger.warn({ eventId, to: message.to, attempts: attempt.attempts, reason }, 'email failed for good');
         return 'failed';
@@ -78,7 +93,7 @@ export function createEmailDelivery(deps: EmailDeliveryDeps) {
     // Accepted: from here on a failure must not make the caller retry, or the email would go
     // twice (invariant 4). The record is written again until the database takes it.
     step('record');
-    await recordUntilStored(() => recordEmailSent(deps.sql, outcome), (error, attempt) =>
+    await recordUntilStored(() => record({ ...outcome, status: 'sent' }), (error, attempt) =>
       deps.logger.error({ err: error, eventId, attempt }, 'email sent, but its record could not be written yet; trying again'));
     deps.onOutcome?.('sent');
     return 'sent';
