@@ -1053,9 +1053,7 @@ DECLARE
 BEGIN
   FOR v_course_id IN SELECT DISTINCT c FROM unnest(p_courses) AS c ORDER BY c LOOP
     SELECT * INTO v_course FROM courses WHERE id = v_course_id;
-    IF FOUND AND v_course.queue_order IS NOT NULL
-       AND (v_course.queue_join_from IS NULL OR now() >= v_course.queue_join_from)
-       AND (v_course.closes_at IS NULL OR now() < v_course.closes_at)
+    IF registrar_queue_join_refusal(v_course) IS NULL
        AND (v_course.queue_verify_email OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at)) THEN
       IF v_course.queue_verify_email THEN
         SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_course_id;
@@ -1129,16 +1127,11 @@ DECLARE
   v_state queue_states;
   v_place queue_places;
   v_rank bigint;
+  v_refusal text;
 BEGIN
   SELECT * INTO v_course FROM courses WHERE id = p_course;
-  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'course-not-found'); END IF;
-  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
-  IF v_course.queue_join_from IS NOT NULL AND now() < v_course.queue_join_from THEN
-    RETURN jsonb_build_object('outcome', 'queue-not-open');
-  END IF;
-  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
-    RETURN jsonb_build_object('outcome', 'registration-closed');
-  END IF;
+  v_refusal := registrar_queue_join_refusal(v_course);
+  IF v_refusal IS NOT NULL THEN RETURN jsonb_build_object('outcome', v_refusal); END IF;
 
   IF v_course.queue_verify_email THEN
     SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
@@ -1170,6 +1163,19 @@ BEGIN
   RETURN jsonb_build_object('outcome', 'created', 'place', registrar_queue_place_row(v_place, v_state),
     'email', 'joined', 'email_place', v_place.id, 'verifies', v_place.status = 'unverified');
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_refusal(p_course courses)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT CASE
+    WHEN p_course.id IS NULL THEN 'course-not-found'
+    WHEN p_course.queue_order IS NULL THEN 'no-queue'
+    WHEN p_course.queue_join_from IS NOT NULL AND now() < p_course.queue_join_from THEN 'queue-not-open'
+    WHEN p_course.closes_at IS NOT NULL AND now() >= p_course.closes_at THEN 'registration-closed'
+  END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)
