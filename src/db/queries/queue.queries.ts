@@ -6,7 +6,7 @@ import { perPool } from '../per-pool.ts';
 import { retryTransaction, runBatch } from '../retry-policy.ts';
 import { GROUP_COMMIT_MAX_IN_FLIGHT } from './registrations.queries.ts';
 
-export type QueuePlaceStatus = 'unverified' | 'waiting' | 'admitted' | 'registered' | 'expired' | 'sold-out' | 'left';
+export type QueuePlaceStatus = 'unverified' | 'waiting' | 'admitted' | 'registered' | 'expired' | 'sold-out' | 'left' | 'closed';
 
 /** Built by registrar_queue_place_row() in SQL: snake_case keys, JSON types. */
 export type QueuePlaceRow = {
@@ -114,7 +114,7 @@ export async function leaveQueuePlace(sql: Sql, id: string): Promise<QueuePlaceR
 
 /** What one admission tick of a course did (registrar_admit). */
 export type AdmitOutcome =
-  | { outcome: 'no-queue' | 'closed' }
+  | { outcome: 'no-queue' | 'closed'; closedPlaces?: number }
   | { outcome: 'admitting' | 'sold-out'; admitted: number; expired: number; soldOut: number; outstanding: number; bound: number | null; registered: number };
 
 export async function admitFromQueue(sql: Sql, courseId: string): Promise<AdmitOutcome> {
