@@ -17,7 +17,13 @@
 //   short memory (FULL_COURSE_RECHECK_MS) has lapsed, one such request per course at a time
 //   goes to the database instead, so its answer renews both memories, or ends the long one when
 //   the course has no queue any more.
-// A registration for any other course is shed with 503 as everything else is.
+// A registration for a course not known to be queued (this worker started into the overload, or
+// the course is new to it) is let through when it carries something shaped like an admission
+// (ADMISSION_FORMAT: admissionTokenFor's 43 base64url characters), while fewer than
+// maxAdmissionsInFlight of them, over all such courses together, are in flight: an admitted
+// student does not wait for a refusal to teach this worker that the course is queued, and a bot
+// naming made-up courses shares one bound. Any other registration is shed with 503 as
+// everything else is.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { fullCoursesOf } from '../domain/full-courses.ts';
@@ -48,6 +54,13 @@ const NEVER_SHED = /^\/(health|metrics|dashboard|docs|openapi\.json|manage\/)/;
 
 /** A registration's JSON is a few hundred bytes: one announced up to this is read before deciding. */
 const DEFERRED_BODY_MAX_BYTES = 4096;
+
+/** What admissionTokenFor (src/security/tokens.ts) gives: a SHA-256, base64url, unpadded. */
+const ADMISSION_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+
+/** The key of admissionsInFlight counting the admissions for courses not known to be queued
+ *  (no course id is empty). */
+const NOT_KNOWN_QUEUED = '';
 
 function exempt(request: FastifyRequest): boolean {
   return NEVER_SHED.test(request.url);
@@ -99,13 +112,16 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     if (!deferred.has(request)) return;
     const signal = overloadedBy();
     if (signal === undefined) return;
-    const { course, admission } = request.body as { course: string; admission?: string };
-    if (!fullCourses.wasQueuedRecently(course)) return shed(reply, signal);
+    const { course, admission } = request.body as { course?: string; admission?: string };
+    if (course === undefined) return shed(reply, signal); // several courses: no admission applies
+    const knownQueued = fullCourses.wasQueuedRecently(course);
+    if (!knownQueued && (admission === undefined || !ADMISSION_FORMAT.test(admission))) return shed(reply, signal);
     if (admission !== undefined) {
-      const inFlight = admissionsInFlight.get(course) ?? 0;
+      const key = knownQueued ? course : NOT_KNOWN_QUEUED;
+      const inFlight = admissionsInFlight.get(key) ?? 0;
       if (inFlight >= maxAdmissionsInFlight) return shed(reply, signal);
-      admissionsInFlight.set(course, inFlight + 1);
-      passedWithAdmission.set(request, course);
+      admissionsInFlight.set(key, inFlight + 1);
+      passedWithAdmission.set(request, key);
       return; // the database decides
     }
     if (fullCourses.isQueued(course)) return; // the route refuses from memory
