@@ -2,6 +2,7 @@
 // zero, so every request finds the service overloaded), admitted students still register, bots
 // without an admission get 403 not-admitted instead of 503, and everything else is shed as before.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
@@ -97,4 +98,31 @@ test('overloaded: registrations with an admission are let through up to a bound 
   }
   const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
   assert.equal(registered[0]!.count, 0);
+});
+
+test('overloaded: a registration body trickled slower than the deadline gets 408 and its connection closed, not a held slot', async (t) => {
+  const overloaded = await startTestServer(stack.db.sql, { shedding: { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 } });
+  t.after(() => overloaded.close());
+  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.org', course: 'some-course', admission: 'A'.repeat(43) });
+  const { port } = new URL(overloaded.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  t.after(() => socket.destroy());
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(`POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
+  // One byte every 100 ms: the whole body would take about 10 s; the answer comes first.
+  let sent = 0;
+  while (sent < body.length && answer === '' && !socket.destroyed) {
+    socket.write(body[sent]!);
+    sent += 1;
+    await sleep(100);
+  }
+  await closed;
+  assert.ok(sent < body.length, `answered before the body was complete (${sent} of ${body.length} bytes sent)`);
+  const [head, json] = answer.split('\r\n\r\n');
+  assert.match(head!, /^HTTP\/1\.1 408 /);
+  assert.match(head!, /\r\nconnection: close\r\n/i);
+  assert.equal(JSON.parse(json!).type, '/problems/request-timeout');
 });
