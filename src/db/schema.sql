@@ -206,6 +206,8 @@ CREATE TABLE queue_states (
   admission_rate double precision NOT NULL DEFAULT 0,
   closed_at timestamp with time zone,
   closed_total bigint NOT NULL DEFAULT 0,
+  left_total bigint NOT NULL DEFAULT 0,
+  sold_out_total bigint NOT NULL DEFAULT 0,
   CONSTRAINT queue_states_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT queue_states_pkey PRIMARY KEY (course_id),
   CONSTRAINT queue_states_pointer_within_ranks CHECK (((passed >= 0) AND (passed <= ranked))),
@@ -565,6 +567,7 @@ BEGIN
     passed = greatest(passed, coalesce(v_last_rank, 0)),
     admitted_total = admitted_total + v_admitted,
     expired_total = expired_total + v_expired,
+    sold_out_total = sold_out_total + v_sold_out,
     registered_total = v_registered_total,
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
@@ -1212,9 +1215,15 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+  v_course text;
 BEGIN
   UPDATE queue_places SET status = 'left', updated_at = now()
-  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted');
+  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted')
+  RETURNING course_id INTO v_course;
+  IF FOUND THEN
+    UPDATE queue_states SET left_total = left_total + 1 WHERE course_id = v_course;
+  END IF;
   RETURN registrar_queue_place(p_id);
 END
 $function$;
@@ -1339,6 +1348,18 @@ BEGIN
   END IF;
   RETURN jsonb_build_object('outcome', 'verified', 'place', registrar_queue_place_row(v_place, v_state));
 END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.registrar_queue_views()
+ RETURNS TABLE(course_id text, passed bigint, admission_rate double precision, ordered boolean, sold_out boolean, closed boolean, gone_total bigint, opens_in_ms double precision, closes_in_ms double precision)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT s.course_id, s.passed, s.admission_rate, s.ordered_at IS NOT NULL, s.sold_out_at IS NOT NULL,
+    s.closed_at IS NOT NULL, s.left_total + s.sold_out_total,
+    extract(epoch FROM c.opens_at - now())::float8 * 1000, extract(epoch FROM c.closes_at - now())::float8 * 1000
+  FROM queue_states s JOIN courses c ON c.id = s.course_id
+  WHERE c.queue_order IS NOT NULL
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queued_courses_open()

@@ -167,6 +167,7 @@ BEGIN
     passed = greatest(passed, coalesce(v_last_rank, 0)),
     admitted_total = admitted_total + v_admitted,
     expired_total = expired_total + v_expired,
+    sold_out_total = sold_out_total + v_sold_out,
     registered_total = v_registered_total,
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,

@@ -128,3 +128,22 @@ export async function listOpenQueuedCourses(sql: Sql): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`SELECT registrar_queued_courses_open() AS id`;
   return rows.map((row) => row.id);
 }
+
+/** What a waiting place's answer depends on, per queued course (registrar_queue_views). */
+export type QueueViewRow = {
+  course_id: string;
+  passed: number;
+  admission_rate: number;
+  ordered: boolean;
+  sold_out: boolean;
+  closed: boolean;
+  gone_total: number;
+  opens_in_ms: number | null;
+  closes_in_ms: number | null;
+};
+
+export async function readQueueViews(sql: Sql): Promise<QueueViewRow[]> {
+  return sql<QueueViewRow[]>`
+    SELECT course_id, passed::float8 AS passed, admission_rate, ordered, sold_out, closed, gone_total::float8 AS gone_total, opens_in_ms, closes_in_ms
+    FROM registrar_queue_views()`;
+}
