@@ -65,7 +65,7 @@ export type QueueRushSettings = {
   log: (line: string) => void;
 };
 
-const FINAL = new Set(['registered', 'expired', 'sold-out', 'left']);
+const FINAL = new Set(['registered', 'expired', 'sold-out', 'left', 'closed']);
 
 /** A place in this status never changes again (its stream ends). */
 export function isFinalStatus(status: string): boolean {

@@ -4,7 +4,7 @@
 
 -- Types
 
-CREATE TYPE queue_place_status AS ENUM ('unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left');
+CREATE TYPE queue_place_status AS ENUM ('unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left', 'closed');
 
 CREATE TYPE registration_status AS ENUM ('enrolled', 'waitlisted', 'cancelled');
 
@@ -160,7 +160,7 @@ CREATE TABLE queue_events (
   kind text NOT NULL,
   verifies boolean NOT NULL DEFAULT false,
   created_at timestamp with time zone NOT NULL DEFAULT now(),
-  CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text]))),
+  CONSTRAINT queue_events_kind_check CHECK ((kind = ANY (ARRAY['joined'::text, 'link'::text, 'admitted'::text, 'sold-out'::text, 'closed'::text]))),
   CONSTRAINT queue_events_pkey PRIMARY KEY (id)
 );
 
@@ -217,6 +217,10 @@ CREATE TABLE queue_states (
   sample_registered integer[] NOT NULL DEFAULT '{}'::integer[],
   sample_outstanding integer[] NOT NULL DEFAULT '{}'::integer[],
   admission_rate double precision NOT NULL DEFAULT 0,
+  closed_at timestamp with time zone,
+  closed_total bigint NOT NULL DEFAULT 0,
+  left_total bigint NOT NULL DEFAULT 0,
+  sold_out_total bigint NOT NULL DEFAULT 0,
   CONSTRAINT queue_states_course_id_fkey FOREIGN KEY (course_id) REFERENCES courses(id),
   CONSTRAINT queue_states_pkey PRIMARY KEY (course_id),
   CONSTRAINT queue_states_pointer_within_ranks CHECK (((passed >= 0) AND (passed <= ranked))),
@@ -509,6 +513,9 @@ BEGIN
   IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course;
   IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
+    RETURN registrar_queue_close(v_course, v_state);
+  END IF;
   IF NOT registrar_course_is_open(v_course.opens_at, v_course.closes_at) THEN
     RETURN jsonb_build_object('outcome', 'closed');
   END IF;
@@ -560,7 +567,8 @@ BEGIN
         FOR NO KEY UPDATE
       ), admitted AS (
         UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
-          admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
+          admitted_until = least(now() + make_interval(secs => v_course.queue_admission_seconds), coalesce(v_course.closes_at, 'infinity')),
+          updated_at = now()
         FROM next WHERE q.id = next.id
         RETURNING q.id, q.rank
       )
@@ -580,6 +588,7 @@ BEGIN
     passed = greatest(passed, coalesce(v_last_rank, 0)),
     admitted_total = admitted_total + v_admitted,
     expired_total = expired_total + v_expired,
+    sold_out_total = sold_out_total + v_sold_out,
     registered_total = v_registered_total,
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
@@ -1037,6 +1046,28 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_queue_close(p_course courses, p_state queue_states)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+AS $function$
+DECLARE
+  v_closed integer := 0;
+  v_told uuid[];
+BEGIN
+  IF p_state.closed_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'closed', 'closedPlaces', 0); END IF;
+  WITH closed AS (
+    UPDATE queue_places SET status = 'closed', updated_at = now()
+    WHERE course_id = p_course.id AND status IN ('unverified', 'waiting', 'admitted')
+    RETURNING id, rank, join_seq
+  )
+  SELECT count(*), array_agg(id ORDER BY rank NULLS LAST, join_seq) INTO v_closed, v_told FROM closed;
+  PERFORM registrar_queue_email(v_told, 'closed');
+  UPDATE queue_states SET closed_at = now(), closed_total = v_closed WHERE course_id = p_course.id;
+  RETURN jsonb_build_object('outcome', 'closed', 'closedPlaces', v_closed);
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_queue_email(p_place_ids uuid[], p_kind text, p_verifies boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
@@ -1115,13 +1146,13 @@ END
 $function$;
 
 CREATE OR REPLACE FUNCTION public.registrar_queue_figures()
- RETURNS TABLE(course_id text, ordered_at timestamp with time zone, sold_out_at timestamp with time zone, admission_rate double precision, admitted_total bigint, waiting bigint, unverified bigint, admitted bigint, registered bigint, expired bigint, sold_out bigint, left_queue bigint)
+ RETURNS TABLE(course_id text, ordered_at timestamp with time zone, sold_out_at timestamp with time zone, admission_rate double precision, admitted_total bigint, waiting bigint, unverified bigint, admitted bigint, registered bigint, expired bigint, sold_out bigint, left_queue bigint, closed bigint)
  LANGUAGE sql
  STABLE
 AS $function$
   SELECT s.course_id, s.ordered_at, s.sold_out_at, s.admission_rate, s.admitted_total,
     r.waiting + u.waiting, u.unverified, a.open, g.registered, s.expired_total + a.lapsed,
-    r.sold_out + u.sold_out, gone.left_queue + u.left_queue
+    r.sold_out + u.sold_out, gone.left_queue + u.left_queue, s.closed_total
   FROM courses c
   JOIN queue_states s ON s.course_id = c.id
   CROSS JOIN LATERAL (
@@ -1138,17 +1169,19 @@ AS $function$
       AND (q.status = 'left' OR s.sold_out_at IS NULL)
   ) gone
   CROSS JOIN LATERAL (
-    SELECT s.ranked - (a.open + a.lapsed) - g.registered - s.expired_total - gone.left_queue AS rest
+    SELECT count(*) FILTER (WHERE q.status = 'waiting') AS waiting, count(*) FILTER (WHERE q.status = 'unverified') AS unverified,
+           count(*) FILTER (WHERE q.status = 'sold-out') AS sold_out, count(*) FILTER (WHERE q.status = 'left') AS left_queue,
+           -- As text: the enum's value is added in the transaction that creates this function.
+           count(*) FILTER (WHERE q.status::text = 'closed') AS closed
+    FROM queue_places q WHERE q.course_id = c.id AND q.rank IS NULL
+  ) u
+  CROSS JOIN LATERAL (
+    SELECT s.ranked - (a.open + a.lapsed) - g.registered - s.expired_total - gone.left_queue - (s.closed_total - u.closed) AS rest
   ) rest
   CROSS JOIN LATERAL (
     SELECT CASE WHEN s.sold_out_at IS NULL THEN rest.rest - gone.sold_out ELSE 0 END AS waiting,
            CASE WHEN s.sold_out_at IS NULL THEN gone.sold_out ELSE rest.rest END AS sold_out
   ) r
-  CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE q.status = 'waiting') AS waiting, count(*) FILTER (WHERE q.status = 'unverified') AS unverified,
-           count(*) FILTER (WHERE q.status = 'sold-out') AS sold_out, count(*) FILTER (WHERE q.status = 'left') AS left_queue
-    FROM queue_places q WHERE q.course_id = c.id AND q.rank IS NULL
-  ) u
   WHERE c.queue_order IS NOT NULL
   ORDER BY c.id
 $function$;
@@ -1177,9 +1210,7 @@ DECLARE
 BEGIN
   FOR v_course_id IN SELECT DISTINCT c FROM unnest(p_courses) AS c ORDER BY c LOOP
     SELECT * INTO v_course FROM courses WHERE id = v_course_id;
-    IF FOUND AND v_course.queue_order IS NOT NULL
-       AND (v_course.queue_join_from IS NULL OR now() >= v_course.queue_join_from)
-       AND (v_course.closes_at IS NULL OR now() < v_course.closes_at)
+    IF registrar_queue_join_refusal(v_course) IS NULL
        AND (v_course.queue_verify_email OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at)) THEN
       IF v_course.queue_verify_email THEN
         SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_course_id;
@@ -1253,16 +1284,11 @@ DECLARE
   v_state queue_states;
   v_place queue_places;
   v_rank bigint;
+  v_refusal text;
 BEGIN
   SELECT * INTO v_course FROM courses WHERE id = p_course;
-  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'course-not-found'); END IF;
-  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
-  IF v_course.queue_join_from IS NOT NULL AND now() < v_course.queue_join_from THEN
-    RETURN jsonb_build_object('outcome', 'queue-not-open');
-  END IF;
-  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
-    RETURN jsonb_build_object('outcome', 'registration-closed');
-  END IF;
+  v_refusal := registrar_queue_join_refusal(v_course);
+  IF v_refusal IS NOT NULL THEN RETURN jsonb_build_object('outcome', v_refusal); END IF;
 
   IF v_course.queue_verify_email THEN
     SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
@@ -1296,13 +1322,32 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_queue_join_refusal(p_course courses)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT CASE
+    WHEN p_course.id IS NULL THEN 'course-not-found'
+    WHEN p_course.queue_order IS NULL THEN 'no-queue'
+    WHEN p_course.queue_join_from IS NOT NULL AND now() < p_course.queue_join_from THEN 'queue-not-open'
+    WHEN p_course.closes_at IS NOT NULL AND now() >= p_course.closes_at THEN 'registration-closed'
+  END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_queue_leave(p_id uuid)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+  v_course text;
 BEGIN
   UPDATE queue_places SET status = 'left', updated_at = now()
-  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted');
+  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted')
+  RETURNING course_id INTO v_course;
+  IF FOUND THEN
+    UPDATE queue_states SET left_total = left_total + 1 WHERE course_id = v_course;
+  END IF;
   RETURN registrar_queue_place(p_id);
 END
 $function$;
@@ -1429,13 +1474,26 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_queue_views()
+ RETURNS TABLE(course_id text, passed bigint, admission_rate double precision, ordered boolean, sold_out boolean, closed boolean, gone_total bigint, opens_in_ms double precision, closes_in_ms double precision)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT s.course_id, s.passed, s.admission_rate, s.ordered_at IS NOT NULL, s.sold_out_at IS NOT NULL,
+    s.closed_at IS NOT NULL, s.left_total + s.sold_out_total,
+    extract(epoch FROM c.opens_at - now())::float8 * 1000, extract(epoch FROM c.closes_at - now())::float8 * 1000
+  FROM queue_states s JOIN courses c ON c.id = s.course_id
+  WHERE c.queue_order IS NOT NULL
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_queued_courses_open()
  RETURNS SETOF text
  LANGUAGE sql
  STABLE
 AS $function$
   SELECT c.id FROM courses c JOIN queue_states s ON s.course_id = c.id
-  WHERE c.queue_order IS NOT NULL AND registrar_course_is_open(c.opens_at, c.closes_at)
+  WHERE c.queue_order IS NOT NULL
+    AND (registrar_course_is_open(c.opens_at, c.closes_at) OR (c.closes_at IS NOT NULL AND now() >= c.closes_at AND s.closed_at IS NULL))
   ORDER BY c.id
 $function$;
 

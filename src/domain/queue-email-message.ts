@@ -1,4 +1,4 @@
-// The waiting room's emails (joined, the link sent again, admitted, sold-out), each with a link to
+// The waiting room's emails (joined, the link sent again, admitted, sold-out, closed), each with a link to
 // the place's page carrying the email's own queue token. Pure, as email-message.ts: the same
 // event always gives the same message, so a retry sends identical bytes under the same Message-ID.
 import type { QueueEmailEvent } from '../db/queries/email.queries.ts';
@@ -44,6 +44,13 @@ function summary(event: QueueEmailEvent): { subject: string; headline: string; s
         subject: `${event.courseTitle} is sold out`,
         headline: `Every seat and waitlist place of ${course} is taken, so the queue will not reach your place. We are sorry.`,
         status: 'sold out',
+        link: 'See your place',
+      };
+    case 'closed':
+      return {
+        subject: `Registration for ${event.courseTitle} has closed`,
+        headline: `Registration for ${course} closed before you could register from the queue, so your place has ended. We are sorry.`,
+        status: 'closed',
         link: 'See your place',
       };
     default:

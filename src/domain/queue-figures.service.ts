@@ -37,6 +37,7 @@ function toQueueFigures(row: QueueFiguresRow): QueueFigures {
       expired: row.expired,
       'sold-out': row.sold_out,
       left: row.left_queue,
+      closed: row.closed,
     },
   };
 }

@@ -7,7 +7,7 @@ import { admissionTokenFor } from '../security/tokens.ts';
 import type { QueueCredential } from './queue.service.ts';
 
 /** A place in one of these statuses never changes again. */
-const FINAL_STATUSES: ReadonlySet<QueuePlaceStatus> = new Set(['registered', 'expired', 'sold-out', 'left']);
+const FINAL_STATUSES: ReadonlySet<QueuePlaceStatus> = new Set(['registered', 'expired', 'sold-out', 'left', 'closed']);
 
 export function isFinalQueueStatus(status: QueuePlaceStatus): boolean {
   return FINAL_STATUSES.has(status);

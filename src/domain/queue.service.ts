@@ -8,6 +8,7 @@ import type { Sql } from '../db/database.ts';
 import { type AdmitOutcome, admitFromQueue, findQueuePlace, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow, verifyQueuePlace } from '../db/queries/queue.queries.ts';
 import { admissionTokenFor, generateManageToken, hashToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
+import { queuePlaceMemoryOf } from './queue-place-memory.ts';
 import { normalizeStudent } from './registration.ts';
 
 export type JoinQueueInput = { course: string; name: string; email: string };
@@ -18,7 +19,7 @@ export type JoinQueueResult =
   | { kind: 'already-queued'; course: string; email: string };
 
 /** Who is asking for a place: the admin, or whoever holds its queue token. */
-export type QueueCredential = { kind: 'admin' } | { kind: 'queue-token'; token: string };
+export type QueueCredential = { kind: 'admin' } | { kind: 'queue-token'; token: string; tokenHash: Buffer };
 
 /** A place as its holder sees it: with the admission token while admitted (the admin, who has
  * no queue token, sees none). */
@@ -27,16 +28,20 @@ export type QueuePlaceView = { place: QueuePlaceRow; admission: string | null };
 export async function joinCourseQueue(sql: Sql, input: JoinQueueInput): Promise<JoinQueueResult> {
   const { name, email, emailKey } = normalizeStudent(input);
   const queueToken = generateManageToken();
+  const tokenHash = hashToken(queueToken);
+  const memory = queuePlaceMemoryOf(sql);
+  const before = memory?.viewBefore();
   const outcome = await joinQueue(sql, {
     courseId: input.course,
     name,
     email,
     emailKey,
-    tokenHash: hashToken(queueToken),
+    tokenHash,
     admissionHash: hashToken(admissionTokenFor(queueToken)),
   });
   switch (outcome.outcome) {
     case 'created':
+      memory?.remember(outcome.place, tokenHash, before);
       return { kind: 'created', place: outcome.place, queueToken };
     case 'existing':
       return { kind: 'already-queued', course: input.course, email };
@@ -59,13 +64,24 @@ function placeNotFound(id: string): DomainError {
   return new DomainError('queue-place-not-found', `There is no queue place "${id}"`);
 }
 
-/** Any of the place's tokens (the join answer's, or one from its emails) sees it. */
+/**
+ * Any of the place's tokens (the join answer's, or one from its emails) sees it. A waiting place
+ * this process remembers is answered from memory when that shows what a read would
+ * (src/domain/queue-place-memory.ts); else it is read, and remembered if it waits.
+ */
 export async function getQueuePlace(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
-  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : hashToken(credential.token));
+  const memory = credential.kind === 'admin' ? undefined : queuePlaceMemoryOf(sql);
+  if (memory !== undefined && credential.kind === 'queue-token') {
+    const remembered = memory.answer(id, credential.tokenHash);
+    if (remembered !== undefined) return { place: remembered, admission: null };
+  }
+  const before = memory?.viewBefore();
+  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : credential.tokenHash);
   if (!found) throw placeNotFound(id);
   const { place, token } = found;
   if (credential.kind === 'admin') return { place, admission: null };
   if (token === 'none') throw new DomainError('unauthorized', 'This token is not a queue token of this place');
+  memory?.remember(place, credential.tokenHash, before);
   return { place, admission: place.status === 'admitted' ? admissionTokenFor(credential.token) : null };
 }
 
@@ -75,7 +91,7 @@ export async function getQueuePlace(sql: Sql, id: string, credential: QueueCrede
  * waiting and enters the order; any other is answered as it is.
  */
 export async function verifyQueueEmail(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
-  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : hashToken(credential.token));
+  const found = await findQueuePlace(sql, id, credential.kind === 'admin' ? null : credential.tokenHash);
   if (!found) throw placeNotFound(id);
   if (credential.kind === 'queue-token' && found.token !== 'emailed') {
     throw new DomainError('unauthorized', found.token === 'joined'
@@ -91,6 +107,7 @@ export async function verifyQueueEmail(sql: Sql, id: string, credential: QueueCr
 /** Leaving twice is fine: the second call shows the place, left, again. */
 export async function leaveCourseQueue(sql: Sql, id: string, credential: QueueCredential): Promise<QueuePlaceView> {
   await getQueuePlace(sql, id, credential);
+  queuePlaceMemoryOf(sql)?.forget(id);
   const place = await leaveQueuePlace(sql, id);
   if (!place) throw placeNotFound(id);
   return { place, admission: null };

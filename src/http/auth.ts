@@ -4,11 +4,12 @@
 // (RATE_LIMIT_PER_MINUTE, or 60 when that is 0: server.ts): once spent, the client's admin
 // requests get 429 whatever their token until the window ends, so that no answer tells a guess
 // right from wrong. The right token costs nothing; a missing one guesses nothing.
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/domain-error.ts';
 import type { QueueCredential } from '../domain/queue.service.ts';
 import type { RegistrationCredential } from '../domain/registration.service.ts';
-import { secretsMatch } from '../security/tokens.ts';
+import { hashToken } from '../security/tokens.ts';
 import type { FailureBudget } from './rate-limit.ts';
 
 export type Auth = {
@@ -27,18 +28,22 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export function createAuth(adminToken: string, failures: FailureBudget): Auth {
-  /** The admin token, or the route's own token of `kind`; `missing` says which when there is none. */
-  function credential<K extends string>(request: FastifyRequest, kind: K, missing: string): { kind: 'admin' } | { kind: K; token: string } {
+  // Compared as SHA-256 hashes, in constant time (equal lengths); the presented token's hash is
+  // the one the route looks its token up by, so it is made once per request.
+  const adminHash = hashToken(adminToken);
+  /** The admin token, or the route's own token of `kind` (with its hash); `missing` says which when there is none. */
+  function credential<K extends string>(request: FastifyRequest, kind: K, missing: string): { kind: 'admin' } | { kind: K; token: string; tokenHash: Buffer } {
     const token = bearerToken(request);
     if (token === undefined) throw new DomainError('unauthorized', missing);
-    return secretsMatch(token, adminToken) ? { kind: 'admin' } : { kind, token };
+    const tokenHash = hashToken(token);
+    return timingSafeEqual(tokenHash, adminHash) ? { kind: 'admin' } : { kind, token, tokenHash };
   }
   return {
     async requireAdmin(request, reply) {
       if (failures.refused(request, reply)) return reply;
       const token = bearerToken(request);
       if (token === undefined) throw new DomainError('unauthorized', 'This route needs the admin token: Authorization: Bearer <ADMIN_TOKEN>');
-      if (!secretsMatch(token, adminToken)) {
+      if (!timingSafeEqual(hashToken(token), adminHash)) {
         failures.failed(request);
         throw new DomainError('unauthorized', 'The admin token is not valid');
       }

@@ -22,6 +22,8 @@ function slugForStatus(status: number): ProblemSlug {
       return 'not-found';
     case 409:
       return 'conflict';
+    case 408:
+      return 'request-timeout';
     case 413:
       return 'payload-too-large';
     case 415:

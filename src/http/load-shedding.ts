@@ -17,7 +17,19 @@
 //   short memory (FULL_COURSE_RECHECK_MS) has lapsed, one such request per course at a time
 //   goes to the database instead, so its answer renews both memories, or ends the long one when
 //   the course has no queue any more.
-// A registration for any other course is shed with 503 as everything else is.
+// A deferred registration's body must arrive within DEFERRED_BODY_DEADLINE_MS: read under
+// overload, a body trickled byte by byte would otherwise hold its connection and its place in the
+// bounds until the server's 30 s request timeout. Past the deadline it is answered 408
+// request-timeout and its connection closed.
+//
+// A registration for a course not known to be queued (this worker started into the overload, or
+// the course is new to it) is let through when it carries something shaped like an admission
+// (ADMISSION_FORMAT: admissionTokenFor's 43 base64url characters), while fewer than
+// maxAdmissionsInFlight of them, over all such courses together, are in flight: an admitted
+// student does not wait for a refusal to teach this worker that the course is queued, and a bot
+// naming made-up courses shares one bound. Any other registration is shed with 503 as
+// everything else is.
+import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { fullCoursesOf } from '../domain/full-courses.ts';
@@ -48,6 +60,17 @@ const NEVER_SHED = /^\/(health|metrics|dashboard|docs|openapi\.json|manage\/)/;
 
 /** A registration's JSON is a few hundred bytes: one announced up to this is read before deciding. */
 const DEFERRED_BODY_MAX_BYTES = 4096;
+
+/** A small body on a working connection arrives in milliseconds; one slower is not waited for
+ *  while overloaded. */
+const DEFERRED_BODY_DEADLINE_MS = 1_000;
+
+/** What admissionTokenFor (src/security/tokens.ts) gives: a SHA-256, base64url, unpadded. */
+const ADMISSION_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+
+/** The key of admissionsInFlight counting the admissions for courses not known to be queued
+ *  (no course id is empty). */
+const NOT_KNOWN_QUEUED = '';
 
 function exempt(request: FastifyRequest): boolean {
   return NEVER_SHED.test(request.url);
@@ -95,17 +118,25 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     return shed(reply, signal);
   });
 
+  app.addHook('preParsing', async function boundDeferredBody(request, reply, payload) {
+    if (!deferred.has(request)) return payload;
+    return withDeadline(payload, reply);
+  });
+
   app.addHook('preHandler', async function shedRegistrationByCourse(request, reply) {
     if (!deferred.has(request)) return;
     const signal = overloadedBy();
     if (signal === undefined) return;
-    const { course, admission } = request.body as { course: string; admission?: string };
-    if (!fullCourses.wasQueuedRecently(course)) return shed(reply, signal);
+    const { course, admission } = request.body as { course?: string; admission?: string };
+    if (course === undefined) return shed(reply, signal); // several courses: no admission applies
+    const knownQueued = fullCourses.wasQueuedRecently(course);
+    if (!knownQueued && (admission === undefined || !ADMISSION_FORMAT.test(admission))) return shed(reply, signal);
     if (admission !== undefined) {
-      const inFlight = admissionsInFlight.get(course) ?? 0;
+      const key = knownQueued ? course : NOT_KNOWN_QUEUED;
+      const inFlight = admissionsInFlight.get(key) ?? 0;
       if (inFlight >= maxAdmissionsInFlight) return shed(reply, signal);
-      admissionsInFlight.set(course, inFlight + 1);
-      passedWithAdmission.set(request, course);
+      admissionsInFlight.set(key, inFlight + 1);
+      passedWithAdmission.set(request, key);
       return; // the database decides
     }
     if (fullCourses.isQueued(course)) return; // the route refuses from memory
@@ -132,4 +163,29 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
   app.addHook('onRequestAbort', async function abandonRegistrationRecheck(request) {
     endDeferred(request);
   });
+}
+
+/**
+ * The body stream the parser reads instead of `payload`: the same bytes, or, if they have not all
+ * arrived within DEFERRED_BODY_DEADLINE_MS, an error with status 408 (the parser's error is
+ * answered as a problem: error-handler.ts), the rest left unread and the connection closed after
+ * the answer.
+ */
+function withDeadline(payload: NodeJS.ReadableStream, reply: FastifyReply): NodeJS.ReadableStream {
+  const bounded = new PassThrough();
+  const timer = setTimeout(() => {
+    payload.unpipe(bounded);
+    reply.header('connection', 'close');
+    bounded.destroy(Object.assign(new Error(`The request body did not arrive within ${DEFERRED_BODY_DEADLINE_MS} ms`), { statusCode: 408 }));
+  }, DEFERRED_BODY_DEADLINE_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  payload.once('end', done);
+  payload.once('error', (error) => {
+    done();
+    bounded.destroy(error); // pipe() passes data on, not errors
+  });
+  bounded.once('close', done);
+  payload.pipe(bounded);
+  return bounded;
 }

@@ -13,6 +13,7 @@ export type ProblemSlug =
   | 'rate-limited'
   | 'overloaded'
   | 'payload-too-large'
+  | 'request-timeout'
   | 'unsupported-media-type'
   | 'not-admitted'
   | 'offer-expired'
@@ -45,6 +46,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'rate-limited': 'Too many requests',
   overloaded: 'The service is overloaded',
   'payload-too-large': 'The request body is too large',
+  'request-timeout': 'The request body did not arrive in time',
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
   'offer-expired': 'The offer\'s deadline has passed',

@@ -12,6 +12,7 @@ import { createDashboardSessions } from './dashboard-session.ts';
 import { registerLoadShedding, type SheddingOptions } from './load-shedding.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { observeFastRefusals } from '../domain/full-courses.ts';
+import { enableQueuePlaceMemory } from '../domain/queue-place-memory.ts';
 import { observeRegistrationBatches } from '../domain/registration.service.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
@@ -64,6 +65,9 @@ export type ServerOptions = {
   bodyLimitBytes?: number;
   /** PUBLIC_URL: the OpenAPI document's server; unset: "/", wherever the document was fetched from. */
   publicUrl?: string;
+  /** Answer waiting places from this process's memory (src/domain/queue-place-memory.ts): up to
+   *  1 s behind the database. Unset (tests that read their own writes at once): always read. */
+  queuePlaceMemory?: boolean;
 };
 
 /** Wrong admin or metrics tokens a client may send a minute when RATE_LIMIT_PER_MINUTE is 0. */
@@ -129,6 +133,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     observeFastRefusals(options.sql, () => metrics.fastRefusals.inc());
   }
   tracker.attach(app);
+  if (options.queuePlaceMemory) enableQueuePlaceMemory(options.sql);
   if (options.shedding) registerLoadShedding(app, tracker, options.sql, options.shedding);
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());

@@ -47,7 +47,7 @@ export function registerQueueMetrics(read: () => Promise<readonly QueueFiguresSa
 
   new client.Gauge({
     name: 'registrar_queue_places',
-    help: 'Places of a queued course by status (unverified, waiting, admitted: admitted and not yet registered, registered, expired, sold-out, left)',
+    help: 'Places of a queued course by status (unverified, waiting, admitted: admitted and not yet registered, registered, expired, sold-out, left, closed)',
     labelNames: ['course', 'status'],
     aggregator: 'max',
     collect: eachScrape<client.Gauge<string>>((gauge, rooms) => {

@@ -40,6 +40,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
     shedding: { maxEventLoopDelayMs: config.maxEventLoopDelayMs, maxDatabaseBacklog: config.maxDatabaseBacklog, maxHeapUsedBytes: 1024 * 1024 * 1024 },
     secureCookies: config.publicUrl.startsWith('https:'),
     publicUrl: config.publicUrl,
+    queuePlaceMemory: true,
   });
   lifecycle.add('http server', () => app.close());
   // Each worker binds its own socket with SO_REUSEPORT (Linux), and the kernel spreads the

@@ -57,7 +57,7 @@ async function countedPlaces(course: string): Promise<QueueFigures['places']> {
   const rows = await stack.db.sql<{ status: keyof QueueFigures['places']; n: number }[]>`
     SELECT CASE WHEN status = 'admitted' AND admitted_until <= now() THEN 'expired' ELSE status::text END AS status, count(*)::int AS n
     FROM queue_places WHERE course_id = ${course} GROUP BY 1`;
-  const counted: QueueFigures['places'] = { unverified: 0, waiting: 0, admitted: 0, registered: 0, expired: 0, 'sold-out': 0, left: 0 };
+  const counted: QueueFigures['places'] = { unverified: 0, waiting: 0, admitted: 0, registered: 0, expired: 0, 'sold-out': 0, left: 0, closed: 0 };
   for (const row of rows) counted[row.status] = row.n;
   return counted;
 }

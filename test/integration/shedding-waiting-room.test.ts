@@ -2,6 +2,7 @@
 // zero, so every request finds the service overloaded), admitted students still register, bots
 // without an admission get 403 not-admitted instead of 503, and everything else is shed as before.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
@@ -33,13 +34,20 @@ test('overloaded: admitted registrations get 201, registrations without an admis
   const admissions = await Promise.all(joined.map(async (j) => (await client.request('GET', `/queue/${j.id}`, { token: j.queueToken })).body.admission as string));
   const bot = (i: number) => ({ name: `Bot ${i}`, email: `bot${i}@example.org`, course });
 
-  // A course this process never heard is queued is shed like any other.
+  // A course this process never heard is queued: a registration without an admission, or with
+  // one that cannot be an admission, is shed like any other; one with an admission goes to the
+  // database (a worker started into the overload meets admitted students before any refusal).
   assertProblem(await overloaded.client.request('POST', '/register', { body: bot(0) }), 503, 'overloaded', 'a course not known queued');
+  assertProblem(await overloaded.client.request('POST', '/register', { body: { ...bot(0), admission: 'not-an-admission' } }), 503, 'overloaded', 'not shaped like an admission');
+  const [first, ...rest] = joined;
+  const firstAnswer = await overloaded.client.request('POST', '/register', { body: { name: 'Student 0', email: first!.email, course, admission: admissions[0] } });
+  assert.equal(firstAnswer.status, 201, JSON.stringify(firstAnswer.body));
+  assertProblem(await overloaded.client.request('POST', '/register', { body: { ...bot(0), admission: 'A'.repeat(43) } }), 403, 'not-admitted', 'a forged admission for a course not known queued: the database decides');
   // The database's not-admitted (through the server that does not shed) teaches the pool's memory.
   assertProblem(await client.request('POST', '/register', { body: bot(0) }), 403, 'not-admitted', 'from the database');
 
   const [students, bots, forged] = await Promise.all([
-    Promise.all(joined.map((j, i) => overloaded.client.request('POST', '/register', { body: { name: `Student ${i}`, email: j.email, course, admission: admissions[i] } }))),
+    Promise.all(rest.map((j, i) => overloaded.client.request('POST', '/register', { body: { name: `Student ${i + 1}`, email: j.email, course, admission: admissions[i + 1] } }))),
     Promise.all(Array.from({ length: BOTS }, (_, i) => overloaded.client.request('POST', '/register', { body: bot(i) }))),
     overloaded.client.request('POST', '/register', { body: { ...bot(BOTS), admission: 'forged-admission-token-forged-admission' } }),
   ]);
@@ -76,6 +84,9 @@ test('overloaded: registrations with an admission are let through up to a bound 
   const course = await newCourse(client, { capacity: 5, waitlistCapacity: 0, opensAt: new Date(Date.now() + 3_600_000).toISOString(), queue: { order: 'arrival' } });
   assert.equal((await client.admin('PATCH', `/courses/${course}`, { opensAt: new Date(Date.now() - 1_000).toISOString() })).status, 200);
   const forged = (i: number) => ({ name: `Bot ${i}`, email: `forger${i}@example.org`, course, admission: `forged-admission-${i}-forged-admission-token` });
+  // Not known queued yet: with a bound of 0 an admission-shaped one is shed too (one bound over
+  // all such courses).
+  assertProblem(await none.client.request('POST', '/register', { body: { ...forged(1), admission: 'B'.repeat(43) } }), 503, 'overloaded', 'not known queued, over the bound');
   // Teach the pool's memory that the course is queued.
   assertProblem(await client.request('POST', '/register', { body: forged(0) }), 403, 'not-admitted', 'from the database');
 
@@ -87,4 +98,31 @@ test('overloaded: registrations with an admission are let through up to a bound 
   }
   const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
   assert.equal(registered[0]!.count, 0);
+});
+
+test('overloaded: a registration body trickled slower than the deadline gets 408 and its connection closed, not a held slot', async (t) => {
+  const overloaded = await startTestServer(stack.db.sql, { shedding: { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 } });
+  t.after(() => overloaded.close());
+  const body = JSON.stringify({ name: 'Slow', email: 'slow@example.org', course: 'some-course', admission: 'A'.repeat(43) });
+  const { port } = new URL(overloaded.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  t.after(() => socket.destroy());
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(`POST /register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`);
+  // One byte every 100 ms: the whole body would take about 10 s; the answer comes first.
+  let sent = 0;
+  while (sent < body.length && answer === '' && !socket.destroyed) {
+    socket.write(body[sent]!);
+    sent += 1;
+    await sleep(100);
+  }
+  await closed;
+  assert.ok(sent < body.length, `answered before the body was complete (${sent} of ${body.length} bytes sent)`);
+  const [head, json] = answer.split('\r\n\r\n');
+  assert.match(head!, /^HTTP\/1\.1 408 /);
+  assert.match(head!, /\r\nconnection: close\r\n/i);
+  assert.equal(JSON.parse(json!).type, '/problems/request-timeout');
 });

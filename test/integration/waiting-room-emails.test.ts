@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
+import { readQueueFigures } from '../../src/domain/queue-figures.service.ts';
 import { eventually } from '../support/eventually.ts';
 import { newCourse } from '../support/factories.ts';
 import { type Answer, assertProblem } from '../support/http.ts';
@@ -189,6 +190,45 @@ describe('the admission tick\'s emails', () => {
     assert.ok(!soldOut.some((m) => m.to.includes(first!.email)), 'the registered student is not told the course sold out');
     const link = pageLink(soldOut[0]!);
     assert.equal((await place(link.id, link.token)).body.status, 'sold-out');
+    await assertInvariants(stack.db.sql);
+  });
+});
+
+describe('closesAt', () => {
+  test('every place still waiting or admitted and not registered ends closed once, whoever ticks; each told by page and one email', async () => {
+    const course = await queuedCourse({ capacity: 2 });
+    const joined = await joinAll(course, 'close', 6);
+    await open(course);
+    await tick(course);
+    const views = await Promise.all(joined.map(async (j) => ({ ...j, ...(await place(j.id, j.queueToken)).body })));
+    const admitted = views.filter((v) => v.status === 'admitted');
+    assert.equal(admitted.length, 2, 'two seats: two admissions');
+    const [registering, late] = admitted;
+    assert.equal((await stack.server.client.request('POST', '/register', { body: { name: 'In time', email: registering!.email, course, admission: registering!.admission } })).status, 201);
+
+    const closing = await stack.server.client.admin('PATCH', `/courses/${course}`, { closesAt: past(1) });
+    assert.equal(closing.status, 200, JSON.stringify(closing.body));
+    // Two tickers at once (two job workers, or two instances): the course closes once.
+    const outcomes = await Promise.all([tick(course), tick(course)]);
+    assert.deepEqual(outcomes.map((o) => (o.outcome === 'closed' ? o.closedPlaces : o.outcome)).sort(), [0, 5]);
+    assert.deepEqual((await tick(course)).outcome, 'closed');
+    const [open_] = await stack.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM registrar_queued_courses_open() AS id WHERE id = ${course}`;
+    assert.equal(open_!.n, 0, 'a closed queue leaves the ticker\'s list');
+
+    const after = await Promise.all(joined.map(async (j) => ({ email: j.email, status: (await place(j.id, j.queueToken)).body.status as string })));
+    assert.deepEqual(countBy(after, (a) => a.status), { registered: 1, closed: 5 });
+    const refused = await stack.server.client.request('POST', '/register', { body: { name: 'Too late', email: late!.email, course, admission: late!.admission } });
+    assertProblem(refused, 409, 'registration-closed', 'an admission used after closesAt');
+    assertProblem(await join(course, 'close-late@example.org'), 409, 'registration-closed', 'joining after closesAt');
+
+    await assertEveryEventEmailedOnce();
+    const closed = stack.smtp.messages.filter((m) => /^Registration for .* has closed$/.test(m.subject));
+    assert.deepEqual(new Set(closed.flatMap((m) => m.to)), new Set(after.filter((a) => a.status === 'closed').map((a) => a.email)), 'one closed email per closed place');
+    assert.equal(closed.length, 5);
+    const link = pageLink(closed[0]!);
+    assert.equal((await place(link.id, link.token)).body.status, 'closed');
+    const figures = (await readQueueFigures(stack.db.sql)).find((f) => f.course === course);
+    assert.deepEqual(figures?.places, { unverified: 0, waiting: 0, admitted: 0, registered: 1, expired: 0, 'sold-out': 0, left: 0, closed: 5 });
     await assertInvariants(stack.db.sql);
   });
 });

@@ -399,6 +399,8 @@ export async function startBenchService(settings: BenchServiceSettings, options:
       EMAIL_CONCURRENCY: String(settings.emailConcurrency),
       // Every request comes from the one bench address: the per-client limit is not under test.
       RATE_LIMIT_PER_MINUTE: '0',
+      // e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: the service's processes only, not the bench's.
+      ...(process.env.BENCH_SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } : {}),
       ...settings.environment,
     },
   });

@@ -24,6 +24,32 @@ RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
   ) w
 $$;
 
+-- The end of a course's waiting room at closesAt, once (queue_states.closed_at), under the queue
+-- state's row lock taken by registrar_admit: every place that waits, is unverified, or is
+-- admitted and not registered becomes `closed` and gets an email of that kind (an admission ends
+-- at closesAt at the latest: a registration is refused from then on, and admitted_until is
+-- never later). A registration in flight holds its place's row lock (registrar_lock_admission),
+-- so this UPDATE waits for it and, re-checking the status, leaves a registered place as it is.
+-- Joins are refused from closesAt on (registrar_queue_join_refusal), so nobody comes after.
+CREATE OR REPLACE FUNCTION registrar_queue_close(p_course courses, p_state queue_states)
+RETURNS jsonb LANGUAGE plpgsql SET enable_seqscan = off AS $$
+DECLARE
+  v_closed integer := 0;
+  v_told uuid[];
+BEGIN
+  IF p_state.closed_at IS NOT NULL THEN RETURN jsonb_build_object('outcome', 'closed', 'closedPlaces', 0); END IF;
+  WITH closed AS (
+    UPDATE queue_places SET status = 'closed', updated_at = now()
+    WHERE course_id = p_course.id AND status IN ('unverified', 'waiting', 'admitted')
+    RETURNING id, rank, join_seq
+  )
+  SELECT count(*), array_agg(id ORDER BY rank NULLS LAST, join_seq) INTO v_closed, v_told FROM closed;
+  PERFORM registrar_queue_email(v_told, 'closed');
+  UPDATE queue_states SET closed_at = now(), closed_total = v_closed WHERE course_id = p_course.id;
+  RETURN jsonb_build_object('outcome', 'closed', 'closedPlaces', v_closed);
+END
+$$;
+
 -- One admission tick of a course (the job worker's ticker calls it about every 500 ms; any number
 -- of tickers, in any process or instance, may call it at once). Under the queue state's row lock
 -- (FOR UPDATE), so ticks of one course run one after another and each place is admitted once:
@@ -66,6 +92,9 @@ BEGIN
   IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
   SELECT * INTO STRICT v_course FROM courses WHERE id = p_course;
   IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
+  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
+    RETURN registrar_queue_close(v_course, v_state);
+  END IF;
   IF NOT registrar_course_is_open(v_course.opens_at, v_course.closes_at) THEN
     RETURN jsonb_build_object('outcome', 'closed');
   END IF;
@@ -117,7 +146,8 @@ BEGIN
         FOR NO KEY UPDATE
       ), admitted AS (
         UPDATE queue_places q SET status = 'admitted', admitted_at = now(),
-          admitted_until = now() + make_interval(secs => v_course.queue_admission_seconds), updated_at = now()
+          admitted_until = least(now() + make_interval(secs => v_course.queue_admission_seconds), coalesce(v_course.closes_at, 'infinity')),
+          updated_at = now()
         FROM next WHERE q.id = next.id
         RETURNING q.id, q.rank
       )
@@ -137,6 +167,7 @@ BEGIN
     passed = greatest(passed, coalesce(v_last_rank, 0)),
     admitted_total = admitted_total + v_admitted,
     expired_total = expired_total + v_expired,
+    sold_out_total = sold_out_total + v_sold_out,
     registered_total = v_registered_total,
     sold_out_at = v_state.sold_out_at,
     sample_at = v_state.sample_at, sample_admitted = v_state.sample_admitted,
@@ -149,10 +180,12 @@ BEGIN
 END
 $$;
 
--- The courses whose waiting room may have something to do: a queue, and open now.
+-- The courses whose waiting room may have something to do: a queue, and open now, or past
+-- closesAt and not yet closed (registrar_queue_close).
 CREATE OR REPLACE FUNCTION registrar_queued_courses_open() RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
   SELECT c.id FROM courses c JOIN queue_states s ON s.course_id = c.id
-  WHERE c.queue_order IS NOT NULL AND registrar_course_is_open(c.opens_at, c.closes_at)
+  WHERE c.queue_order IS NOT NULL
+    AND (registrar_course_is_open(c.opens_at, c.closes_at) OR (c.closes_at IS NOT NULL AND now() >= c.closes_at AND s.closed_at IS NULL))
   ORDER BY c.id
 $$;

@@ -2,6 +2,19 @@
 -- email. docs/design.md, "The waiting room".
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
+-- Why a course takes no join now, or NULL when it does: no such course (the row NULL, as
+-- SELECT INTO leaves it when none is found), no queue, before its queue's joinFrom, or past
+-- closesAt. The one check of the lone join and the batch's.
+CREATE OR REPLACE FUNCTION registrar_queue_join_refusal(p_course courses) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT CASE
+    WHEN p_course.id IS NULL THEN 'course-not-found'
+    WHEN p_course.queue_order IS NULL THEN 'no-queue'
+    WHEN p_course.queue_join_from IS NOT NULL AND now() < p_course.queue_join_from THEN 'queue-not-open'
+    WHEN p_course.closes_at IS NOT NULL AND now() >= p_course.closes_at THEN 'registration-closed'
+  END
+$$;
+
 -- A join enters the order under registrar_queue_enter's lock (queue-places.sql): before opensAt
 -- side by side with the other joins, from opensAt on ranked next under the queue state's row
 -- lock. A course with verifyEmail takes the place as unverified, with no rank and no lock: it
@@ -21,16 +34,11 @@ DECLARE
   v_state queue_states;
   v_place queue_places;
   v_rank bigint;
+  v_refusal text;
 BEGIN
   SELECT * INTO v_course FROM courses WHERE id = p_course;
-  IF NOT FOUND THEN RETURN jsonb_build_object('outcome', 'course-not-found'); END IF;
-  IF v_course.queue_order IS NULL THEN RETURN jsonb_build_object('outcome', 'no-queue'); END IF;
-  IF v_course.queue_join_from IS NOT NULL AND now() < v_course.queue_join_from THEN
-    RETURN jsonb_build_object('outcome', 'queue-not-open');
-  END IF;
-  IF v_course.closes_at IS NOT NULL AND now() >= v_course.closes_at THEN
-    RETURN jsonb_build_object('outcome', 'registration-closed');
-  END IF;
+  v_refusal := registrar_queue_join_refusal(v_course);
+  IF v_refusal IS NOT NULL THEN RETURN jsonb_build_object('outcome', v_refusal); END IF;
 
   IF v_course.queue_verify_email THEN
     SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = p_course;
@@ -90,9 +98,7 @@ DECLARE
 BEGIN
   FOR v_course_id IN SELECT DISTINCT c FROM unnest(p_courses) AS c ORDER BY c LOOP
     SELECT * INTO v_course FROM courses WHERE id = v_course_id;
-    IF FOUND AND v_course.queue_order IS NOT NULL
-       AND (v_course.queue_join_from IS NULL OR now() >= v_course.queue_join_from)
-       AND (v_course.closes_at IS NULL OR now() < v_course.closes_at)
+    IF registrar_queue_join_refusal(v_course) IS NULL
        AND (v_course.queue_verify_email OR (v_course.opens_at IS NOT NULL AND now() < v_course.opens_at)) THEN
       IF v_course.queue_verify_email THEN
         SELECT * INTO STRICT v_state FROM queue_states WHERE course_id = v_course_id;

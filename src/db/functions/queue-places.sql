@@ -165,13 +165,39 @@ LANGUAGE sql AS $$
 $$;
 
 -- Leaves the queue (DELETE /queue/{id}): a place not yet registered, expired or sold out becomes
--- `left`; an admitted one frees its admission (the next tick admits the next place). Answers
--- the place as it is after.
+-- `left`; an admitted one frees its admission (the next tick admits the next place). The course's
+-- left_total counts it, in the same transaction, for the workers that remember waiting places
+-- (registrar_queue_views). Answers the place as it is after.
 CREATE OR REPLACE FUNCTION registrar_queue_leave(p_id uuid) RETURNS jsonb
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_course text;
 BEGIN
   UPDATE queue_places SET status = 'left', updated_at = now()
-  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted');
+  WHERE id = p_id AND status IN ('unverified', 'waiting', 'admitted')
+  RETURNING course_id INTO v_course;
+  IF FOUND THEN
+    UPDATE queue_states SET left_total = left_total + 1 WHERE course_id = v_course;
+  END IF;
   RETURN registrar_queue_place(p_id);
 END
+$$;
+
+-- What a waiting place's answer depends on, per queued course, for the HTTP workers' memory of
+-- waiting places (src/domain/queue-place-memory.ts): the admission pointer and rate (position,
+-- ahead and estimate are arithmetic on them and the rank), whether the places are ordered,
+-- whether the course is sold out or closed, the places that left or were sold out so far
+-- (gone_total: a waiting place changes status only by admission, the pointer, or by these), and
+-- the milliseconds from
+-- now() to opensAt and closesAt (NULL: none), so that the worker measures them on its own clock.
+-- One row per course with a queue; a few rows, read by key.
+CREATE OR REPLACE FUNCTION registrar_queue_views() RETURNS TABLE (
+  course_id text, passed bigint, admission_rate float8, ordered boolean, sold_out boolean, closed boolean,
+  gone_total bigint, opens_in_ms float8, closes_in_ms float8
+) LANGUAGE sql STABLE AS $$
+  SELECT s.course_id, s.passed, s.admission_rate, s.ordered_at IS NOT NULL, s.sold_out_at IS NOT NULL,
+    s.closed_at IS NOT NULL, s.left_total + s.sold_out_total,
+    extract(epoch FROM c.opens_at - now())::float8 * 1000, extract(epoch FROM c.closes_at - now())::float8 * 1000
+  FROM queue_states s JOIN courses c ON c.id = s.course_id
+  WHERE c.queue_order IS NOT NULL
 $$;

@@ -20,7 +20,7 @@ export type EmailEvent = {
 };
 
 /** The waiting room's emails (src/db/functions/queue-emails.sql): 'link' is the link sent again on a second join. */
-export type QueueEmailKind = 'joined' | 'link' | 'admitted' | 'sold-out';
+export type QueueEmailKind = 'joined' | 'link' | 'admitted' | 'sold-out' | 'closed';
 
 export type QueueEmailEvent = {
   eventId: string;

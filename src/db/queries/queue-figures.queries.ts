@@ -16,6 +16,7 @@ export type QueueFiguresRow = {
   expired: number;
   sold_out: number;
   left_queue: number;
+  closed: number;
 };
 
 export async function selectQueueFigures(sql: Sql): Promise<QueueFiguresRow[]> {
@@ -23,6 +24,6 @@ export async function selectQueueFigures(sql: Sql): Promise<QueueFiguresRow[]> {
     SELECT course_id, ordered_at, sold_out_at, admission_rate, admitted_total::float8 AS admitted_total,
       waiting::float8 AS waiting, unverified::float8 AS unverified, admitted::float8 AS admitted,
       registered::float8 AS registered, expired::float8 AS expired, sold_out::float8 AS sold_out,
-      left_queue::float8 AS left_queue
+      left_queue::float8 AS left_queue, closed::float8 AS closed
     FROM registrar_queue_figures()`;
 }

@@ -6,7 +6,7 @@ import { perPool } from '../per-pool.ts';
 import { retryTransaction, runBatch } from '../retry-policy.ts';
 import { GROUP_COMMIT_MAX_IN_FLIGHT } from './registrations.queries.ts';
 
-export type QueuePlaceStatus = 'unverified' | 'waiting' | 'admitted' | 'registered' | 'expired' | 'sold-out' | 'left';
+export type QueuePlaceStatus = 'unverified' | 'waiting' | 'admitted' | 'registered' | 'expired' | 'sold-out' | 'left' | 'closed';
 
 /** Built by registrar_queue_place_row() in SQL: snake_case keys, JSON types. */
 export type QueuePlaceRow = {
@@ -114,7 +114,7 @@ export async function leaveQueuePlace(sql: Sql, id: string): Promise<QueuePlaceR
 
 /** What one admission tick of a course did (registrar_admit). */
 export type AdmitOutcome =
-  | { outcome: 'no-queue' | 'closed' }
+  | { outcome: 'no-queue' | 'closed'; closedPlaces?: number }
   | { outcome: 'admitting' | 'sold-out'; admitted: number; expired: number; soldOut: number; outstanding: number; bound: number | null; registered: number };
 
 export async function admitFromQueue(sql: Sql, courseId: string): Promise<AdmitOutcome> {
@@ -127,4 +127,23 @@ export async function admitFromQueue(sql: Sql, courseId: string): Promise<AdmitO
 export async function listOpenQueuedCourses(sql: Sql): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`SELECT registrar_queued_courses_open() AS id`;
   return rows.map((row) => row.id);
+}
+
+/** What a waiting place's answer depends on, per queued course (registrar_queue_views). */
+export type QueueViewRow = {
+  course_id: string;
+  passed: number;
+  admission_rate: number;
+  ordered: boolean;
+  sold_out: boolean;
+  closed: boolean;
+  gone_total: number;
+  opens_in_ms: number | null;
+  closes_in_ms: number | null;
+};
+
+export async function readQueueViews(sql: Sql): Promise<QueueViewRow[]> {
+  return sql<QueueViewRow[]>`
+    SELECT course_id, passed::float8 AS passed, admission_rate, ordered, sold_out, closed, gone_total::float8 AS gone_total, opens_in_ms, closes_in_ms
+    FROM registrar_queue_views()`;
 }

@@ -121,7 +121,7 @@
     $('waiting-rooms-table').tBodies[0].replaceChildren(...rooms.map((r) => {
       const state = r.soldOutSince ? `sold out since ${new Date(r.soldOutSince).toLocaleTimeString()}` : r.ordered ? 'admitting' : 'joining (not ordered yet)';
       const p = r.places;
-      const tr = row([r.course, state, p.waiting, p.unverified, p.admitted, p.registered, p.expired, p.left, p['sold-out'], `${round(r.admissionsPerSecond)}/s`]);
+      const tr = row([r.course, state, p.waiting, p.unverified, p.admitted, p.registered, p.expired, p.left, p['sold-out'], p.closed, `${round(r.admissionsPerSecond)}/s`]);
       tr.dataset.course = r.course;
       return tr;
     }));

@@ -6,7 +6,7 @@
   const id = location.pathname.split('/')[2];
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   const auth = { authorization: `Bearer ${token}` };
-  const FINAL = new Set(['registered', 'expired', 'sold-out', 'left']);
+  const FINAL = new Set(['registered', 'expired', 'sold-out', 'left', 'closed']);
   const STATUS_TEXT = {
     unverified: 'waiting for your email address to be confirmed',
     waiting: 'waiting',
@@ -15,6 +15,7 @@
     expired: 'admission expired',
     'sold-out': 'sold out',
     left: 'left the queue',
+    closed: 'registration closed',
   };
   const MESSAGES = {
     unverified: 'Your place counts once your email address is confirmed: open the link in the email we sent you.',
@@ -24,6 +25,7 @@
     expired: 'Your admission expired before you registered; your place went on to the next student.',
     'sold-out': 'Sorry: every seat and waitlist place of this course is taken. Nobody behind you will get one either.',
     left: 'You left the queue.',
+    closed: 'Sorry: registration for this course closed before your turn to register came or was used.',
   };
   const $ = (name) => document.getElementById(name);
   let place;

@@ -40,7 +40,7 @@ export function registerQueueEventRoutes(app: App, { sql, auth, limit, tracker, 
     schema: {
       tags: ['queue'],
       summary: 'The place\'s live state as server-sent events (queue token or admin)',
-      description: 'Each message is `id: <n>`, `event: place` and `data: <the JSON of GET /queue/{id}>`: the current state at once, then at most one message a second: at once when the status, the admission or `admittedUntil` changes, and when only the position (with `ahead` and the estimate) moved, once it fell by a tenth or 5 s after the last message; `: keep-alive` comments every 15 s. The stream ends after the message of a final status (registered, expired, sold-out, left). A page that reconnects (sending Last-Event-ID or not) gets the current state at once; the ids count on from its Last-Event-ID.',
+      description: 'Each message is `id: <n>`, `event: place` and `data: <the JSON of GET /queue/{id}>`: the current state at once, then at most one message a second: at once when the status, the admission or `admittedUntil` changes, and when only the position (with `ahead` and the estimate) moved, once it fell by a tenth or 5 s after the last message; `: keep-alive` comments every 15 s. The stream ends after the message of a final status (registered, expired, sold-out, left, closed). A page that reconnects (sending Last-Event-ID or not) gets the current state at once; the ids count on from its Last-Event-ID.',
       security: [{ bearer: [] }],
       params: QueuePlaceParams,
       response: {

@@ -55,7 +55,7 @@ export function registerRegistrationRoutes(app: App, { sql, auth, limit }: Route
       response: {
         201: Type.Union([CreatedRegistration, CreatedRegistrations]),
         200: Type.Union([AlreadyRegistered, AlreadyRegisteredCourses]),
-        ...problemResponses(400, 403, 404, 409, 413, 422, 429, 503),
+        ...problemResponses(400, 403, 404, 408, 409, 413, 422, 429, 503),
       },
     },
   }, async function registerRoute(request, reply) {

@@ -5,9 +5,9 @@ import { Email, PrintableText, Uuid } from './common.schemas.ts';
 
 const PlaceStatus = Type.Union([
   Type.Literal('unverified'), Type.Literal('waiting'), Type.Literal('admitted'), Type.Literal('registered'),
-  Type.Literal('expired'), Type.Literal('sold-out'), Type.Literal('left'),
+  Type.Literal('expired'), Type.Literal('sold-out'), Type.Literal('left'), Type.Literal('closed'),
 ], {
-  description: 'unverified (verifyEmail: until the link in its email is opened), waiting (until admitted), admitted (register before admittedUntil, with the admission), registered, expired (admitted but not registered in time: the place went on), sold-out (seats and waitlist gone), left',
+  description: 'unverified (verifyEmail: until the link in its email is opened), waiting (until admitted), admitted (register before admittedUntil, with the admission), registered, expired (admitted but not registered in time: the place went on), sold-out (seats and waitlist gone), left, closed (registration closed at closesAt before this place registered: waiting, unverified or admitted then)',
 });
 
 const Count = Type.Union([Type.Integer(), Type.Null()]);
