@@ -275,14 +275,14 @@ test('a waiting room on the dashboard and /metrics: its places by status through
     assert.equal(new Set(keys).size, keys.length, `one sample per series: ${keys.join(', ')}`);
     const value = (name: string, status?: string) => samples.find((s) => s.name === name && (status === undefined || s.labels.status === status))?.value;
     return {
-      places: Object.fromEntries(['unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left'].map((status) => [status, value('registrar_queue_places', status)])),
+      places: Object.fromEntries(['unverified', 'waiting', 'admitted', 'registered', 'expired', 'sold-out', 'left', 'closed'].map((status) => [status, value('registrar_queue_places', status)])),
       ordered: value('registrar_queue_ordered'),
       admitted: value('registrar_queue_admitted_total'),
       rate: value('registrar_queue_admission_rate'),
       soldOutSince: value('registrar_queue_sold_out_timestamp_seconds'),
     };
   };
-  const none = { unverified: 0, waiting: 0, admitted: 0, registered: 0, expired: 0, 'sold-out': 0, left: 0 };
+  const none = { unverified: 0, waiting: 0, admitted: 0, registered: 0, expired: 0, 'sold-out': 0, left: 0, closed: 0 };
   assert.deepEqual(await figures(), { places: { ...none, waiting: 8 }, ordered: 0, admitted: 0, rate: 0, soldOutSince: undefined });
 
   const page = await (await openBrowser()).newPage();
@@ -297,8 +297,8 @@ test('a waiting room on the dashboard and /metrics: its places by status through
     const shown = [...(tr?.querySelectorAll('td') ?? [])].map((td) => td.textContent ?? '');
     return cells.every((cell, i) => cell === '*' || shown[i] === cell) && shown;
   }, [course, expected] as const, { timeout: 30_000 }).then((handle) => handle.jsonValue());
-  //                course   state                         waiting unverified admitted registered expired left sold-out rate
-  await row([course, 'joining (not ordered yet)', '8', '0', '0', '0', '0', '0', '0', '0/s']);
+  //                course   state                         waiting unverified admitted registered expired left sold-out closed rate
+  await row([course, 'joining (not ordered yet)', '8', '0', '0', '0', '0', '0', '0', '0', '0/s']);
   assert.equal(await page.locator('#waiting-rooms').isVisible(), true);
 
   // Opened: the job worker's ticker orders the places and admits as many as the seats.
@@ -313,7 +313,7 @@ test('a waiting room on the dashboard and /metrics: its places by status through
   const admitting = await eventually(figures, (f) => f.places.registered === 2);
   assert.deepEqual({ ...admitting, rate: undefined }, { places: { ...none, waiting: 4, admitted: 1, registered: 2, left: 1 }, ordered: 1, admitted: 3, rate: undefined, soldOutSince: undefined });
   assert.ok(admitting.rate! > 0, `admissions per second ${admitting.rate}`);
-  await row([course, 'admitting', '4', '0', '1', '2', '0', '1', '0', '*']);
+  await row([course, 'admitting', '4', '0', '1', '2', '0', '1', '0', '0', '*']);
 
   // The last seat taken: the next tick sells out every waiting place at once.
   const last = await client.request('POST', '/register', { body: { name: 'A Student', email: joined[2]!.email, course, admission: await admission(joined[2]!) } });
@@ -321,7 +321,7 @@ test('a waiting room on the dashboard and /metrics: its places by status through
   const soldOut = await eventually(figures, (f) => f.places['sold-out'] === 4);
   assert.deepEqual(soldOut.places, { ...none, registered: 3, 'sold-out': 4, left: 1 });
   assert.ok(soldOut.soldOutSince! * 1000 <= Date.now() && soldOut.soldOutSince! * 1000 > Date.now() - 60_000, `sold out since ${soldOut.soldOutSince}`);
-  const shown = await row([course, '*', '0', '0', '0', '3', '0', '1', '4', '*']);
+  const shown = await row([course, '*', '0', '0', '0', '3', '0', '1', '4', '0', '*']);
   assert.match((shown as string[])[1]!, /^sold out since /);
   await mkdir(ARTIFACTS, { recursive: true });
   await page.locator('#waiting-rooms').screenshot({ path: path.join(ARTIFACTS, 'dashboard-waiting-rooms.png') });
