@@ -739,6 +739,14 @@ BEGIN
       IF v_course.term_id IS NOT NULL THEN
         PERFORM 1 FROM term_students WHERE term_id = v_course.term_id AND email_key = v_swap.email_key FOR NO KEY UPDATE NOWAIT;
       END IF;
+      -- An offer of the old course whose deadline has come still holds its seat: the seat this
+      -- cancel frees must not be offered beside it (invariant 9). Settling needs the counts of
+      -- those offers' students, in lock order: the attempt locked first settles them
+      -- (registrar_lock_counts_and_settle), as a lock found held does.
+      IF v_course.offered > 0 AND EXISTS (SELECT 1 FROM registrations
+          WHERE course_id = v_swap.old_course AND offer_until <= clock_timestamp()) THEN
+        RAISE EXCEPTION 'course % holds an offer past its deadline', v_swap.old_course USING ERRCODE = 'lock_not_available';
+      END IF;
     EXCEPTION WHEN lock_not_available THEN
       RAISE EXCEPTION 'a waiting swap needs course % locked first', v_swap.old_course
         USING ERRCODE = 'RGW01', DETAIL = v_swap.old_course || E'\n' || v_swap.email_key;

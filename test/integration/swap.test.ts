@@ -224,6 +224,32 @@ describe('a swap that waits ("wait": true)', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('a completed swap settles its old course\'s offers past their deadline before offering the seat it frees', async () => {
+    const a = await newCourse(client(), { capacity: 2, waitlistCapacity: 3 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'due-ann');
+    const leaver = await registered(a, 1, 'due-leaver');
+    const wes = await registered(a, 1, 'due-wes');
+    const wil = await registered(a, 1, 'due-wil');
+    const bea = await registered(b, 1, 'due-bea');
+    assert.equal((await client().admin('PATCH', `/courses/${a}`, { promotion: 'offer' })).status, 200);
+    assert.equal((await client().request('DELETE', `/registrations/${leaver.id}`, { token: leaver.manageToken })).status, 200);
+    // The swap settles a's due offers itself: wes's deadline passes after it.
+    assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    const moved = await stack.db.sql`UPDATE registrations SET offer_until = clock_timestamp() - interval '1 second'
+      WHERE id = ${wes.id} AND offer_until IS NOT NULL RETURNING id`;
+    assert.equal(moved.length, 1, 'wes holds the offer, now past its deadline');
+    // bea's cancel completes ann's swap, freeing ann's seat in a: wes's offer ends first, so
+    // both seats go on (wil's offer and nobody's past its deadline).
+    assert.equal((await client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    const due = await stack.db.sql`SELECT id FROM registrations WHERE course_id = ${a} AND offer_until <= clock_timestamp()`;
+    assert.deepEqual([...due], [], 'no offer past its deadline holds a seat');
+    const [wilRow] = await stack.db.sql<{ offer_until: Date | null }[]>`SELECT offer_until FROM registrations WHERE id = ${wil.id}`;
+    assert.notEqual(wilRow!.offer_until, null, 'the freed seat is offered to wil');
+    await assertInvariants(stack.db.sql);
+  });
+
   test('hundreds of waiting swaps both ways racing cancels, immediate swaps and capacity raises: nobody holds neither, nobody both after the swap', async () => {
     const a = await newCourse(client(), { capacity: 40, waitlistCapacity: 200 });
     const b = await newCourse(client(), { capacity: 40, waitlistCapacity: 200 });
