@@ -200,6 +200,20 @@ describe('a swap that waits ("wait": true)', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('a waiting swap whose old registration is cancelled no longer bars the course from offering its seats', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 1 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'plain-ann');
+    await registered(b, 1, 'plain-bea');
+    assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    assertProblem(await client().admin('PATCH', `/courses/${b}`, { promotion: 'offer' }), 409, 'conflict', 'offers while a swap waits');
+    assert.equal((await client().request('DELETE', `/registrations/${ann.id}`, { token: ann.manageToken })).status, 200);
+    const patched = await client().admin('PATCH', `/courses/${b}`, { promotion: 'offer' });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.promotion, 'offer');
+    await assertInvariants(stack.db.sql);
+  });
+
   test('a promotion completing a swap whose old course another transaction holds runs again with it locked first', async () => {
     const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
     const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
