@@ -2133,6 +2133,11 @@ BEGIN
     IF v_result ->> 'outcome' <> 'created' THEN
       RETURN v_result;
     END IF;
+    -- Under these locks nothing freed a seat since the attempt above; a registration enrolled
+    -- here would leave the student holding both courses with no swap to complete.
+    IF v_result #>> '{registration,status}' IS DISTINCT FROM 'waitlisted' THEN
+      RAISE EXCEPTION 'a waiting swap into % was not waitlisted but %', p_course_id, v_result #>> '{registration,status}';
+    END IF;
     v_new_id := (v_result #>> '{registration,id}')::uuid;
     UPDATE registrations SET swap_from = p_registration_id WHERE id = v_new_id;
     UPDATE registration_events SET reason = format('waitlisted to swap from %s to %s; position %s',
