@@ -214,6 +214,30 @@ describe('a swap that waits ("wait": true)', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('a swap at once of a registration waiting to swap withdraws the waiting one; refused, it leaves it waiting', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 1 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const full = await newCourse(client(), { capacity: 1, waitlistCapacity: 0 });
+    const c = await newCourse(client(), { capacity: 1, waitlistCapacity: 0 });
+    const ann = await registered(a, 1, 'mind-ann');
+    const bea = await registered(b, 1, 'mind-bea');
+    await registered(full, 1, 'mind-full');
+    const waiting = await swap(client(), ann, { course: b, wait: true });
+    assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
+    assertProblem(await swap(client(), ann, { course: full }), 409, 'no-seat', 'refused at once');
+    assert.deepEqual([...await heldBy(ann.email)].sort(), [[a, 'enrolled'], [b, 'waitlisted']].sort(), 'the waiting swap stands');
+    const at = await swap(client(), ann, { course: c });
+    assert.equal(at.status, 200, JSON.stringify(at.body));
+    assert.deepEqual([...await heldBy(ann.email)], [[c, 'enrolled']], 'the waiting place withdrawn with the swap');
+    assert.deepEqual((await historyOf(waiting.body.registration.id)).at(-1), {
+      kind: 'cancelled', actor: 'student', reason: `swap from ${a} to ${b} withdrawn: swapped to ${c}`,
+    });
+    // b's seat freed later goes to nobody of ann's.
+    assert.equal((await client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(ann.email)], [[c, 'enrolled']]);
+    await assertInvariants(stack.db.sql);
+  });
+
   test('a promotion completing a swap whose old course another transaction holds runs again with it locked first', async () => {
     const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
     const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
