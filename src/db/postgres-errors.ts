@@ -57,11 +57,13 @@ export function isDatabaseOutOfResources(error: unknown): boolean {
 }
 
 /**
- * SQLSTATEs of a transaction rolled back for a concurrent one: a deadlock (40P01) or a
- * serialization failure (40001). Retried by src/db/retry-policy.ts; one that keeps coming back
- * after its attempts is temporary all the same, and answered 503 with Retry-After, not 500.
+ * SQLSTATEs of a transaction rolled back for a concurrent one: a deadlock (40P01), a
+ * serialization failure (40001), or a waiting swap's old course held by another transaction
+ * (RGW01, src/db/functions/swap.sql). Retried by src/db/retry-policy.ts and src/db/swap-locks.ts;
+ * one that keeps coming back after its attempts is temporary all the same, and answered 503 with
+ * Retry-After, not 500.
  */
-const CONFLICT_CODES: ReadonlySet<string> = new Set(['40P01', '40001']);
+const CONFLICT_CODES: ReadonlySet<string> = new Set(['40P01', '40001', 'RGW01']);
 
 export function isTransactionConflict(error: unknown): boolean {
   const code = errorCode(error);

@@ -739,6 +739,14 @@ BEGIN
       IF v_course.term_id IS NOT NULL THEN
         PERFORM 1 FROM term_students WHERE term_id = v_course.term_id AND email_key = v_swap.email_key FOR NO KEY UPDATE NOWAIT;
       END IF;
+      -- An offer of the old course whose deadline has come still holds its seat: the seat this
+      -- cancel frees must not be offered beside it (invariant 9). Settling needs the counts of
+      -- those offers' students, in lock order: the attempt locked first settles them
+      -- (registrar_lock_counts_and_settle), as a lock found held does.
+      IF v_course.offered > 0 AND EXISTS (SELECT 1 FROM registrations
+          WHERE course_id = v_swap.old_course AND offer_until <= clock_timestamp()) THEN
+        RAISE EXCEPTION 'course % holds an offer past its deadline', v_swap.old_course USING ERRCODE = 'lock_not_available';
+      END IF;
     EXCEPTION WHEN lock_not_available THEN
       RAISE EXCEPTION 'a waiting swap needs course % locked first', v_swap.old_course
         USING ERRCODE = 'RGW01', DETAIL = v_swap.old_course || E'\n' || v_swap.email_key;
@@ -2060,6 +2068,7 @@ DECLARE
   v_new_id uuid;
   v_reason text;
   v_courses text[];
+  v_withdrawn registrations;
 BEGIN
   SELECT * INTO v_old FROM registrations WHERE id = p_registration_id;
   IF NOT FOUND THEN
@@ -2068,7 +2077,12 @@ BEGIN
   IF v_old.course_id = p_course_id THEN
     RETURN jsonb_build_object('outcome', 'same-course');
   END IF;
-  v_courses := ARRAY[v_old.course_id, p_course_id] || registrar_also_courses(p_also);
+  -- A waiting swap out of this registration is withdrawn by a swap at once (below): its course
+  -- and the student's count there are locked with the others. Read before the locks, it is read
+  -- again under the old course's lock (which every waiting swap out of it takes).
+  v_courses := ARRAY[v_old.course_id, p_course_id]
+    || coalesce((SELECT array_agg(course_id) FROM registrations WHERE swap_from = p_registration_id AND status = 'waitlisted'), '{}')
+    || registrar_also_courses(p_also);
   PERFORM 1 FROM courses WHERE id = ANY (v_courses) ORDER BY id FOR NO KEY UPDATE;
   SELECT * INTO v_new FROM courses WHERE id = p_course_id;
   IF NOT FOUND THEN
@@ -2077,15 +2091,29 @@ BEGIN
   -- The student's counts in both courses' terms (and p_also's) and those of the offers due in
   -- these courses, locked in key order; then offers whose deadline has come end (offers.sql):
   -- the old registration's may be among them. The cancel and the registration below find them settled.
-  PERFORM registrar_lock_counts_and_settle(v_courses, ARRAY[v_old.course_id, p_course_id] || registrar_also_courses(p_also),
-    ARRAY[v_old.email_key, v_old.email_key] || registrar_also_keys(p_also), clock_timestamp());
+  PERFORM registrar_lock_counts_and_settle(v_courses, v_courses,
+    array_fill(v_old.email_key, ARRAY[cardinality(v_courses) - cardinality(p_also)]) || registrar_also_keys(p_also), clock_timestamp());
   -- Read the status only under the course lock: it cannot change until we commit.
   SELECT * INTO STRICT v_old FROM registrations WHERE id = p_registration_id;
   IF v_old.status = 'cancelled' THEN
     RETURN jsonb_build_object('outcome', 'not-active', 'registration', registrar_registration_row(v_old));
   END IF;
+  SELECT * INTO v_withdrawn FROM registrations WHERE swap_from = p_registration_id AND status = 'waitlisted';
+  IF FOUND AND NOT v_withdrawn.course_id = ANY (v_courses) THEN
+    -- A waiting swap made after the read above: its course is locked first on the next attempt.
+    RAISE EXCEPTION 'a swap needs course % locked first', v_withdrawn.course_id
+      USING ERRCODE = 'RGW01', DETAIL = v_withdrawn.course_id || E'\n' || v_old.email_key;
+  END IF;
   v_reason := format('swapped from %s to %s', v_old.course_id, p_course_id);
   BEGIN
+    -- The student changed their mind: a swap at once elsewhere withdraws the waiting one (its
+    -- place and term place freed first, as a cancel's), or, refused, leaves it as it was. Into
+    -- the course it waits on, the student is registered there already.
+    IF v_withdrawn.id IS NOT NULL AND v_withdrawn.course_id <> p_course_id THEN
+      PERFORM registrar_cancel(v_withdrawn.id, p_actor, true);
+      UPDATE registration_events SET reason = format('swap from %s to %s withdrawn: swapped to %s', v_old.course_id, v_withdrawn.course_id, p_course_id)
+      WHERE id = (SELECT max(id) FROM registration_events WHERE registration_id = v_withdrawn.id);
+    END IF;
     v_cancel := registrar_cancel(p_registration_id, p_actor, true);
     v_result := (registrar_register_batch(true, ARRAY[p_course_id], ARRAY[v_old.name], ARRAY[v_old.email],
       ARRAY[v_old.email_key], ARRAY[p_token], ARRAY[NULL::bytea], ARRAY[NULL::bytea], ARRAY[NULL::bytea],
@@ -2124,6 +2152,11 @@ BEGIN
       ARRAY[NULL::bytea], p_actor, true))[1];
     IF v_result ->> 'outcome' <> 'created' THEN
       RETURN v_result;
+    END IF;
+    -- Under these locks nothing freed a seat since the attempt above; a registration enrolled
+    -- here would leave the student holding both courses with no swap to complete.
+    IF v_result #>> '{registration,status}' IS DISTINCT FROM 'waitlisted' THEN
+      RAISE EXCEPTION 'a waiting swap into % was not waitlisted but %', p_course_id, v_result #>> '{registration,status}';
     END IF;
     v_new_id := (v_result #>> '{registration,id}')::uuid;
     UPDATE registrations SET swap_from = p_registration_id WHERE id = v_new_id;

@@ -200,6 +200,44 @@ describe('a swap that waits ("wait": true)', () => {
     await assertInvariants(stack.db.sql);
   });
 
+  test('a waiting swap whose old registration is cancelled no longer bars the course from offering its seats', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 1 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'plain-ann');
+    await registered(b, 1, 'plain-bea');
+    assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    assertProblem(await client().admin('PATCH', `/courses/${b}`, { promotion: 'offer' }), 409, 'conflict', 'offers while a swap waits');
+    assert.equal((await client().request('DELETE', `/registrations/${ann.id}`, { token: ann.manageToken })).status, 200);
+    const patched = await client().admin('PATCH', `/courses/${b}`, { promotion: 'offer' });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.promotion, 'offer');
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('a swap at once of a registration waiting to swap withdraws the waiting one; refused, it leaves it waiting', async () => {
+    const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 1 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const full = await newCourse(client(), { capacity: 1, waitlistCapacity: 0 });
+    const c = await newCourse(client(), { capacity: 1, waitlistCapacity: 0 });
+    const ann = await registered(a, 1, 'mind-ann');
+    const bea = await registered(b, 1, 'mind-bea');
+    await registered(full, 1, 'mind-full');
+    const waiting = await swap(client(), ann, { course: b, wait: true });
+    assert.equal(waiting.status, 202, JSON.stringify(waiting.body));
+    assertProblem(await swap(client(), ann, { course: full }), 409, 'no-seat', 'refused at once');
+    assert.deepEqual([...await heldBy(ann.email)].sort(), [[a, 'enrolled'], [b, 'waitlisted']].sort(), 'the waiting swap stands');
+    const at = await swap(client(), ann, { course: c });
+    assert.equal(at.status, 200, JSON.stringify(at.body));
+    assert.deepEqual([...await heldBy(ann.email)], [[c, 'enrolled']], 'the waiting place withdrawn with the swap');
+    assert.deepEqual((await historyOf(waiting.body.registration.id)).at(-1), {
+      kind: 'cancelled', actor: 'student', reason: `swap from ${a} to ${b} withdrawn: swapped to ${c}`,
+    });
+    // b's seat freed later goes to nobody of ann's.
+    assert.equal((await client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(ann.email)], [[c, 'enrolled']]);
+    await assertInvariants(stack.db.sql);
+  });
+
   test('a promotion completing a swap whose old course another transaction holds runs again with it locked first', async () => {
     const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
     const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
@@ -221,6 +259,32 @@ describe('a swap that waits ("wait": true)', () => {
       holder.release();
     }
     assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    await assertInvariants(stack.db.sql);
+  });
+
+  test('a completed swap settles its old course\'s offers past their deadline before offering the seat it frees', async () => {
+    const a = await newCourse(client(), { capacity: 2, waitlistCapacity: 3 });
+    const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
+    const ann = await registered(a, 1, 'due-ann');
+    const leaver = await registered(a, 1, 'due-leaver');
+    const wes = await registered(a, 1, 'due-wes');
+    const wil = await registered(a, 1, 'due-wil');
+    const bea = await registered(b, 1, 'due-bea');
+    assert.equal((await client().admin('PATCH', `/courses/${a}`, { promotion: 'offer' })).status, 200);
+    assert.equal((await client().request('DELETE', `/registrations/${leaver.id}`, { token: leaver.manageToken })).status, 200);
+    // The swap settles a's due offers itself: wes's deadline passes after it.
+    assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    const moved = await stack.db.sql`UPDATE registrations SET offer_until = clock_timestamp() - interval '1 second'
+      WHERE id = ${wes.id} AND offer_until IS NOT NULL RETURNING id`;
+    assert.equal(moved.length, 1, 'wes holds the offer, now past its deadline');
+    // bea's cancel completes ann's swap, freeing ann's seat in a: wes's offer ends first, so
+    // both seats go on (wil's offer and nobody's past its deadline).
+    assert.equal((await client().request('DELETE', `/registrations/${bea.id}`, { token: bea.manageToken })).status, 200);
+    assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    const due = await stack.db.sql`SELECT id FROM registrations WHERE course_id = ${a} AND offer_until <= clock_timestamp()`;
+    assert.deepEqual([...due], [], 'no offer past its deadline holds a seat');
+    const [wilRow] = await stack.db.sql<{ offer_until: Date | null }[]>`SELECT offer_until FROM registrations WHERE id = ${wil.id}`;
+    assert.notEqual(wilRow!.offer_until, null, 'the freed seat is offered to wil');
     await assertInvariants(stack.db.sql);
   });
 

@@ -93,7 +93,11 @@ export async function lockCourse(tx: TransactionSql, id: string, also: readonly 
 
 /** Whether registrations wait on the course to swap into it (swap.sql). */
 export async function hasWaitingSwaps(tx: TransactionSql, id: string): Promise<boolean> {
-  const rows = await tx`SELECT 1 FROM registrations WHERE course_id = ${id} AND status = 'waitlisted' AND swap_from IS NOT NULL LIMIT 1`;
+  // A waiting registration whose old one is cancelled is an ordinary waitlist place (swap.sql),
+  // and cancelled is final: one read active may be cancelled meanwhile, never the other way.
+  const rows = await tx`
+    SELECT 1 FROM registrations n JOIN registrations o ON o.id = n.swap_from
+    WHERE n.course_id = ${id} AND n.status = 'waitlisted' AND o.status <> 'cancelled' LIMIT 1`;
   return rows.length > 0;
 }
 
