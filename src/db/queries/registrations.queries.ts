@@ -27,13 +27,13 @@ export const GROUP_COMMIT_MAX_BATCH = 256;
 /** Batches of one process in flight at once, for a group commit without keys, whose batches may meet on the same rows. */
 export const GROUP_COMMIT_MAX_IN_FLIGHT = 1;
 /**
- * Registration batches of one process in flight at once, kept on disjoint courses (keysOf,
- * src/db/group-commit.ts): spread over many courses, a worker keeps 4 of its 8 connections
- * writing and their WAL flushes overlap; on one hot course the keys leave one batch in flight,
- * which gathers what arrives meanwhile (more would only queue on the course lock and be decided
- * again). The rest of the pool serves the probes of full courses, reminders and the rest.
+ * Registration batches of one process in flight at once, kept on disjoint courses when more than
+ * one (keysOf, src/db/group-commit.ts). One, measured: on 100 courses at concurrency 64 four in
+ * flight took twice the wall-clock and about 2.5 times PostgreSQL's CPU of one (smaller batches,
+ * each paying its transaction and its course locks; docs/benchmarks.md, "Batches in flight").
+ * A keyed request and a multi-course batch still go beside it.
  */
-export const REGISTRATION_BATCHES_IN_FLIGHT = 4;
+export const REGISTRATION_BATCHES_IN_FLIGHT = 1;
 
 export type RegisterParams = {
   courseId: string;
