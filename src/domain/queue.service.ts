@@ -5,7 +5,7 @@
 // module prepares the inputs (the email key, the token hashes) and turns outcomes into results
 // or DomainErrors.
 import type { Sql } from '../db/database.ts';
-import { type AdmitOutcome, admitFromQueue, findQueuePlace, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow, verifyQueuePlace } from '../db/queries/queue.queries.ts';
+import { type AdmitOutcome, admitFromQueue, findQueuePlace, isAdmissionLive, joinQueue, leaveQueuePlace, listOpenQueuedCourses, type QueuePlaceRow, verifyQueuePlace } from '../db/queries/queue.queries.ts';
 import { admissionTokenFor, generateManageToken, hashToken } from '../security/tokens.ts';
 import { DomainError } from './domain-error.ts';
 import { queuePlaceMemoryOf } from './queue-place-memory.ts';
@@ -24,6 +24,12 @@ export type QueueCredential = { kind: 'admin' } | { kind: 'queue-token'; token: 
 /** A place as its holder sees it: with the admission token while admitted (the admin, who has
  * no queue token, sees none). */
 export type QueuePlaceView = { place: QueuePlaceRow; admission: string | null };
+
+/** Whether `admission` is the admission of a place of the course admitted now: what the database
+ * will check again, under a lock, when the registration is decided. One probe, batched. */
+export function admissionIsLive(sql: Sql, courseId: string, admission: string): Promise<boolean> {
+  return isAdmissionLive(sql, courseId, hashToken(admission));
+}
 
 export async function joinCourseQueue(sql: Sql, input: JoinQueueInput): Promise<JoinQueueResult> {
   const { name, email, emailKey } = normalizeStudent(input);

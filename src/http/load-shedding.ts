@@ -12,7 +12,10 @@
 // - with an admission: not shed while fewer than maxAdmissionsInFlight of them (per course, in
 //   this process) are in flight: the admission pacing bounds the real ones, but only the
 //   database can tell a forged one (two index probes), so a bot sending made-up admissions
-//   fills at most this bound and the rest get 503 as any request.
+//   fills at most this bound. Over the bound, the admission is probed (one statement for the
+//   probes arriving together, src/db/queries/queue.queries.ts): one of a place admitted now
+//   passes, so forged ones filling the bound do not turn admitted students away; the rest get
+//   503 as any request.
 // - without: answered 403 not-admitted from memory, cheaper than a 503 and true. Once the
 //   short memory (FULL_COURSE_RECHECK_MS) has lapsed, one such request per course at a time
 //   goes to the database instead, so its answer renews both memories, or ends the long one when
@@ -33,6 +36,7 @@ import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { fullCoursesOf } from '../domain/full-courses.ts';
+import { admissionIsLive } from '../domain/queue.service.ts';
 import { refuseWithoutAdmission } from '../domain/registration.service.ts';
 import { watchProcessPressure } from '../observability/process-pressure.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
@@ -134,7 +138,12 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     if (admission !== undefined) {
       const key = knownQueued ? course : NOT_KNOWN_QUEUED;
       const inFlight = admissionsInFlight.get(key) ?? 0;
-      if (inFlight >= maxAdmissionsInFlight) return shed(reply, signal);
+      if (inFlight >= maxAdmissionsInFlight) {
+        // Over the bound (forged admissions can fill it): a live admission still passes, the
+        // admission pacing bounds those; any other is shed.
+        if (await admissionIsLive(sql, course, admission)) return;
+        return shed(reply, signal);
+      }
       admissionsInFlight.set(key, inFlight + 1);
       passedWithAdmission.set(request, key);
       return; // the database decides

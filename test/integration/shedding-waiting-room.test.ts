@@ -74,7 +74,7 @@ test('overloaded: admitted registrations get 201, registrations without an admis
   assert.equal(registered[0]!.count, STUDENTS, 'only the admitted students registered');
 });
 
-test('overloaded: registrations with an admission are let through up to a bound per course, then shed', async (t) => {
+test('overloaded: registrations with an admission are let through up to a bound per course, then only live ones', async (t) => {
   const client = stack.server.client;
   const shedding = { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 };
   const none = await startTestServer(stack.db.sql, { shedding: { ...shedding, maxAdmissionsInFlight: 0 } });
@@ -90,14 +90,26 @@ test('overloaded: registrations with an admission are let through up to a bound 
   // Teach the pool's memory that the course is queued.
   assertProblem(await client.request('POST', '/register', { body: forged(0) }), 403, 'not-admitted', 'from the database');
 
-  // A bound of 0: every registration with an admission is shed, as any request.
+  // A bound of 0: every registration with an admission is shed, as any request, but one whose
+  // admission is live (probed over the bound): forged admissions filling the bound do not turn
+  // an admitted student away.
   assertProblem(await none.client.request('POST', '/register', { body: forged(1) }), 503, 'overloaded', 'over the bound');
+  const join = await client.request('POST', `/courses/${course}/queue`, { body: { name: 'Admitted', email: 'admitted@example.org' } });
+  assert.equal(join.status, 201, JSON.stringify(join.body));
+  assert.equal((await admitFromQueue(stack.db.sql, course)).outcome, 'admitting');
+  const place = await client.request('GET', `/queue/${join.body.id}`, { token: join.body.queueToken });
+  assert.equal(place.body.status, 'admitted', JSON.stringify(place.body));
+  const admitted = { name: 'Admitted', email: 'admitted@example.org', course, admission: place.body.admission as string };
+  assertProblem(await none.client.request('POST', '/register', { body: { ...admitted, course: 'another-course' } }), 503, 'overloaded', 'live, but for another course');
+  const registeredAnswer = await none.client.request('POST', '/register', { body: admitted });
+  assert.equal(registeredAnswer.status, 201, JSON.stringify(registeredAnswer.body));
+  assertProblem(await none.client.request('POST', '/register', { body: admitted }), 503, 'overloaded', 'the admission used: no longer live');
   // A bound of 1, one after another: each is let through once the one before is answered.
   for (let i = 2; i < 7; i++) {
     assertProblem(await one.client.request('POST', '/register', { body: forged(i) }), 403, 'not-admitted', `forged admission ${i}, decided by the database`);
   }
-  const registered = await stack.db.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM registrations WHERE course_id = ${course}`;
-  assert.equal(registered[0]!.count, 0);
+  const registered = await stack.db.sql<{ email: string }[]>`SELECT email FROM registrations WHERE course_id = ${course}`;
+  assert.deepEqual(registered.map((r) => r.email), ['admitted@example.org'], 'only the admitted student registered');
 });
 
 test('overloaded: a registration body trickled slower than the deadline gets 408 and its connection closed, not a held slot', async (t) => {

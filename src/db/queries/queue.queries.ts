@@ -95,6 +95,32 @@ export function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): 
   return placeReadsOf(sql)({ id, tokenHash });
 }
 
+type AdmissionProbe = { courseId: string; admissionHash: Buffer };
+
+/** Per probe, whether its hash is the admission of a place of its course admitted now (the
+ * conditions of registrar_lock_admission but the email key, without a lock), in one statement. */
+async function findLiveAdmissions(sql: Sql, probes: readonly AdmissionProbe[]): Promise<boolean[]> {
+  const rows = await sql<{ n: string }[]>`
+    SELECT m.n::text AS n
+    FROM unnest(${probes.map((p) => p.courseId)}::text[], ${probes.map((p) => p.admissionHash.toString('hex'))}::text[]) WITH ORDINALITY AS m (course, hash, n)
+    JOIN queue_tokens t ON t.admission_hash = decode(m.hash, 'hex')
+    JOIN queue_places q ON q.id = t.place_id
+    WHERE q.course_id = m.course AND q.status = 'admitted' AND q.admitted_until > now()`;
+  const live = probes.map(() => false);
+  for (const row of rows) live[Number(row.n) - 1] = true;
+  return live;
+}
+
+// Probes arriving while one is in flight go together in the next: bots sending made-up
+// admissions by the thousand cost one statement per batch.
+const admissionProbesOf = perPool((sql: Sql) =>
+  createGroupCommit({ run: (probes: AdmissionProbe[]) => runBatch(probes, (members) => findLiveAdmissions(sql, members)), maxBatch: READ_MAX_BATCH, maxInFlight: GROUP_COMMIT_MAX_IN_FLIGHT }));
+
+/** Whether `admissionHash` (an admission token's SHA-256) belongs to a place of the course admitted now. */
+export function isAdmissionLive(sql: Sql, courseId: string, admissionHash: Buffer): Promise<boolean> {
+  return admissionProbesOf(sql)({ courseId, admissionHash });
+}
+
 export type VerifyOutcome =
   | { outcome: 'verified' | 'unchanged'; place: QueuePlaceRow }
   | { outcome: 'not-found' };
