@@ -129,7 +129,7 @@ export async function changeCourse(sql: Sql, id: string, patch: CoursePatch): Pr
   // A deadlock with a reminder holding a registration that the raise promotes rolled the whole
   // transaction back (src/db/functions/cancel.sql): run it again. A raise that completes a
   // waiting swap may need its old course locked first (src/db/swap-locks.ts).
-  const changed = await runWithSwapLocks((also) => retryTransaction(() => sql.begin(async (tx) => {
+  const changed = await runWithSwapLocks(sql, 'course-change', (also) => retryTransaction(() => sql.begin(async (tx) => {
     let current = await lockCourse(tx, id, also);
     if (!current) throw new DomainError('course-not-found', `There is no course "${id}"`);
     if (current.offered > 0 || also.length > 0) {

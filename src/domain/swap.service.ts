@@ -13,6 +13,9 @@ import { authorizeRegistration, type RegistrationCredential } from './registrati
 
 export type SwapInput = { course: string; wait: boolean };
 
+/** Told of each transaction run again with a waiting swap's old course locked first (the metrics' counter). */
+export { observeSwapLockRetries } from '../db/swap-locks.ts';
+
 /** swapped: the new registration (enrolled) with its manage token, and the old one (cancelled);
  * waiting (`"wait": true`, no free seat): the new registration (waitlisted) and the old one, kept
  * until the new one is promoted. */

@@ -14,6 +14,7 @@ import { createRateLimiter } from './rate-limit.ts';
 import { observeFastRefusals } from '../domain/full-courses.ts';
 import { enableQueuePlaceMemory } from '../domain/queue-place-memory.ts';
 import { observeRegistrationBatches } from '../domain/registration.service.ts';
+import { observeSwapLockRetries } from '../domain/swap.service.ts';
 import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import type { TrustProxy } from '../security/trust-proxy.ts';
@@ -131,6 +132,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   if (metrics) {
     observeRegistrationBatches(options.sql, (size) => metrics.registrationBatch.observe(size));
     observeFastRefusals(options.sql, () => metrics.fastRefusals.inc());
+    observeSwapLockRetries(options.sql, (operation) => metrics.swapLockRetries.inc({ operation }));
   }
   tracker.attach(app);
   if (options.queuePlaceMemory) enableQueuePlaceMemory(options.sql);

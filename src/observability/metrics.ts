@@ -43,6 +43,14 @@ function createMetrics(role: ProcessRole, worker: string) {
     },
   });
 
+  const swapLockRetries = new client.Counter({
+    name: 'registrar_swap_lock_retries_total',
+    help: 'Transactions run again with a waiting swap\'s old course locked first, after their promotion found it held by another transaction (RGW01), by operation',
+    labelNames: ['operation'],
+  });
+  // Each operation's series from the start, at 0: a rate over it needs the sample before the first retry.
+  for (const operation of ['cancel', 'swap', 'course-change']) swapLockRetries.inc({ operation }, 0);
+
   return {
     worker,
     role,
@@ -60,6 +68,7 @@ function createMetrics(role: ProcessRole, worker: string) {
     }),
     shed: new client.Counter({ name: 'registrar_http_shed_total', help: 'Requests refused with 503 overloaded by load shedding' }),
     fastRefusals: new client.Counter({ name: 'registrar_fast_refusals_total', help: 'Registrations refused 409 course-full from memory, for a course known full: no transaction' }),
+    swapLockRetries,
     httpInFlight: new client.Gauge({ name: 'registrar_http_requests_in_flight', help: 'Requests being handled now', labelNames: ['worker'] }),
     queueStreams: new client.Gauge({ name: 'registrar_queue_streams', help: 'Open streams of queue places (GET /queue/{id}/events)', labelNames: ['worker'] }),
     dbInUse: new client.Gauge({ name: 'registrar_db_pool_in_use', help: 'Requests of this process in their database phase, up to the pool size: an estimate of the connections in use (postgres.js does not expose its pool; a group commit shares one connection among many requests)', labelNames: ['worker'] }),

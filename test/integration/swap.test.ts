@@ -2,17 +2,21 @@
 // their refusals (nothing changed) and bad input, then hundreds of swaps on two workers racing
 // each other, cancels and new registrations for the last seats, checked in the rows afterwards:
 // a swapped student holds the new course and not the old, a refused one the old and not the new.
+// A transaction run again for a waiting swap's old course held elsewhere is counted on /metrics.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { processMetrics } from '../../src/observability/metrics.ts';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
 import { untilAStatementWaitsForALock } from '../support/lock-waits.ts';
+import { parsePrometheusText, sum } from '../support/prometheus-text.ts';
 import { startSecondWorker, type SecondWorker } from '../support/second-worker.ts';
 import { useStack } from '../support/stack.ts';
 
 let secondWorker: SecondWorker;
-const stack = useStack({}, async (started) => {
+// The first server counts its metrics, and answers /metrics with them (this process's registry).
+const stack = useStack({ server: { metrics: processMetrics() } }, async (started) => {
   secondWorker = await startSecondWorker(started.db.url);
 });
 // Runs before the stack's own after hook (registered first, run last): the second server's
@@ -20,6 +24,15 @@ const stack = useStack({}, async (started) => {
 after(() => secondWorker.close());
 
 const client = () => stack.server.client;
+
+/** registrar_swap_lock_retries_total of `operation`, as GET /metrics shows it. */
+async function swapLockRetries(operation: string): Promise<number> {
+  const answer = await client().request('GET', '/metrics');
+  assert.equal(answer.status, 200);
+  const samples = parsePrometheusText(answer.body).filter((s) => s.name === 'registrar_swap_lock_retries_total');
+  assert.deepEqual(samples.map((s) => s.labels.operation).sort(), ['cancel', 'course-change', 'swap'], 'a series per operation from the start');
+  return sum(samples, 'registrar_swap_lock_retries_total', { operation });
+}
 
 type Held = { id: string; manageToken: string; email: string };
 
@@ -238,12 +251,13 @@ describe('a swap that waits ("wait": true)', () => {
     await assertInvariants(stack.db.sql);
   });
 
-  test('a promotion completing a swap whose old course another transaction holds runs again with it locked first', async () => {
+  test('a promotion completing a swap whose old course another transaction holds runs again with it locked first, counted once in /metrics', async () => {
     const a = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
     const b = await newCourse(client(), { capacity: 1, waitlistCapacity: 2 });
     const ann = await registered(a, 1, 'held-ann');
     const bea = await registered(b, 1, 'held-bea');
     assert.equal((await swap(client(), ann, { course: b, wait: true })).status, 202);
+    const [cancelsBefore, swapsBefore] = [await swapLockRetries('cancel'), await swapLockRetries('swap')];
     const holder = await stack.db.sql.reserve();
     try {
       await holder`BEGIN`;
@@ -259,6 +273,8 @@ describe('a swap that waits ("wait": true)', () => {
       holder.release();
     }
     assert.deepEqual([...await heldBy(ann.email)], [[b, 'enrolled']]);
+    assert.equal(await swapLockRetries('cancel') - cancelsBefore, 1, 'the cancel ran again once');
+    assert.equal(await swapLockRetries('swap'), swapsBefore, 'no swap ran again');
     await assertInvariants(stack.db.sql);
   });
 

@@ -21,8 +21,11 @@ export function parsePrometheusText(text: string): Sample[] {
       consumed = LABEL.lastIndex;
     }
     if (consumed !== body.length) throw new Error(`line ${index + 1} has malformed labels: ${line}`);
-    const value = Number(match[3] === '+Inf' ? Infinity : match[3] === '-Inf' ? -Infinity : match[3]);
-    if (Number.isNaN(value) && match[3] !== 'NaN') throw new Error(`line ${index + 1} has a bad value: ${line}`);
+    // Values are read as Go's strconv.ParseFloat reads them, NaN and Inf in any case (prom-client
+    // writes `Nan` for an event-loop lag not yet sampled).
+    const written = match[3]!.toLowerCase();
+    const value = Number(written === '+inf' || written === 'inf' ? Infinity : written === '-inf' ? -Infinity : match[3]);
+    if (Number.isNaN(value) && written !== 'nan') throw new Error(`line ${index + 1} has a bad value: ${line}`);
     samples.push({ name: match[1]!, labels, value });
   }
   return samples;

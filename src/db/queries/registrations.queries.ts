@@ -177,7 +177,7 @@ export async function cancel(sql: Sql, registrationId: string, actor: CancelActo
   // A deadlock with a reminder locking the promoted and the cancelled registration in the
   // other order (src/db/functions/cancel.sql) is the retry policy's (src/db/retry-policy.ts).
   // Its promotion may complete a waiting swap, whose old course it locks first when asked (src/db/swap-locks.ts).
-  const [row] = await runWithSwapLocks((also) => retryTransaction(() => sql<{ result: CancelOutcome }[]>`
+  const [row] = await runWithSwapLocks(sql, 'cancel', (also) => retryTransaction(() => sql<{ result: CancelOutcome }[]>`
     SELECT registrar_cancel(${registrationId}, ${actor}, false, ${also}::text[]) AS result`));
   if (!row) throw new Error('registrar_cancel returned no row');
   return row.result;

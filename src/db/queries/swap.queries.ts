@@ -23,7 +23,7 @@ export async function swap(sql: Sql, registrationId: string, courseId: string, m
   // A deadlock or a unique-index conflict with a lock-last batch inserting the same student is
   // the retry policy's (src/db/retry-policy.ts): the swap runs again, deciding on what is now. A
   // waiting swap its cancel completes may need another course locked first (src/db/swap-locks.ts).
-  const [row] = await runWithSwapLocks((also) => retryTransaction(() => sql<{ result: SwapOutcome }[]>`
+  const [row] = await runWithSwapLocks(sql, 'swap', (also) => retryTransaction(() => sql<{ result: SwapOutcome }[]>`
     SELECT registrar_swap(${registrationId}, ${courseId}, ${manageToken}, ${actor}, ${wait}, ${also}::text[]) AS result`));
   if (!row) throw new Error('registrar_swap returned no row');
   return row.result;
