@@ -96,6 +96,12 @@ export class QueuePlaceMemory {
     if (this.places.size > MAX_PLACES) this.places.delete(this.places.keys().next().value!);
   }
 
+  /** Whether the place is remembered with this token: a read by its own student, who waited in
+   *  it (the load shedder lets such reads through: src/http/load-shedding.ts). */
+  knows(id: string, tokenHash: Buffer): boolean {
+    return this.places.get(id)?.tokens.has(tokenHash.toString('hex')) ?? false;
+  }
+
   forget(id: string): void {
     this.places.delete(id);
   }

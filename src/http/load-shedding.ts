@@ -25,6 +25,13 @@
 // bounds until the server's 30 s request timeout. Past the deadline it is answered 408
 // request-timeout and its connection closed.
 //
+// A student's read of their own waiting place (GET /queue/{id} with a token this worker's memory
+// knows the place by: src/domain/queue-place-memory.ts) is not shed: while it waits it is answered
+// from memory, as cheap as a 503, and once it has been passed (admitted, or sold out) it is the one
+// read that tells the student so; the pacing waits for admitted students to register, so
+// shedding that read would slow the admissions. Such reads are bounded by the places this worker
+// took joins or reads for. Any other read is shed.
+//
 // A registration for a course not known to be queued (this worker started into the overload, or
 // the course is new to it) is let through when it carries something shaped like an admission
 // (ADMISSION_FORMAT: admissionTokenFor's 43 base64url characters), while fewer than
@@ -36,11 +43,14 @@ import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { fullCoursesOf } from '../domain/full-courses.ts';
+import { queuePlaceMemoryOf } from '../domain/queue-place-memory.ts';
 import { admissionIsLive } from '../domain/queue.service.ts';
 import { refuseWithoutAdmission } from '../domain/registration.service.ts';
 import { watchProcessPressure } from '../observability/process-pressure.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
+import { hashToken } from '../security/tokens.ts';
 import type { App } from './app.ts';
+import { bearerToken } from './auth.ts';
 import { domainProblem } from './error-handler.ts';
 import { problem, RETRY_AFTER_SECONDS, sendProblem } from './problem.ts';
 
@@ -119,8 +129,17 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
       deferred.add(request);
       return;
     }
+    if (isOwnWaitingPlaceRead(request)) return;
     return shed(reply, signal);
   });
+
+  /** A GET /queue/{id} with the token this worker's memory knows the place by. */
+  function isOwnWaitingPlaceRead(request: FastifyRequest): boolean {
+    if (request.method !== 'GET' || request.routeOptions.url !== '/queue/:id') return false;
+    const token = bearerToken(request);
+    const memory = queuePlaceMemoryOf(sql);
+    return token !== undefined && memory !== undefined && memory.knows((request.params as { id: string }).id, hashToken(token));
+  }
 
   app.addHook('preParsing', async function boundDeferredBody(request, reply, payload) {
     if (!deferred.has(request)) return payload;

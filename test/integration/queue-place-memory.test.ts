@@ -3,13 +3,15 @@
 // ahead and estimate a read gives; and a change the memory is not told of shows within the
 // second it trusts a view: once its view is older than that, and at once from a view that saw
 // the change (the course's count of places gone moved). Two such changes, one test each: a
-// leave through another process, and a sell-out that was over before any view saw it.
+// leave through another process, and a sell-out that was over before any view saw it. Overloaded,
+// the load shedder lets a student's read of their own remembered place through, and no other.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
 import { enableQueuePlaceMemory, type QueueView, queuePlaceMemoryOf } from '../../src/domain/queue-place-memory.ts';
 import { eventually } from '../support/eventually.ts';
+import { assertProblem, startTestServer } from '../support/http.ts';
 import { useStack } from '../support/stack.ts';
 import { future, type Joined, queuedCourseHelpers } from '../support/queued-course.ts';
 
@@ -133,5 +135,30 @@ describe('the memory of waiting places', () => {
     const view = await viewReadFromNow(joined[0]!);
     assert.equal(view?.rows.get(course)?.sold_out, false, 'the view shows room again');
     assert.deepEqual([await statusOf(joined[2]!), await statusOf(joined[3]!)], ['sold-out', 'sold-out'], 'with a view that never saw sold_out');
+  });
+
+  test('overloaded, a student\'s read of their own waiting place is not shed: waiting from memory, then admitted', async (t) => {
+    const overloaded = await startTestServer(stack.db.sql, { shedding: { maxEventLoopDelayMs: 60_000, maxDatabaseBacklog: -1 } });
+    t.after(() => overloaded.close());
+    const course = await queuedCourse({ capacity: 1, waitlistCapacity: 0, opensAt: future(3_600_000), order: 'arrival' });
+    const joined = await joinAll(course, 3, 'shed');
+    const [first, second, third] = joined as [Joined, Joined, Joined];
+    await open(course);
+    await readThrice(joined);
+    const read = (j: Joined, token = j.queueToken) => overloaded.client.request('GET', `/queue/${j.id}`, { token });
+
+    const waiting = await read(second);
+    assert.deepEqual([waiting.status, waiting.body.status, waiting.body.position], [200, 'waiting', 2], JSON.stringify(waiting.body));
+    assertProblem(await read(second, third.queueToken), 503, 'overloaded', 'another place\'s token: shed, not read');
+    queuePlaceMemoryOf(stack.db.sql)!.forget(third.id);
+    assertProblem(await read(third), 503, 'overloaded', 'a place this worker does not know: shed');
+    assertProblem(await overloaded.client.request('GET', `/courses/${course}`), 503, 'overloaded', 'any other read: shed');
+
+    // Admitted: once the memory's view is past its trust (or shows the pointer past the place),
+    // the read goes to the database and gives the admission.
+    assert.equal((await admitFromQueue(stack.db.sql, course)).outcome, 'admitting');
+    await sleep(PAST_TRUST_MS);
+    const admitted = await read(first);
+    assert.deepEqual([admitted.status, admitted.body.status, typeof admitted.body.admission], [200, 'admitted', 'string'], JSON.stringify(admitted.body));
   });
 });
