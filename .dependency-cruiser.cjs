@@ -1,7 +1,8 @@
 // The import boundaries of src/, so imports point inward: http -> domain -> db, jobs and
-// runtime call the domain, runtime and main.ts compose everything; bench/ and test/ may
-// import src/, never the reverse. npm test runs it; .dependency-cruiser-known-violations.json
-// lists the violations still to fix (depcruise-baseline), so only a new one fails.
+// runtime call the domain, runtime and main.ts compose everything; batching is a leaf that db
+// and jobs both use; bench/ and test/ may import src/, never the reverse. npm test runs it;
+// .dependency-cruiser-known-violations.json lists the violations still to fix
+// (depcruise-baseline), so only a new one fails.
 
 /** A rule that fails the check; `comment` is the reason, printed with each violation. */
 function forbid(name, comment, from, to) {
@@ -50,6 +51,9 @@ module.exports = {
     forbid('observability-and-security-are-leaves', 'Metrics, logs and security rules are used by every layer, so they may import config.ts and nothing above them.',
       { path: '^src/(observability|security)/' },
       { path: '^src/(db|domain|jobs|runtime|http)/' }),
+    forbid('batching-is-a-leaf', 'Batching calls is shared by db (the group commit) and jobs (batched statements), so it imports nothing of src/: it batches items without knowing what they are.',
+      { path: '^src/batching/' },
+      { path: '^src/', pathNot: '^src/batching/' }),
     forbid('settings-handed-down', 'Only the composition root (main.ts, runtime) and the logger read the Config; db, domain, jobs and http get the settings they use as parameters.',
       { path: '^src/(db|domain|jobs|http)/' },
       { path: '^src/config\\.ts$' }),
