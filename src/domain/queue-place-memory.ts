@@ -6,7 +6,9 @@
 // What a waiting place shows is fixed facts (id, course, name, email, joinedAt, its rank once
 // ordered, the hashes of the tokens that were seen to be its own) and arithmetic on its course's
 // queue state: position = rank - passed, ahead = position - 1, estimatedWaitSeconds =
-// ceil(position / admission rate), as registrar_queue_place_row computes them. The states of all
+// ceil(position / admission rate), as registrar_queue_place_row computes them, with passed never
+// less than the place's own last read showed (a view read before a join or read that saw later
+// admissions would show the place further back than its student has seen it). The states of all
 // queued courses are one small read (registrar_queue_views), made again when the last is older
 // than VIEW_REFRESH_MS and a read wants it (no timer: an idle worker reads nothing). A place is
 // answered from memory only while all of this holds of the view, read at most VIEW_TRUSTED_MS
@@ -33,6 +35,9 @@ type Remembered = {
   tokens: Set<string>;
   /** The course's gone_total in the view read before the place was: a larger one makes it be read again. */
   goneTotal: number;
+  /** The course's pointer (queue_states.passed) the place was last read with: a view older than
+   *  that read would show the place further back than the student has seen it. */
+  passed: number;
 };
 
 /** The states of the queued courses, as read at `readAt` (performance.now()) or later. */
@@ -62,8 +67,9 @@ export class QueuePlaceMemory {
       if (state.ordered || state.opens_in_ms === null || state.opens_in_ms - age <= 0) return undefined;
       return place.row;
     }
-    if (rank <= state.passed) return undefined;
-    const position = rank - state.passed;
+    const passed = Math.max(state.passed, place.passed);
+    if (rank <= passed) return undefined;
+    const position = rank - passed;
     return {
       ...place.row,
       position,
@@ -92,7 +98,8 @@ export class QueuePlaceMemory {
     tokens.add(tokenHash.toString('hex'));
     // Only the fixed facts are kept; position, ahead and estimate come from the view.
     this.places.delete(row.id); // to the end of the order of forgetting
-    this.places.set(row.id, { row: { ...row, position: null, ahead: null, estimated_wait_seconds: null }, tokens, goneTotal });
+    const passed = row.rank !== null && row.position !== null ? row.rank - row.position : 0;
+    this.places.set(row.id, { row: { ...row, position: null, ahead: null, estimated_wait_seconds: null }, tokens, goneTotal, passed });
     if (this.places.size > MAX_PLACES) this.places.delete(this.places.keys().next().value!);
   }
 

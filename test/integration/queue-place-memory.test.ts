@@ -89,6 +89,18 @@ describe('the memory of waiting places', () => {
     await assertAnsweredFromMemory(waiting[4]!);
   });
 
+  test('a place is never shown further back than its own last read: a view older than a join does not undo admissions', async () => {
+    const course = await queuedCourse({ capacity: 2, waitlistCapacity: 0, opensAt: future(3_600_000), order: 'arrival' });
+    const joined = await joinAll(course, 6, 'back');
+    await open(course);
+    await readThrice(joined); // the memory's view is fresh now, and shows nobody admitted
+    assert.equal((await admitFromQueue(stack.db.sql, course)).outcome, 'admitting');
+    const late = await stack.server.client.request('POST', `/courses/${course}/queue`, { body: { name: 'Late', email: 'late-back@example.org' } });
+    assert.deepEqual([late.status, late.body.position], [201, 5], 'the join is answered by the database: two admitted ahead');
+    const again = await place({ id: late.body.id, email: 'late-back@example.org', queueToken: late.body.queueToken });
+    assert.deepEqual([again.body.status, again.body.position, again.body.ahead], ['waiting', 5, 4], 'read at once, from a view older than the join');
+  });
+
   test('a place that left through another process shows left within a second', async () => {
     const course = await queuedCourse({ capacity: 10, waitlistCapacity: 0, opensAt: future(3_600_000), order: 'arrival' });
     const joined = await joinAll(course, 4, 'left');
