@@ -456,7 +456,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_admission_hash(p_queue_token text)
  RETURNS bytea
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   SELECT sha256(convert_to(rtrim(translate(encode(
     sha256('\x7265676973747261722061646d697373696f6e00'::bytea || convert_to(p_queue_token, 'UTF8')),
@@ -1211,6 +1211,7 @@ DECLARE
   v_course_id text;
   v_course courses;
   v_state queue_states;
+  v_members bigint[];
   v_row record;
   v_i bigint;
   v_kind text;
@@ -1225,12 +1226,17 @@ BEGIN
       ELSE
         v_state := registrar_queue_enter(v_course);
       END IF;
+      -- The course's members by their ordinals, joined to the arrays rather than filtered by
+      -- course: a filter on a column of unnest has no statistics, so the planner would expect
+      -- one member of the many and join the CTEs below in nested loops, comparing every member
+      -- with every other (quadratic in the batch); the ordinals' array gives it their number.
+      v_members := ARRAY(SELECT m.o FROM unnest(p_courses) WITH ORDINALITY AS m (course, o) WHERE m.course = v_course_id ORDER BY m.o);
       FOR v_row IN
         WITH members AS (
           SELECT m.o, m.name, m.email, m.email_key, m.token_hash, m.admission_hash
-          FROM unnest(p_courses, p_names, p_emails, p_email_keys, p_token_hashes, p_admission_hashes)
-            WITH ORDINALITY AS m (course, name, email, email_key, token_hash, admission_hash, o)
-          WHERE m.course = v_course_id
+          FROM unnest(v_members) AS c (o)
+          JOIN unnest(p_courses, p_names, p_emails, p_email_keys, p_token_hashes, p_admission_hashes)
+            WITH ORDINALITY AS m (course, name, email, email_key, token_hash, admission_hash, o) ON m.o = c.o
         ), firsts AS (
           SELECT DISTINCT ON (f.email_key) f.* FROM members f ORDER BY f.email_key, f.o
         ), inserted AS (
