@@ -1514,7 +1514,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[], p_actor text, p_reasons text[])
  RETURNS void
  LANGUAGE plpgsql
- SET plan_cache_mode TO 'auto'
+ SET plan_cache_mode TO 'force_generic_plan'
  SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
@@ -1539,7 +1539,8 @@ BEGIN
   SELECT array_agg(e.id ORDER BY e.id), json_agg(json_build_object('eventId', e.id, 'manageToken', t.token) ORDER BY e.id)
   INTO v_event_ids, v_emails
   FROM events e JOIN unnest(p_registration_ids, v_tokens) AS t (id, token) ON t.id = e.registration_id;
-  PERFORM graphile_worker.add_job('send_email', v_emails, max_attempts => 25);
+  -- add_jobs straight: add_job is a PL/pgSQL wrapper that builds this one spec and calls it.
+  PERFORM graphile_worker.add_jobs(ARRAY[ROW('send_email', v_emails, NULL, NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec]);
 
   IF EXISTS (SELECT 1 FROM webhooks) THEN
     WITH deliveries AS (
@@ -1552,7 +1553,7 @@ BEGIN
     )
     SELECT json_agg(json_build_object('deliveryId', id)) INTO v_webhooks FROM deliveries;
     IF v_webhooks IS NOT NULL THEN
-      PERFORM graphile_worker.add_job('deliver_webhook', v_webhooks, max_attempts => 12);
+      PERFORM graphile_worker.add_jobs(ARRAY[ROW('deliver_webhook', v_webhooks, NULL, NULL, 12, NULL, NULL, NULL)::graphile_worker.job_spec]);
     END IF;
   END IF;
 END
@@ -1561,7 +1562,7 @@ $function$;
 CREATE OR REPLACE FUNCTION public.registrar_register_batch(p_lock_first boolean, p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[], p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[], p_actor text DEFAULT 'student'::text, p_settled boolean DEFAULT false)
  RETURNS jsonb[]
  LANGUAGE plpgsql
- SET plan_cache_mode TO 'auto'
+ SET plan_cache_mode TO 'force_generic_plan'
  SET enable_seqscan TO 'off'
 AS $function$
 DECLARE
@@ -1595,10 +1596,16 @@ DECLARE
   v_ts_limit integer[] := '{}';
   v_ts record;
   v_t integer;
-  -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
-  -- its window is open now.
-  v_now record;
-  v_open_now boolean;
+  -- Locked at the end (p_lock_first false): the courses as they are now, in id order, with their
+  -- versions and whether their windows are open now.
+  v_now_version xid[];
+  v_now_offered integer[];
+  v_now_open boolean[];
+  v_now_term text[];
+  v_now_enrolled integer[];
+  v_now_waitlisted integer[];
+  v_now_capacity integer[];
+  v_now_queued boolean[];
   -- Students of the batch registered already: "course\nemail_key" and their rows.
   v_active_keys text[];
   v_active_rows jsonb[];
@@ -1860,21 +1867,28 @@ BEGIN
     -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
     -- waitlist place, nobody waiting, the seats still there, the waiting room neither added nor
     -- removed), since enrolling has no order to keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
+    -- One statement locks them all (a lock per row as the sorted rows pass, so in id order) and
+    -- reads each as it is now; courses are never deleted, so each of v_ids comes back once.
+    SELECT array_agg(l.version ORDER BY l.id), array_agg(l.offered ORDER BY l.id), array_agg(l.open_now ORDER BY l.id),
+           array_agg(l.term_id ORDER BY l.id), array_agg(l.enrolled ORDER BY l.id), array_agg(l.waitlisted ORDER BY l.id),
+           array_agg(l.capacity ORDER BY l.id), array_agg(l.queued ORDER BY l.id)
+      INTO v_now_version, v_now_offered, v_now_open, v_now_term, v_now_enrolled, v_now_waitlisted, v_now_capacity, v_now_queued
+      FROM (SELECT c.id, c.xmin AS version, c.offered, registrar_course_is_open(c.opens_at, c.closes_at) AS open_now, c.term_id,
+                   c.enrolled, c.waitlisted, c.capacity, c.queue_order IS NOT NULL AS queued
+            FROM courses c WHERE c.id = ANY (v_ids) ORDER BY c.id FOR NO KEY UPDATE) l;
     FOR c IN 1 .. cardinality(v_ids) LOOP
-      SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       -- An offer whose deadline has come holds a seat it no longer may: settled locked first,
       -- the seat may be this batch's (a row version says nothing about the clock).
-      IF v_now.offered > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
+      IF v_now_offered[c] > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
         RAISE EXCEPTION 'course % holds an offer past its deadline', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
-      v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
-      CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
-      IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
+      CONTINUE WHEN v_now_version[c] = v_read_version[c] AND v_now_open[c] = v_open[c];
+      IF v_now_term[c] IS DISTINCT FROM v_term[c] THEN
         RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
-      CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
-        AND (v_now.queue_order IS NOT NULL) = v_queued[c];
+      CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now_waitlisted[c] = 0
+        AND v_now_enrolled[c] + (v_enrolled[c] - v_read_enrolled[c]) <= v_now_capacity[c] - v_now_offered[c] AND v_now_open[c]
+        AND v_now_queued[c] = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
   END IF;

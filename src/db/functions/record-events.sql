@@ -29,7 +29,7 @@ $$;
 -- which changes nothing.
 CREATE OR REPLACE FUNCTION registrar_record_events(p_registration_ids uuid[], p_course_ids text[], p_kinds text[], p_positions integer[], p_tokens text[],
   p_actor text, p_reasons text[])
-RETURNS void LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
+RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
   v_tokens text[];
   v_event_ids bigint[];
@@ -52,7 +52,8 @@ BEGIN
   SELECT array_agg(e.id ORDER BY e.id), json_agg(json_build_object('eventId', e.id, 'manageToken', t.token) ORDER BY e.id)
   INTO v_event_ids, v_emails
   FROM events e JOIN unnest(p_registration_ids, v_tokens) AS t (id, token) ON t.id = e.registration_id;
-  PERFORM graphile_worker.add_job('send_email', v_emails, max_attempts => 25);
+  -- add_jobs straight: add_job is a PL/pgSQL wrapper that builds this one spec and calls it.
+  PERFORM graphile_worker.add_jobs(ARRAY[ROW('send_email', v_emails, NULL, NULL, 25, NULL, NULL, NULL)::graphile_worker.job_spec]);
 
   IF EXISTS (SELECT 1 FROM webhooks) THEN
     WITH deliveries AS (
@@ -65,7 +66,7 @@ BEGIN
     )
     SELECT json_agg(json_build_object('deliveryId', id)) INTO v_webhooks FROM deliveries;
     IF v_webhooks IS NOT NULL THEN
-      PERFORM graphile_worker.add_job('deliver_webhook', v_webhooks, max_attempts => 12);
+      PERFORM graphile_worker.add_jobs(ARRAY[ROW('deliver_webhook', v_webhooks, NULL, NULL, 12, NULL, NULL, NULL)::graphile_worker.job_spec]);
     END IF;
   END IF;
 END

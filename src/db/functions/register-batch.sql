@@ -38,8 +38,12 @@
 --
 -- FOR NO KEY UPDATE: the course row's key never changes, and the foreign-key checks of the
 -- inserts (FOR KEY SHARE on the course) must not conflict with another batch's course lock.
--- Plans: the function keeps cached plans (plan_cache_mode = auto; the connections force custom
--- plans) and runs with enable_seqscan = off: every statement in it is a keyed lookup or insert.
+-- Plans: the function keeps generic plans (plan_cache_mode = force_generic_plan, for the functions
+-- it calls too; the connections force custom plans) and runs with enable_seqscan = off: every
+-- statement in it is a keyed lookup or insert. Under auto the statements over the arrays kept
+-- custom plans (their estimates from the arrays' real, small, sizes came out cheaper than the
+-- generic plan's), so each call planned them again: about 0.8 ms of a call's 3 ms at 8 members
+-- (docs/benchmarks.md, "The fixed cost of a batch").
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
 CREATE OR REPLACE FUNCTION registrar_register_batch(
@@ -47,7 +51,7 @@ CREATE OR REPLACE FUNCTION registrar_register_batch(
   p_courses text[], p_names text[], p_emails text[], p_email_keys text[], p_tokens text[],
   p_key_hashes bytea[], p_request_hashes bytea[], p_sealed_tokens bytea[], p_admission_hashes bytea[],
   p_actor text DEFAULT 'student', p_settled boolean DEFAULT false
-) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = auto SET enable_seqscan = off AS $$
+) RETURNS jsonb[] LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
   v_count integer := coalesce(array_length(p_courses, 1), 0);
   -- The courses of the batch, locked, in id order, with their counters as the batch changes them.
@@ -79,10 +83,16 @@ DECLARE
   v_ts_limit integer[] := '{}';
   v_ts record;
   v_t integer;
-  -- Locked at the end (p_lock_first false): a course as it is now, with its version, and whether
-  -- its window is open now.
-  v_now record;
-  v_open_now boolean;
+  -- Locked at the end (p_lock_first false): the courses as they are now, in id order, with their
+  -- versions and whether their windows are open now.
+  v_now_version xid[];
+  v_now_offered integer[];
+  v_now_open boolean[];
+  v_now_term text[];
+  v_now_enrolled integer[];
+  v_now_waitlisted integer[];
+  v_now_capacity integer[];
+  v_now_queued boolean[];
   -- Students of the batch registered already: "course\nemail_key" and their rows.
   v_active_keys text[];
   v_active_rows jsonb[];
@@ -344,21 +354,28 @@ BEGIN
     -- its decisions stand only if they were all "enrolled" and still fit (no refusal, no
     -- waitlist place, nobody waiting, the seats still there, the waiting room neither added nor
     -- removed), since enrolling has no order to keep. Otherwise the attempt fails with RGB01 (the caller decides it again, locked first).
+    -- One statement locks them all (a lock per row as the sorted rows pass, so in id order) and
+    -- reads each as it is now; courses are never deleted, so each of v_ids comes back once.
+    SELECT array_agg(l.version ORDER BY l.id), array_agg(l.offered ORDER BY l.id), array_agg(l.open_now ORDER BY l.id),
+           array_agg(l.term_id ORDER BY l.id), array_agg(l.enrolled ORDER BY l.id), array_agg(l.waitlisted ORDER BY l.id),
+           array_agg(l.capacity ORDER BY l.id), array_agg(l.queued ORDER BY l.id)
+      INTO v_now_version, v_now_offered, v_now_open, v_now_term, v_now_enrolled, v_now_waitlisted, v_now_capacity, v_now_queued
+      FROM (SELECT c.id, c.xmin AS version, c.offered, registrar_course_is_open(c.opens_at, c.closes_at) AS open_now, c.term_id,
+                   c.enrolled, c.waitlisted, c.capacity, c.queue_order IS NOT NULL AS queued
+            FROM courses c WHERE c.id = ANY (v_ids) ORDER BY c.id FOR NO KEY UPDATE) l;
     FOR c IN 1 .. cardinality(v_ids) LOOP
-      SELECT courses.*, courses.xmin AS version INTO v_now FROM courses WHERE id = v_ids[c] FOR NO KEY UPDATE;
       -- An offer whose deadline has come holds a seat it no longer may: settled locked first,
       -- the seat may be this batch's (a row version says nothing about the clock).
-      IF v_now.offered > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
+      IF v_now_offered[c] > 0 AND EXISTS (SELECT 1 FROM registrations WHERE course_id = v_ids[c] AND offer_until <= clock_timestamp()) THEN
         RAISE EXCEPTION 'course % holds an offer past its deadline', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
-      v_open_now := registrar_course_is_open(v_now.opens_at, v_now.closes_at);
-      CONTINUE WHEN v_now.version = v_read_version[c] AND v_open_now = v_open[c];
-      IF v_now.term_id IS DISTINCT FROM v_term[c] THEN
+      CONTINUE WHEN v_now_version[c] = v_read_version[c] AND v_now_open[c] = v_open[c];
+      IF v_now_term[c] IS DISTINCT FROM v_term[c] THEN
         RAISE EXCEPTION 'course % changed its term while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
       END IF;
-      CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now.waitlisted = 0
-        AND v_now.enrolled + (v_enrolled[c] - v_read_enrolled[c]) <= v_now.capacity - v_now.offered AND v_open_now
-        AND (v_now.queue_order IS NOT NULL) = v_queued[c];
+      CONTINUE WHEN NOT v_refused[c] AND v_waitlisted[c] = v_read_waitlisted[c] AND v_now_waitlisted[c] = 0
+        AND v_now_enrolled[c] + (v_enrolled[c] - v_read_enrolled[c]) <= v_now_capacity[c] - v_now_offered[c] AND v_now_open[c]
+        AND v_now_queued[c] = v_queued[c];
       RAISE EXCEPTION 'course % changed while its batch was decided', v_ids[c] USING ERRCODE = 'RGB01';
     END LOOP;
   END IF;
