@@ -14,6 +14,7 @@ export type ProblemSlug =
   | 'overloaded'
   | 'payload-too-large'
   | 'request-timeout'
+  | 'headers-too-large'
   | 'unsupported-media-type'
   | 'not-admitted'
   | 'offer-expired'
@@ -47,6 +48,7 @@ const TITLES: Record<ProblemSlug, string> = {
   overloaded: 'The service is overloaded',
   'payload-too-large': 'The request body is too large',
   'request-timeout': 'The request body did not arrive in time',
+  'headers-too-large': 'The request headers are too large',
   'unsupported-media-type': 'The body is not of a type this route takes',
   'not-admitted': 'No valid admission from the queue',
   'offer-expired': 'The offer\'s deadline has passed',

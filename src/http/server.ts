@@ -19,6 +19,7 @@ import type { App } from './app.ts';
 import { createAuth } from './auth.ts';
 import type { TrustProxy } from '../security/trust-proxy.ts';
 import { trustProxyFunction, unknownForwardedClient } from './client-address.ts';
+import { answerClientError } from './client-errors.ts';
 import { handleError } from './error-handler.ts';
 import { openApiOptions } from './openapi.ts';
 import { problem, sendProblem } from './problem.ts';
@@ -106,6 +107,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     // A URL that cannot be decoded (e.g. /courses/%ZZ) or a path parameter over the router's
     // length limit: answered as a problem like every other error, not Fastify's own JSON.
     frameworkErrors: handleError,
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
   app.setValidatorCompiler(validatorCompiler);

@@ -164,6 +164,7 @@ const cases: Case[] = [
   { name: 'id with a NUL byte', method: 'GET', path: '/courses/cs%00101', expect: V('params.id') },
   { name: 'undecodable percent escape', method: 'GET', path: '/courses/%ZZ', expect: V() },
   { name: 'id longer than the router allows', method: 'GET', path: `/courses/${'a'.repeat(150)}`, expect: [414, 'validation'] },
+  { name: 'request line over the 16 KiB of headers', method: 'GET', path: `/courses/${'a'.repeat(20_000)}`, expect: [431, 'headers-too-large'] },
 
   // GET /courses/{id}/registrations and .csv (admin)
   ...['limit=0', 'limit=abc', 'limit=1001', 'limit=1&limit=2', 'status=bogus', 'after=-1', 'after=abc', 'after=9999999999999999999', 'sort=name']
@@ -226,7 +227,7 @@ function send(c: Case): Promise<Answer> {
 
 describe('bad input gets its 4xx problem and changes nothing', () => {
   for (const c of cases) {
-    const label = `${c.method} ${c.path}: ${c.name} -> ${c.expect[0]} ${c.expect[1]}`;
+    const label = `${c.method} ${c.path.length > 200 ? `${c.path.slice(0, 40)}... (${c.path.length} characters)` : c.path}: ${c.name} -> ${c.expect[0]} ${c.expect[1]}`;
     test(label, async () => {
       const before = await snapshot(stack.db.sql);
       const answer = await send(c);
