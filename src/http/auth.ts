@@ -27,6 +27,19 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
+const presentedHashes = new WeakMap<FastifyRequest, Buffer>();
+
+/** The SHA-256 of the request's bearer token, made once per request (the load shedder and the
+ *  route's credential both look the token up by it). */
+export function bearerTokenHash(request: FastifyRequest, token: string): Buffer {
+  let hash = presentedHashes.get(request);
+  if (hash === undefined) {
+    hash = hashToken(token);
+    presentedHashes.set(request, hash);
+  }
+  return hash;
+}
+
 export function createAuth(adminToken: string, failures: FailureBudget): Auth {
   // Compared as SHA-256 hashes, in constant time (equal lengths); the presented token's hash is
   // the one the route looks its token up by, so it is made once per request.
@@ -35,7 +48,7 @@ export function createAuth(adminToken: string, failures: FailureBudget): Auth {
   function credential<K extends string>(request: FastifyRequest, kind: K, missing: string): { kind: 'admin' } | { kind: K; token: string; tokenHash: Buffer } {
     const token = bearerToken(request);
     if (token === undefined) throw new DomainError('unauthorized', missing);
-    const tokenHash = hashToken(token);
+    const tokenHash = bearerTokenHash(request, token);
     return timingSafeEqual(tokenHash, adminHash) ? { kind: 'admin' } : { kind, token, tokenHash };
   }
   return {

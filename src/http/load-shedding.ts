@@ -48,9 +48,8 @@ import { admissionIsLive } from '../domain/queue.service.ts';
 import { refuseWithoutAdmission } from '../domain/registration.service.ts';
 import { watchProcessPressure } from '../observability/process-pressure.ts';
 import type { RequestTracker } from '../observability/request-tracker.ts';
-import { hashToken } from '../security/tokens.ts';
 import type { App } from './app.ts';
-import { bearerToken } from './auth.ts';
+import { bearerToken, bearerTokenHash } from './auth.ts';
 import { domainProblem } from './error-handler.ts';
 import { problem, RETRY_AFTER_SECONDS, sendProblem } from './problem.ts';
 
@@ -138,7 +137,7 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     if (request.method !== 'GET' || request.routeOptions.url !== '/queue/:id') return false;
     const token = bearerToken(request);
     const memory = queuePlaceMemoryOf(sql);
-    return token !== undefined && memory !== undefined && memory.knows((request.params as { id: string }).id, hashToken(token));
+    return token !== undefined && memory !== undefined && memory.knows((request.params as { id: string }).id, bearerTokenHash(request, token));
   }
 
   app.addHook('preParsing', async function boundDeferredBody(request, reply, payload) {
