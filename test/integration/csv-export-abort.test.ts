@@ -3,7 +3,7 @@
 // route that needs a connection still answers and the service's connections are idle.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import postgres from 'postgres';
 import { registerBatch } from '../../src/db/queries/registrations.queries.ts';
 import { normalizeStudent } from '../../src/domain/registration.ts';
@@ -19,6 +19,7 @@ let course: string;
 
 const stack = useStack({ poolSize: 2 }, async (stack) => {
   observer = postgres(stack.db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'registrar-test-observer' } });
+  stack.onStop('end the observer connection', () => observer.end({ timeout: 5 }));
   course = await newCourse(stack.server.client, { capacity: ROWS + 10 });
   // Long names, so the export is a few hundred kilobytes: many cursor batches, many socket writes.
   for (let start = 0; start < ROWS; start += 250) {
@@ -29,7 +30,6 @@ const stack = useStack({ poolSize: 2 }, async (stack) => {
     await registerBatch(stack.db.sql, batch);
   }
 });
-after(() => observer?.end({ timeout: 5 }));
 
 /** Downloads the export and drops the connection once `cut` bytes of the body have arrived. */
 function dropAfter(cut: number): Promise<number> {

@@ -7,7 +7,7 @@
 //     the right bearer token (wrong ones limited as wrong admin tokens are).
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { newCourse, student } from '../support/factories.ts';
 import { assertProblem, type Client, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../support/http.ts';
 import { inOneWindow } from '../support/rate-limit-window.ts';
@@ -22,10 +22,10 @@ let withToken: Client;
 let withoutToken: Client;
 let serverWithoutToken: TestServer | undefined;
 const stack = useStack({ server: { ...EDGE, metricsToken: METRICS_TOKEN } }, async (stack) => {
-  serverWithoutToken = await startTestServer(stack.db.sql, EDGE);
+  const server = serverWithoutToken = await startTestServer(stack.db.sql, EDGE);
+  stack.onStop('close the server without a metrics token', () => server.close());
   [withToken, withoutToken] = [stack.server.client, serverWithoutToken.client];
 });
-after(() => serverWithoutToken?.close());
 
 const from = (address: string, headers: Record<string, string> = {}) => ({ 'x-forwarded-for': address, ...headers });
 

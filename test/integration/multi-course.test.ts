@@ -4,7 +4,7 @@
 // its own group commit), with single-course requests and the term limit among them. Every race
 // is checked in the rows afterwards: a 201 holds every course of its request, a refusal none.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
@@ -15,10 +15,9 @@ import { useStack } from '../support/stack.ts';
 let secondWorker: SecondWorker;
 const stack = useStack({}, async (started) => {
   secondWorker = await startSecondWorker(started.db.url);
+  // Before the database is dropped: a pool whose connections the drop ends may never end.
+  started.onStop('close the second worker', () => secondWorker.close());
 });
-// Runs before the stack's own after hook (registered first, run last): the second server's
-// connections go before the database is dropped.
-after(() => secondWorker.close());
 
 const client = () => stack.server.client;
 const workers = (): Client[] => [stack.server.client, secondWorker.server.client];

@@ -4,7 +4,7 @@
 // a swapped student holds the new course and not the old, a refused one the old and not the new.
 // A transaction run again for a waiting swap's old course held elsewhere is counted on /metrics.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { processMetrics } from '../../src/observability/metrics.ts';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { type Answer, assertProblem, type Client } from '../support/http.ts';
@@ -18,10 +18,9 @@ let secondWorker: SecondWorker;
 // The first server counts its metrics, and answers /metrics with them (this process's registry).
 const stack = useStack({ server: { metrics: processMetrics() } }, async (started) => {
   secondWorker = await startSecondWorker(started.db.url);
+  // Before the database is dropped: a pool whose connections the drop ends may never end.
+  started.onStop('close the second worker', () => secondWorker.close());
 });
-// Runs before the stack's own after hook (registered first, run last): the second server's
-// connections go before the database is dropped.
-after(() => secondWorker.close());
 
 const client = () => stack.server.client;
 

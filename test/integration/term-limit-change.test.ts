@@ -7,7 +7,7 @@
 // row from before it reads the limit until it commits, and draws its events' ids under it, so
 // the two locks put every registration wholly before a change or wholly after it, by event id.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { assertProblem, type Answer, type Client } from '../support/http.ts';
 import { assertInvariants } from '../support/invariants.ts';
@@ -19,6 +19,8 @@ import { useStack } from '../support/stack.ts';
 let secondWorker: SecondWorker;
 const stack = useStack({}, async (started) => {
   secondWorker = await startSecondWorker(started.db.url);
+  // Before the database is dropped: a pool whose connections the drop ends may never end.
+  started.onStop('close the second worker', () => secondWorker.close());
   await started.db.sql.unsafe(`
     CREATE TABLE test_term_limit_changes (seq bigint PRIMARY KEY, term_id text NOT NULL, max_courses_per_student integer);
     CREATE FUNCTION test_record_term_limit_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -29,9 +31,6 @@ const stack = useStack({}, async (started) => {
     CREATE TRIGGER test_record_term_limit_change AFTER UPDATE OF max_courses_per_student ON terms
       FOR EACH ROW EXECUTE FUNCTION test_record_term_limit_change();`);
 });
-// Runs before the stack's own after hook (registered first, run last): the second server's
-// connections go before the database is dropped.
-after(() => secondWorker.close());
 
 const workers = (): Client[] => [stack.server.client, secondWorker.server.client];
 

@@ -3,7 +3,7 @@
 // on two group commits as two workers would, with cancels and promotions meanwhile), and
 // imports obeying it. Every race is checked in the rows afterwards, with every invariant.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connectDatabase, type Sql } from '../../src/db/database.ts';
 import { newCourse, newTerm, student } from '../support/factories.ts';
 import { assertProblem, startTestServer, TEST_ADMIN_TOKEN, type Client, type TestServer } from '../support/http.ts';
@@ -18,12 +18,11 @@ let second: TestServer;
 const stack = useStack({ uploadMaxBytes: 1024 * 1024, runners: { importThreads: 2, importChunkBytes: 1024 } }, async (started) => {
   secondPool = connectDatabase(started.db.url, { max: 10, applicationName: 'registrar-test-second' });
   second = await startTestServer(secondPool);
-});
-// Runs before the stack's own after hook (registered first, run last): the second server's
-// connections go before the database is dropped.
-after(async () => {
-  await second.close();
-  await secondPool.end({ timeout: 5 });
+  // Before the database is dropped: a pool whose connections the drop ends may never end.
+  started.onStop('close the second server', async () => {
+    await second.close();
+    await secondPool.end({ timeout: 5 });
+  });
 });
 
 const client = () => stack.server.client;

@@ -35,6 +35,11 @@ type BaseStack = {
   runners: JobRunners | undefined;
   /** Starts the job runners (once the test has set the database up); stopped with the stack. */
   startRunners(options?: RunnerOptions): Promise<JobRunners>;
+  /**
+   * Adds a step to the stop, run before those of the parts started so far (a second server on
+   * the suite's database closes before the database is dropped), bounded like theirs.
+   */
+  onStop(label: string, step: () => Promise<void> | void): void;
   /** Stops every part, last started first; throws if one failed to stop. */
   stop(): Promise<void>;
 };
@@ -70,6 +75,7 @@ async function startParts(stack: Parts, options: StackOptions): Promise<void> {
     await cleanup.run();
     if (failures.length > 0) throw new Error(`the test stack did not stop cleanly:\n${failures.join('\n')}`);
   };
+  stack.onStop = (label, step) => cleanup.add(label, step);
   stack.startRunners = async (runnerOptions = {}) => {
     if (stack.runners) throw new Error('the job runners of this stack are already started');
     const runners = await startTestJobRunners(stack.db, { ...(stack.smtp ? { smtpUrl: stack.smtp.url } : {}), ...runnerOptions });
