@@ -74,7 +74,7 @@ test('SIGTERM drains: requests and jobs in flight finish, the queued rest is sen
   const answers = await Promise.all(pending);
   assert.deepEqual(countBy(answers, (a) => a.status), { 201: IN_FLIGHT }, 'every request in flight was answered');
   await stopping;
-  assert.equal(new Set(smtp.messages.map((m) => m.messageId)).size, IN_FLIGHT, 'each answered request had its email sent');
+  assert.equal(new Set(smtp.messages.map((m) => m.messageId)).size, IN_FLIGHT, `each answered request had its email sent:\n${tail(service!.output())}`);
 
   // b) Jobs in flight: a new start (the same data), the job queue, two sends at a time.
   smtp.behaviour.delayMs = 800;

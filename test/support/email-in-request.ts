@@ -35,16 +35,22 @@ const LEAVE_TO_REQUEST = '90 seconds';
  */
 const HOLD_WHILE_SENDING = '90 seconds';
 
+/** The application_name of each sender's pool, followed by its process id. */
+const SENDER_APPLICATION_NAME = 'registrar-email-in-request-';
+
 /**
  * A BEFORE INSERT trigger on graphile-worker's job table (0.17.3 is pinned): a send_email job
  * holding a creation event (enrolled, waitlisted) becomes runnable 90 s later, so the job worker,
  * woken by the commit, does not take it before the request's claim. Other emails are untouched.
- * An advisory lock orders the HTTP workers that install it at once.
+ * An advisory lock orders the HTTP workers that install it at once; each one's process id is
+ * written in email_in_request.senders, so the hold goes with the last of them (releaseCreationEmails).
  */
 async function holdCreationEmails(sql: Sql): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext('email_in_request'))`;
     await tx`CREATE SCHEMA IF NOT EXISTS email_in_request`;
+    await tx`CREATE TABLE IF NOT EXISTS email_in_request.senders (pid integer PRIMARY KEY)`;
+    await tx`INSERT INTO email_in_request.senders VALUES (${process.pid}) ON CONFLICT DO NOTHING`;
     await tx.unsafe(`
       CREATE OR REPLACE FUNCTION email_in_request.hold_creation_emails() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
@@ -67,10 +73,21 @@ async function holdCreationEmails(sql: Sql): Promise<void> {
   });
 }
 
+/**
+ * Drops the hold once no other HTTP worker sends: the first worker to stop would otherwise take
+ * the claims table from under the requests another one is still answering. A worker killed
+ * without stopping has no connection left (its pool's application_name carries its pid), so it
+ * does not keep the hold alive.
+ */
 async function releaseCreationEmails(sql: Sql): Promise<void> {
   await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext('email_in_request'))`;
-    await tx`DROP SCHEMA IF EXISTS email_in_request CASCADE`;
+    await tx`
+      DELETE FROM email_in_request.senders s
+      WHERE s.pid = ${process.pid} OR NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a WHERE a.application_name = ${SENDER_APPLICATION_NAME} || s.pid)`;
+    const [left] = await tx<{ n: number }[]>`SELECT count(*)::int AS n FROM email_in_request.senders`;
+    if (left!.n === 0) await tx`DROP SCHEMA email_in_request CASCADE`;
   });
 }
 
@@ -104,7 +121,7 @@ type Sender = { send(registrationId: string, manageToken: string): Promise<void>
 async function startSender(config: Config): Promise<Sender> {
   if (config.databaseUrl === undefined) throw new Error('the email-in-request plug-in needs DATABASE_URL (an HTTP worker has it from its supervisor)');
   const logger = createLogger(config, 'email-in-request');
-  const sql = connectDatabase(config.databaseUrl, { max: Math.min(config.emailConcurrency, EMAIL_DATABASE_CONNECTIONS) + 1, applicationName: `registrar-email-in-request-${process.pid}` });
+  const sql = connectDatabase(config.databaseUrl, { max: Math.min(config.emailConcurrency, EMAIL_DATABASE_CONNECTIONS) + 1, applicationName: `${SENDER_APPLICATION_NAME}${process.pid}` });
   await holdCreationEmails(sql);
   // A request claims its job only once a connection is its turn, so the claim covers the
   // exchange and not the wait.
