@@ -463,6 +463,14 @@ AS $function$
     'base64'), '+/', '-_'), '='), 'UTF8'))
 $function$;
 
+CREATE OR REPLACE FUNCTION public.registrar_admission_is_live(p_status queue_place_status, p_admitted_until timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT p_status = 'admitted' AND p_admitted_until > now()
+$function$;
+
 CREATE OR REPLACE FUNCTION public.registrar_admission_is_students(p_admission_hash bytea, p_course text, p_email_key text)
  RETURNS boolean
  LANGUAGE sql
@@ -526,7 +534,7 @@ BEGIN
 
   WITH expired AS (
     UPDATE queue_places SET status = 'expired', updated_at = now()
-    WHERE course_id = p_course AND status = 'admitted' AND admitted_until <= now()
+    WHERE course_id = p_course AND status = 'admitted' AND NOT registrar_admission_is_live(status, admitted_until)
     RETURNING 1
   )
   SELECT count(*) INTO v_expired FROM expired;
@@ -942,7 +950,7 @@ CREATE OR REPLACE FUNCTION public.registrar_lock_admission(p_admission_hash byte
 AS $function$
   SELECT q.id FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
   WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
-    AND q.status = 'admitted' AND q.admitted_until > now()
+    AND registrar_admission_is_live(q.status, q.admitted_until)
   FOR NO KEY UPDATE OF q
 $function$;
 
@@ -1164,7 +1172,8 @@ AS $function$
   FROM courses c
   JOIN queue_states s ON s.course_id = c.id
   CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE q.admitted_until > now()) AS open, count(*) FILTER (WHERE q.admitted_until <= now()) AS lapsed
+    SELECT count(*) FILTER (WHERE registrar_admission_is_live(q.status, q.admitted_until)) AS open,
+      count(*) FILTER (WHERE NOT registrar_admission_is_live(q.status, q.admitted_until)) AS lapsed
     FROM queue_places q WHERE q.course_id = c.id AND q.status = 'admitted'
   ) a
   CROSS JOIN LATERAL (
@@ -1419,7 +1428,7 @@ CREATE OR REPLACE FUNCTION public.registrar_queue_place_row(p queue_places, s qu
 AS $function$
   SELECT jsonb_build_object(
     'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
-    'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
+    'status', CASE WHEN p.status = 'admitted' AND NOT registrar_admission_is_live(p.status, p.admitted_until) THEN 'expired' ELSE p.status::text END,
     'rank', p.rank,
     'position', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed END,
     'ahead', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed - 1 END,

@@ -187,6 +187,22 @@ describe('registering with an admission', () => {
     assert.equal((await place(a)).body.status, 'expired');
   });
 
+  test('the rule of a live admission (registrar_admission_is_live) is inlined where it is asked: a filter on the columns, no function call', async () => {
+    const planOf = async (predicate: string) => {
+      const [plan] = await stack.db.sql.unsafe<{ 'QUERY PLAN': unknown }[]>(`
+        EXPLAIN (FORMAT JSON, VERBOSE) SELECT count(*) FROM queue_places q WHERE ${predicate}(q.status, q.admitted_until)`);
+      return JSON.stringify(plan!['QUERY PLAN']);
+    };
+    const plan = await planOf('registrar_admission_is_live');
+    assert.doesNotMatch(plan, /registrar_admission_is_live/, plan);
+    assert.match(plan, /admitted_until > now\(\)/, plan);
+    // The control: a SECURITY DEFINER copy cannot be inlined, and its call shows in the plan.
+    await stack.db.sql.unsafe(`CREATE FUNCTION definer_live(p_status queue_place_status, p_admitted_until timestamptz) RETURNS boolean
+      LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT registrar_admission_is_live(p_status, p_admitted_until) $$`);
+    assert.match(await planOf('definer_live'), /definer_live/);
+    await stack.db.sql`DROP FUNCTION definer_live(queue_place_status, timestamptz)`;
+  });
+
   test('a course without a queue registers as before, with or without an admission field', async () => {
     const course = await newCourse(stack.server.client, { capacity: 2 });
     assert.equal((await register(course, { email: 'plain1@example.org' })).status, 201);

@@ -105,7 +105,7 @@ BEGIN
 
   WITH expired AS (
     UPDATE queue_places SET status = 'expired', updated_at = now()
-    WHERE course_id = p_course AND status = 'admitted' AND admitted_until <= now()
+    WHERE course_id = p_course AND status = 'admitted' AND NOT registrar_admission_is_live(status, admitted_until)
     RETURNING 1
   )
   SELECT count(*) INTO v_expired FROM expired;

@@ -28,7 +28,8 @@ CREATE OR REPLACE FUNCTION registrar_queue_figures() RETURNS TABLE (
   FROM courses c
   JOIN queue_states s ON s.course_id = c.id
   CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE q.admitted_until > now()) AS open, count(*) FILTER (WHERE q.admitted_until <= now()) AS lapsed
+    SELECT count(*) FILTER (WHERE registrar_admission_is_live(q.status, q.admitted_until)) AS open,
+      count(*) FILTER (WHERE NOT registrar_admission_is_live(q.status, q.admitted_until)) AS lapsed
     FROM queue_places q WHERE q.course_id = c.id AND q.status = 'admitted'
   ) a
   CROSS JOIN LATERAL (

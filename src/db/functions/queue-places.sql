@@ -3,6 +3,16 @@
 -- the admission a registration holds. docs/design.md, "The waiting room".
 -- Re-applied at each start by src/db/migrate.ts (CREATE OR REPLACE); this file is the live definition.
 
+-- The one rule of a live admission: a place admitted whose time to register has not run out.
+-- Past admitted_until it no longer registers, reads as expired and is counted as lapsed, whether
+-- or not the tick has marked it expired yet; the lock a registration takes, the probes of the
+-- shedder, the reads, the tick and the figures all ask this. One expression with no FROM, so
+-- the planner inlines it.
+CREATE OR REPLACE FUNCTION registrar_admission_is_live(p_status queue_place_status, p_admitted_until timestamptz) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT p_status = 'admitted' AND p_admitted_until > now()
+$$;
+
 -- The random order's key of a place: anyone given the seed (shown once ordered) and the places
 -- recomputes the order by sorting on it.
 CREATE OR REPLACE FUNCTION registrar_queue_shuffle_key(p_seed bytea, p_place_id uuid) RETURNS bytea
@@ -91,7 +101,7 @@ CREATE OR REPLACE FUNCTION registrar_queue_place_row(p queue_places, s queue_sta
 LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object(
     'id', p.id, 'course_id', p.course_id, 'name', p.name, 'email', p.email,
-    'status', CASE WHEN p.status = 'admitted' AND p.admitted_until <= now() THEN 'expired' ELSE p.status::text END,
+    'status', CASE WHEN p.status = 'admitted' AND NOT registrar_admission_is_live(p.status, p.admitted_until) THEN 'expired' ELSE p.status::text END,
     'rank', p.rank,
     'position', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed END,
     'ahead', CASE WHEN p.status = 'waiting' THEN p.rank - s.passed - 1 END,
@@ -160,7 +170,7 @@ CREATE OR REPLACE FUNCTION registrar_lock_admission(p_admission_hash bytea, p_co
 LANGUAGE sql AS $$
   SELECT q.id FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
   WHERE t.admission_hash = p_admission_hash AND q.course_id = p_course AND q.email_key = p_email_key
-    AND q.status = 'admitted' AND q.admitted_until > now()
+    AND registrar_admission_is_live(q.status, q.admitted_until)
   FOR NO KEY UPDATE OF q
 $$;
 

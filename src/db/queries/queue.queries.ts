@@ -97,15 +97,15 @@ export function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): 
 
 type AdmissionProbe = { courseId: string; admissionHash: Buffer };
 
-/** Per probe, whether its hash is the admission of a place of its course admitted now (the
- * conditions of registrar_lock_admission but the email key, without a lock), in one statement. */
+/** Per probe, whether its hash is the admission of a live place of its course (the conditions
+ * of registrar_lock_admission but the email key, without a lock), in one statement. */
 async function findLiveAdmissions(sql: Sql, probes: readonly AdmissionProbe[]): Promise<boolean[]> {
   const rows = await sql<{ n: string }[]>`
     SELECT m.n::text AS n
     FROM unnest(${probes.map((p) => p.courseId)}::text[], ${probes.map((p) => p.admissionHash.toString('hex'))}::text[]) WITH ORDINALITY AS m (course, hash, n)
     JOIN queue_tokens t ON t.admission_hash = decode(m.hash, 'hex')
     JOIN queue_places q ON q.id = t.place_id
-    WHERE q.course_id = m.course AND q.status = 'admitted' AND q.admitted_until > now()`;
+    WHERE q.course_id = m.course AND registrar_admission_is_live(q.status, q.admitted_until)`;
   const live = probes.map(() => false);
   for (const row of rows) live[Number(row.n) - 1] = true;
   return live;
