@@ -15,11 +15,11 @@ export type EmailMessage = {
 
 /**
  * What turns messages into MIME off the event loop (the worker-thread pool): RFC 5322 text, one
- * per message, in order. `threads`: how many batches may usefully run at once.
+ * per message, in order, as bytes. `threads`: how many batches may usefully run at once.
  */
 export type EmailThreads = {
   readonly threads: number;
-  composeMime(messages: EmailMessage[]): Promise<string[]>;
+  composeMime(messages: EmailMessage[]): Promise<Buffer[]>;
 };
 
 const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

@@ -7,7 +7,9 @@
 // own, so a retry sends the same one (invariant 4).
 import MimeNode from 'nodemailer/lib/mime-node';
 import { encode, wrap } from 'nodemailer/lib/qp';
+import { Piscina } from 'piscina';
 import type { EmailMessage } from '../domain/email-message.ts';
+import { packTexts } from './packed-texts.ts';
 
 const QP_LINE = 76;
 
@@ -26,6 +28,11 @@ export function composeOne(message: EmailMessage): string {
 }
 
 /** The MIME text of each message, in order. */
-export function composeMime(messages: EmailMessage[]): string[] {
+export function composeAll(messages: readonly EmailMessage[]): string[] {
   return messages.map(composeOne);
+}
+
+/** The pool's task: the batch's MIME packed in one buffer, moved (not cloned) to the caller (unpackTexts). */
+export function composeMime(messages: EmailMessage[]): unknown {
+  return Piscina.move(packTexts(composeAll(messages)));
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildEmail } from '../../src/domain/email-message.ts';
-import { composeMime, composeOne } from '../../src/runtime/email-mime.thread.ts';
+import { composeAll, composeOne } from '../../src/runtime/email-mime.thread.ts';
 
 const message = buildEmail({
   eventId: '7', kind: 'waitlisted', registrationId: '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
@@ -46,7 +46,7 @@ test('the MIME carries the message\'s Message-ID, encoded headers and both bodie
 
 test('a batch gives one MIME text per message, in order, each with its own Message-ID', () => {
   const other = { ...message, to: 'grace@example.org', messageId: '<registrar.other@localhost>' };
-  const [first, second] = composeMime([message, other]);
+  const [first, second] = composeAll([message, other]);
   assert.ok(first!.includes(message.messageId) && !first!.includes(other.messageId));
   assert.ok(second!.includes(other.messageId) && second!.includes('To: grace@example.org'));
 });
