@@ -11,6 +11,7 @@ import path from 'node:path';
 import { buildEmail, type EmailMessage } from '../src/domain/email-message.ts';
 import type { Chunk, ColumnIndexes } from '../src/domain/import-rows.ts';
 import { MIME_BATCH } from '../src/jobs/email/mail-transport.ts';
+import { IMPORT_BATCH_ROWS } from '../src/jobs/tasks/import-csv.task.ts';
 import { planChunks } from '../src/runtime/csv-chunk.thread.ts';
 import { createThreadPool, type ThreadPool } from '../src/runtime/thread-pool.ts';
 import { htmlTable, paragraph } from './html.ts';
@@ -90,8 +91,8 @@ export const cpuScenario = defineScenario({
     context.log(`cpu: ${file.rows} rows (${(file.bytes / 2 ** 20).toFixed(1)} MiB, ${plan.chunks.length} chunks), ${messages.length} emails in ${batches.length} batches of ${MIME_BATCH}`);
 
     const parse = (pool: ThreadPool, chunks: readonly Chunk[], columns: ColumnIndexes) => async () => {
-      const results = await runBounded(chunks.map((chunk) => () => pool.parseChunk({ ...chunk, file: file.file, columns, maxRecordBytes: MAX_RECORD_BYTES })), pool.threads * 2);
-      return `${results.reduce((n, r) => n + r.rows.length, 0)} rows, ${results.reduce((n, r) => n + r.errors.length, 0)} errors`;
+      const batches = (await runBounded(chunks.map((chunk) => () => pool.parseChunk({ ...chunk, file: file.file, columns, maxRecordBytes: MAX_RECORD_BYTES, batchRows: IMPORT_BATCH_ROWS, resumeAfterLine: 0 })), pool.threads * 2)).flat();
+      return `${batches.reduce((n, b) => n + b.rows, 0)} rows, ${batches.reduce((n, b) => n + b.errors.length, 0)} errors`;
     };
     const mime = (pool: ThreadPool, work: readonly EmailMessage[][]) => async () => {
       const results = await runBounded(work.map((batch) => () => pool.composeMime(batch)), pool.threads * 2);

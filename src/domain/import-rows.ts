@@ -1,6 +1,7 @@
 // The rules of an import file's rows: the chunk tasks the thread pool runs on it (ImportThreads),
 // and what one record becomes: a row registered as POST /register would, or an error at its line.
-import type { ParsedRow, RowError } from '../db/queries/imports.queries.ts';
+import type { ImportBatch, ParsedRow, RowError } from '../db/queries/imports.queries.ts';
+import type { BatchPlan } from './import-batches.ts';
 import { normalizeStudent } from './registration.ts';
 
 /** Where each required field is in a record, found by the header (csv-header.ts). */
@@ -10,7 +11,10 @@ export type ColumnIndexes = { name: number; email: number; course: number };
 export type Chunk = { start: number; end: number; firstLine: number };
 /** A chunk to parse (UTF-8), where each field is, and the record size bound. */
 export type ChunkTask = Chunk & { file: string; columns: ColumnIndexes; maxRecordBytes: number };
-export type ChunkResult = { rows: ParsedRow[]; errors: RowError[] };
+/** A chunk parsed: its rows and its errors, each in line order. */
+export type ParsedChunk = { rows: ParsedRow[]; errors: RowError[] };
+/** A chunk to parse into the batches its rows are written in. */
+export type ChunkBatchesTask = ChunkTask & BatchPlan;
 
 export type PlanTask = { file: string; chunkBytes: number; maxRecordBytes: number };
 /** The chunks in file order, or why the file cannot be imported at all (its header). */
@@ -20,7 +24,8 @@ export type Plan = { columns: ColumnIndexes; chunks: Chunk[] } | { failure: stri
 export type ImportThreads = {
   readonly threads: number;
   planChunks(task: PlanTask): Promise<Plan>;
-  parseChunk(task: ChunkTask): Promise<ChunkResult>;
+  /** The chunk parsed, in the batches the writer applies (src/domain/import-batches.ts). */
+  parseChunk(task: ChunkBatchesTask): Promise<ImportBatch[]>;
 };
 
 /** The fields of a record as POST /register's body would carry them (missing ones empty). */

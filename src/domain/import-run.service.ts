@@ -3,10 +3,7 @@
 // queued -> running -> done | failed; a retried attempt finds it running and resumes after
 // done_through_line, the last line its earlier batches committed.
 import type { Sql } from '../db/database.ts';
-import { applyImportBatch, findImport, type ParsedRow, type RowError, setImportStatus } from '../db/queries/imports.queries.ts';
-
-/** One line of the file: the row it became, or its error. */
-export type ImportItem = { line: number; row?: ParsedRow; error?: RowError };
+import { applyImportBatch, findImport, type ImportBatch, setImportStatus } from '../db/queries/imports.queries.ts';
 
 export type ImportRunStart =
   | { kind: 'missing' }
@@ -34,13 +31,10 @@ export async function failImportRun(sql: Sql, importId: string, reason: string):
 
 /**
  * Writes consecutive lines of the file in one transaction (registrar_import_batch: the rules of
- * POST /register) and moves the resume point to the last of them. Rows go in a stable sort by
- * course: each course keeps the file's order, and course locks are taken in one order.
+ * POST /register) and moves the resume point to the last of them. The batch's rows come in a
+ * stable sort by course (src/domain/import-batches.ts): each course keeps the file's order, and
+ * course locks are taken in one order.
  */
-export async function writeImportBatch(sql: Sql, importId: string, items: readonly ImportItem[]): Promise<void> {
-  const last = items.at(-1);
-  if (last === undefined) return;
-  const rows = items.flatMap((item) => (item.row ? [item.row] : [])).sort((a, b) => (a.course < b.course ? -1 : a.course > b.course ? 1 : 0));
-  const errors = items.flatMap((item) => (item.error ? [item.error] : []));
-  await applyImportBatch(sql, importId, { rows, errors, items: items.length, throughLine: last.line });
+export async function writeImportBatch(sql: Sql, importId: string, batch: ImportBatch): Promise<void> {
+  await applyImportBatch(sql, importId, batch);
 }

@@ -1,15 +1,18 @@
 // Runs on the worker-thread pool, never on an event loop that serves requests or jobs: plans an
 // import file's chunks (planChunks: one linear pass over the file, src/domain/csv-chunks.ts,
-// cuts it at record boundaries and reads its header), then parses one chunk (the default export:
-// RFC 4180 via csv-parse) and turns each record into a row (src/domain/import-rows.ts) checked by
-// the very schema that validates POST /register. The file is read here, with synchronous reads:
+// cuts it at record boundaries and reads its header), then parses one chunk (parseCsvChunk:
+// RFC 4180 via csv-parse), turns each record into a row (src/domain/import-rows.ts) checked by
+// the very schema that validates POST /register, and cuts the rows into the writer's batches
+// (the default export; src/domain/import-batches.ts). The file is read here, with synchronous reads:
 // this thread has nothing else to do. A badly quoted record is a row error at its first line; the chunk's other rows go on.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import type { RowError } from '../db/queries/imports.queries.ts';
 import { BOM, countNewlines, ImportFileError, NEWLINE, nextLine, scanRecord } from '../domain/csv-chunks.ts';
 import { readHeader } from '../domain/csv-header.ts';
-import { type Chunk, type ChunkResult, type ChunkTask, type ColumnIndexes, type Plan, type PlanTask, rowCandidate, type RowCandidate, toImportRow } from '../domain/import-rows.ts';
+import type { ImportBatch } from '../db/queries/imports.queries.ts';
+import { toImportBatches } from '../domain/import-batches.ts';
+import { type Chunk, type ChunkBatchesTask, type ChunkTask, type ColumnIndexes, type ParsedChunk, type Plan, type PlanTask, rowCandidate, type RowCandidate, toImportRow } from '../domain/import-rows.ts';
 import { RegisterBody } from '../http/schemas/registration.schemas.ts';
 import { toFieldErrors, validatorCompiler } from '../http/validation.ts';
 import { generateManageToken } from '../security/tokens.ts';
@@ -144,8 +147,8 @@ function dropBadRecords(bytes: Buffer, firstLine: number, maxRecordBytes: number
   return { text: Buffer.concat(kept).toString('utf8'), errors, startLines };
 }
 
-export default function parseCsvChunk(task: ChunkTask): ChunkResult {
-  const rows: ChunkResult['rows'] = [];
+export function parseCsvChunk(task: ChunkTask): ParsedChunk {
+  const rows: ParsedChunk['rows'] = [];
   const bytes = withFile(task.file, (fd) => readRange(fd, task.start, task.end - task.start));
   const { text, errors, startLines } = dropBadRecords(bytes, task.firstLine, task.maxRecordBytes);
   const base = task.firstLine - 1; // csv-parse counts the chunk's lines from 1
@@ -170,4 +173,9 @@ export default function parseCsvChunk(task: ChunkTask): ChunkResult {
   }
   errors.sort((a, b) => a.line - b.line);
   return { rows, errors };
+}
+
+/** The pool's default task: a chunk parsed into the batches the job worker writes. */
+export default function parseChunkBatches(task: ChunkBatchesTask): ImportBatch[] {
+  return toImportBatches(parseCsvChunk(task), task);
 }

@@ -7,7 +7,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { EmailMessage, EmailThreads } from '../domain/email-message.ts';
-import type { ChunkResult, ImportThreads, Plan } from '../domain/import-rows.ts';
+import type { ImportBatch } from '../db/queries/imports.queries.ts';
+import type { ImportThreads, Plan } from '../domain/import-rows.ts';
 import { unpackTexts } from './packed-texts.ts';
 
 export type ThreadPool = ImportThreads & EmailThreads & {
@@ -28,7 +29,7 @@ export function createThreadPool(threads = availableParallelism()): ThreadPool {
   return {
     threads,
     planChunks: (task) => pool.run(task, { name: 'planChunks' }) as Promise<Plan>,
-    parseChunk: (task) => pool.run(task) as Promise<ChunkResult>,
+    parseChunk: (task) => pool.run(task) as Promise<ImportBatch[]>,
     composeMime: async (messages: EmailMessage[]) => unpackTexts(await pool.run(messages, { filename: EMAIL_MIME_THREAD, name: 'composeMime' }) as Uint8Array),
     stats: () => ({ queued: pool.queueSize, utilization: pool.utilization, threads: pool.threads.length }),
     close: () => pool.close(),

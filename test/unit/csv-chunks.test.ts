@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_MAX_RECORD_BYTES, headerRecord, scanCounter } from '../../src/domain/csv-chunks.ts';
-import type { ChunkResult } from '../../src/domain/import-rows.ts';
-import parseCsvChunk, { planChunks } from '../../src/runtime/csv-chunk.thread.ts';
+import type { ParsedChunk } from '../../src/domain/import-rows.ts';
+import { parseCsvChunk, planChunks } from '../../src/runtime/csv-chunk.thread.ts';
 
 let dir: string;
 before(async () => {
@@ -20,7 +20,7 @@ after(async () => {
 });
 
 let files = 0;
-async function importFile(text: string | Buffer, chunkBytes = 64, maxRecordBytes = 1024): Promise<ChunkResult & { chunks: number }> {
+async function importFile(text: string | Buffer, chunkBytes = 64, maxRecordBytes = 1024): Promise<ParsedChunk & { chunks: number }> {
   const file = path.join(dir, `f${files++}.csv`);
   await writeFile(file, text);
   const plan = planChunks({ file, chunkBytes, maxRecordBytes });
@@ -29,7 +29,7 @@ async function importFile(text: string | Buffer, chunkBytes = 64, maxRecordBytes
   return { rows: results.flatMap((r) => r.rows), errors: results.flatMap((r) => r.errors), chunks: plan.chunks.length };
 }
 
-const lines = (result: ChunkResult) => ({ rows: result.rows.map((r) => [r.line, r.name]), errors: result.errors.map((e) => e.line) });
+const lines = (result: ParsedChunk) => ({ rows: result.rows.map((r) => [r.line, r.name]), errors: result.errors.map((e) => e.line) });
 
 test('quoted commas, doubled quotes and newlines, CRLF and a BOM: every row at its line', async () => {
   const csv = '\uFEFFname,email,course,notes\r\n"Hopper, Grace",g@example.org,c-1,\r\n"Said ""hi""",s@example.org,c-1,""\r\nAlan,t@example.org,c-1,"two\nlines, ""quoted"""\r\n  "Spaced"  ,p@example.org,c-1\r\n';

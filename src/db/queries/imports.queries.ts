@@ -59,13 +59,25 @@ export async function setImportStatus(sql: Sql, id: string, status: ImportStatus
 
 export type BatchOutcome = { skipped?: true; created?: number; existing?: number; waitlisted?: number; rejected?: number };
 
+/**
+ * A batch of an import's rows (src/domain/import-batches.ts): each column of its `rows` rows as
+ * an array literal (src/db/array-literal.ts), its errors, how many items (rows and errors) it
+ * covers and the file line it ends at.
+ */
+export type ImportBatch = {
+  rows: number;
+  lines: string; courses: string; names: string; emails: string; emailKeys: string; tokens: string;
+  errors: RowError[];
+  items: number;
+  throughLine: number;
+};
+
 /** One batch in one transaction (registrar_import_batch): its rows, its errors, the progress;
  * lock last first, and after a failed attempt as src/db/retry-policy.ts decides. */
-export async function applyImportBatch(sql: Sql, importId: string, batch: { rows: ParsedRow[]; errors: RowError[]; items: number; throughLine: number }): Promise<BatchOutcome> {
-  const rows = batch.rows;
+export async function applyImportBatch(sql: Sql, importId: string, batch: ImportBatch): Promise<BatchOutcome> {
   const [result] = await retryTransaction((lockFirst) => sql<{ outcome: BatchOutcome }[]>`
-    SELECT registrar_import_batch(${lockFirst}::boolean, ${importId}, ${rows.map((r) => r.line)}::int[], ${rows.map((r) => r.course)}::text[],
-      ${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.email)}::text[], ${rows.map((r) => r.emailKey)}::text[],
-      ${rows.map((r) => r.token)}::text[], ${sql.json(batch.errors)}::jsonb, ${batch.items}, ${batch.throughLine}) AS outcome`);
+    SELECT registrar_import_batch(${lockFirst}::boolean, ${importId}, ${batch.lines}::int[], ${batch.courses}::text[],
+      ${batch.names}::text[], ${batch.emails}::text[], ${batch.emailKeys}::text[],
+      ${batch.tokens}::text[], ${sql.json(batch.errors)}::jsonb, ${batch.items}, ${batch.throughLine}) AS outcome`);
   return result?.outcome ?? {};
 }

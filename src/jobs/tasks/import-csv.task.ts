@@ -12,13 +12,17 @@ import type { Task } from 'graphile-worker';
 import type { Logger } from 'pino';
 import type { Sql } from '../../db/database.ts';
 import { DEFAULT_MAX_RECORD_BYTES, ImportFileError } from '../../domain/csv-chunks.ts';
-import type { ChunkResult, ImportThreads } from '../../domain/import-rows.ts';
-import { failImportRun, finishImportRun, type ImportItem, startImportRun, writeImportBatch } from '../../domain/import-run.service.ts';
+import type { ImportBatch } from '../../domain/import-batches.ts';
+import type { ImportThreads } from '../../domain/import-rows.ts';
+import { failImportRun, finishImportRun, startImportRun, writeImportBatch } from '../../domain/import-run.service.ts';
 
 export type ImportCsvDeps = { sql: Sql; pool: ImportThreads; logger: Logger; batchRows?: number; chunkBytes?: number; maxRecordBytes?: number };
 
+/** Items (rows and errors) a batch, one transaction each, unless the deps say otherwise. */
+export const IMPORT_BATCH_ROWS = 1000;
+
 export function createImportCsvTask(deps: ImportCsvDeps): Task {
-  const batchRows = deps.batchRows ?? 1000;
+  const batchRows = deps.batchRows ?? IMPORT_BATCH_ROWS;
   const chunkBytes = deps.chunkBytes ?? 1024 * 1024;
   const maxRecordBytes = deps.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   return async function importCsv(payload, helpers) {
@@ -54,24 +58,17 @@ export function createImportCsvTask(deps: ImportCsvDeps): Task {
     const plan = await deps.pool.planChunks({ file, chunkBytes, maxRecordBytes });
     if ('failure' in plan) throw new ImportFileError(plan.failure);
     const maxInFlight = deps.pool.threads * 2;
-    const inFlight: Promise<ChunkResult>[] = [];
+    const inFlight: Promise<ImportBatch[]>[] = [];
 
     const writeNext = async () => {
-      const result = await inFlight.shift()!;
-      const items: ImportItem[] = [
-        ...result.rows.map((row) => ({ line: row.line, row })),
-        ...result.errors.map((error) => ({ line: error.line, error })),
-      ].filter((item) => item.line > resumeAfterLine).sort((a, b) => a.line - b.line);
-      for (let start = 0; start < items.length; start += batchRows) {
-        await writeImportBatch(deps.sql, importId, items.slice(start, start + batchRows));
-      }
+      for (const batch of await inFlight.shift()!) await writeImportBatch(deps.sql, importId, batch);
     };
 
     for (const [index, chunk] of plan.chunks.entries()) {
       // A resumed import skips the chunks its earlier attempts wrote whole.
       const following = plan.chunks[index + 1];
       if (following && following.firstLine - 1 <= resumeAfterLine) continue;
-      const parsing = deps.pool.parseChunk({ ...chunk, file, columns: plan.columns, maxRecordBytes });
+      const parsing = deps.pool.parseChunk({ ...chunk, file, columns: plan.columns, maxRecordBytes, batchRows, resumeAfterLine });
       parsing.catch(() => {}); // awaited in order by writeNext; this only marks it handled
       inFlight.push(parsing);
       if (inFlight.length >= maxInFlight) await writeNext();
