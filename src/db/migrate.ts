@@ -62,8 +62,9 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
     });
     return newlyApplied;
   } finally {
-    await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
-    await sql.end();
+    // Ending the session releases its advisory lock. Bounded: after the server went away in the
+    // middle (a stop during start-up), postgres.js's end() otherwise waits for ever.
+    await sql.end({ timeout: 5 });
   }
 }
 

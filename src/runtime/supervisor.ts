@@ -48,6 +48,14 @@ export async function runSupervisor(config: Config): Promise<void> {
   const logger = createLogger(config, 'supervisor');
   const lifecycle = new Lifecycle((message) => logger.info(message));
   lifecycle.handleSignals(config.shutdownTimeoutMs + 5_000);
+  // A step a stop cut short can still fail where nobody awaits it: postgres.js rejects a promise
+  // of its own when it ends a connection whose server just went away (the migration's, as the
+  // embedded PostgreSQL stops). Once the stop has begun that is its expected fallout, logged;
+  // before it, the crash Node would make without this handler.
+  process.on('unhandledRejection', (reason) => {
+    if (!lifecycle.isStopping) throw reason;
+    logger.warn({ err: reason }, 'a step cut short by the stop failed afterwards; the stop goes on');
+  });
   try {
     await startAll(config, logger, lifecycle);
   } catch (error) {
