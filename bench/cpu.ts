@@ -2,7 +2,7 @@
 // through the service's own thread pool (src/runtime/thread-pool.ts) with 1 thread and with N,
 // and the speed-up. Two kinds of work, each the very functions and task sizes the service runs:
 // an import file's chunks parsed and validated (csv-chunk.thread.ts: csv-parse, the POST /register
-// schema, normalization, a manage token per row; 1 MiB chunks, 2 per thread in flight, as
+// schema, normalization, a manage token per row; the import task's chunks, 2 per thread in flight, as
 // import-csv.task.ts), and emails' MIME built (email-mime.thread.ts, in batches of MIME_BATCH,
 // 2 per thread in flight, as the SMTP transport).
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { buildEmail, type EmailMessage } from '../src/domain/email-message.ts';
 import type { Chunk, ColumnIndexes } from '../src/domain/import-rows.ts';
 import { MIME_BATCH } from '../src/jobs/email/mail-transport.ts';
-import { IMPORT_BATCH_ROWS } from '../src/jobs/tasks/import-csv.task.ts';
+import { IMPORT_BATCH_ROWS, IMPORT_CHUNK_BYTES } from '../src/jobs/tasks/import-csv.task.ts';
 import { planChunks } from '../src/runtime/csv-chunk.thread.ts';
 import { createThreadPool, type ThreadPool } from '../src/runtime/thread-pool.ts';
 import { htmlTable, paragraph } from './html.ts';
@@ -26,7 +26,7 @@ const cpuFlags = {
   rows: { type: 'integer', description: 'rows of the import file parsed', default: 300_000, min: 1_000, max: 10_000_000 },
   emails: { type: 'integer', description: 'emails whose MIME is built', default: 20_000, min: 100, max: 1_000_000 },
   threads: { type: 'integer', description: 'threads of the second run (the first has 1)', default: 2, min: 2, max: 64 },
-  'chunk-kib': { type: 'integer', description: 'import chunk size, KiB (the import task\'s is 1024)', default: 1024, min: 16, max: 65_536 },
+  'chunk-kib': { type: 'integer', description: 'import chunk size, KiB (the import task\'s by default)', default: IMPORT_CHUNK_BYTES / 1024, min: 16, max: 65_536 },
   rounds: { type: 'integer', description: 'timed rounds per case and thread count (the median is reported)', default: 3, min: 1, max: 20 },
 } as const;
 

@@ -21,9 +21,17 @@ export type ImportCsvDeps = { sql: Sql; pool: ImportThreads; logger: Logger; bat
 /** Items (rows and errors) a batch, one transaction each, unless the deps say otherwise. */
 export const IMPORT_BATCH_ROWS = 1000;
 
+/**
+ * The bytes of file a thread parses in one task (about 2,000 rows). Small, because a chunk's
+ * text, its records, its rows and its batches are all alive in the thread at once, and the job
+ * worker's memory follows: 1 MiB chunks peaked 150-250 MiB higher than these, at the same pace
+ * (docs/benchmarks.md, "Where the job worker's memory goes").
+ */
+export const IMPORT_CHUNK_BYTES = 128 * 1024;
+
 export function createImportCsvTask(deps: ImportCsvDeps): Task {
   const batchRows = deps.batchRows ?? IMPORT_BATCH_ROWS;
-  const chunkBytes = deps.chunkBytes ?? 1024 * 1024;
+  const chunkBytes = deps.chunkBytes ?? IMPORT_CHUNK_BYTES;
   const maxRecordBytes = deps.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   return async function importCsv(payload, helpers) {
     const importId = (payload as { importId?: unknown } | null)?.importId;
