@@ -24,7 +24,7 @@ export const IMPORT_BATCH_ROWS = 1000;
 /**
  * The bytes of file a thread parses in one task (about 2,000 rows). Small, because a chunk's
  * text, its records, its rows and its batches are all alive in the thread at once, and the job
- * worker's memory follows: 1 MiB chunks peaked 150-250 MiB higher than these, at the same pace
+ * worker's memory follows: 1 MiB chunks peaked 130-300 MiB higher than these, at the same pace
  * (docs/benchmarks.md, "Where the job worker's memory goes").
  */
 export const IMPORT_CHUNK_BYTES = 128 * 1024;
