@@ -14,9 +14,7 @@ import { useStack } from '../support/stack.ts';
 
 let secondWorker: SecondWorker;
 const stack = useStack({}, async (started) => {
-  secondWorker = await startSecondWorker(started.db.url);
-  // Before the database is dropped: a pool whose connections the drop ends may never end.
-  started.onStop('close the second worker', () => secondWorker.close());
+  secondWorker = await startSecondWorker(started);
 });
 
 const client = () => stack.server.client;

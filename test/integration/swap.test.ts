@@ -17,9 +17,7 @@ import { useStack } from '../support/stack.ts';
 let secondWorker: SecondWorker;
 // The first server counts its metrics, and answers /metrics with them (this process's registry).
 const stack = useStack({ server: { metrics: processMetrics() } }, async (started) => {
-  secondWorker = await startSecondWorker(started.db.url);
-  // Before the database is dropped: a pool whose connections the drop ends may never end.
-  started.onStop('close the second worker', () => secondWorker.close());
+  secondWorker = await startSecondWorker(started);
 });
 
 const client = () => stack.server.client;

@@ -18,9 +18,7 @@ import { useStack } from '../support/stack.ts';
 
 let secondWorker: SecondWorker;
 const stack = useStack({}, async (started) => {
-  secondWorker = await startSecondWorker(started.db.url);
-  // Before the database is dropped: a pool whose connections the drop ends may never end.
-  started.onStop('close the second worker', () => secondWorker.close());
+  secondWorker = await startSecondWorker(started);
   await started.db.sql.unsafe(`
     CREATE TABLE test_term_limit_changes (seq bigint PRIMARY KEY, term_id text NOT NULL, max_courses_per_student integer);
     CREATE FUNCTION test_record_term_limit_change() RETURNS trigger LANGUAGE plpgsql AS $$
