@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import postgres from 'postgres';
-import { admitFromQueue } from '../../src/db/queries/queue.queries.ts';
+import { admitFromQueue, liveAdmissionsStatement } from '../../src/db/queries/queue.queries.ts';
+import { hashToken } from '../../src/security/tokens.ts';
 import { configureFullCourses, observeFastRefusals } from '../../src/domain/full-courses.ts';
 import { DomainError } from '../../src/domain/domain-error.ts';
 import { registerStudent } from '../../src/domain/registration.service.ts';
@@ -21,6 +22,9 @@ import { future, type Joined, past, queuedCourseHelpers } from '../support/queue
 // The database's "queued" and "full" are trusted for a minute here, so that the refusals made
 // from memory can be counted without depending on how fast the machine is.
 const stack = useStack({ poolSize: 30 }, (stack) => configureFullCourses(stack.db.sql, { recheckMs: 60_000 }));
+
+/** A node of EXPLAIN (FORMAT JSON): the fields read here. */
+type PlanNode = { 'Relation Name'?: string; 'Actual Loops': number; Plans?: PlanNode[] };
 
 const { queuedCourse, join, joinAll, place, open, statuses, register } = queuedCourseHelpers(stack);
 
@@ -201,6 +205,26 @@ describe('registering with an admission', () => {
       LANGUAGE sql STABLE SECURITY DEFINER AS $$ SELECT registrar_admission_is_live(p_status, p_admitted_until) $$`);
     assert.match(await planOf('definer_live'), /definer_live/);
     await stack.db.sql`DROP FUNCTION definer_live(queue_place_status, timestamptz)`;
+  });
+
+  test('the admission probe looks each admission up once, however many places are admitted', async () => {
+    const course = await queuedCourse({ capacity: 300, opensAt: future(3_600_000) });
+    const joined = await joinAll(course, 120, 'probe');
+    await open(course);
+    // Statistics taken before the admissions, as autovacuum's ANALYZE may leave them during a
+    // rush: the planner expects next to no admitted places.
+    await stack.db.sql`ANALYZE queue_places, queue_tokens`;
+    await admitFromQueue(stack.db.sql, course);
+    const admissions = (await Promise.all(joined.map(place))).map((a) => a.body.admission).filter((a): a is string => typeof a === 'string');
+    assert.ok(admissions.length >= 40, `${admissions.length} admitted`);
+    const forged = Array.from({ length: 1019 }, () => randomBytes(32).toString('base64url'));
+    const probes = [...admissions.slice(0, 5), ...forged].map((a) => ({ courseId: course, admissionHash: hashToken(a) }));
+    assert.deepEqual((await liveAdmissionsStatement(stack.db.sql, probes)).map((r) => r.n).sort(), ['1', '2', '3', '4', '5']);
+    const [explained] = await stack.db.sql<{ 'QUERY PLAN': [{ Plan: PlanNode }] }[]>`EXPLAIN (ANALYZE, FORMAT JSON) ${liveAdmissionsStatement(stack.db.sql, probes)}`;
+    const tokenLookups = (node: PlanNode): number =>
+      (node['Relation Name'] === 'queue_tokens' ? node['Actual Loops'] : 0) + (node.Plans ?? []).reduce((sum, child) => sum + tokenLookups(child), 0);
+    const plan = explained!['QUERY PLAN'][0].Plan;
+    assert.ok(tokenLookups(plan) <= probes.length, `${tokenLookups(plan)} lookups of queue_tokens for ${probes.length} probes and ${admissions.length} admitted places: ${JSON.stringify(plan)}`);
   });
 
   test('a course without a queue registers as before, with or without an admission field', async () => {

@@ -95,17 +95,31 @@ export function findQueuePlace(sql: Sql, id: string, tokenHash: Buffer | null): 
   return placeReadsOf(sql)({ id, tokenHash });
 }
 
-type AdmissionProbe = { courseId: string; admissionHash: Buffer };
+export type AdmissionProbe = { courseId: string; admissionHash: Buffer };
 
-/** Per probe, whether its hash is the admission of a live place of its course (the conditions
- * of registrar_lock_admission but the email key, without a lock), in one statement. */
-async function findLiveAdmissions(sql: Sql, probes: readonly AdmissionProbe[]): Promise<boolean[]> {
-  const rows = await sql<{ n: string }[]>`
+/**
+ * The statement behind isAdmissionLive: the ordinal (1-based, as text) of each probe whose hash
+ * is the admission of a live place of its course (the conditions of registrar_lock_admission but
+ * the email key, without a lock). Each probe is its own lookup (LATERAL ... LIMIT 1 is not
+ * flattened into a join): the token by its unique admission hash, then its place. As a plain
+ * join, the planner could start from the course's admitted places instead (during a rush all
+ * probes name the same course) and check every probe against every one of them: 1,024 probes
+ * times 2,700 admitted places, 12 s a statement in the full-size `queue` bench
+ * (docs/benchmarks.md, "The admission probe"). Exported for the test of its plan.
+ */
+export function liveAdmissionsStatement(sql: Sql, probes: readonly AdmissionProbe[]) {
+  return sql<{ n: string }[]>`
     SELECT m.n::text AS n
     FROM unnest(${probes.map((p) => p.courseId)}::text[], ${probes.map((p) => p.admissionHash.toString('hex'))}::text[]) WITH ORDINALITY AS m (course, hash, n)
-    JOIN queue_tokens t ON t.admission_hash = decode(m.hash, 'hex')
-    JOIN queue_places q ON q.id = t.place_id
-    WHERE q.course_id = m.course AND registrar_admission_is_live(q.status, q.admitted_until)`;
+    CROSS JOIN LATERAL (
+      SELECT 1 FROM queue_tokens t JOIN queue_places q ON q.id = t.place_id
+      WHERE t.admission_hash = decode(m.hash, 'hex') AND q.course_id = m.course AND registrar_admission_is_live(q.status, q.admitted_until)
+      LIMIT 1) live`;
+}
+
+/** Per probe, whether its admission is live, in one statement. */
+async function findLiveAdmissions(sql: Sql, probes: readonly AdmissionProbe[]): Promise<boolean[]> {
+  const rows = await liveAdmissionsStatement(sql, probes);
   const live = probes.map(() => false);
   for (const row of rows) live[Number(row.n) - 1] = true;
   return live;
