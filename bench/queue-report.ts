@@ -49,6 +49,23 @@ function loadRow(label: string, answers: readonly (TimedAnswer & { problemType?:
   return [label, String(answers.length), statusCounts(answers), formatMs(span), rate(answered.length, span), formatMs(latency.p50), formatMs(latency.p99), formatMs(latency.max)];
 }
 
+const REGISTER_WINDOW_MS = 15_000;
+
+/** The students' registrations grouped by the window of the opening they were sent in: where the tail is. */
+function registrationWindows(records: readonly RegisterRecord[], openedAt: number): string[][] {
+  const windows = new Map<number, RegisterRecord[]>();
+  for (const r of records) {
+    const w = Math.max(0, Math.floor((r.startedAt - openedAt) / REGISTER_WINDOW_MS));
+    const group = windows.get(w);
+    if (group) group.push(r);
+    else windows.set(w, [r]);
+  }
+  return [...windows].sort(([a], [b]) => a - b).map(([w, group]) => {
+    const latency = summarize(group.filter((a) => a.status !== 0).map((a) => a.endedAt - a.startedAt));
+    return [`${(w * REGISTER_WINDOW_MS) / 1000}-${((w + 1) * REGISTER_WINDOW_MS) / 1000} s`, String(group.length), statusCounts(group), formatMs(latency.p50), formatMs(latency.p99), formatMs(latency.max)];
+  });
+}
+
 function joinedNote(check: { answeredNotStored: number; storedNotAnswered: number }): string {
   const stored = check.storedNotAnswered > 0 ? `, ${check.storedNotAnswered} stored places whose join got no answer (committed after the client gave up)` : '';
   return ` Joins: ${check.answeredNotStored} answered places not stored${stored}.`;
@@ -109,6 +126,11 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
       loadRow(`opening: ${settings.bots} bots, no or forged admission`, rush.bots, rushMs),
       loadRow('opening: students poll GET /queue/{id}', rush.polls.map(problemOf), rushMs),
     ],
+  };
+  const registerWindows: TextTable = {
+    title: `Admitted students' registrations by when they were sent (${REGISTER_WINDOW_MS / 1000} s windows of the opening; no answer: none within --timeout-ms)`,
+    headers: ['sent', 'requests', 'answers', 'p50', 'p99', 'max'],
+    rows: registrationWindows(students, rush.openedAt),
   };
   const cpuTable: TextTable = {
     title: 'CPU time per phase',
@@ -195,6 +217,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
   const text = [
     formatTable(loadTable), '',
     ...targets.map((t) => `Target: ${t}`), '',
+    formatTable(registerWindows), '',
     formatTable(memoryTable), '',
     formatTable(etaTable), '',
     ...checkLines, '',
@@ -209,6 +232,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
       html: [
         htmlTable(loadTable),
         ...targets.map((t) => paragraph(`Target: ${t}`, /: met$/.test(t) ? 'ok' : 'note')),
+        htmlTable(registerWindows),
         htmlTable(memoryTable),
         htmlTable(etaTable),
         ...checkLines.map((line) => paragraph(line)),

@@ -55,6 +55,8 @@ export type QueueRushSettings = {
   listener: PlaceListener;
   openedAt: number;
   bots: number;
+  /** Seats and waitlist places: the places that settle one by one. */
+  places: number;
   pollConcurrency: number;
   registerConcurrency: number;
   pollMaxMs: number;
@@ -201,7 +203,10 @@ export async function runQueueRush(settings: QueueRushSettings): Promise<QueueRu
   const bots = Array.from({ length: settings.bots }, (_, bot) => botLoop(bot));
 
   const sql = postgres(settings.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10, idle_timeout: 5 });
-  const progress = startProgress('queue: opening', students.length, { unit: 'places settled' });
+  // The places beyond the seats and waitlist places are sold out at once when those run out: the
+  // progress counts toward the ones that settle one by one, so its time left means something.
+  const settling = Math.min(students.length, settings.places);
+  const progress = startProgress('queue: opening', settling, { unit: 'places settled (the rest are sold out at once)' });
   try {
     const deadline = settings.openedAt + settings.timeoutMs;
     for (;;) {
@@ -217,7 +222,7 @@ export async function runQueueRush(settings: QueueRushSettings): Promise<QueueRu
       }
       const now = epochNow();
       result.samples.push({ at: now, admitted: Number(state?.admitted ?? 0), registered: registrationsDone, botAnswers: result.bots.length, polls: result.polls.length, pollsWaiting: polls.waiting });
-      progress.update(Number(state?.settled ?? 0));
+      progress.update(Math.min(settling, Number(state?.settled ?? 0)));
       if (Number(state?.waiting ?? 1) === 0 && inFlight === 0) break;
       if (now > deadline) {
         result.timedOut = true;

@@ -217,7 +217,7 @@ async function readPlaces(databaseUrl: string): Promise<{ places: PlaceFacts[]; 
   }
 }
 
-async function queueOnService(run: RunEnvironment, settings: QueueSettings, flags: { timeoutMs: number; rush: Omit<Parameters<typeof runQueueRush>[0], 'baseUrl' | 'databaseUrl' | 'course' | 'students' | 'listener' | 'openedAt' | 'signal' | 'log' | 'requestTimeoutMs' | 'bots'> }, context: ScenarioContext): Promise<QueueResult> {
+async function queueOnService(run: RunEnvironment, settings: QueueSettings, flags: { timeoutMs: number; rush: Omit<Parameters<typeof runQueueRush>[0], 'baseUrl' | 'databaseUrl' | 'course' | 'students' | 'listener' | 'openedAt' | 'signal' | 'log' | 'requestTimeoutMs' | 'bots' | 'places'> }, context: ScenarioContext): Promise<QueueResult> {
   const { baseUrl, adminToken } = run.service;
   // Opens once everything before the opening is done (changeCourseOpensAt below).
   await createQueuedCourse(baseUrl, adminToken, { id: QUEUED_COURSE, title: 'Queued course', capacity: settings.seats, waitlistCapacity: settings.waitlist }, new Date(Date.now() + 86_400_000), { order: settings.order, admissionSeconds: settings.admissionSeconds });
@@ -251,7 +251,7 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
   const rushWatch = await startCpuStopwatch(run.cpuRoots);
   const rush = await runQueueRush({
     ...flags.rush,
-    baseUrl, databaseUrl: run.databaseUrl, course: QUEUED_COURSE, students, listener, openedAt, bots: settings.bots,
+    baseUrl, databaseUrl: run.databaseUrl, course: QUEUED_COURSE, students, listener, openedAt, bots: settings.bots, places: settings.seats + settings.waitlist,
     requestTimeoutMs: flags.timeoutMs, signal: context.signal, log: context.log,
   });
   const rushCpu = await rushWatch.read();
