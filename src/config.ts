@@ -44,6 +44,8 @@ export type Config = Readonly<{
   maxEventLoopDelayMs: number;
   /** ...or when more requests than this wait for a database connection (per worker). */
   maxDatabaseBacklog: number;
+  /** POST /register's 403 not-admitted answers wait this long before they are written (0: at once). */
+  notAdmittedHoldMs: number;
   /** Mailbox, delivery logs, dead jobs, cancelled registrations' tokens and upload files older than this are removed. */
   retentionDays: number;
   /** How long SIGINT/SIGTERM waits for requests in flight before forcing. */
@@ -154,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitPerMinute: readInteger(env, 'RATE_LIMIT_PER_MINUTE', 600, 0, 1_000_000_000),
     maxEventLoopDelayMs: readInteger(env, 'MAX_EVENT_LOOP_DELAY_MS', 500, 10, 60_000),
     maxDatabaseBacklog: readInteger(env, 'MAX_DATABASE_BACKLOG', 250, 1, 1_000_000),
+    notAdmittedHoldMs: readInteger(env, 'NOT_ADMITTED_HOLD_MS', 1_000, 0, 60_000),
     retentionDays: readInteger(env, 'RETENTION_DAYS', 180, 1, 36_500),
     shutdownTimeoutMs: readInteger(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     workerLivenessTimeoutMs: readInteger(env, 'WORKER_LIVENESS_TIMEOUT_MS', 10_000, 0, 3_600_000),

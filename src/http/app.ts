@@ -1,6 +1,6 @@
 // The Fastify instance type the routes are written against, and what every route may use.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyInstance, onRequestHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, onRequestHookHandler, onSendHookHandler, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import type { Auth } from './auth.ts';
 
@@ -12,4 +12,7 @@ export type RouteDeps = {
   /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0); each class
    * has its own budget per client (joining a queue: 'queue'). */
   limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => onRequestHookHandler[];
+  /** POST /register's hold of its not-admitted answers (src/http/refusal-hold.ts); none when
+   * NOT_ADMITTED_HOLD_MS=0. */
+  holdRefusals: onSendHookHandler[];
 };

@@ -184,6 +184,12 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     rechecks.delete(course);
     if (!fullCourses.isQueued(course)) fullCourses.forget(course); // the database did not say "queued" again
   }
+  // At onSend the answer is decided: a refusal held before it is written (src/http/refusal-hold.ts)
+  // no longer counts against the bounds. onResponse still ends what a send never reached.
+  app.addHook('onSend', function endRegistrationDecision(request, _reply, payload, done) {
+    if (deferred.has(request)) endDeferred(request);
+    done(null, payload);
+  });
   app.addHook('onResponse', async function endRegistrationRecheck(request) {
     endDeferred(request);
   });

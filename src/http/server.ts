@@ -11,6 +11,7 @@ import { RequestTracker } from '../observability/request-tracker.ts';
 import { createDashboardSessions } from './dashboard-session.ts';
 import { registerLoadShedding, type SheddingOptions } from './load-shedding.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { createRefusalHold } from './refusal-hold.ts';
 import { observeFastRefusals } from '../domain/full-courses.ts';
 import { enableQueuePlaceMemory } from '../domain/queue-place-memory.ts';
 import { observeRegistrationBatches } from '../domain/registration.service.ts';
@@ -67,6 +68,9 @@ export type ServerOptions = {
   bodyLimitBytes?: number;
   /** PUBLIC_URL: the OpenAPI document's server; unset: "/", wherever the document was fetched from. */
   publicUrl?: string;
+  /** POST /register's 403 not-admitted answers are written this long after they are decided
+   *  (src/http/refusal-hold.ts); 0 or unset (tests of other things): at once. */
+  notAdmittedHoldMs?: number;
   /** Answer waiting places from this process's memory (src/domain/queue-place-memory.ts): up to
    *  1 s behind the database. Unset (tests that read their own writes at once): always read. */
   queuePlaceMemory?: boolean;
@@ -151,11 +155,15 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   app.addHook('onClose', () => guard.stop());
   const trustProxy = options.trustProxy ?? false;
   warnOfUntrustedProxy(app, trustProxy);
+  const refusalHold = options.notAdmittedHoldMs ? createRefusalHold(options.notAdmittedHoldMs) : undefined;
+  // Before the requests in flight are waited for: a held refusal is written at once.
+  if (refusalHold) app.addHook('preClose', async () => refusalHold.releaseAll());
   const deps = {
     sql: options.sql,
     auth: createAuth(options.adminToken, guard.failures('admin-auth')),
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
+    holdRefusals: refusalHold ? [refusalHold.hook] : [],
   };
   registerHealthRoutes(app, deps);
   registerTermRoutes(app, deps);

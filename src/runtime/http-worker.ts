@@ -41,6 +41,7 @@ export async function runHttpWorker(config: Config): Promise<void> {
     secureCookies: config.publicUrl.startsWith('https:'),
     publicUrl: config.publicUrl,
     queuePlaceMemory: true,
+    notAdmittedHoldMs: config.notAdmittedHoldMs,
   });
   lifecycle.add('http server', () => app.close());
   // Each worker binds its own socket with SO_REUSEPORT (Linux), and the kernel spreads the

@@ -234,6 +234,47 @@ describe('registering with an admission', () => {
   });
 });
 
+describe('not-admitted answers are held (NOT_ADMITTED_HOLD_MS)', () => {
+  const HOLD_MS = 2_000;
+  const holding = useStack({ server: { notAdmittedHoldMs: HOLD_MS } });
+  const helpers = queuedCourseHelpers(holding);
+
+  test('bots without or with forged admissions wait for their 403; the admitted students register meanwhile', async () => {
+    const course = await helpers.queuedCourse({ capacity: 20, opensAt: future(3_600_000) });
+    const joined = await helpers.joinAll(course, 40, 'held');
+    await helpers.open(course);
+    await admitFromQueue(holding.db.sql, course);
+    const views = await Promise.all(joined.map(async (j) => ({ ...j, ...(await helpers.place(j)).body })));
+    const admitted = views.filter((v) => v.status === 'admitted');
+    assert.equal(admitted.length, 20);
+    const countRegistrations = async () => Number((await holding.db.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM registrations WHERE course_id = ${course}`)[0]!.n);
+    assert.equal(await countRegistrations(), 0);
+    const timed = async (send: () => Promise<Answer>) => {
+      const startedAt = performance.now();
+      const answer = await send();
+      return { answer, startedAt, endedAt: performance.now() };
+    };
+    const bots = [
+      ...Array.from({ length: 50 }, (_, i) => () => helpers.register(course, { email: `held-bot${i}@example.org` })),
+      ...Array.from({ length: 50 }, (_, i) => () => helpers.register(course, { email: `held-forger${i}@example.org` }, randomBytes(32).toString('base64url'))),
+    ].map(timed);
+    // Sent after the bots: their refusals are decided first, and still written last.
+    const students = admitted.map((a) => timed(() => helpers.register(course, a, a.admission)));
+    const [refused, registered] = [await Promise.all(bots), await Promise.all(students)];
+    for (const { answer } of registered) assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    for (const { answer, startedAt, endedAt } of refused) {
+      assertProblem(answer, 403, 'not-admitted', 'a bot');
+      assert.ok(endedAt - startedAt >= HOLD_MS - 50, `a refusal written after ${Math.round(endedAt - startedAt)} ms, before the hold`);
+    }
+    const lastCreated = Math.max(...registered.map((r) => r.endedAt));
+    const firstRefused = Math.min(...refused.map((r) => r.endedAt));
+    assert.ok(lastCreated < firstRefused, 'every admitted student was answered while the refusals were held');
+    assert.equal(await countRegistrations(), 20, 'the admitted students registered, no bot did');
+    assert.deepEqual((await helpers.statuses(course)).registered, 20);
+    await assertInvariants(holding.db.sql);
+  });
+});
+
 describe('joining is rate limited per client', () => {
   const limited = useStack({ server: { rateLimitPerMinute: 3 } });
 

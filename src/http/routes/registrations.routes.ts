@@ -36,12 +36,13 @@ function trimCourses(body: unknown): void {
 
 const CSV_COLUMNS = ['id', 'course', 'name', 'email', 'status', 'waitlistPosition', 'createdAt'] as const;
 
-export function registerRegistrationRoutes(app: App, { sql, auth, limit }: RouteDeps): void {
+export function registerRegistrationRoutes(app: App, { sql, auth, limit, holdRefusals }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
   const security = [{ bearer: [] }];
 
   app.post('/register', {
     onRequest: limit('register'),
+    onSend: holdRefusals,
     preValidation: async function trimRegistration(request) {
       trimFields(request.body, ['name', 'email', 'course']);
       trimCourses(request.body);
