@@ -31,6 +31,16 @@ export type RunnerSpec = {
   name: string;
   concurrency: number;
   taskList: TaskList;
+  /**
+   * Mostly idle beside the others (webhooks, imports): it asks for jobs at most once per poll
+   * interval while it finds none, instead of at every job added. graphile-worker wakes an idle
+   * runner at each insert of any job (one NOTIFY per statement) and its fetch filters the
+   * queue's available jobs by task in priority order, so a runner whose tasks have no jobs
+   * scans every other runner's waiting job at each wake: 100,000 join emails waiting through a
+   * rush cost the idle runners 0.6-1.1 PostgreSQL backends at once (docs/benchmarks.md). A job
+   * for it then starts within a poll interval, and back to back while there are more.
+   */
+  idleMostly?: boolean;
 };
 
 export type JobRunners = { stop(): Promise<void> };
@@ -45,6 +55,15 @@ const RUNNER_CONNECTIONS_MAX = 16;
 
 export function runnerPoolSize(concurrency: number): number {
   return Math.min(concurrency, RUNNER_CONNECTIONS_MAX) + 2;
+}
+
+/**
+ * graphile-worker's local queue for an idle-mostly runner: up to `concurrency` jobs fetched at
+ * once, and after a fetch that found none, no fetch for `pollIntervalMs` whatever the
+ * notifications (maxAbortThreshold: Infinity).
+ */
+function idleRunnerPreset(concurrency: number, pollIntervalMs: number): GraphileConfig.Preset {
+  return { worker: { localQueue: { size: Math.max(2, concurrency), refetchDelay: { durationMs: pollIntervalMs, threshold: 1, maxAbortThreshold: Infinity } } } };
 }
 
 function graphileLogger(logger: Logger): GraphileLogger {
@@ -78,6 +97,7 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
         taskList: spec.taskList,
         noHandleSignals: true, // the process's Lifecycle owns the signals
         pollInterval,
+        ...(spec.idleMostly ? { preset: idleRunnerPreset(spec.concurrency, pollInterval) } : {}),
         logger: graphileLogger(options.logger.child({ runner: spec.name })),
         events,
       }));

@@ -101,11 +101,13 @@ export async function runJobWorker(config: Config): Promise<void> {
         // One import at a time; its parallelism is the thread pool's.
         name: 'imports',
         concurrency: 1,
+        idleMostly: true,
         taskList: { import_csv: createImportCsvTask({ sql, pool, logger }) },
       },
       {
         name: 'webhooks',
         concurrency: config.webhookConcurrency,
+        idleMostly: true,
         taskList: { deliver_webhook: createDeliverWebhookTask({ sql, timeoutMs: config.webhookTimeoutMs, logger, allowPrivate: config.webhookAllowPrivate, onOutcome: countWebhook, limit: createLimiter(config.webhookConcurrency) }) },
       },
     ],
