@@ -199,6 +199,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
         ? `Random order: the seed ${ordering.commitmentHolds ? 'matches' : 'DOES NOT match'} the SHA-256 shown before opening; ${ordering.checked} places re-ranked from sha256(seed || id): ${ordering.mismatches} differ from the ranks used.${joinedNote(ordering)}`
         : `Arrival order: ${ordering.checked} ranks against the join order: ${ordering.mismatches} differ.${joinedNote(ordering)}`,
     `Students' polls waiting in the bench for a connection: at most ${Math.max(0, ...rush.samples.map((x) => x.pollsWaiting))} (sampled each second; a backlog means the service answered polls slower than the students asked).`,
+    `The bench's own event loop through the opening (it adds to every latency measured): delay p50 ${formatMs(rush.benchLoopDelay.p50)}, p99 ${formatMs(rush.benchLoopDelay.p99)}, max ${formatMs(rush.benchLoopDelay.max)}.`,
     `Places at the end: ${statusOf('registered')} registered, ${statusOf('sold-out')} sold-out, ${statusOf('expired')} expired, ${statusOf('waiting')} waiting, ${statusOf('admitted')} admitted.`,
   ];
   const etaTable: TextTable = {
@@ -210,7 +211,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
     ? `Invariants: passed (${INVARIANT_CHECKS.length} checks over ${result.snapshot.courses.length} courses, ${result.snapshot.registrations.length} rows, ${places.length} places, ${students.length + rush.bots.length} answers)`
     : `Invariants: FAILED (${violations.length} violations)`;
   const notes = [
-    `Joins: a closed loop of ${settings.concurrency} connections, latency from sending to the whole answer. Reads: ${settings.readConcurrency} connections for ${settings.readSeconds} s over random places, before opening. Opening: students poll after a third of their estimate (1 s to --poll-max-ms), or follow their stream, and register at once with their admission; bots each keep one request in flight.`,
+    `${settings.joinRate > 0 ? `Joins: an open loop, ${settings.joinRate} arriving a second over at most ${settings.concurrency} connections, latency from when each was due (a wait for a free connection counts) to the whole answer.` : `Joins: a closed loop of ${settings.concurrency} connections, latency from sending to the whole answer.`} Reads: ${settings.readConcurrency} connections for ${settings.readSeconds} s over random places, before opening. Opening: students poll after a third of their estimate (1 s to --poll-max-ms), or follow their stream, and register at once with their admission; bots each keep one request in flight.`,
     CPU_COUNTED,
   ];
 

@@ -2,6 +2,7 @@
 // a pace set by their estimate) and register with their admission once admitted, while bots hammer
 // POST /register without one (or with a forged one); runs until no place waits or is admitted.
 import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { ConnectionPool, type TimedAnswer } from './connection-pool.ts';
 import type { EtaReading } from './queue-checks.ts';
@@ -45,6 +46,8 @@ export type QueueRushResult = {
   readings: EtaReading[];
   samples: RushSample[];
   timedOut: boolean;
+  /** The bench's own event-loop delay through the opening (ms): what it adds to every latency it measures. */
+  benchLoopDelay: { p50: number; p99: number; max: number };
 };
 
 export type QueueRushSettings = {
@@ -109,7 +112,9 @@ export async function runQueueRush(settings: QueueRushSettings): Promise<QueueRu
   const { baseUrl, course, students, signal } = settings;
   const polls = new ConnectionPool(baseUrl, settings.pollConcurrency, settings.requestTimeoutMs);
   const registering = new ConnectionPool(baseUrl, settings.registerConcurrency, settings.requestTimeoutMs);
-  const result: QueueRushResult = { openedAt: settings.openedAt, endedAt: 0, registrations: [], bots: [], polls: [], readings: [], samples: [], timedOut: false };
+  const result: QueueRushResult = { openedAt: settings.openedAt, endedAt: 0, registrations: [], bots: [], polls: [], readings: [], samples: [], timedOut: false, benchLoopDelay: { p50: 0, p99: 0, max: 0 } };
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const timers = new Set<NodeJS.Timeout>();
   let stopped = false;
   let inFlight = 0;
@@ -232,6 +237,8 @@ export async function runQueueRush(settings: QueueRushSettings): Promise<QueueRu
     }
   } finally {
     progress.finish(result.timedOut ? 'timed out' : undefined);
+    loopDelay.disable();
+    result.benchLoopDelay = { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     stopped = true;
     settings.listener.current = undefined;
     result.endedAt = epochNow();
