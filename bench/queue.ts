@@ -19,12 +19,14 @@ import { emailDelayFlag, serviceFlags } from './service-flags.ts';
 import { type RunEnvironment, withServiceRun } from './service-run.ts';
 import { type InvariantSnapshot, readInvariantSnapshot } from '../test/support/invariants.ts';
 import { runClosedLoop } from '../test/support/rush.ts';
+import { runOpenLoop } from './open-loop.ts';
 
 export const QUEUED_COURSE = 'queued';
 
 const queueFlags = {
   students: { type: 'integer', description: 'students who join the queue before it opens', default: 100_000, min: 1, max: 1_000_000 },
-  concurrency: { type: 'integer', description: 'joins in flight (lean keep-alive connections)', default: 256, min: 1, max: 4_096 },
+  concurrency: { type: 'integer', description: 'connections the joins go over (lean keep-alive), at most that many in flight', default: 256, min: 1, max: 4_096 },
+  'join-rate': { type: 'integer', description: 'joins arriving per second whatever the answers do (an open loop over at most --concurrency connections, latency from when each was due); 0: a closed loop of --concurrency', default: 0, min: 0, max: 100_000 },
   arrival: { type: 'boolean', description: 'order the queue by arrival (default: random, checked from its seed)' },
   seats: { type: 'integer', description: 'seats of the queued course', default: 10_000, min: 1, max: 1_000_000 },
   waitlist: { type: 'integer', description: 'waitlist places of the queued course', default: 2_000, min: 0, max: 1_000_000 },
@@ -47,6 +49,8 @@ const queueFlags = {
 export type QueueSettings = {
   students: number;
   concurrency: number;
+  /** Joins per second in an open loop; 0: a closed loop of `concurrency`. */
+  joinRate: number;
   order: 'random' | 'arrival';
   seats: number;
   waitlist: number;
@@ -110,10 +114,13 @@ async function joinAll(run: RunEnvironment, settings: QueueSettings, timeoutMs: 
   const progress = startProgress('queue: joins', settings.students, { unit: 'answers' });
   let done = 0;
   try {
-    const joins = await Promise.all(Array.from({ length: settings.students }, (_, i) => pool.send('POST', `/courses/${QUEUED_COURSE}/queue`, { body: joinBody(i) }).then((answer) => {
-      progress.update(++done);
-      return answer;
-    })));
+    const join = (i: number) => pool.send('POST', `/courses/${QUEUED_COURSE}/queue`, { body: joinBody(i) });
+    const joins = settings.joinRate > 0
+      ? await runOpenLoop(settings.students, settings.joinRate, join, () => progress.update(++done))
+      : await Promise.all(Array.from({ length: settings.students }, (_, i) => join(i).then((answer) => {
+        progress.update(++done);
+        return answer;
+      })));
     const students: QueueStudent[] = [];
     joins.forEach((answer, index) => {
       if (answer.status !== 201) return;
@@ -223,7 +230,9 @@ async function queueOnService(run: RunEnvironment, settings: QueueSettings, flag
   await createQueuedCourse(baseUrl, adminToken, { id: QUEUED_COURSE, title: 'Queued course', capacity: settings.seats, waitlistCapacity: settings.waitlist }, new Date(Date.now() + 86_400_000), { order: settings.order, admissionSeconds: settings.admissionSeconds });
   const commitment = (await readCourse(baseUrl, adminToken, QUEUED_COURSE)).queue?.seedSha256 ?? null;
 
-  context.log(`queue: ${settings.students} students join at concurrency ${settings.concurrency}`);
+  context.log(settings.joinRate > 0
+    ? `queue: ${settings.students} students join, ${settings.joinRate} arriving a second over at most ${settings.concurrency} connections`
+    : `queue: ${settings.students} students join at concurrency ${settings.concurrency}`);
   const joinWatch = await startCpuStopwatch(run.cpuRoots);
   const { joins, students } = await joinAll(run, settings, flags.timeoutMs);
   const joinCpu = await joinWatch.read();
@@ -285,6 +294,7 @@ export const queueScenario = defineScenario({
     const settings: QueueSettings = {
       students: flags.students,
       concurrency: flags.concurrency,
+      joinRate: flags['join-rate'],
       order: flags.arrival ? 'arrival' : 'random',
       seats: flags.seats,
       waitlist: flags.waitlist,
