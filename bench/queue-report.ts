@@ -199,7 +199,7 @@ export function renderQueueReport(result: QueueResult): ScenarioReport {
         ? `Random order: the seed ${ordering.commitmentHolds ? 'matches' : 'DOES NOT match'} the SHA-256 shown before opening; ${ordering.checked} places re-ranked from sha256(seed || id): ${ordering.mismatches} differ from the ranks used.${joinedNote(ordering)}`
         : `Arrival order: ${ordering.checked} ranks against the join order: ${ordering.mismatches} differ.${joinedNote(ordering)}`,
     `Students' polls waiting in the bench for a connection: at most ${Math.max(0, ...rush.samples.map((x) => x.pollsWaiting))} (sampled each second; a backlog means the service answered polls slower than the students asked).`,
-    `The bench's own event loop through the opening (it adds to every latency measured): delay p50 ${formatMs(rush.benchLoopDelay.p50)}, p99 ${formatMs(rush.benchLoopDelay.p99)}, max ${formatMs(rush.benchLoopDelay.max)}.`,
+    `The bench's main event loop through the opening (it adds to the latencies measured on it, the bots' and the polls'; the students' registrations are timed on a thread of their own): delay p50 ${formatMs(rush.benchLoopDelay.p50)}, p99 ${formatMs(rush.benchLoopDelay.p99)}, max ${formatMs(rush.benchLoopDelay.max)}.`,
     `Places at the end: ${statusOf('registered')} registered, ${statusOf('sold-out')} sold-out, ${statusOf('expired')} expired, ${statusOf('waiting')} waiting, ${statusOf('admitted')} admitted.`,
   ];
   const etaTable: TextTable = {
