@@ -32,13 +32,13 @@ export type RunnerSpec = {
   concurrency: number;
   taskList: TaskList;
   /**
-   * Mostly idle beside the others (webhooks, imports): it asks for jobs at most once per poll
-   * interval while it finds none, instead of at every job added. graphile-worker wakes an idle
-   * runner at each insert of any job (one NOTIFY per statement) and its fetch filters the
-   * queue's available jobs by task in priority order, so a runner whose tasks have no jobs
-   * scans every other runner's waiting job at each wake: 100,000 join emails waiting through a
-   * rush cost the idle runners 0.6-1.1 PostgreSQL backends at once (docs/benchmarks.md). A job
-   * for it then starts within a poll interval, and back to back while there are more.
+   * Mostly idle beside the others (webhooks, imports): its workers look for jobs when they poll
+   * (each poll interval while idle, back to back while there are jobs), not at every job added.
+   * graphile-worker nudges idle workers at each insert of any job (one NOTIFY per statement),
+   * and a look filters the queue's available jobs by task in priority order, so a runner whose
+   * tasks have no jobs walks every other runner's waiting job at each nudge: the 100,000 join
+   * emails waiting through a rush cost the idle runners 0.6-1.1 PostgreSQL backends at once
+   * (docs/benchmarks.md). A job for it starts within a poll interval.
    */
   idleMostly?: boolean;
 };
@@ -58,12 +58,17 @@ export function runnerPoolSize(concurrency: number): number {
 }
 
 /**
- * graphile-worker's local queue for an idle-mostly runner: up to `concurrency` jobs fetched at
- * once, and after a fetch that found none, no fetch for `pollIntervalMs` whatever the
- * notifications (maxAbortThreshold: Infinity).
+ * Makes an idle-mostly runner's pool deaf to new-job notifications: its workers find jobs by
+ * polling. graphile-worker's local queue with a refetch delay did the same but left a fetch
+ * running after runner.stop() under load (docs/design.md, "Why every runner wakes on every new
+ * job"); here nothing runs but the workers' own polls, which stop() waits for. The pool's
+ * `nudge` (called by its LISTEN handler at each notification) is graphile-worker 0.17's; another
+ * version without it refuses to start rather than run unpatched.
  */
-function idleRunnerPreset(concurrency: number, pollIntervalMs: number): GraphileConfig.Preset {
-  return { worker: { localQueue: { size: Math.max(2, concurrency), refetchDelay: { durationMs: pollIntervalMs, threshold: 1, maxAbortThreshold: Infinity } } } };
+function ignoreNotifications(workerPool: { nudge?: unknown }): boolean {
+  if (typeof workerPool.nudge !== 'function') return false;
+  workerPool.nudge = () => undefined;
+  return true;
 }
 
 function graphileLogger(logger: Logger): GraphileLogger {
@@ -86,7 +91,11 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
       // graphile-worker (0.17) locks jobs in the name of the worker pool (locked_by = the pool's
       // id), not of its workers: the heartbeat names the pools, so a live process's jobs are
       // never taken for a dead one's.
-      events.on('pool:create', ({ workerPool }) => lockerIds.add(workerPool.id));
+      let deaf = false;
+      events.on('pool:create', ({ workerPool }) => {
+        lockerIds.add(workerPool.id);
+        if (spec.idleMostly) deaf = ignoreNotifications(workerPool);
+      });
       events.on('pool:release', ({ workerPool }) => lockerIds.delete(workerPool.id));
       events.on('job:start', ({ job }) => options.observer?.started({ id: job.id, task: job.task_identifier, attempts: job.attempts }));
       events.on('job:complete', ({ job }) => options.observer?.finished(job.id));
@@ -97,10 +106,10 @@ export async function startJobRunners(options: { databaseUrl: string; sql: Sql; 
         taskList: spec.taskList,
         noHandleSignals: true, // the process's Lifecycle owns the signals
         pollInterval,
-        ...(spec.idleMostly ? { preset: idleRunnerPreset(spec.concurrency, pollInterval) } : {}),
         logger: graphileLogger(options.logger.child({ runner: spec.name })),
         events,
       }));
+      if (spec.idleMostly && !deaf) throw new Error(`graphile-worker's pool for the ${spec.name} runner has no nudge() to quiet: the job runners are written for graphile-worker 0.17.3`);
     }
   } catch (error) {
     await stopRunners();
