@@ -12,7 +12,7 @@ export type RouteDeps = {
   /** The rate-limit hooks of a class of routes (none when RATE_LIMIT_PER_MINUTE=0); each class
    * has its own budget per client (joining a queue: 'queue'). */
   limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => onRequestHookHandler[];
-  /** POST /register's hold of its not-admitted answers (src/http/refusal-hold.ts); none when
-   * NOT_ADMITTED_HOLD_MS=0. */
-  holdRefusals: onSendHookHandler[];
+  /** POST /register's onSend hooks: the shedder counts the registration out of its bounds
+   * (src/http/load-shedding.ts), then a not-admitted answer is held (src/http/refusal-hold.ts). */
+  registerOnSend: onSendHookHandler[];
 };

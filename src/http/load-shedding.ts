@@ -40,7 +40,7 @@
 // naming made-up courses shares one bound. Any other registration is shed with 503 as
 // everything else is.
 import { PassThrough } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import type { Sql } from '../db/database.ts';
 import { fullCoursesOf } from '../domain/full-courses.ts';
 import { queuePlaceMemoryOf } from '../domain/queue-place-memory.ts';
@@ -95,7 +95,8 @@ function isSmallRegistration(request: FastifyRequest): boolean {
   return length <= DEFERRED_BODY_MAX_BYTES;
 }
 
-export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql, options: SheddingOptions): void {
+/** Registers the shedding hooks; returns the onSend hook POST /register runs first. */
+export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql, options: SheddingOptions): onSendHookHandler {
   const pressure = watchProcessPressure();
   app.addHook('onClose', async () => pressure.stop());
   const fullCourses = fullCoursesOf(sql);
@@ -184,18 +185,19 @@ export function registerLoadShedding(app: App, tracker: RequestTracker, sql: Sql
     rechecks.delete(course);
     if (!fullCourses.isQueued(course)) fullCourses.forget(course); // the database did not say "queued" again
   }
-  // At onSend the answer is decided: a refusal held before it is written (src/http/refusal-hold.ts)
-  // no longer counts against the bounds. onResponse still ends what a send never reached.
-  app.addHook('onSend', function endRegistrationDecision(request, _reply, payload, done) {
-    if (deferred.has(request)) endDeferred(request);
-    done(null, payload);
-  });
   app.addHook('onResponse', async function endRegistrationRecheck(request) {
     endDeferred(request);
   });
   app.addHook('onRequestAbort', async function abandonRegistrationRecheck(request) {
     endDeferred(request);
   });
+  // POST /register's own onSend hook, before its refusal hold (src/http/refusal-hold.ts): the
+  // answer is decided, so a refusal held before it is written no longer counts against the
+  // bounds. onResponse above still ends what a send never reached.
+  return function endRegistrationDecision(request, _reply, payload, done) {
+    if (deferred.has(request)) endDeferred(request);
+    done(null, payload);
+  };
 }
 
 /**

@@ -142,7 +142,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   }
   tracker.attach(app);
   if (options.queuePlaceMemory) enableQueuePlaceMemory(options.sql);
-  if (options.shedding) registerLoadShedding(app, tracker, options.sql, options.shedding);
+  const registrationDecided = options.shedding ? registerLoadShedding(app, tracker, options.sql, options.shedding) : undefined;
   const activity = publishActivity(() => tracker.snapshot());
   app.addHook('onClose', async () => activity.stop());
 
@@ -163,7 +163,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     auth: createAuth(options.adminToken, guard.failures('admin-auth')),
     // No limit, no hook at all: not even an empty one on every request.
     limit: (routeClass: 'register' | 'queue' | 'manage' | 'login') => (limiter ? [limiter.hook(routeClass)] : []),
-    holdRefusals: refusalHold ? [refusalHold.hook] : [],
+    registerOnSend: [...(registrationDecided ? [registrationDecided] : []), ...(refusalHold ? [refusalHold.hook] : [])],
   };
   registerHealthRoutes(app, deps);
   registerTermRoutes(app, deps);

@@ -36,13 +36,13 @@ function trimCourses(body: unknown): void {
 
 const CSV_COLUMNS = ['id', 'course', 'name', 'email', 'status', 'waitlistPosition', 'createdAt'] as const;
 
-export function registerRegistrationRoutes(app: App, { sql, auth, limit, holdRefusals }: RouteDeps): void {
+export function registerRegistrationRoutes(app: App, { sql, auth, limit, registerOnSend }: RouteDeps): void {
   const adminOnly = auth.requireAdmin;
   const security = [{ bearer: [] }];
 
   app.post('/register', {
     onRequest: limit('register'),
-    onSend: holdRefusals,
+    onSend: registerOnSend,
     preValidation: async function trimRegistration(request) {
       trimFields(request.body, ['name', 'email', 'course']);
       trimCourses(request.body);
