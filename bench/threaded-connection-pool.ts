@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ConnectionPool, type TimedAnswer } from './connection-pool.ts';
+import { epochNow } from '../test/support/rush.ts';
 
 type Setup = { baseUrl: string; size: number; timeoutMs: number };
 type Ask = { id: number; method: 'GET' | 'POST'; path: string; body?: string | undefined; token?: string | undefined } | { close: true };
@@ -42,7 +43,7 @@ export class ThreadedConnectionPool {
   }
 
   private failAll(error: string): void {
-    const now = performance.timeOrigin + performance.now();
+    const now = epochNow();
     for (const resolve of this.pending.values()) resolve({ startedAt: now, endedAt: now, status: 0, body: '', error });
     this.pending.clear();
   }
