@@ -72,6 +72,8 @@ test('a seat offered: the page counts down to the deadline, and the email\'s acc
   await page.locator('#status').filter({ hasText: 'enrolled' }).waitFor();
   assert.deepEqual(dialogs, ['Accept the seat? You will be enrolled.'], 'asked once before it answered');
   assert.equal(await page.locator('#offer').isHidden(), true, 'the offer is gone once accepted');
+  // The history is read again after the answer is shown: its newest entry changes a moment later.
+  await page.locator('#entries li').first().filter({ hasText: 'accepted the offered seat' }).waitFor();
   assert.match((await page.locator('#entries li').first().textContent())!, /accepted the offered seat before its deadline \(by you\)$/);
   assert.equal((await client.request('GET', `/registrations/${waiting.id}`, { token: waiting.manageToken })).body.status, 'enrolled');
 
